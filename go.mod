@@ -1,0 +1,13 @@
+module github.com/unwind-dev/unwind
+
+go 1.26.8
+
+require (
+	github.com/go-delve/delve v1.27.2 // indirect
+	github.com/google/go-cmp v0.7.0 // indirect
+	github.com/inconshreveable/mousetrap v1.1.0 // indirect
+	github.com/klauspost/compress v1.20.3 // indirect
+	github.com/spf13/cobra v1.10.2 // indirect
+	github.com/spf13/pflag v1.0.10 // indirect
+	golang.org/x/arch v0.32.0 // indirect
+)

@@ -1,0 +1,116 @@
+package unwind
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// Memory is the target's address space as the unwinder sees it: ReadAt fills
+// p from virtual address addr. Addresses are uint64 because kernel addresses
+// (0xffffffff81000000) do not fit io.ReaderAt's signed offset.
+//
+// A short read must return an error; an address with nothing behind it should
+// return an error that wraps ErrUnmapped (a *MemoryError does).
+type Memory interface {
+	ReadAt(p []byte, addr uint64) (int, error)
+}
+
+// ErrUnmapped is wrapped by every error that reports a read of an address
+// with no memory behind it.
+var ErrUnmapped = errors.New("address not mapped")
+
+// MemoryError reports a failed read of Len bytes at Addr. It wraps
+// ErrUnmapped, so errors.Is(err, ErrUnmapped) identifies it.
+type MemoryError struct {
+	Addr uint64
+	Len  int
+}
+
+func (e *MemoryError) Error() string {
+	return fmt.Sprintf("read of %d bytes at %#x: %v", e.Len, e.Addr, ErrUnmapped)
+}
+
+// Unwrap returns ErrUnmapped.
+func (e *MemoryError) Unwrap() error { return ErrUnmapped }
+
+// ReadU64 reads a little-endian 64-bit word at addr.
+func ReadU64(m Memory, addr uint64) (uint64, error) {
+	var b [8]byte
+	n, err := m.ReadAt(b[:], addr)
+	if n == 8 {
+		return binary.LittleEndian.Uint64(b[:]), nil
+	}
+	if err == nil {
+		err = &MemoryError{Addr: addr, Len: 8}
+	}
+	return 0, err
+}
+
+// FromReaderAt adapts an io.ReaderAt whose offset 0 holds virtual address
+// base, such as a raw stack dump read from a file. Reads below base or past
+// the reader's end report a *MemoryError.
+func FromReaderAt(r io.ReaderAt, base uint64) Memory {
+	return readerAtMemory{r: r, base: base}
+}
+
+type readerAtMemory struct {
+	r    io.ReaderAt
+	base uint64
+}
+
+func (m readerAtMemory) ReadAt(p []byte, addr uint64) (int, error) {
+	off := addr - m.base
+	if addr < m.base || off > 1<<62 {
+		return 0, &MemoryError{Addr: addr, Len: len(p)}
+	}
+	n, err := m.r.ReadAt(p, int64(off))
+	if n < len(p) {
+		return n, &MemoryError{Addr: addr + uint64(n), Len: len(p) - n}
+	}
+	_ = err
+	return n, nil
+}
+
+// Region is one contiguous piece of a SplicedMemory.
+type Region struct {
+	Addr uint64 // first virtual address
+	Data []byte // contents; len(Data) bytes are mapped
+}
+
+// SplicedMemory is a Memory made of non-overlapping in-memory regions, sorted
+// by address: the simplest way to hand the unwinder a stack plus a text
+// section in a test or a tool. A read that crosses a hole fails.
+type SplicedMemory []Region
+
+// ReadAt implements Memory.
+func (s SplicedMemory) ReadAt(p []byte, addr uint64) (int, error) {
+	done := 0
+	for done < len(p) {
+		a := addr + uint64(done)
+		i := s.find(a)
+		if i < 0 {
+			return done, &MemoryError{Addr: a, Len: len(p) - done}
+		}
+		r := s[i]
+		done += copy(p[done:], r.Data[a-r.Addr:])
+	}
+	return done, nil
+}
+
+func (s SplicedMemory) find(a uint64) int {
+	lo, hi := 0, len(s)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if s[m].Addr+uint64(len(s[m].Data)) <= a {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	if lo < len(s) && s[lo].Addr <= a && a-s[lo].Addr < uint64(len(s[lo].Data)) {
+		return lo
+	}
+	return -1
+}
