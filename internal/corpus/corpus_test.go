@@ -1,0 +1,20 @@
+package corpus
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestDirUser(t *testing.T) {
+	d := Dir(t, "user")
+	if _, err := os.Stat(filepath.Join(d, "MANIFEST.md")); err != nil {
+		t.Fatalf("unpacked user corpus has no MANIFEST.md: %v", err)
+	}
+}
+
+func TestUnknown(t *testing.T) {
+	if _, err := Find("nope"); err == nil {
+		t.Fatal("Find of an unknown corpus succeeded")
+	}
+}
