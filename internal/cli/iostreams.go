@@ -1,0 +1,50 @@
+// Package cli holds the unwind command's subcommands. cmd/unwind/main.go only
+// calls Main; every command is built by a NewCmdX constructor that takes the
+// IOStreams, so tests run commands against buffers.
+package cli
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+// IOStreams are the streams a command reads and writes.
+type IOStreams struct {
+	In     io.Reader
+	Out    io.Writer
+	ErrOut io.Writer
+	// IsTerminal reports whether Out is a terminal (for progress bars).
+	IsTerminal bool
+}
+
+// System returns the process's own streams.
+func System() *IOStreams {
+	fi, err := os.Stdout.Stat()
+	term := err == nil && fi.Mode()&os.ModeCharDevice != 0
+	return &IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr, IsTerminal: term}
+}
+
+// Exit codes of the unwind command.
+const (
+	ExitOK      = 0 // success
+	ExitFailure = 1 // the command failed (unreadable file, failed invariant, …)
+	ExitUsage   = 2 // bad flags or arguments
+	ExitPartial = 3 // a trace was printed but is truncated or unreliable
+)
+
+// ExitError carries an exit code out of a command's RunE.
+type ExitError struct {
+	Code int
+	Err  error
+}
+
+func (e *ExitError) Error() string {
+	if e.Err == nil {
+		return fmt.Sprintf("exit status %d", e.Code)
+	}
+	return e.Err.Error()
+}
+
+// Unwrap returns the underlying error.
+func (e *ExitError) Unwrap() error { return e.Err }
