@@ -1,0 +1,87 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+// Main runs the unwind command with os.Args and returns the process exit
+// code (see the Exit constants).
+func Main() int {
+	return Run(System(), os.Args[1:])
+}
+
+// Run runs the unwind command with args against ios and returns the exit
+// code. Tests call it with buffers.
+func Run(ios *IOStreams, args []string) int {
+	root := NewCmdRoot(ios)
+	root.SetArgs(args)
+	err := root.Execute()
+	if err == nil {
+		return ExitOK
+	}
+	var ee *ExitError
+	if errors.As(err, &ee) {
+		if ee.Err != nil {
+			fmt.Fprintln(ios.ErrOut, "unwind:", ee.Err)
+		}
+		return ee.Code
+	}
+	fmt.Fprintln(ios.ErrOut, "unwind:", err)
+	var ue usageError
+	if errors.As(err, &ue) || isCobraUsage(err) {
+		return ExitUsage
+	}
+	return ExitFailure
+}
+
+// usageError marks an error caused by the command line itself.
+type usageError struct{ error }
+
+func (u usageError) Unwrap() error { return u.error }
+
+func usagef(format string, args ...any) error {
+	return usageError{fmt.Errorf(format, args...)}
+}
+
+// NewCmdRoot builds the root command with every subcommand attached.
+func NewCmdRoot(ios *IOStreams) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "unwind",
+		Short: "x86-64 stack unwinder and crash-dump analyzer",
+		Long: `unwind finds the true call chain in x86-64 stack memory, across the pt_regs
+frames that interrupt, exception, NMI and syscall entry leave on the stack.
+
+Exit codes: 0 success, 1 failure, 2 usage error, 3 trace printed but
+truncated or unreliable.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(ios.Out)
+	root.SetErr(ios.ErrOut)
+	root.SetIn(ios.In)
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return usageError{err}
+	})
+	root.AddCommand(
+		NewCmdVersion(ios),
+		NewCmdSymbolize(ios),
+	)
+	return root
+}
+
+// isCobraUsage reports errors cobra raises for argument-count and unknown
+// command problems, which it does not type.
+func isCobraUsage(err error) bool {
+	msg := err.Error()
+	for _, p := range []string{"unknown command", "accepts ", "requires at least", "requires at most", "unknown flag", "unknown shorthand", "flag needs an argument"} {
+		if strings.Contains(msg, p) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,204 @@
+package cli
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/unwind-dev/unwind/symbols"
+)
+
+type symbolizeOptions struct {
+	syms   []string
+	bias   string
+	output outputFormat
+}
+
+// NewCmdSymbolize builds `unwind symbolize --sym FILE ADDR...`.
+func NewCmdSymbolize(ios *IOStreams) *cobra.Command {
+	opts := &symbolizeOptions{output: outputText}
+	cmd := &cobra.Command{
+		Use:   "symbolize --sym FILE ADDR...",
+		Short: "Turn addresses into symbol+offset/size and source lines",
+		Long: `Symbolize looks up each address in the symbol files given with --sym: ELF
+executables, shared libraries or vmlinux (symbols, and source lines with
+inlined callers when the file has DWARF), System.map, or /proc/kallsyms text.
+--bias is added to every address in the files (a KASLR offset, or a shared
+library's load address); the addresses on the command line are runtime
+addresses.`,
+		Example: `  unwind symbolize --sym vmlinux 0xffffffff81a2b3c4
+  unwind symbolize --sym System.map --bias 0x1e000000 ffffffff9fa2b3c4
+  unwind symbolize --sym ./a.out -o json 0x401136`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runSymbolize(ios, opts, args)
+		},
+	}
+	cmd.Flags().StringArrayVar(&opts.syms, "sym", nil, "symbol `FILE` (ELF, System.map or kallsyms); repeatable")
+	cmd.Flags().StringVar(&opts.bias, "bias", "0", "load bias or KASLR offset added to the files' addresses")
+	cmd.Flags().VarP(&opts.output, "output", "o", "output format: text or json")
+	return cmd
+}
+
+// symbolizedAddr is one address's answer, and the JSON form of it.
+type symbolizedAddr struct {
+	Addr     string          `json:"addr"`
+	Found    bool            `json:"found"`
+	Function string          `json:"function,omitempty"`
+	Offset   uint64          `json:"offset"`
+	Size     uint64          `json:"size"`
+	Module   string          `json:"module,omitempty"`
+	Lines    []symbolizedLoc `json:"lines,omitempty"`
+}
+
+type symbolizedLoc struct {
+	Function string `json:"function"`
+	File     string `json:"file"`
+	Line     int    `json:"line"`
+	Inlined  bool   `json:"inlined"`
+}
+
+func runSymbolize(ios *IOStreams, opts *symbolizeOptions, args []string) error {
+	if len(opts.syms) == 0 {
+		return usagef("symbolize needs at least one --sym FILE")
+	}
+	bias, err := parseAddr(opts.bias)
+	if err != nil {
+		return usagef("--bias: %v", err)
+	}
+	addrs := make([]uint64, len(args))
+	for i, a := range args {
+		if addrs[i], err = parseAddr(a); err != nil {
+			return usagef("address %q: %v", a, err)
+		}
+	}
+	set, err := loadSymbolFiles(opts.syms, bias)
+	if err != nil {
+		return err
+	}
+	var out []symbolizedAddr
+	var lines []symbols.Line
+	missing := 0
+	for _, a := range addrs {
+		r := symbolizedAddr{Addr: hex(a)}
+		if s, ok := set.Symbol(a); ok {
+			r.Found = true
+			r.Function, r.Offset, r.Size, r.Module = s.Name, a-s.Addr, s.Size, s.Module
+		} else {
+			missing++
+		}
+		lines = set.Lines(a, lines[:0])
+		for _, l := range lines {
+			r.Lines = append(r.Lines, symbolizedLoc{l.Function, l.File, l.Line, l.Inlined})
+		}
+		out = append(out, r)
+	}
+	if opts.output == outputJSON {
+		if err := writeJSON(ios.Out, map[string]any{"version": JSONVersion, "addresses": out}); err != nil {
+			return err
+		}
+	} else {
+		writeSymbolizedText(ios.Out, out)
+	}
+	if missing > 0 {
+		return &ExitError{Code: ExitFailure, Err: fmt.Errorf("%d of %d addresses have no symbol", missing, len(addrs))}
+	}
+	return nil
+}
+
+// writeSymbolizedText prints one line per address, "ADDR func+0xoff/0xsize
+// [module]", then the source lines innermost first in addr2line's style.
+func writeSymbolizedText(w io.Writer, out []symbolizedAddr) {
+	for _, r := range out {
+		if !r.Found {
+			fmt.Fprintf(w, "%s ??\n", r.Addr)
+		} else {
+			mod := ""
+			if r.Module != "" {
+				mod = " [" + r.Module + "]"
+			}
+			fmt.Fprintf(w, "%s %s+%#x/%#x%s\n", r.Addr, r.Function, r.Offset, r.Size, mod)
+		}
+		for _, l := range r.Lines {
+			if l.Inlined {
+				fmt.Fprintf(w, "    %s inlined at %s:%d\n", l.Function, l.File, l.Line)
+			} else {
+				fmt.Fprintf(w, "    %s at %s:%d\n", l.Function, l.File, l.Line)
+			}
+		}
+	}
+}
+
+// loadSymbolFiles opens each file as ELF, System.map or kallsyms, by content.
+func loadSymbolFiles(paths []string, bias uint64) (*symbols.Set, error) {
+	set := &symbols.Set{}
+	for _, p := range paths {
+		kind, err := sniffSymbolFile(p)
+		if err != nil {
+			return nil, err
+		}
+		switch kind {
+		case "elf":
+			f, err := symbols.Open(p, bias)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", p, err)
+			}
+			set.Add(f)
+		default:
+			fh, err := os.Open(p)
+			if err != nil {
+				return nil, err
+			}
+			var t *symbols.Table
+			if kind == "kallsyms" {
+				t, err = symbols.ParseKallsyms(bufio.NewReader(fh), bias)
+			} else {
+				t, err = symbols.ParseSystemMap(bufio.NewReader(fh), bias)
+			}
+			fh.Close()
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", p, err)
+			}
+			set.AddTable(t, "")
+		}
+	}
+	return set, nil
+}
+
+// sniffSymbolFile tells an ELF file from System.map and kallsyms text: an
+// ELF starts with \x7fELF; kallsyms lines may carry a "[module]" column and
+// lower-case types for locals, System.map never has a module column.
+func sniffSymbolFile(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	head := make([]byte, 64<<10)
+	n, _ := io.ReadFull(f, head)
+	head = head[:n]
+	if bytes.HasPrefix(head, []byte("\x7fELF")) {
+		return "elf", nil
+	}
+	if bytes.Contains(head, []byte("\t[")) || strings.Contains(path, "kallsyms") {
+		return "kallsyms", nil
+	}
+	return "systemmap", nil
+}
+
+// parseAddr reads an address in hex (with or without 0x) or, with a 0d
+// prefix, decimal.
+func parseAddr(s string) (uint64, error) {
+	s = strings.TrimSpace(s)
+	if strings.HasPrefix(s, "0d") {
+		return strconv.ParseUint(s[2:], 10, 64)
+	}
+	s = strings.TrimPrefix(strings.TrimPrefix(s, "0x"), "0X")
+	return strconv.ParseUint(s, 16, 64)
+}
