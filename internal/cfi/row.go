@@ -1,15 +1,3 @@
-// Package cfi compiles DWARF call-frame information (.eh_frame and
-// .debug_frame) into compact rows and evaluates them. It is the only package
-// that imports delve's pkg/dwarf/frame and pkg/dwarf/op, which it uses to parse
-// CIEs/FDEs and as a differential oracle in tests.
-//
-// CONTRACT (shared by the symbols and unwind packages; keep these names):
-//
-//	t, err := cfi.Parse(data []byte, kind cfi.SectionKind, sectionAddr uint64, bias uint64)
-//	err = t.Find(pc, &row)        // fills row for pc; errors.Is(err, cfi.ErrNoFDE) on a miss
-//	caller, cfa, err := row.Step(&regs, mem)  // applies the row to callee regs
-//
-// Find and Step do not allocate in steady state.
 package cfi
 
 import "errors"
@@ -60,4 +48,11 @@ type Row struct {
 	Regs        [NumCols]Rule
 	RetAddrReg  uint8
 	SignalFrame bool // the FDE's CIE has the 'S' augmentation
+}
+
+// Memory is the target address space Step reads saved registers from. It has
+// the shape of unwind.Memory, so any unwind.Memory can be passed; a failed
+// read should return an error (wrapping unwind.ErrUnmapped when unmapped).
+type Memory interface {
+	ReadAt(p []byte, addr uint64) (int, error)
 }

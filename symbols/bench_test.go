@@ -1,0 +1,86 @@
+package symbols
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/unwind-dev/unwind/internal/corpus"
+)
+
+// benchTable returns the kernel System.map when the corpus is there, else a
+// synthetic table of 100k symbols.
+func benchTable(b *testing.B) (*Table, []uint64) {
+	var tab *Table
+	if dir, err := corpus.Find("kernel"); err == nil {
+		if data, err := os.ReadFile(filepath.Join(dir, "fp", "System.map")); err == nil {
+			tab, _ = ParseSystemMap(bytes.NewReader(data), 0)
+		}
+	}
+	if tab == nil {
+		syms := make([]Sym, 100000)
+		for i := range syms {
+			syms[i] = Sym{Name: "f", Addr: 0xffffffff81000000 + uint64(i)*64}
+		}
+		tab = NewTable(syms)
+	}
+	lo, hi := tab.At(0).Addr, tab.At(tab.Len()-1).Addr
+	addrs := make([]uint64, 4096)
+	x := uint64(88172645463325252)
+	for i := range addrs {
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		addrs[i] = lo + x%(hi-lo+1)
+	}
+	return tab, addrs
+}
+
+func BenchmarkLookup(b *testing.B) {
+	tab, addrs := benchTable(b)
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		tab.Lookup(addrs[n&4095])
+		n++
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "lookups/s")
+	b.ReportMetric(float64(tab.Len()), "symbols")
+}
+
+func BenchmarkFileFindCFI(b *testing.B) {
+	f, err := Open("testdata/prog", 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	leaf, _ := f.Syms.ByName("leaf")
+	var row CFIRow
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		if err := f.FindCFI(leaf.Addr+uint64(n%int(leaf.Size)), &row); err != nil {
+			b.Fatal(err)
+		}
+		n++
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "lookups/s")
+}
+
+func BenchmarkLines(b *testing.B) {
+	f, err := Open("testdata/prog", 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	leaf, _ := f.Syms.ByName("leaf")
+	var buf []Line
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		buf = f.Lines(leaf.Addr+uint64(n%int(leaf.Size)), buf)
+		n++
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "lookups/s")
+}

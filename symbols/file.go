@@ -1,0 +1,301 @@
+package symbols
+
+import (
+	"debug/elf"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/unwind-dev/unwind/internal/cfi"
+)
+
+// File is one ELF module (an executable, shared library or vmlinux) loaded
+// at Bias: its symbols, executable sections, CFI and DWARF lines, all at
+// run-time addresses. Symbols are read by Open; code, CFI and DWARF are read
+// on first use. A File is safe for concurrent use.
+type File struct {
+	Path string // as given to Open or NewFile; also every Sym's Module
+	Bias uint64 // added to every link-time address (KASLR, PIE or library load bias)
+	Syms *Table // .symtab and .dynsym, deduplicated
+
+	r       io.ReaderAt
+	closer  io.Closer
+	ef      *elf.File
+	text    []textSection // executable sections sorted by address
+	lo, hi  uint64        // run-time span of the allocated sections
+	buildID []byte
+
+	cfiOnce   sync.Once
+	debugCFI  *cfi.Table
+	ehCFI     *cfi.Table
+	cfiErr    error
+	dwarfOnce sync.Once
+	dw        *dwarfIndex
+	dwErr     error
+}
+
+// textSection is one SHF_EXECINSTR section, its bytes read on first use.
+type textSection struct {
+	name       string
+	start, end uint64 // run-time
+	sec        *elf.Section
+	once       *sync.Once
+	data       *[]byte
+}
+
+// Open opens the ELF file at path with load bias bias (the KASLR offset for
+// vmlinux, the load address for a PIE or shared library, 0 for a fixed
+// executable). Close releases the file.
+func Open(path string, bias uint64) (*File, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	f, err := NewFile(fh, path, bias)
+	if err != nil {
+		fh.Close()
+		return nil, err
+	}
+	f.closer = fh
+	return f, nil
+}
+
+// NewFile reads an ELF file from r; path names it in Sym.Module and errors.
+// r must stay readable while the File is used (code, CFI and DWARF are read
+// lazily).
+func NewFile(r io.ReaderAt, path string, bias uint64) (f *File, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			f, err = nil, fmt.Errorf("symbols: %s: malformed ELF: %v", path, p)
+		}
+	}()
+	ef, err := elf.NewFile(r)
+	if err != nil {
+		return nil, fmt.Errorf("symbols: %s: %w", path, err)
+	}
+	if ef.Class != elf.ELFCLASS64 || ef.Machine != elf.EM_X86_64 {
+		return nil, fmt.Errorf("symbols: %s: not an x86-64 ELF (%v %v)", path, ef.Class, ef.Machine)
+	}
+	f = &File{Path: path, Bias: bias, r: r, ef: ef}
+	f.lo = ^uint64(0)
+	for _, s := range ef.Sections {
+		if s.Flags&elf.SHF_ALLOC == 0 || s.Addr == 0 || s.Size == 0 {
+			continue
+		}
+		f.lo = min(f.lo, s.Addr+bias)
+		f.hi = max(f.hi, s.Addr+s.Size+bias)
+		if s.Flags&elf.SHF_EXECINSTR != 0 && s.Type == elf.SHT_PROGBITS {
+			f.text = append(f.text, textSection{name: s.Name, start: s.Addr + bias, end: s.Addr + s.Size + bias,
+				sec: s, once: new(sync.Once), data: new([]byte)})
+		}
+	}
+	if f.hi == 0 {
+		f.lo = 0
+	}
+	slices.SortFunc(f.text, func(a, b textSection) int {
+		if a.start < b.start {
+			return -1
+		}
+		if a.start > b.start {
+			return 1
+		}
+		return 0
+	})
+	f.Syms = f.readSymbols()
+	f.buildID = readBuildID(ef)
+	return f, nil
+}
+
+// Close closes the file Open opened; it is a no-op for NewFile.
+func (f *File) Close() error {
+	if f.closer != nil {
+		return f.closer.Close()
+	}
+	return nil
+}
+
+// readSymbols reads .symtab and .dynsym: functions, objects, untyped labels
+// and ifuncs defined in a section, relocated by the bias.
+func (f *File) readSymbols() *Table {
+	var es []entry
+	add := func(syms []elf.Symbol) {
+		for _, s := range syms {
+			typ := elf.ST_TYPE(s.Info)
+			switch typ {
+			case elf.STT_FUNC, elf.STT_GNU_IFUNC, elf.STT_OBJECT, elf.STT_NOTYPE:
+			default:
+				continue
+			}
+			if s.Name == "" || s.Section == elf.SHN_UNDEF || strings.HasPrefix(s.Name, ".L") {
+				continue
+			}
+			addr := s.Value
+			if s.Section != elf.SHN_ABS {
+				addr += f.Bias
+			}
+			rank := 2
+			switch {
+			case typ == elf.STT_FUNC || typ == elf.STT_GNU_IFUNC:
+				rank = 0
+			case typ == elf.STT_NOTYPE:
+				rank = 1
+			}
+			if elf.ST_BIND(s.Info) == elf.STB_LOCAL {
+				rank += 4 // among aliases prefer global names, as nm users expect
+			}
+			if s.Section == elf.SHN_ABS {
+				rank += 8
+			}
+			name := s.Name
+			if i := strings.IndexByte(name, '@'); i > 0 {
+				name = name[:i] // dynsym version suffix, as in "memcpy@@GLIBC_2.14"
+			}
+			es = append(es, entry{Sym: Sym{Name: name, Addr: addr, Size: s.Size, Module: f.Path}, rank: rank})
+		}
+	}
+	if syms, err := f.ef.Symbols(); err == nil {
+		add(syms)
+	}
+	if syms, err := f.ef.DynamicSymbols(); err == nil {
+		add(syms)
+	}
+	return newTable(es)
+}
+
+// readBuildID returns the NT_GNU_BUILD_ID descriptor from any SHT_NOTE section.
+func readBuildID(ef *elf.File) []byte {
+	for _, s := range ef.Sections {
+		if s.Type != elf.SHT_NOTE || s.Size > 1<<20 {
+			continue
+		}
+		b, err := s.Data()
+		if err != nil {
+			continue
+		}
+		for len(b) >= 12 {
+			nsz := uint64(binary.LittleEndian.Uint32(b))
+			dsz := uint64(binary.LittleEndian.Uint32(b[4:]))
+			typ := binary.LittleEndian.Uint32(b[8:])
+			nend := 12 + (nsz+3)&^3
+			dend := nend + (dsz+3)&^3
+			if nend > uint64(len(b)) || 12+nsz > uint64(len(b)) || nend+dsz > uint64(len(b)) {
+				break
+			}
+			if typ == 3 && nsz == 4 && string(b[12:15]) == "GNU" {
+				return slices.Clone(b[nend : nend+dsz])
+			}
+			if dend > uint64(len(b)) {
+				break
+			}
+			b = b[dend:]
+		}
+	}
+	return nil
+}
+
+// BuildID returns the NT_GNU_BUILD_ID note's bytes, or nil when the file has
+// none; compare it with a core's file notes to check you have the right file.
+func (f *File) BuildID() []byte { return f.buildID }
+
+// textAt returns the executable section containing the run-time pc.
+func (f *File) textAt(pc uint64) *textSection {
+	i, found := slices.BinarySearchFunc(f.text, pc, func(t textSection, pc uint64) int {
+		switch {
+		case pc < t.start:
+			return 1
+		case pc >= t.end:
+			return -1
+		}
+		return 0
+	})
+	if !found {
+		return nil
+	}
+	return &f.text[i]
+}
+
+// IsText reports whether the run-time pc lies in one of the file's
+// executable sections; unwinders use it to judge a return address.
+func (f *File) IsText(pc uint64) bool { return f.textAt(pc) != nil }
+
+// CodeAt returns the bytes of the executable section containing pc, from pc
+// to the section's end, without copying (do not modify them), or nil when pc
+// is not in text or the section cannot be read. Disassemblers use it for
+// prologue analysis.
+func (f *File) CodeAt(pc uint64) []byte {
+	t := f.textAt(pc)
+	if t == nil || t.sec.Type == elf.SHT_NOBITS {
+		return nil
+	}
+	t.once.Do(func() {
+		if t.sec.Size > 1<<31 {
+			return
+		}
+		b, err := t.sec.Data()
+		if err == nil {
+			*t.data = b
+		}
+	})
+	off := pc - t.start
+	if off >= uint64(len(*t.data)) {
+		return nil
+	}
+	return (*t.data)[off:]
+}
+
+// loadCFI parses .debug_frame and .eh_frame on first use.
+func (f *File) loadCFI() {
+	var errs []error
+	if s := f.ef.Section(".debug_frame"); s != nil && s.Type != elf.SHT_NOBITS {
+		if b, err := s.Data(); err != nil {
+			errs = append(errs, err)
+		} else if f.debugCFI, err = cfi.Parse(b, cfi.DebugFrame, 0, f.Bias); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if s := f.ef.Section(".eh_frame"); s != nil && s.Type != elf.SHT_NOBITS && s.Addr != 0 {
+		if b, err := s.Data(); err != nil {
+			errs = append(errs, err)
+		} else if f.ehCFI, err = cfi.Parse(b, cfi.EHFrame, s.Addr, f.Bias); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		f.cfiErr = fmt.Errorf("symbols: %s: %w", f.Path, errors.Join(errs...))
+	}
+}
+
+// FindCFI fills row with the CFI rules at the run-time pc, trying
+// .debug_frame first and then .eh_frame. On a miss the error satisfies
+// errors.Is(err, ErrNoFDE); when a section failed to parse, that parse error
+// is returned instead. Steady-state calls do not allocate.
+func (f *File) FindCFI(pc uint64, row *CFIRow) error {
+	f.cfiOnce.Do(f.loadCFI)
+	err := f.debugCFI.Find(pc, row)
+	if err == nil {
+		return nil
+	}
+	if err2 := f.ehCFI.Find(pc, row); err2 == nil {
+		return nil
+	} else if !errors.Is(err2, cfi.ErrNoFDE) {
+		err = err2
+	}
+	if errors.Is(err, cfi.ErrNoFDE) && f.cfiErr != nil {
+		return f.cfiErr
+	}
+	return err
+}
+
+// HasCFI reports whether the file has a usable .debug_frame or .eh_frame.
+func (f *File) HasCFI() bool {
+	f.cfiOnce.Do(f.loadCFI)
+	return f.debugCFI.Len()+f.ehCFI.Len() > 0
+}
+
+// contains reports whether pc is in the file's allocated address span.
+func (f *File) contains(pc uint64) bool { return pc >= f.lo && pc < f.hi }
