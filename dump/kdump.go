@@ -1,0 +1,314 @@
+package dump
+
+import (
+	"bytes"
+	"compress/zlib"
+	"encoding/binary"
+	"io"
+	"math/bits"
+	"sync"
+
+	"github.com/klauspost/compress/snappy"
+	"github.com/klauspost/compress/zstd"
+	"github.com/unwind-dev/unwind/unwind"
+)
+
+// The makedumpfile "diskdump" format (makedumpfile's diskdump_mod.h).
+const (
+	kdumpSignature   = "KDUMP   "
+	kdumpMaxVersion  = 6
+	kdumpHeaderSize  = 464 // struct disk_dump_header up to tasks[]
+	kdumpSubHdrSize  = 104 // struct kdump_sub_header, version 6
+	pageDescSize     = 24
+	kdumpMaxNoteSize = 16 << 20
+
+	dumpZlib       = 0x1
+	dumpLZO        = 0x2
+	dumpSnappy     = 0x4
+	dumpIncomplete = 0x8
+	dumpZstd       = 0x20
+
+	pageCacheSize = 64 // decompressed pages kept (direct mapped)
+)
+
+// KdumpHeader is the decoded header of a diskdump file.
+type KdumpHeader struct {
+	Version    int
+	BlockSize  int
+	SubHdrSize int    // in blocks
+	BitmapBlks uint32 // both bitmaps, in blocks
+	MaxMapNr   uint64 // number of page frames covered
+	NrCPUs     int
+	PhysBase   uint64
+	Timestamp  int64 // seconds since the epoch
+}
+
+// kdumpMemory is the physical memory of a diskdump file: page frame n is
+// present when bit n of the second bitmap is set, and its descriptor is the
+// rank of that bit among the set bits.
+type kdumpMemory struct {
+	r        io.ReaderAt
+	size     int64
+	blk      uint64
+	bitmap   []uint64 // second (dumpable) bitmap
+	rank     []uint32 // set bits before each 512-bit chunk
+	descOff  uint64
+	maxMapNr uint64
+
+	mu    sync.Mutex
+	cache [pageCacheSize]struct {
+		pfn  uint64 // pfn+1; 0 = empty
+		data []byte
+	}
+	zstd *zstd.Decoder
+}
+
+// parseKdumpHeader decodes the header block and the sub-header.
+func parseKdumpHeader(r io.ReaderAt, size int64) (*KdumpHeader, []byte, error) {
+	var b [kdumpHeaderSize]byte
+	if size < kdumpHeaderSize {
+		return nil, nil, formatErr(0, ErrNotCore, "kdump file too short (%d bytes)", size)
+	}
+	if _, err := r.ReadAt(b[:], 0); err != nil {
+		return nil, nil, formatErr(0, err, "reading kdump header")
+	}
+	le := binary.LittleEndian
+	h := &KdumpHeader{
+		Version:    int(int32(le.Uint32(b[8:]))),
+		Timestamp:  int64(le.Uint64(b[408:])),
+		BlockSize:  int(int32(le.Uint32(b[428:]))),
+		SubHdrSize: int(int32(le.Uint32(b[432:]))),
+		BitmapBlks: le.Uint32(b[436:]),
+		MaxMapNr:   uint64(le.Uint32(b[440:])),
+		NrCPUs:     int(int32(le.Uint32(b[460:]))),
+	}
+	if h.Version < 1 || h.Version > kdumpMaxVersion {
+		return nil, nil, formatErr(8, ErrUnsupported, "kdump header version %d (1–%d understood)", h.Version, kdumpMaxVersion)
+	}
+	if h.BlockSize < 512 || h.BlockSize > 1<<20 || h.BlockSize&(h.BlockSize-1) != 0 {
+		return nil, nil, formatErr(428, nil, "kdump block size %d", h.BlockSize)
+	}
+	if h.SubHdrSize < 0 || uint64(h.SubHdrSize) > uint64(size)/uint64(h.BlockSize) {
+		return nil, nil, formatErr(432, nil, "kdump sub-header of %d blocks", h.SubHdrSize)
+	}
+	var sub []byte
+	if h.SubHdrSize > 0 {
+		sub = make([]byte, kdumpSubHdrSize)
+		n, _ := r.ReadAt(sub, int64(h.BlockSize))
+		sub = sub[:n]
+		if n >= 8 {
+			h.PhysBase = le.Uint64(sub)
+		}
+		if h.Version >= 6 && n >= 104 {
+			if m := le.Uint64(sub[96:]); m != 0 {
+				h.MaxMapNr = m
+			}
+		}
+	}
+	return h, sub, nil
+}
+
+func newKdump(r io.ReaderAt, size int64) (*Dump, error) {
+	h, sub, err := parseKdumpHeader(r, size)
+	if err != nil {
+		return nil, err
+	}
+	blk := uint64(h.BlockSize)
+	bmOff := blk * (1 + uint64(h.SubHdrSize))
+	bmLen := uint64(h.BitmapBlks) * blk
+	if bmOff > uint64(size) || bmLen > uint64(size)-bmOff || bmLen == 0 {
+		return nil, formatErr(436, nil, "kdump bitmaps (%d blocks at %#x) do not fit in the file", h.BitmapBlks, bmOff)
+	}
+	half := bmLen / 2
+	if h.MaxMapNr > half*8 {
+		return nil, formatErr(440, nil, "kdump max_mapnr %d larger than the bitmap (%d bits)", h.MaxMapNr, half*8)
+	}
+	raw := make([]byte, (h.MaxMapNr+7)/8)
+	if _, err := r.ReadAt(raw, int64(bmOff+half)); err != nil {
+		return nil, formatErr(int64(bmOff+half), err, "reading the kdump bitmap")
+	}
+	m := &kdumpMemory{r: r, size: size, blk: blk, maxMapNr: h.MaxMapNr, descOff: bmOff + bmLen}
+	m.bitmap = make([]uint64, (len(raw)+7)/8)
+	for i := range m.bitmap {
+		var w [8]byte
+		copy(w[:], raw[i*8:])
+		m.bitmap[i] = binary.LittleEndian.Uint64(w[:])
+	}
+	if h.MaxMapNr%64 != 0 && len(m.bitmap) > 0 {
+		m.bitmap[len(m.bitmap)-1] &= 1<<(h.MaxMapNr%64) - 1
+	}
+	m.rank = make([]uint32, len(m.bitmap)/8+1)
+	n := uint32(0)
+	for i, w := range m.bitmap {
+		if i%8 == 0 {
+			m.rank[i/8] = n
+		}
+		n += uint32(bits.OnesCount64(w))
+	}
+	if uint64(n) > (uint64(size)-min(m.descOff, uint64(size)))/pageDescSize {
+		return nil, formatErr(int64(m.descOff), nil, "%d page descriptors do not fit in the file", n)
+	}
+
+	d := &Dump{r: r, size: size, kind: KindVmcore}
+	le := binary.LittleEndian
+	if h.Version >= 4 && len(sub) >= 64 {
+		off, sz := le.Uint64(sub[48:]), le.Uint64(sub[56:])
+		if sz > 0 {
+			if sz > kdumpMaxNoteSize || off > uint64(size) || sz > uint64(size)-off {
+				d.warnf("kdump notes (%d bytes at %#x) do not fit in the file", sz, off)
+			} else {
+				b := make([]byte, sz)
+				if _, err := r.ReadAt(b, int64(off)); err != nil {
+					return nil, formatErr(int64(off), err, "reading kdump notes")
+				}
+				notes, err := ParseNotes(b, int64(off))
+				d.notes = notes
+				if err != nil {
+					d.warnings = append(d.warnings, err.Error())
+				}
+			}
+		}
+	}
+	hasInfo := false
+	for _, n := range d.notes {
+		hasInfo = hasInfo || n.Name == "VMCOREINFO"
+	}
+	if !hasInfo && h.Version >= 3 && len(sub) >= 48 {
+		off, sz := le.Uint64(sub[32:]), le.Uint64(sub[40:])
+		if sz > 0 && sz <= kdumpMaxNoteSize && off <= uint64(size) && sz <= uint64(size)-off {
+			b := make([]byte, sz)
+			if _, err := r.ReadAt(b, int64(off)); err == nil {
+				d.notes = append(d.notes, Note{Name: "VMCOREINFO", Desc: b, Off: int64(off)})
+			}
+		}
+	}
+	d.kdump = h
+	d.initKernelFrom(m, nil)
+	return d, nil
+}
+
+// present reports whether page frame pfn is in the dump and its
+// descriptor index.
+func (m *kdumpMemory) present(pfn uint64) (uint64, bool) {
+	if pfn >= m.maxMapNr {
+		return 0, false
+	}
+	w := pfn / 64
+	if m.bitmap[w]&(1<<(pfn%64)) == 0 {
+		return 0, false
+	}
+	n := uint64(m.rank[w/8])
+	for i := w &^ 7; i < w; i++ {
+		n += uint64(bits.OnesCount64(m.bitmap[i]))
+	}
+	n += uint64(bits.OnesCount64(m.bitmap[w] & (1<<(pfn%64) - 1)))
+	return n, true
+}
+
+// page returns the decompressed contents of page frame pfn.
+func (m *kdumpMemory) page(pfn uint64) ([]byte, error) {
+	slot := &m.cache[pfn%pageCacheSize]
+	m.mu.Lock()
+	if slot.pfn == pfn+1 {
+		p := slot.data
+		m.mu.Unlock()
+		return p, nil
+	}
+	m.mu.Unlock()
+	idx, ok := m.present(pfn)
+	if !ok {
+		return nil, &unwind.MemoryError{Addr: pfn * m.blk, Len: int(m.blk)}
+	}
+	var db [pageDescSize]byte
+	doff := int64(m.descOff + idx*pageDescSize)
+	if _, err := m.r.ReadAt(db[:], doff); err != nil {
+		return nil, formatErr(doff, err, "reading page descriptor %d", idx)
+	}
+	le := binary.LittleEndian
+	off, sz, flags := le.Uint64(db[:]), uint64(le.Uint32(db[8:])), le.Uint32(db[12:])
+	if sz > 2*m.blk || off > uint64(m.size) || sz > uint64(m.size)-off {
+		return nil, formatErr(doff, nil, "page descriptor for pfn %#x: %d bytes at %#x", pfn, sz, off)
+	}
+	buf := make([]byte, sz)
+	if _, err := m.r.ReadAt(buf, int64(off)); err != nil {
+		return nil, formatErr(int64(off), err, "reading page %#x", pfn)
+	}
+	out, err := m.decompress(buf, flags)
+	if err != nil {
+		return nil, formatErr(int64(off), err, "page %#x (flags %#x)", pfn, flags)
+	}
+	if uint64(len(out)) != m.blk {
+		return nil, formatErr(int64(off), nil, "page %#x decompressed to %d bytes, want %d", pfn, len(out), m.blk)
+	}
+	m.mu.Lock()
+	slot.pfn, slot.data = pfn+1, out
+	m.mu.Unlock()
+	return out, nil
+}
+
+func (m *kdumpMemory) decompress(b []byte, flags uint32) ([]byte, error) {
+	switch {
+	case flags&dumpZlib != 0:
+		zr, err := zlib.NewReader(bytes.NewReader(b))
+		if err != nil {
+			return nil, err
+		}
+		out := make([]byte, m.blk)
+		n, err := io.ReadFull(zr, out)
+		if err != nil {
+			return nil, err
+		}
+		return out[:n], nil
+	case flags&dumpSnappy != 0:
+		n, err := snappy.DecodedLen(b)
+		if err != nil {
+			return nil, err
+		}
+		if uint64(n) != m.blk {
+			return nil, formatErr(0, nil, "snappy page of %d bytes", n)
+		}
+		return snappy.Decode(nil, b)
+	case flags&dumpZstd != 0:
+		m.mu.Lock()
+		if m.zstd == nil {
+			dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(1<<20))
+			if err != nil {
+				m.mu.Unlock()
+				return nil, err
+			}
+			m.zstd = dec
+		}
+		dec := m.zstd
+		m.mu.Unlock()
+		return dec.DecodeAll(b, make([]byte, 0, m.blk))
+	case flags&dumpLZO != 0:
+		return lzo1xDecompress(b, int(m.blk))
+	}
+	return b, nil
+}
+
+// ReadAt implements unwind.Memory over physical addresses.
+func (m *kdumpMemory) ReadAt(p []byte, addr uint64) (int, error) {
+	done := 0
+	for done < len(p) {
+		a := addr + uint64(done)
+		pg, err := m.page(a / m.blk)
+		if err != nil {
+			if _, ok := err.(*unwind.MemoryError); ok {
+				return done, &unwind.MemoryError{Addr: a, Len: len(p) - done}
+			}
+			return done, err
+		}
+		done += copy(p[done:], pg[a%m.blk:])
+	}
+	return done, nil
+}
+
+// Kdump returns the diskdump header of a compressed kdump file; ok is false
+// for ELF dumps.
+func (d *Dump) Kdump() (h KdumpHeader, ok bool) {
+	if d.kdump == nil {
+		return KdumpHeader{}, false
+	}
+	return *d.kdump, true
+}

@@ -1,0 +1,200 @@
+package dump
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/unwind-dev/unwind/unwind"
+)
+
+// Sizes of the x86-64 kernel stacks (without KASAN).
+const (
+	threadSize    = 16 << 10 // THREAD_SIZE
+	irqStackSize  = 16 << 10 // IRQ_STACK_SIZE
+	exceptStkSize = 4 << 10  // EXCEPTION_STKSZ
+	tssSize       = 104      // struct x86_hw_tss
+	tssSP0        = 4
+	tssIST        = 36
+	numIST        = 7
+)
+
+// Default IST slot of each exception (Linux ≥ 5.x: IST_INDEX_DF 0, NMI 1,
+// DB 2, MCE 3, VC 4), used when the IDT cannot be read.
+var defaultIST = [numIST]unwind.StackKind{unwind.StackDF, unwind.StackNMI, unwind.StackDB, unwind.StackMC, unwind.StackVC}
+
+// cpuData is what the dump knows about one CPU's kernel state.
+type cpuData struct {
+	perCPU  uint64 // __per_cpu_offset[cpu]
+	current uint64 // current task_struct
+	top     uint64 // top of the current task's stack
+	irq     uint64 // hardirq_stack_ptr
+	tss     [tssSize]byte
+	haveTSS bool
+	ist     [numIST]unwind.StackKind
+}
+
+func (d *Dump) readU64(a uint64) (uint64, bool) {
+	v, err := unwind.ReadU64(d.mem, a)
+	return v, err == nil
+}
+
+// cpuInfo gathers CPU cpu's per-CPU data from the symbols loaded by Symbols
+// (or VMCOREINFO) and from QEMU's note.
+func (d *Dump) cpuInfo(cpu int) cpuData {
+	k := d.kern
+	var c cpuData
+	if pco, ok := d.kernelSym("__per_cpu_offset"); ok {
+		c.perCPU, _ = d.readU64(pco + 8*uint64(cpu))
+	} else if cpu < len(k.qemu) && k.qemu[cpu].GSBase >= 1<<63 {
+		c.perCPU = k.qemu[cpu].GSBase // in kernel mode GS points at the per-CPU area
+	}
+	o := k.offsets
+	if hot, ok := d.kernelSym("pcpu_hot"); ok && c.perCPU != 0 { // Linux ≥ 6.2
+		base := hot + c.perCPU
+		cur, top, irq := int64(0), int64(16), int64(24)
+		if o.hotCurrent >= 0 {
+			cur = o.hotCurrent
+		}
+		if o.hotTop >= 0 {
+			top = o.hotTop
+		}
+		if o.hotIRQ >= 0 {
+			irq = o.hotIRQ
+		}
+		c.current, _ = d.readU64(base + uint64(cur))
+		c.top, _ = d.readU64(base + uint64(top))
+		c.irq, _ = d.readU64(base + uint64(irq))
+	} else if c.perCPU != 0 { // Linux 4.x–6.1 per-CPU variables
+		if a, ok := d.kernelSym("current_task"); ok {
+			c.current, _ = d.readU64(a + c.perCPU)
+		}
+		if a, ok := d.kernelSym("cpu_current_top_of_stack"); ok {
+			c.top, _ = d.readU64(a + c.perCPU)
+		}
+		if a, ok := d.kernelSym("hardirq_stack_ptr"); ok {
+			c.irq, _ = d.readU64(a + c.perCPU)
+		}
+	}
+	if c.top == 0 && c.current != 0 && o.taskStack >= 0 {
+		if s, ok := d.readU64(c.current + uint64(o.taskStack)); ok && s != 0 {
+			c.top = s + threadSize
+		}
+	}
+	// The TSS: QEMU's TR base is this CPU's TSS in the cpu_entry_area.
+	tss := uint64(0)
+	if cpu < len(k.qemu) && k.qemu[cpu].TRBase != 0 {
+		tss = k.qemu[cpu].TRBase
+	} else if a, ok := d.kernelSym("cpu_tss_rw"); ok && c.perCPU != 0 {
+		tss = a + c.perCPU
+	}
+	if tss != 0 {
+		if n, _ := d.mem.ReadAt(c.tss[:], tss); n == tssSize {
+			c.haveTSS = true
+		}
+	}
+	c.ist = defaultIST
+	d.istFromIDT(cpu, &c)
+	return c
+}
+
+// istFromIDT reads the IDT gates of NMI, #DB, #DF, #MC and #VC to learn
+// which IST slot each exception uses.
+func (d *Dump) istFromIDT(cpu int, c *cpuData) {
+	k := d.kern
+	idt := uint64(0)
+	if cpu < len(k.qemu) && k.qemu[cpu].IDTBase != 0 {
+		idt = k.qemu[cpu].IDTBase
+	} else if a, ok := d.kernelSym("idt_table"); ok {
+		idt = a
+	}
+	if idt == 0 {
+		return
+	}
+	vectors := []struct {
+		vec  uint64
+		kind unwind.StackKind
+	}{{2, unwind.StackNMI}, {1, unwind.StackDB}, {8, unwind.StackDF}, {18, unwind.StackMC}, {29, unwind.StackVC}}
+	var ist [numIST]unwind.StackKind
+	found := false
+	for _, v := range vectors {
+		var g [16]byte
+		if n, _ := d.mem.ReadAt(g[:], idt+16*v.vec); n != 16 || g[5]&0x80 == 0 {
+			continue
+		}
+		if i := g[4] & 7; i != 0 && ist[i-1] == unwind.StackUnknown {
+			ist[i-1] = v.kind
+			found = true
+		}
+	}
+	if found {
+		c.ist = ist
+	}
+}
+
+func (d *Dump) kernelStacks(cpu int) unwind.Stacks {
+	c := d.cpuInfo(cpu)
+	var ss unwind.Stacks
+	le := binary.LittleEndian
+	if c.haveTSS {
+		for i := 0; i < numIST; i++ {
+			top := le.Uint64(c.tss[tssIST+8*i:])
+			if top == 0 || c.ist[i] == unwind.StackUnknown || top < exceptStkSize {
+				continue
+			}
+			ss = append(ss, unwind.Stack{Kind: c.ist[i], Lo: top - exceptStkSize, Hi: top, CPU: cpu, Name: fmt.Sprintf("IST%d", i+1)})
+		}
+		if sp0 := le.Uint64(c.tss[tssSP0:]); sp0 > pageSize {
+			ss = append(ss, unwind.Stack{Kind: unwind.StackEntry, Lo: (sp0 - 1) &^ (pageSize - 1), Hi: sp0, CPU: cpu, Name: "entry trampoline"})
+		}
+	}
+	if c.irq > irqStackSize {
+		hi := c.irq + 8
+		ss = append(ss, unwind.Stack{Kind: unwind.StackIRQ, Lo: hi - irqStackSize, Hi: hi, CPU: cpu, Name: "hardirq"})
+	}
+	if c.top > threadSize {
+		name := "task"
+		if c.current != 0 {
+			name = fmt.Sprintf("task %#x", c.current)
+		}
+		ss = append(ss, unwind.Stack{Kind: unwind.StackTask, Lo: c.top - threadSize, Hi: c.top, CPU: cpu, Name: name})
+	}
+	return ss
+}
+
+// fillCurrentTasks sets each CPU thread's TID and Comm from its current
+// task, when vmlinux's DWARF gave the task_struct offsets.
+func (d *Dump) fillCurrentTasks() {
+	o := d.kern.offsets
+	for i := range d.threads {
+		c := d.cpuInfo(i)
+		if c.current == 0 {
+			continue
+		}
+		if o.taskPid >= 0 {
+			var b [4]byte
+			if n, _ := d.mem.ReadAt(b[:], c.current+uint64(o.taskPid)); n == 4 {
+				d.threads[i].TID = int(int32(le32(b[:])))
+			}
+		}
+		if o.taskComm >= 0 {
+			var b [16]byte
+			if n, _ := d.mem.ReadAt(b[:], c.current+uint64(o.taskComm)); n == 16 {
+				d.threads[i].Comm = trimNUL(b[:])
+			}
+		}
+	}
+}
+
+// detectCrash marks the CPU that panicked (panic_cpu, else crashing_cpu).
+func (d *Dump) detectCrash() {
+	for _, sym := range []string{"panic_cpu", "crashing_cpu"} {
+		if pc, ok := d.readKernelInt32(sym); ok && pc >= 0 && int(pc) < len(d.threads) {
+			for i := range d.threads {
+				d.threads[i].Crashed = i == int(pc)
+			}
+			return
+		}
+	}
+}
+
+func le32(b []byte) uint32 { return binary.LittleEndian.Uint32(b) }

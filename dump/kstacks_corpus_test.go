@@ -1,0 +1,92 @@
+package dump
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"github.com/unwind-dev/unwind/internal/corpus"
+	"github.com/unwind-dev/unwind/unwind"
+)
+
+// truthCPU is the part of kernel-truth-dev.json this package checks: the
+// stack each CPU stopped on and the pt_regs crossed.
+type truthCPU struct {
+	Frames      []string `json:"frames"`
+	Sections    []string `json:"sections"`
+	Interrupted []struct {
+		RSP      string `json:"rsp"`
+		UserMode bool   `json:"user_mode"`
+	} `json:"interrupted"`
+	Stopped struct {
+		RIP string `json:"rip"`
+		RSP string `json:"rsp"`
+	} `json:"stopped"`
+}
+
+func TestVmcoreStacksMatchTruth(t *testing.T) {
+	kdir := corpus.Dir(t, "kernel")
+	sd := corpus.SharedDir()
+	if env := os.Getenv("UNWIND_SHARED_CORPUS"); env != "" {
+		sd = env
+	}
+	b, err := os.ReadFile(filepath.Join(sd, "kernel-truth-dev.json"))
+	if err != nil {
+		t.Skipf("kernel-truth-dev.json: %v", err)
+	}
+	var truth map[string]json.RawMessage
+	if err := json.Unmarshal(b, &truth); err != nil {
+		t.Fatal(err)
+	}
+	for name, raw := range truth {
+		if name[0] == '_' {
+			continue
+		}
+		var capt struct {
+			CPUs map[string]truthCPU `json:"cpus"`
+		}
+		if err := json.Unmarshal(raw, &capt); err != nil {
+			t.Fatal(err)
+		}
+		matches, _ := filepath.Glob(filepath.Join(kdir, "fp", "*", name+".vmcore.zst"))
+		if len(matches) != 1 {
+			t.Errorf("%s: %d dumps", name, len(matches))
+			continue
+		}
+		scenario := filepath.Base(filepath.Dir(matches[0]))
+		t.Run(name, func(t *testing.T) {
+			d := openKernel(t, scenario, name)
+			kd := kernelDir(t)
+			set, _, err := d.Symbols(SymbolOptions{Files: []string{filepath.Join(kd, "vmlinux")}, SystemMap: filepath.Join(kd, "System.map")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for c, want := range capt.CPUs {
+				cpu, _ := strconv.Atoi(c)
+				rip, _ := strconv.ParseUint(want.Stopped.RIP[2:], 16, 64)
+				if got, _ := d.Threads()[cpu].Regs.PC(); got != rip {
+					t.Errorf("cpu %d: rip %#x, truth %#x", cpu, got, rip)
+				}
+				if s, ok := set.Symbol(rip); !ok || s.Name != want.Frames[0] {
+					t.Errorf("cpu %d: rip %#x symbol %q, truth %q", cpu, rip, s.Name, want.Frames[0])
+				}
+				st := d.Stacks(cpu)
+				sp, _ := strconv.ParseUint(want.Stopped.RSP[2:], 16, 64)
+				if s, ok := st.StackOf(sp); !ok || s.Kind.String() != want.Sections[0] {
+					t.Errorf("cpu %d: stopped rsp %#x on %v, truth %s (stacks %+v)", cpu, sp, s.Kind, want.Sections[0], st)
+				}
+				for _, in := range want.Interrupted {
+					rsp, _ := strconv.ParseUint(in.RSP[2:], 16, 64)
+					if in.UserMode {
+						continue
+					}
+					if s, ok := st.StackOf(rsp); !ok || s.Kind == unwind.StackUnknown {
+						t.Errorf("cpu %d: interrupted rsp %#x on no known stack", cpu, rsp)
+					}
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,252 @@
+package dump
+
+import (
+	"bufio"
+	"debug/dwarf"
+	"debug/elf"
+	"encoding/binary"
+	"errors"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// kernelSymNames are the kernel symbols the dump reader itself uses.
+var kernelSymNames = map[string]bool{
+	"__per_cpu_offset": true, "pcpu_hot": true, "current_task": true,
+	"hardirq_stack_ptr": true, "cpu_current_top_of_stack": true,
+	"cpu_tss_rw": true, "idt_table": true, "linux_banner": true,
+	"init_top_pgt": true, "panic_cpu": true, "crashing_cpu": true,
+	"init_uts_ns": true, "_stext": true, "_text": true,
+}
+
+// kernelOffsets are structure offsets read from vmlinux's DWARF; -1 when
+// unknown.
+type kernelOffsets struct {
+	taskStack, taskPid, taskComm int64
+	hotCurrent, hotTop, hotIRQ   int64
+	haveDWARF                    bool
+}
+
+// loadKernelSyms reads the few symbols and offsets the dump reader needs
+// from vmlinux files and a System.map, relocated by bias.
+func (d *Dump) loadKernelSyms(opts SymbolOptions, bias uint64) []string {
+	var warns []string
+	k := d.kern
+	if k.syms == nil {
+		k.syms = map[string]uint64{}
+	}
+	k.offsets = kernelOffsets{-1, -1, -1, -1, -1, -1, false}
+	if opts.SystemMap != "" {
+		if f, err := os.Open(opts.SystemMap); err == nil {
+			sc := bufio.NewScanner(f)
+			for sc.Scan() {
+				fs := strings.Fields(sc.Text())
+				if len(fs) < 3 || !kernelSymNames[fs[2]] {
+					continue
+				}
+				if _, ok := k.syms[fs[2]]; ok {
+					continue
+				}
+				if v, err := strconv.ParseUint(fs[0], 16, 64); err == nil {
+					k.syms[fs[2]] = relocate(v, bias)
+				}
+			}
+			f.Close()
+		}
+	}
+	for _, path := range opts.Files {
+		f, err := elf.Open(path)
+		if err != nil {
+			continue
+		}
+		if opts.SystemMap == "" {
+			syms, _ := f.Symbols()
+			for _, s := range syms {
+				if kernelSymNames[s.Name] {
+					k.syms[s.Name] = relocate(s.Value, bias)
+				}
+			}
+		}
+		_, hot := k.syms["pcpu_hot"]
+		if off, err := readKernelOffsets(f, hot); err == nil {
+			k.offsets = off
+		} else {
+			warns = append(warns, path+": "+err.Error())
+		}
+		f.Close()
+	}
+	return warns
+}
+
+// readKernelOffsets finds struct task_struct and struct pcpu_hot in vmlinux's
+// DWARF and returns the member offsets the stack finder uses.
+// pcpu_hot is looked for only when the kernel has it (Linux ≥ 6.2), so that
+// the scan stops at the first complete task_struct.
+func readKernelOffsets(f *elf.File, hot bool) (kernelOffsets, error) {
+	off := kernelOffsets{-1, -1, -1, -1, -1, -1, false}
+	dw, err := firstUnitsDWARF(f)
+	if err != nil {
+		return off, err
+	}
+	off.haveDWARF = true
+
+	want := map[string]bool{"task_struct": true}
+	if hot {
+		want["pcpu_hot"] = true
+	}
+	r := dw.Reader()
+	for len(want) > 0 {
+		e, err := r.Next()
+		if err != nil || e == nil {
+			break
+		}
+		if e.Tag != dwarf.TagStructType || !e.Children {
+			if e.Tag == dwarf.TagCompileUnit || e.Tag == dwarf.TagNamespace {
+				continue
+			}
+			if e.Children {
+				r.SkipChildren()
+			}
+			continue
+		}
+		name, _ := e.Val(dwarf.AttrName).(string)
+		if !want[name] {
+			r.SkipChildren()
+			continue
+		}
+		if _, decl := e.Val(dwarf.AttrDeclaration).(bool); decl {
+			r.SkipChildren()
+			continue
+		}
+		delete(want, name)
+		members := readMembers(r, dw)
+		get := func(m string) int64 {
+			if v, ok := members[m]; ok {
+				return v
+			}
+			return -1
+		}
+		switch name {
+		case "task_struct":
+			off.taskStack, off.taskPid, off.taskComm = get("stack"), get("pid"), get("comm")
+		case "pcpu_hot":
+			off.hotCurrent, off.hotTop, off.hotIRQ = get("current_task"), get("top_of_stack"), get("hardirq_stack_ptr")
+		}
+	}
+	return off, nil
+}
+
+// readMembers reads a struct's members (the reader is positioned at its
+// first child), descending into anonymous structs and unions.
+func readMembers(r *dwarf.Reader, dw *dwarf.Data) map[string]int64 {
+	out := map[string]int64{}
+	var walk func(base int64, depth int)
+	walk = func(base int64, depth int) {
+		for {
+			e, err := r.Next()
+			if err != nil || e == nil || e.Tag == 0 {
+				return
+			}
+			if e.Tag != dwarf.TagMember {
+				if e.Children {
+					r.SkipChildren()
+				}
+				continue
+			}
+			loc, _ := e.Val(dwarf.AttrDataMemberLoc).(int64)
+			name, _ := e.Val(dwarf.AttrName).(string)
+			if name != "" {
+				out[name] = base + loc
+			} else if depth < 4 {
+				if t, ok := e.Val(dwarf.AttrType).(dwarf.Offset); ok {
+					sub := dw.Reader()
+					sub.Seek(t)
+					if te, err := sub.Next(); err == nil && te != nil && te.Children &&
+						(te.Tag == dwarf.TagStructType || te.Tag == dwarf.TagUnionType) {
+						save := r
+						r = sub
+						walk(base+loc, depth+1)
+						r = save
+					}
+				}
+			}
+			if e.Children {
+				r.SkipChildren()
+			}
+		}
+	}
+	walk(0, 0)
+	return out
+}
+
+// relocate applies the KASLR bias to a kernel-image address; per-CPU
+// symbols (small offsets into the per-CPU area) are not relocated.
+func relocate(v, bias uint64) uint64 {
+	if v < startKernelMap {
+		return v
+	}
+	return v + bias
+}
+
+// Limits of the DWARF prefix read for structure offsets.
+const (
+	maxDWARFUnits  = 32
+	maxDWARFPrefix = 16 << 20
+)
+
+// firstUnitsDWARF loads only the first compilation units of .debug_info (the
+// kernel's early units, init/main.c and friends, define task_struct), so
+// that finding a few offsets does not read tens of megabytes of DWARF.
+func firstUnitsDWARF(f *elf.File) (*dwarf.Data, error) {
+	info := f.Section(".debug_info")
+	abbrev := f.Section(".debug_abbrev")
+	if info == nil || abbrev == nil || info.Type == elf.SHT_NOBITS {
+		return nil, errors.New("no DWARF")
+	}
+	if info.Flags&elf.SHF_COMPRESSED != 0 {
+		return f.DWARF()
+	}
+	r := info.Open()
+	var end uint64
+	var hdr [4]byte
+	for units := 0; units < maxDWARFUnits && end < info.Size; units++ {
+		if _, err := r.Seek(int64(end), io.SeekStart); err != nil {
+			break
+		}
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+			break
+		}
+		n := uint64(binary.LittleEndian.Uint32(hdr[:]))
+		if n >= 0xfffffff0 || end+4+n > info.Size || end+4+n > maxDWARFPrefix {
+			break
+		}
+		end += 4 + n
+	}
+	if end == 0 {
+		return nil, errors.New("no DWARF units")
+	}
+	buf := make([]byte, end)
+	if _, err := info.ReadAt(buf, 0); err != nil {
+		return nil, err
+	}
+	data := func(name string) []byte {
+		s := f.Section(name)
+		if s == nil || s.Type == elf.SHT_NOBITS || s.Size > 64<<20 {
+			return nil
+		}
+		b, _ := s.Data()
+		return b
+	}
+	dw, err := dwarf.New(data(".debug_abbrev"), nil, nil, buf, nil, nil, nil, data(".debug_str"))
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range []string{".debug_str_offsets", ".debug_line_str", ".debug_addr", ".debug_rnglists"} {
+		if b := data(name); b != nil {
+			_ = dw.AddSection(name, b)
+		}
+	}
+	return dw, nil
+}

@@ -1,0 +1,150 @@
+package dump
+
+import (
+	"encoding/binary"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// LogRecord is one record of the kernel's log buffer (the printk ring buffer).
+type LogRecord struct {
+	Seq  uint64
+	Time time.Duration // since boot
+	Text string
+}
+
+// Bounds on what the log reader accepts from a dump.
+const (
+	maxPrbCountBits = 22 // 4 M descriptors
+	maxPrbSizeBits  = 30 // 1 GiB of text
+	maxLogText      = 1024
+)
+
+// KernelLog returns up to max of the newest records of a kernel dump's log
+// buffer, oldest first, using the printk ring-buffer layout (Linux ≥ 5.10)
+// described by the VMCOREINFO note. It returns nil when the dump has no log
+// or an older layout.
+func (d *Dump) KernelLog(max int) []LogRecord {
+	if d.kern == nil || max <= 0 {
+		return nil
+	}
+	info := d.kern.info
+	prbSym, ok := info.Symbol("prb")
+	if !ok {
+		return nil
+	}
+	off := func(name string, def int64) uint64 {
+		if v, ok := info["OFFSET("+name+")"]; ok {
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+				return uint64(n)
+			}
+		}
+		return uint64(def)
+	}
+	size := func(name string, def int64) uint64 {
+		if v, ok := info["SIZE("+name+")"]; ok {
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+				return uint64(n)
+			}
+		}
+		return uint64(def)
+	}
+	rb, ok := d.readU64(prbSym)
+	if !ok {
+		return nil
+	}
+	descRing := rb + off("printk_ringbuffer.desc_ring", 0)
+	textRing := rb + off("printk_ringbuffer.text_data_ring", 48)
+	var b4 [4]byte
+	if n, _ := d.mem.ReadAt(b4[:], descRing+off("prb_desc_ring.count_bits", 0)); n != 4 {
+		return nil
+	}
+	countBits := binary.LittleEndian.Uint32(b4[:])
+	if n, _ := d.mem.ReadAt(b4[:], textRing+off("prb_data_ring.size_bits", 0)); n != 4 {
+		return nil
+	}
+	sizeBits := binary.LittleEndian.Uint32(b4[:])
+	if countBits > maxPrbCountBits || sizeBits > maxPrbSizeBits {
+		return nil
+	}
+	descs, _ := d.readU64(descRing + off("prb_desc_ring.descs", 8))
+	infos, _ := d.readU64(descRing + off("prb_desc_ring.infos", 16))
+	head, _ := d.readU64(descRing + off("prb_desc_ring.head_id", 24))
+	data, _ := d.readU64(textRing + off("prb_data_ring.data", 8))
+	if descs == 0 || infos == 0 || data == 0 {
+		return nil
+	}
+	count := uint64(1) << countBits
+	dataSize := uint64(1) << sizeBits
+	descSize := size("prb_desc", 24)
+	infoSize := size("printk_info", 88)
+	const idMask = 1<<62 - 1
+	var recs []LogRecord
+	// Walk back from the head id over at most count descriptors.
+	for i := uint64(0); i < count && len(recs) < max; i++ {
+		id := (head - i) & idMask
+		idx := id & (count - 1)
+		da := descs + idx*descSize
+		sv, ok := d.readU64(da + off("prb_desc.state_var", 0))
+		if !ok {
+			break
+		}
+		if sv&idMask != id {
+			break // overwritten or never used: the oldest record was passed
+		}
+		if st := sv >> 62; st != 1 && st != 2 { // committed or finalized
+			continue
+		}
+		lpos := da + off("prb_desc.text_blk_lpos", 8)
+		begin, _ := d.readU64(lpos + off("prb_data_blk_lpos.begin", 0))
+		next, _ := d.readU64(lpos + off("prb_data_blk_lpos.next", 8))
+		if begin&1 != 0 || next&1 != 0 {
+			continue // data-less record
+		}
+		ia := infos + idx*infoSize
+		seq, _ := d.readU64(ia + off("printk_info.seq", 0))
+		ts, _ := d.readU64(ia + off("printk_info.ts_nsec", 8))
+		var l2 [2]byte
+		if n, _ := d.mem.ReadAt(l2[:], ia+off("printk_info.text_len", 16)); n != 2 {
+			continue
+		}
+		textLen := uint64(binary.LittleEndian.Uint16(l2[:]))
+		var blk uint64
+		switch {
+		case begin>>sizeBits == next>>sizeBits && begin < next:
+			blk = begin & (dataSize - 1)
+		case (begin+dataSize)>>sizeBits == next>>sizeBits:
+			blk = 0
+		default:
+			continue
+		}
+		textLen = min(textLen, maxLogText, dataSize-min(dataSize, blk+8))
+		buf := make([]byte, textLen)
+		if n, _ := d.mem.ReadAt(buf, data+blk+8); uint64(n) != textLen {
+			continue
+		}
+		recs = append(recs, LogRecord{Seq: seq, Time: time.Duration(ts), Text: string(buf)})
+	}
+	for i, j := 0, len(recs)-1; i < j; i, j = i+1, j-1 {
+		recs[i], recs[j] = recs[j], recs[i]
+	}
+	return recs
+}
+
+// panicMarkers are the starts of the kernel's crash messages, most specific first.
+var panicMarkers = []string{"Kernel panic - not syncing", "BUG: ", "Oops: ", "general protection fault", "kernel BUG at"}
+
+// PanicMessage returns the newest crash message in the kernel log ("Kernel
+// panic - not syncing: …", "BUG: …", "Oops: …"), or "" when there is none.
+func (d *Dump) PanicMessage() string {
+	recs := d.KernelLog(256)
+	for _, m := range panicMarkers {
+		for i := len(recs) - 1; i >= 0; i-- {
+			if strings.HasPrefix(recs[i].Text, m) {
+				return recs[i].Text
+			}
+		}
+	}
+	return ""
+}

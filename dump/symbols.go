@@ -1,0 +1,470 @@
+package dump
+
+import (
+	"bytes"
+	"debug/elf"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/unwind-dev/unwind/symbols"
+	"github.com/unwind-dev/unwind/unwind"
+)
+
+// SymbolOptions says where to find the binaries a dump was made from.
+type SymbolOptions struct {
+	Exe        string   // the user core's executable (as given on the command line)
+	Sysroot    string   // prefix for the paths recorded in the core ("/" when empty)
+	SearchDirs []string // directories searched by file name and build id (--sym DIR)
+	Files      []string // explicit files: for a vmcore, vmlinux; for a user core, any binaries (matched by build id or name)
+	SystemMap  string   // a kernel System.map, used when vmlinux has no symbols or is not given
+}
+
+// Symbols finds and opens the binaries the dump's code came from and returns
+// them as one symbols.Set, relocated to where they ran, plus warnings for
+// the modules it could not find or verify.
+//
+// For a user core each NT_FILE mapping's ELF file is looked for at its path
+// under Sysroot, then by name in SearchDirs and Files; when the core holds
+// the mapped file's first page its GNU build id must match the candidate's.
+// The load bias is the mapping with file offset 0 minus the ELF's first
+// PT_LOAD address. A separate debug file (found through the build id under
+// a .build-id directory, .gnu_debuglink, or NAME.debug beside the file or in
+// SearchDirs) is added to the set after the main file with the same bias:
+// the main file keeps .eh_frame, the debug file adds the full symbol table,
+// DWARF and .debug_frame. The vDSO is read from the core's memory.
+//
+// For a kernel dump the Files (vmlinux) and SystemMap are opened with the
+// KASLR offset from VMCOREINFO's KERNELOFFSET as the bias.
+func (d *Dump) Symbols(opts SymbolOptions) (*symbols.Set, []string, error) {
+	set := &symbols.Set{}
+	var warns []string
+	if d.kind == KindUserCore {
+		warns = d.userSymbols(set, opts)
+		return set, warns, nil
+	}
+	bias := d.KernelOffset()
+	if d.kern != nil {
+		if _, ok := d.kern.info["KERNELOFFSET"]; !ok {
+			// Older kernels: compare the run-time _stext with the link-time one.
+			if run, ok := d.kern.info.Symbol("_stext"); ok {
+				if link, ok := linkTimeSymbol(opts, "_stext"); ok {
+					bias = run - link
+					d.kern.bias = &bias
+				}
+			}
+		}
+		warns = append(warns, d.loadKernelSyms(opts, bias)...)
+		d.fillCurrentTasks()
+		d.detectCrash()
+	}
+	opened := 0
+	for _, f := range opts.Files {
+		sf, err := symbols.Open(f, bias)
+		if err != nil {
+			warns = append(warns, fmt.Sprintf("%s: %v", f, err))
+			continue
+		}
+		set.Add(sf)
+		opened++
+	}
+	if opts.SystemMap != "" {
+		f, err := os.Open(opts.SystemMap)
+		if err != nil {
+			return set, warns, err
+		}
+		t, err := symbols.ParseSystemMap(f, bias)
+		f.Close()
+		if err != nil {
+			return set, warns, fmt.Errorf("%s: %w", opts.SystemMap, err)
+		}
+		set.AddTable(t, "")
+		opened++
+	}
+	if opened == 0 {
+		warns = append(warns, "no kernel symbols given (vmlinux or System.map)")
+	}
+	return set, warns, nil
+}
+
+// module is one file-backed object of a user core.
+type module struct {
+	path    string // as recorded in the core
+	base    uint64 // start of the mapping at file offset 0
+	buildID []byte // from the core's copy of the first page, if present
+}
+
+func (d *Dump) userModules() []module {
+	var mods []module
+	seen := map[string]bool{}
+	for _, m := range d.user.maps {
+		if m.Off != 0 || seen[m.Path] || !strings.HasPrefix(m.Path, "/") {
+			continue
+		}
+		seen[m.Path] = true
+		mod := module{path: m.Path, base: m.Start}
+		mod.buildID = memBuildID(d.mem, m.Start)
+		if mod.buildID == nil && strings.HasPrefix(m.Path, "/dev/") {
+			continue
+		}
+		mods = append(mods, mod)
+	}
+	return mods
+}
+
+func (d *Dump) userSymbols(set *symbols.Set, opts SymbolOptions) []string {
+	var warns []string
+	exeBase := uint64(0)
+	for _, a := range d.user.auxv {
+		if a.Tag == 9 { // AT_ENTRY
+			exeBase = a.Val
+		}
+	}
+	for _, mod := range d.userModules() {
+		isExe := false
+		for _, m := range d.user.maps {
+			if m.Path == mod.path && m.Start <= exeBase && exeBase < m.End {
+				isExe = true
+			}
+		}
+		cands := candidatePaths(mod.path, isExe, opts)
+		path, why := "", ""
+		for _, c := range cands {
+			id, err := fileBuildID(c)
+			if err != nil {
+				continue
+			}
+			if mod.buildID != nil && id != nil && !bytes.Equal(id, mod.buildID) {
+				why = fmt.Sprintf("%s has build id %x, core wants %x", c, id, mod.buildID)
+				continue
+			}
+			path = c
+			break
+		}
+		if path == "" {
+			if why == "" {
+				why = "not found"
+			}
+			if !isUninteresting(mod.path) {
+				warns = append(warns, fmt.Sprintf("%s: %s", mod.path, why))
+			}
+			continue
+		}
+		bias, err := loadBias(path, mod.base)
+		if err != nil {
+			warns = append(warns, fmt.Sprintf("%s: %v", path, err))
+			continue
+		}
+		f, err := symbols.Open(path, bias)
+		if err != nil {
+			warns = append(warns, fmt.Sprintf("%s: %v", path, err))
+			continue
+		}
+		set.Add(f)
+		d.backWithFile(mod.path, path)
+		if dbg := findDebugFile(path, mod.buildID, opts); dbg != "" {
+			if df, err := symbols.Open(dbg, bias); err == nil {
+				set.Add(df)
+			} else {
+				warns = append(warns, fmt.Sprintf("%s: %v", dbg, err))
+			}
+		}
+	}
+	// The vDSO is not a file: read it from the core.
+	for _, a := range d.user.auxv {
+		if a.Tag == 33 && a.Val != 0 { // AT_SYSINFO_EHDR
+			r := &memReaderAt{m: d.mem, base: a.Val}
+			if memBuildID(d.mem, a.Val) == nil && !isELFAt(d.mem, a.Val) {
+				continue
+			}
+			if bias, err := loadBiasFrom(r, a.Val); err == nil {
+				if f, err := symbols.NewFile(r, "[vdso]", bias); err == nil {
+					set.Add(f)
+				}
+			}
+		}
+	}
+	return warns
+}
+
+func isUninteresting(p string) bool {
+	return strings.HasPrefix(p, "/dev/") || strings.HasPrefix(p, "/memfd:") || strings.HasSuffix(p, " (deleted)")
+}
+
+// candidatePaths lists where a mapped file may be found, best first.
+func candidatePaths(path string, isExe bool, opts SymbolOptions) []string {
+	var c []string
+	base := filepath.Base(path)
+	if isExe && opts.Exe != "" {
+		c = append(c, opts.Exe)
+	}
+	for _, f := range opts.Files {
+		if filepath.Base(f) == base {
+			c = append(c, f)
+		}
+	}
+	for _, dir := range opts.SearchDirs {
+		c = append(c, filepath.Join(dir, base))
+	}
+	if opts.Sysroot != "" {
+		c = append(c, filepath.Join(opts.Sysroot, path))
+	} else {
+		c = append(c, path)
+	}
+	// Explicit files under another name last: the build id decides.
+	for _, f := range opts.Files {
+		if filepath.Base(f) != base {
+			c = append(c, f)
+		}
+	}
+	return c
+}
+
+// findDebugFile looks for the separate debug file of the ELF at path.
+func findDebugFile(path string, coreID []byte, opts SymbolOptions) string {
+	id, _ := fileBuildID(path)
+	if id == nil {
+		id = coreID
+	}
+	link := debugLink(path)
+	dir := filepath.Dir(path)
+	roots := []string{dir}
+	roots = append(roots, opts.SearchDirs...)
+	sys := opts.Sysroot
+	if sys == "" {
+		sys = "/"
+	}
+	roots = append(roots, filepath.Join(sys, "usr/lib/debug"))
+	var cands []string
+	if len(id) > 1 {
+		h := hex.EncodeToString(id)
+		rel := filepath.Join(".build-id", h[:2], h[2:]+".debug")
+		for _, r := range roots {
+			cands = append(cands, filepath.Join(r, rel))
+		}
+	}
+	for _, r := range roots {
+		cands = append(cands, filepath.Join(r, filepath.Base(path)+".debug"))
+		if link != "" {
+			cands = append(cands, filepath.Join(r, link), filepath.Join(r, ".debug", link))
+		}
+	}
+	if link != "" {
+		cands = append(cands, filepath.Join(sys, "usr/lib/debug", dir, link))
+	}
+	for _, c := range cands {
+		if c == path {
+			continue
+		}
+		cid, err := fileBuildID(c)
+		if err != nil {
+			continue
+		}
+		if id != nil && cid != nil && !bytes.Equal(id, cid) {
+			continue
+		}
+		return c
+	}
+	return ""
+}
+
+// debugLink returns the file name in path's .gnu_debuglink section.
+func debugLink(path string) string {
+	f, err := elf.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	s := f.Section(".gnu_debuglink")
+	if s == nil || s.Type == elf.SHT_NOBITS || s.Size > 4096 {
+		return ""
+	}
+	b, err := s.Data()
+	if err != nil {
+		return ""
+	}
+	return filepath.Base(trimNUL(b))
+}
+
+// fileBuildID returns the GNU build id of the ELF file at path (nil when it
+// has none) or an error when it is not a readable ELF file.
+func fileBuildID(path string) ([]byte, error) {
+	f, err := elf.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	for _, s := range f.Sections {
+		if s.Type != elf.SHT_NOTE || s.Size > 1<<16 {
+			continue
+		}
+		b, err := s.Data()
+		if err != nil {
+			continue
+		}
+		if id := buildIDFromNotes(b); id != nil {
+			return id, nil
+		}
+	}
+	for _, p := range f.Progs {
+		if p.Type != elf.PT_NOTE || p.Filesz > 1<<16 {
+			continue
+		}
+		b := make([]byte, p.Filesz)
+		if _, err := p.ReadAt(b, 0); err != nil {
+			continue
+		}
+		if id := buildIDFromNotes(b); id != nil {
+			return id, nil
+		}
+	}
+	return nil, nil
+}
+
+func buildIDFromNotes(b []byte) []byte {
+	notes, _ := ParseNotes(b, 0)
+	for _, n := range notes {
+		if n.Name == "GNU" && n.Type == ntGNUBuild && len(n.Desc) > 0 {
+			return append([]byte(nil), n.Desc...)
+		}
+	}
+	return nil
+}
+
+// memBuildID reads an ELF image's build id from memory at base (the first
+// page of a mapped file, when the core holds it).
+func memBuildID(m unwind.Memory, base uint64) []byte {
+	var page [4096]byte
+	if n, _ := m.ReadAt(page[:], base); n < elfHeaderSize || string(page[:4]) != "\x7fELF" {
+		return nil
+	}
+	le := binary.LittleEndian
+	phoff := le.Uint64(page[32:])
+	phnum := uint64(le.Uint16(page[56:]))
+	if le.Uint16(page[54:]) != progHdrSize || phoff > uint64(len(page)) || phnum > (uint64(len(page))-phoff)/progHdrSize {
+		return nil
+	}
+	for i := uint64(0); i < phnum; i++ {
+		p := page[phoff+i*progHdrSize:]
+		if le.Uint32(p) != ptNote {
+			continue
+		}
+		off, sz := le.Uint64(p[8:]), le.Uint64(p[32:])
+		if sz > 4096 {
+			continue
+		}
+		b := make([]byte, sz)
+		if n, _ := m.ReadAt(b, base+off); uint64(n) != sz {
+			continue
+		}
+		if id := buildIDFromNotes(b); id != nil {
+			return id
+		}
+	}
+	return nil
+}
+
+func isELFAt(m unwind.Memory, a uint64) bool {
+	var b [4]byte
+	n, _ := m.ReadAt(b[:], a)
+	return n == 4 && string(b[:]) == "\x7fELF"
+}
+
+// loadBias computes the load bias of the ELF file at path mapped (from file
+// offset 0) at base.
+func loadBias(path string, base uint64) (uint64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	return loadBiasFrom(f, base)
+}
+
+func loadBiasFrom(r io.ReaderAt, base uint64) (uint64, error) {
+	f, err := elf.NewFile(r)
+	if err != nil {
+		return 0, err
+	}
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_LOAD {
+			align := max(p.Align, 1)
+			if align&(align-1) != 0 {
+				align = 4096
+			}
+			return base - ((p.Vaddr - p.Off) &^ (align - 1)), nil
+		}
+	}
+	return 0, errors.New("no PT_LOAD segment")
+}
+
+// memReaderAt reads an in-memory image (the vDSO) through io.ReaderAt.
+type memReaderAt struct {
+	m    unwind.Memory
+	base uint64
+}
+
+func (r *memReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 || off > 1<<32 {
+		return 0, io.EOF
+	}
+	n, err := r.m.ReadAt(p, r.base+uint64(off))
+	if n < len(p) && err != nil {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// linkTimeSymbol finds a symbol's link-time address in the System.map or
+// the vmlinux files of opts.
+func linkTimeSymbol(opts SymbolOptions, name string) (uint64, bool) {
+	if opts.SystemMap != "" {
+		if f, err := os.Open(opts.SystemMap); err == nil {
+			defer f.Close()
+			t, err := symbols.ParseSystemMap(f, 0)
+			if err == nil {
+				if s, ok := t.ByName(name); ok {
+					return s.Addr, true
+				}
+			}
+		}
+	}
+	for _, path := range opts.Files {
+		f, err := elf.Open(path)
+		if err != nil {
+			continue
+		}
+		syms, _ := f.Symbols()
+		f.Close()
+		for _, s := range syms {
+			if s.Name == name {
+				return s.Value, true
+			}
+		}
+	}
+	return 0, false
+}
+
+// backWithFile makes the parts of the core's segments that the kernel did
+// not dump (file-backed text) readable from the ELF file found for them.
+func (d *Dump) backWithFile(corePath, path string) {
+	sm, ok := d.mem.(*segMemory)
+	if !ok {
+		return
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return
+	}
+	d.files = append(d.files, f)
+	for _, m := range d.user.maps {
+		if m.Path == corePath && m.End > m.Start {
+			sm.addBacking(m.Start, m.End, m.Off, f)
+		}
+	}
+}

@@ -1,0 +1,264 @@
+package dump
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/unwind-dev/unwind/internal/corpus"
+	"github.com/unwind-dev/unwind/ptregs"
+	"github.com/unwind-dev/unwind/unwind"
+)
+
+var unpackMu sync.Mutex
+
+// vmcore returns the path of the decompressed kernel corpus dump
+// fp/<scenario>/<name>.vmcore.zst, decompressing it once into the user's
+// cache directory.
+func vmcore(t testing.TB, scenario, name string) string {
+	t.Helper()
+	dir := corpus.Dir(t, "kernel")
+	src := filepath.Join(dir, "fp", scenario, name+".vmcore.zst")
+	if _, err := os.Stat(src); err != nil {
+		t.Skipf("%s: %v", src, err)
+	}
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		cache = os.TempDir()
+	}
+	out := filepath.Join(cache, "unwind-dump-test", name+".vmcore")
+	unpackMu.Lock()
+	defer unpackMu.Unlock()
+	if fi, err := os.Stat(out); err == nil && fi.Size() > 0 {
+		return out
+	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	zr, err := zstd.NewReader(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	tmp, err := os.CreateTemp(filepath.Dir(out), "tmp-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := copySparse(tmp, zr); err != nil {
+		t.Fatal(err)
+	}
+	if err := tmp.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp.Name(), out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// copySparse copies r to f, seeking over all-zero 64 KiB blocks so the
+// mostly empty vmcores stay sparse on disk.
+func copySparse(f *os.File, r io.Reader) error {
+	buf := make([]byte, 64<<10)
+	var size int64
+	for {
+		n, err := io.ReadFull(r, buf)
+		if n > 0 {
+			if allZero(buf[:n]) {
+				if _, err := f.Seek(int64(n), io.SeekCurrent); err != nil {
+					return err
+				}
+			} else if _, err := f.Write(buf[:n]); err != nil {
+				return err
+			}
+			size += int64(n)
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return f.Truncate(size)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+var qemuRegRE = regexp.MustCompile(`([A-Z0-9]+)\s*=([0-9a-f]{16})`)
+
+// qemuRegs parses NAME.qemu-regs.txt ("info registers -a").
+func qemuRegs(t *testing.T, path string) []map[string]uint64 {
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var cpus []map[string]uint64
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "CPU#") {
+			cpus = append(cpus, map[string]uint64{})
+			continue
+		}
+		if len(cpus) == 0 {
+			continue
+		}
+		for _, m := range qemuRegRE.FindAllStringSubmatch(line, -1) {
+			v, _ := strconv.ParseUint(m[2], 16, 64)
+			cpus[len(cpus)-1][strings.ToLower(m[1])] = v
+		}
+	}
+	return cpus
+}
+
+func kernelDir(t *testing.T) string { return kernelDirTB(t) }
+
+func kernelDirTB(tb testing.TB) string { return filepath.Join(corpus.Dir(tb, "kernel"), "fp") }
+
+func openKernel(t *testing.T, scenario, name string) *Dump {
+	d, err := Open(vmcore(t, scenario, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	kd := kernelDir(t)
+	if _, _, err := d.Symbols(SymbolOptions{Files: []string{filepath.Join(kd, "vmlinux")}, SystemMap: filepath.Join(kd, "System.map")}); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func TestVmcoreRegistersMatchQEMU(t *testing.T) {
+	regs, _ := filepath.Glob(filepath.Join(kernelDir(t), "*", "*.qemu-regs.txt"))
+	if len(regs) == 0 {
+		t.Skip("no qemu-regs.txt files")
+	}
+	type capture struct{ scenario, name string }
+	var caps []capture
+	for _, r := range regs {
+		caps = append(caps, capture{filepath.Base(filepath.Dir(r)), strings.TrimSuffix(filepath.Base(r), ".qemu-regs.txt")})
+	}
+	for _, c := range caps {
+		t.Run(c.name, func(t *testing.T) {
+			d := openKernel(t, c.scenario, c.name)
+			if d.Kind() != KindVmcore || d.Release() != "6.1.192" {
+				t.Errorf("kind %q release %q", d.Kind(), d.Release())
+			}
+			want := qemuRegs(t, filepath.Join(kernelDir(t), c.scenario, c.name+".qemu-regs.txt"))
+			th := d.Threads()
+			if len(th) != len(want) {
+				t.Fatalf("%d CPUs, qemu has %d", len(th), len(want))
+			}
+			for i, thr := range th {
+				if thr.CPU != i {
+					t.Errorf("thread %d has CPU %d", i, thr.CPU)
+				}
+				for r := ptregs.Reg(0); r < ptregs.NumRegs; r++ {
+					got, _ := thr.Regs.Get(r)
+					if w, ok := want[i][r.String()]; ok && got != w {
+						t.Errorf("cpu %d %s = %#x, qemu %#x", i, r, got, w)
+					}
+				}
+				if s, ok := d.QEMUState(i); !ok || s.CR3 != want[i]["cr3"] {
+					t.Errorf("cpu %d CR3 %#x, qemu %#x", i, s.CR3, want[i]["cr3"])
+				}
+				sp, _ := thr.Regs.SP()
+				st := d.Stacks(i)
+				if s, ok := st.StackOf(sp); !ok {
+					t.Errorf("cpu %d: sp %#x on no stack of %+v", i, sp, st)
+				} else {
+					t.Logf("cpu %d sp %#x on %v %s [%#x,%#x) comm %q tid %d", i, sp, s.Kind, s.Name, s.Lo, s.Hi, thr.Comm, thr.TID)
+					buf := make([]byte, s.Hi-sp)
+					if _, err := d.Memory().ReadAt(buf, sp); err != nil {
+						t.Errorf("cpu %d: reading the stack: %v", i, err)
+					}
+				}
+			}
+		})
+	}
+}
+
+func systemMapAddr(t *testing.T, name string) uint64 {
+	f, err := os.Open(filepath.Join(kernelDir(t), "System.map"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fs := strings.Fields(sc.Text())
+		if len(fs) == 3 && fs[2] == name {
+			v, _ := strconv.ParseUint(fs[0], 16, 64)
+			return v
+		}
+	}
+	t.Fatalf("%s not in System.map", name)
+	return 0
+}
+
+func TestVmcoreLinuxBannerPhysicalAndPaging(t *testing.T) {
+	addr := systemMapAddr(t, "linux_banner")
+	for _, name := range []string{"irq", "irq-paging"} {
+		t.Run(name, func(t *testing.T) {
+			d, err := Open(vmcore(t, "irq", name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			buf := make([]byte, 64)
+			if _, err := d.Memory().ReadAt(buf, addr); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.HasPrefix(buf, []byte("Linux version 6.1.192")) {
+				t.Errorf("linux_banner reads %q", buf)
+			}
+			if _, err := d.Memory().ReadAt(buf[:8], 0xffff800000000000); err == nil {
+				t.Errorf("read of an unmapped kernel address succeeded")
+			} else if !isUnmapped(err) {
+				t.Errorf("unmapped read error %v", err)
+			}
+		})
+	}
+}
+
+func isUnmapped(err error) bool {
+	_, ok := err.(*unwind.MemoryError)
+	return ok
+}
+
+func TestVmcorePanicMessage(t *testing.T) {
+	for _, c := range []struct{ scenario, name, want string }{
+		// Stopped at panic()'s first instruction: the message is not printed yet.
+		{"panic", "panic-entry", ""},
+		{"oops", "oops-die", "BUG: "},
+		{"idle", "idle", ""},
+	} {
+		d, err := Open(vmcore(t, c.scenario, c.name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs := d.KernelLog(1000)
+		msg := d.PanicMessage()
+		t.Logf("%s: %d records, last %q, panic %q", c.name, len(recs), recs[len(recs)-1].Text, msg)
+		if !strings.HasPrefix(msg, c.want) || (c.want == "") != (msg == "") {
+			t.Errorf("%s: panic message %q, want prefix %q", c.name, msg, c.want)
+		}
+		if c.name == "panic-entry" && recs[len(recs)-1].Text != "sysrq: Trigger a crash" {
+			t.Errorf("last record %q", recs[len(recs)-1].Text)
+		}
+		d.Close()
+	}
+}
