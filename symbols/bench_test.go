@@ -84,3 +84,61 @@ func BenchmarkLines(b *testing.B) {
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "lookups/s")
 }
+
+// benchFileLookup measures Lookup in a File's table at random addresses of
+// its text.
+func benchFileLookup(b *testing.B, f *File) {
+	lo, hi := ^uint64(0), uint64(0)
+	for _, t := range f.text {
+		lo, hi = min(lo, t.start), max(hi, t.end)
+	}
+	addrs := make([]uint64, 4096)
+	x := uint64(88172645463325252)
+	for i := range addrs {
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		addrs[i] = lo + x%(hi-lo)
+	}
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		f.Syms.Lookup(addrs[n&4095])
+		n++
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "lookups/s")
+	b.ReportMetric(float64(f.Syms.Len()), "symbols")
+}
+
+// BenchmarkLookupVmlinux looks up kernel text in vmlinux, whose text
+// symbols have kallsyms-style sizes.
+func BenchmarkLookupVmlinux(b *testing.B) {
+	dir, err := corpus.Find("kernel")
+	if err != nil {
+		b.Skip(err)
+	}
+	f, err := Open(filepath.Join(dir, "fp", "vmlinux"), 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	benchFileLookup(b, f)
+}
+
+// BenchmarkLookupAttached looks up libc text with its debug file attached.
+func BenchmarkLookupAttached(b *testing.B) {
+	dir, err := corpus.Find("user")
+	if err != nil {
+		b.Skip(err)
+	}
+	libc := filepath.Join(dir, "lib", "libc.so.6")
+	f, err := Open(libc, 0x7ffff7d80000)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.AttachDebug(libc + ".debug"); err != nil {
+		b.Fatal(err)
+	}
+	benchFileLookup(b, f)
+}

@@ -15,10 +15,34 @@
 //	...
 //	s.Add(vmlinux)
 //	sysmap, err := symbols.ParseSystemMap(r, kaslrOffset)
-//	s.AddTable(sysmap, "vmlinux")
+//	s.AddTable(sysmap, "")             // built-in code has no module name
 //	sym, ok := s.Symbol(pc)            // O(log n), no allocation
 //	err = s.FindCFI(pc, &row)          // errors.Is(err, symbols.ErrNoFDE) on a miss
 //	lines = s.Lines(pc, lines)         // innermost first
+//
+// # Kernel symbols
+//
+// For a Linux kernel image (vmlinux), and for System.map and kallsyms
+// tables, Sym.Size is what the kernel itself prints in "func+0x15/0x20":
+// the distance to the next symbol kallsyms lists, not the ELF st_size (kept
+// in Sym.ELFSize), so an oops line can be compared with a lookup as text.
+// Aliases at one address are ordered as kallsyms orders them. Sym.Module is
+// "" for built-in kernel code and the module name for a .ko or a kallsyms
+// "[module]" column. See Sym.
+//
+// # Separate debug files
+//
+// A stripped library and its debug file (objcopy --only-keep-debug) make
+// one File:
+//
+//	f, err := symbols.Open("/lib/x86_64-linux-gnu/libc.so.6", loadBias)
+//	if dbg, ok := symbols.FindDebugFile(f, []string{"/usr/lib/debug"}); ok {
+//		err = f.AttachDebug(dbg) // checks build id or .gnu_debuglink CRC
+//	}
+//
+// It then uses the main file's text, .eh_frame and dynamic symbols and the
+// debug file's .symtab, DWARF lines and .debug_frame, and its symbols are
+// still named after the main file in Sym.Module.
 //
 // Lookups report misses with false, a nil slice or ErrNoFDE, never a panic.
 // Table lookups are binary searches that do not allocate; CFI rows are

@@ -17,18 +17,27 @@ import (
 // File is one ELF module (an executable, shared library or vmlinux) loaded
 // at Bias: its symbols, executable sections, CFI and DWARF lines, all at
 // run-time addresses. Symbols are read by Open; code, CFI and DWARF are read
-// on first use. A File is safe for concurrent use.
+// on first use. AttachDebug adds a separate debug file. A File is safe for
+// concurrent use once AttachDebug (if used) has returned.
 type File struct {
-	Path string // as given to Open or NewFile; also every Sym's Module
+	Path string // as given to Open or NewFile; Sym.Module of its symbols except for a kernel (see Sym.Module)
 	Bias uint64 // added to every link-time address (KASLR, PIE or library load bias)
-	Syms *Table // .symtab and .dynsym, deduplicated
+	Syms *Table // .symtab and .dynsym (plus the debug file's .symtab), deduplicated
 
-	r       io.ReaderAt
-	closer  io.Closer
-	ef      *elf.File
-	text    []textSection // executable sections sorted by address
-	lo, hi  uint64        // run-time span of the allocated sections
-	buildID []byte
+	// DebugPath is the separate debug file attached by AttachDebug, or "".
+	DebugPath string
+
+	r        io.ReaderAt
+	closer   io.Closer
+	ef       *elf.File
+	dbg      *elf.File // separate debug file, or nil
+	dbgClose io.Closer
+	kind     fileKind
+	kernel   bool          // a Linux kernel image (see Sym.Size)
+	module   string        // Sym.Module of the file's symbols
+	text     []textSection // executable sections sorted by address
+	lo, hi   uint64        // run-time span of the allocated sections
+	buildID  []byte
 
 	cfiOnce   sync.Once
 	debugCFI  *cfi.Table
@@ -82,6 +91,7 @@ func NewFile(r io.ReaderAt, path string, bias uint64) (f *File, err error) {
 		return nil, fmt.Errorf("symbols: %s: not an x86-64 ELF (%v %v)", path, ef.Class, ef.Machine)
 	}
 	f = &File{Path: path, Bias: bias, r: r, ef: ef}
+	f.kind, f.module = classify(ef, path)
 	f.lo = ^uint64(0)
 	for _, s := range ef.Sections {
 		if s.Flags&elf.SHF_ALLOC == 0 || s.Addr == 0 || s.Size == 0 {
@@ -111,20 +121,62 @@ func NewFile(r io.ReaderAt, path string, bias uint64) (f *File, err error) {
 	return f, nil
 }
 
-// Close closes the file Open opened; it is a no-op for NewFile.
+// Close closes the file Open opened and the debug file AttachDebug opened;
+// it is a no-op for NewFile without AttachDebug.
 func (f *File) Close() error {
-	if f.closer != nil {
-		return f.closer.Close()
+	var errs []error
+	if f.dbgClose != nil {
+		errs = append(errs, f.dbgClose.Close())
+		f.dbgClose = nil
 	}
-	return nil
+	if f.closer != nil {
+		errs = append(errs, f.closer.Close())
+		f.closer = nil
+	}
+	return errors.Join(errs...)
 }
 
-// readSymbols reads .symtab and .dynsym: functions, objects, untyped labels
-// and ifuncs defined in a section, relocated by the bias.
+// readSymbols reads .symtab and .dynsym, and the debug file's .symtab when
+// one is attached: functions, objects, untyped labels and ifuncs defined in
+// a section, relocated by the bias. For a Linux kernel image it gives text
+// symbols kallsyms-style sizes (see Sym.Size) and kallsyms's alias order.
 func (f *File) readSymbols() *Table {
+	type src struct {
+		ef   *elf.File
+		syms []elf.Symbol
+	}
+	var srcs []src
+	if syms, err := f.ef.Symbols(); err == nil {
+		srcs = append(srcs, src{f.ef, syms})
+	}
+	if syms, err := f.ef.DynamicSymbols(); err == nil {
+		srcs = append(srcs, src{f.ef, syms})
+	}
+	if f.dbg != nil {
+		if syms, err := f.dbg.Symbols(); err == nil {
+			srcs = append(srcs, src{f.dbg, syms})
+		}
+	}
+	kernel := false
+	if f.kind == kindKernelText {
+	find:
+		for _, sr := range srcs {
+			for _, s := range sr.syms {
+				if (s.Name == "linux_banner" || s.Name == "_stext") && s.Section != elf.SHN_UNDEF {
+					kernel = true
+					break find
+				}
+			}
+		}
+	}
+	f.kernel = kernel
+	module := f.module
+	if kernel {
+		module = ""
+	}
 	var es []entry
-	add := func(syms []elf.Symbol) {
-		for _, s := range syms {
+	for _, sr := range srcs {
+		for _, s := range sr.syms {
 			typ := elf.ST_TYPE(s.Info)
 			switch typ {
 			case elf.STT_FUNC, elf.STT_GNU_IFUNC, elf.STT_OBJECT, elf.STT_NOTYPE:
@@ -137,6 +189,25 @@ func (f *File) readSymbols() *Table {
 			addr := s.Value
 			if s.Section != elf.SHN_ABS {
 				addr += f.Bias
+			}
+			name := s.Name
+			if i := strings.IndexByte(name, '@'); i > 0 {
+				name = name[:i] // dynsym version suffix, as in "memcpy@@GLIBC_2.14"
+			}
+			sym := Sym{Name: name, Addr: addr, Size: s.Size, ELFSize: s.Size, Module: module}
+			if kernel {
+				if kallsymsIgnored(name) {
+					continue
+				}
+				weak := elf.ST_BIND(s.Info) == elf.STB_WEAK && typ != elf.STT_OBJECT
+				if s.Section < elf.SHN_LORESERVE && int(s.Section) < len(sr.ef.Sections) &&
+					sr.ef.Sections[s.Section].Flags&elf.SHF_EXECINSTR != 0 {
+					// A text symbol: its size is the distance to the next
+					// symbol, as kallsyms computes it (filled by newTable).
+					sym.Size = 0
+					es = append(es, entry{Sym: sym, rank: kallsymsRank(name, weak)})
+					continue
+				}
 			}
 			rank := 2
 			switch {
@@ -151,18 +222,11 @@ func (f *File) readSymbols() *Table {
 			if s.Section == elf.SHN_ABS {
 				rank += 8
 			}
-			name := s.Name
-			if i := strings.IndexByte(name, '@'); i > 0 {
-				name = name[:i] // dynsym version suffix, as in "memcpy@@GLIBC_2.14"
+			if kernel {
+				rank += 16 // after text symbols at the same address
 			}
-			es = append(es, entry{Sym: Sym{Name: name, Addr: addr, Size: s.Size, Module: f.Path}, rank: rank})
+			es = append(es, entry{Sym: sym, rank: rank})
 		}
-	}
-	if syms, err := f.ef.Symbols(); err == nil {
-		add(syms)
-	}
-	if syms, err := f.ef.DynamicSymbols(); err == nil {
-		add(syms)
 	}
 	return newTable(es)
 }
@@ -248,10 +312,18 @@ func (f *File) CodeAt(pc uint64) []byte {
 	return (*t.data)[off:]
 }
 
-// loadCFI parses .debug_frame and .eh_frame on first use.
+// loadCFI parses .debug_frame (the debug file's, if one is attached and has
+// it) and the main file's .eh_frame on first use.
 func (f *File) loadCFI() {
 	var errs []error
-	if s := f.ef.Section(".debug_frame"); s != nil && s.Type != elf.SHT_NOBITS {
+	s := (*elf.Section)(nil)
+	if f.dbg != nil {
+		s = f.dbg.Section(".debug_frame")
+	}
+	if s == nil || s.Type == elf.SHT_NOBITS {
+		s = f.ef.Section(".debug_frame")
+	}
+	if s != nil && s.Type != elf.SHT_NOBITS {
 		if b, err := s.Data(); err != nil {
 			errs = append(errs, err)
 		} else if f.debugCFI, err = cfi.Parse(b, cfi.DebugFrame, 0, f.Bias); err != nil {

@@ -397,10 +397,20 @@ func TestGoldenKernel(t *testing.T) {
 		set.AddTable(sm, "vmlinux")
 		cfiHits := 0
 		for _, a := range samples {
+			// The ELF table keeps st_size in ELFSize; Size is kallsyms's,
+			// the same as System.map's derived sizes.
 			got, ok := f.Syms.Lookup(a + bias)
-			checkAgainstNM(t, nm, a, bias, got, ok, true)
-			got, ok = sm.Lookup(a + bias)
-			checkAgainstNM(t, nm, a, bias, got, ok, false)
+			elfView := got
+			elfView.Size = got.ELFSize
+			checkAgainstNM(t, nm, a, bias, elfView, ok, true)
+			smGot, smOK := sm.Lookup(a + bias)
+			checkAgainstNM(t, nm, a, bias, smGot, smOK, false)
+			if ok != smOK || got.Name != smGot.Name || got.Addr != smGot.Addr || got.Size != smGot.Size {
+				t.Errorf("%#x: vmlinux %+v %v, System.map %+v %v", a, got, ok, smGot, smOK)
+			}
+			if ok && got.Module != "" {
+				t.Errorf("%#x: vmlinux symbol %s has Module %q, want \"\"", a, got.Name, got.Module)
+			}
 			if !set.IsText(a + bias) {
 				t.Errorf("%#x: not text", a)
 			}

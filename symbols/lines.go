@@ -3,6 +3,7 @@ package symbols
 import (
 	"cmp"
 	"debug/dwarf"
+	"debug/elf"
 	"errors"
 	"fmt"
 	"io"
@@ -385,19 +386,30 @@ func (x *dwarfIndex) lines(pc uint64, buf []Line) []Line {
 	return buf
 }
 
-// loadDWARF builds the unit index on first use.
+// hasData reports whether ef has section name with contents in the file.
+func hasData(ef *elf.File, name string) bool {
+	s := ef.Section(name)
+	return s != nil && s.Type != elf.SHT_NOBITS
+}
+
+// loadDWARF builds the unit index on first use, from the attached debug
+// file when it has DWARF.
 func (f *File) loadDWARF() {
 	defer func() {
 		if p := recover(); p != nil {
 			f.dw, f.dwErr = nil, fmt.Errorf("symbols: %s: malformed DWARF: %v", f.Path, p)
 		}
 	}()
-	if f.ef.Section(".debug_info") == nil {
+	ef, path := f.ef, f.Path
+	if f.dbg != nil && hasData(f.dbg, ".debug_info") {
+		ef, path = f.dbg, f.DebugPath
+	}
+	if !hasData(ef, ".debug_info") {
 		return
 	}
-	d, err := f.ef.DWARF()
+	d, err := ef.DWARF()
 	if err != nil {
-		f.dwErr = fmt.Errorf("symbols: %s: %w", f.Path, err)
+		f.dwErr = fmt.Errorf("symbols: %s: %w", path, err)
 		return
 	}
 	f.dw, f.dwErr = buildDWARFIndex(d)

@@ -1,0 +1,202 @@
+package symbols
+
+import (
+	"bytes"
+	"debug/elf"
+	"encoding/hex"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+)
+
+// DebugLink returns the file name and CRC-32 recorded in the file's
+// .gnu_debuglink section, which names its separate debug file; ok is false
+// when there is no such section or it is malformed.
+func (f *File) DebugLink() (name string, crc uint32, ok bool) {
+	return debugLink(f.ef)
+}
+
+func debugLink(ef *elf.File) (name string, crc uint32, ok bool) {
+	s := ef.Section(".gnu_debuglink")
+	if s == nil || s.Type == elf.SHT_NOBITS || s.Size > 4096 {
+		return "", 0, false
+	}
+	b, err := s.Data()
+	if err != nil {
+		return "", 0, false
+	}
+	n := bytes.IndexByte(b, 0)
+	if n <= 0 {
+		return "", 0, false
+	}
+	off := (n + 4) &^ 3 // the name, its NUL and padding to 4 bytes
+	if off+4 > len(b) {
+		return "", 0, false
+	}
+	return string(b[:n]), ef.ByteOrder.Uint32(b[off:]), true
+}
+
+// AttachDebug adds the separate debug file at path (made by objcopy
+// --only-keep-debug, found with FindDebugFile) to f, so that one File
+// answers with the main file's text bytes, .eh_frame and dynamic symbols
+// and the debug file's .symtab, DWARF lines and inlines and .debug_frame,
+// all at f's bias. Symbols keep the main file's Module (f.Path).
+//
+// When both files have a build id they must be equal; otherwise, when f
+// has a .gnu_debuglink, the debug file's CRC-32 must match it. A second call
+// replaces the debug file. AttachDebug must not run concurrently with other
+// uses of f; Close closes the debug file too.
+func (f *File) AttachDebug(path string) error {
+	fh, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	if err := f.attachDebug(fh, path, fh); err != nil {
+		fh.Close()
+		return err
+	}
+	return nil
+}
+
+func (f *File) attachDebug(r io.ReaderAt, path string, closer io.Closer) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("symbols: %s: malformed ELF: %v", path, p)
+		}
+	}()
+	ef, err := elf.NewFile(r)
+	if err != nil {
+		return fmt.Errorf("symbols: %s: %w", path, err)
+	}
+	if ef.Class != elf.ELFCLASS64 || ef.Machine != elf.EM_X86_64 {
+		return fmt.Errorf("symbols: %s: not an x86-64 ELF (%v %v)", path, ef.Class, ef.Machine)
+	}
+	if err := f.checkDebug(ef, r, path); err != nil {
+		return err
+	}
+	if f.dbgClose != nil {
+		f.dbgClose.Close()
+	}
+	f.dbg, f.dbgClose, f.DebugPath = ef, closer, path
+	f.Syms = f.readSymbols()
+	// Forget CFI and DWARF read without the debug file.
+	f.cfiOnce, f.debugCFI, f.ehCFI, f.cfiErr = sync.Once{}, nil, nil, nil
+	f.dwarfOnce, f.dw, f.dwErr = sync.Once{}, nil, nil
+	return nil
+}
+
+// checkDebug verifies that ef (read from r) is f's debug file.
+func (f *File) checkDebug(ef *elf.File, r io.ReaderAt, path string) error {
+	id := readBuildID(ef)
+	if f.buildID != nil && id != nil {
+		if !bytes.Equal(id, f.buildID) {
+			return fmt.Errorf("symbols: %s: build id %x, %s has %x", path, id, f.Path, f.buildID)
+		}
+		return nil
+	}
+	if _, crc, ok := f.DebugLink(); ok {
+		got, err := crcOf(r)
+		if err != nil {
+			return fmt.Errorf("symbols: %s: %w", path, err)
+		}
+		if got != crc {
+			return fmt.Errorf("symbols: %s: CRC %08x, %s's .gnu_debuglink wants %08x", path, got, f.Path, crc)
+		}
+	}
+	return nil
+}
+
+// crcOf returns the CRC-32 (IEEE, as .gnu_debuglink uses) of all of r.
+func crcOf(r io.ReaderAt) (uint32, error) {
+	h := crc32.NewIEEE()
+	if _, err := io.Copy(h, io.NewSectionReader(r, 0, 1<<62)); err != nil {
+		return 0, err
+	}
+	return h.Sum32(), nil
+}
+
+// FindDebugFile looks for f's separate debug file and returns its path. It
+// tries, in order: for each dir, dir/.build-id/ab/cdef….debug (from f's
+// build id); then, for the .gnu_debuglink name, the main file's own
+// directory and its .debug subdirectory, and for each dir, dir/name,
+// dir/.debug/name and dir/<main file's directory>/name (the layout of
+// /usr/lib/debug); last, for each dir and the main file's directory,
+// dir/<main file name>.debug. A candidate counts only if it is not the main
+// file itself and its build id matches f's (or, when either has none, its
+// CRC-32 matches the .gnu_debuglink). No system directory is searched
+// unless it is in dirs.
+func FindDebugFile(f *File, dirs []string) (string, bool) {
+	if f == nil {
+		return "", false
+	}
+	var cands []string
+	if len(f.buildID) >= 2 {
+		h := hex.EncodeToString(f.buildID)
+		for _, d := range dirs {
+			cands = append(cands, filepath.Join(d, ".build-id", h[:2], h[2:]+".debug"))
+		}
+	}
+	own := filepath.Dir(f.Path)
+	if name, _, ok := f.DebugLink(); ok && filepath.Base(name) == name {
+		cands = append(cands, filepath.Join(own, name), filepath.Join(own, ".debug", name))
+		abs, _ := filepath.Abs(own)
+		for _, d := range dirs {
+			cands = append(cands, filepath.Join(d, name), filepath.Join(d, ".debug", name))
+			if abs != "" {
+				cands = append(cands, filepath.Join(d, abs, name))
+			}
+		}
+	}
+	base := filepath.Base(f.Path) + ".debug"
+	for _, d := range append(slices.Clone(dirs), own) {
+		cands = append(cands, filepath.Join(d, base))
+	}
+	mainInfo, _ := os.Stat(f.Path)
+	seen := make(map[string]bool)
+	for _, c := range cands {
+		if seen[c] {
+			continue
+		}
+		seen[c] = true
+		if f.isDebugFile(c, mainInfo) {
+			return c, true
+		}
+	}
+	return "", false
+}
+
+// isDebugFile reports whether the file at path is f's debug file.
+func (f *File) isDebugFile(path string, mainInfo os.FileInfo) (ok bool) {
+	fi, err := os.Stat(path)
+	if err != nil || !fi.Mode().IsRegular() || (mainInfo != nil && os.SameFile(fi, mainInfo)) {
+		return false
+	}
+	fh, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer fh.Close()
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	ef, err := elf.NewFile(fh)
+	if err != nil {
+		return false
+	}
+	id := readBuildID(ef)
+	if f.buildID != nil && id != nil {
+		return bytes.Equal(id, f.buildID)
+	}
+	_, crc, ok := f.DebugLink()
+	if !ok {
+		return false
+	}
+	got, err := crcOf(fh)
+	return err == nil && got == crc
+}
