@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"debug/elf"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -165,15 +164,13 @@ func (d *Dump) userSymbols(set *symbols.Set, opts SymbolOptions) []string {
 			warns = append(warns, fmt.Sprintf("%s: %v", path, err))
 			continue
 		}
-		set.Add(f)
-		d.backWithFile(mod.path, path)
-		if dbg := findDebugFile(path, mod.buildID, opts); dbg != "" {
-			if df, err := symbols.Open(dbg, bias); err == nil {
-				set.Add(df)
-			} else {
+		if dbg, ok := symbols.FindDebugFile(f, debugDirs(opts)); ok {
+			if err := f.AttachDebug(dbg); err != nil {
 				warns = append(warns, fmt.Sprintf("%s: %v", dbg, err))
 			}
 		}
+		set.Add(f)
+		d.backWithFile(mod.path, path)
 	}
 	// The vDSO is not a file: read it from the core.
 	for _, a := range d.user.auxv {
@@ -225,70 +222,16 @@ func candidatePaths(path string, isExe bool, opts SymbolOptions) []string {
 	return c
 }
 
-// findDebugFile looks for the separate debug file of the ELF at path.
-func findDebugFile(path string, coreID []byte, opts SymbolOptions) string {
-	id, _ := fileBuildID(path)
-	if id == nil {
-		id = coreID
-	}
-	link := debugLink(path)
-	dir := filepath.Dir(path)
-	roots := []string{dir}
-	roots = append(roots, opts.SearchDirs...)
+// debugDirs lists where separate debug files are looked for, beyond the
+// main file's own folder: the search directories and the sysroot's
+// /usr/lib/debug (with its .build-id tree).
+func debugDirs(opts SymbolOptions) []string {
+	dirs := append([]string(nil), opts.SearchDirs...)
 	sys := opts.Sysroot
 	if sys == "" {
 		sys = "/"
 	}
-	roots = append(roots, filepath.Join(sys, "usr/lib/debug"))
-	var cands []string
-	if len(id) > 1 {
-		h := hex.EncodeToString(id)
-		rel := filepath.Join(".build-id", h[:2], h[2:]+".debug")
-		for _, r := range roots {
-			cands = append(cands, filepath.Join(r, rel))
-		}
-	}
-	for _, r := range roots {
-		cands = append(cands, filepath.Join(r, filepath.Base(path)+".debug"))
-		if link != "" {
-			cands = append(cands, filepath.Join(r, link), filepath.Join(r, ".debug", link))
-		}
-	}
-	if link != "" {
-		cands = append(cands, filepath.Join(sys, "usr/lib/debug", dir, link))
-	}
-	for _, c := range cands {
-		if c == path {
-			continue
-		}
-		cid, err := fileBuildID(c)
-		if err != nil {
-			continue
-		}
-		if id != nil && cid != nil && !bytes.Equal(id, cid) {
-			continue
-		}
-		return c
-	}
-	return ""
-}
-
-// debugLink returns the file name in path's .gnu_debuglink section.
-func debugLink(path string) string {
-	f, err := elf.Open(path)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	s := f.Section(".gnu_debuglink")
-	if s == nil || s.Type == elf.SHT_NOBITS || s.Size > 4096 {
-		return ""
-	}
-	b, err := s.Data()
-	if err != nil {
-		return ""
-	}
-	return filepath.Base(trimNUL(b))
+	return append(dirs, filepath.Join(sys, "usr/lib/debug"))
 }
 
 // fileBuildID returns the GNU build id of the ELF file at path (nil when it

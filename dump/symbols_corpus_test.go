@@ -31,12 +31,15 @@ func TestUserCoreSymbolFilesFound(t *testing.T) {
 	var got []string
 	for _, f := range set.Modules() {
 		got = append(got, filepath.Base(f.Path))
+		if f.DebugPath != "" {
+			got = append(got, filepath.Base(f.DebugPath)+"(attached)")
+		}
 		if strings.HasPrefix(filepath.Base(f.Path), "libc.so.6") && f.Bias%4096 != 0 {
 			t.Errorf("%s bias %#x not page aligned", f.Path, f.Bias)
 		}
 	}
 	sort.Strings(got)
-	want := "[[vdso] bin ld-linux-x86-64.so.2 ld-linux-x86-64.so.2.debug libc.so.6 libc.so.6.debug]"
+	want := "[[vdso] bin ld-linux-x86-64.so.2 ld-linux-x86-64.so.2.debug(attached) libc.so.6 libc.so.6.debug(attached)]"
 	if s := "[" + strings.Join(got, " ") + "]"; s != want {
 		t.Errorf("modules %s, want %s", s, want)
 	}
