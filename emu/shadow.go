@@ -1,0 +1,302 @@
+package emu
+
+import (
+	"fmt"
+
+	"github.com/unwind-dev/unwind/ptregs"
+	"github.com/unwind-dev/unwind/unwind"
+)
+
+// FrameKind says how a shadow-stack frame was entered.
+type FrameKind uint8
+
+// Frame kinds.
+const (
+	FrameCall        FrameKind = iota // a normal call frame (or the innermost frame)
+	FrameInterrupted                  // a frame interrupted by an event; Entry/RegsAddr/Regs say by what
+	FrameUser                         // a frame executing at CPL 3
+)
+
+func (k FrameKind) String() string {
+	switch k {
+	case FrameInterrupted:
+		return "interrupted"
+	case FrameUser:
+		return "user"
+	}
+	return "call"
+}
+
+// Frame is one frame of the ground-truth shadow stack, innermost first.
+//
+// PC is RIP for the innermost frame, the return address for a caller, and
+// the interrupted RIP for an interrupted frame. CFA is the frame's
+// canonical frame address: for a called function the caller's RSP before
+// the call (return-address slot + 8); for an entry stub entered by a gate
+// the top of the hardware frame (the 16-byte aligned RSP before the
+// pushes); 0 when unknown (the outermost frame, a syscall entry before its
+// pt_regs is built). Kind is FrameUser for every frame at CPL 3, including
+// one an event interrupted (its Entry, RegsAddr and Regs are set then).
+type Frame struct {
+	Function string // symbol containing PC (PC-1 for return addresses); "" if none
+	PC       uint64
+	CFA      uint64
+	SP       uint64
+	Kind     FrameKind
+	Stack    unwind.StackKind
+	// Interrupted frames (Entry != ""): the event and the registers at the
+	// moment of delivery; RegsAddr is the pt_regs the entry code built
+	// (0 until it called its C handler).
+	Entry    string
+	Vector   int // -1 for syscall
+	RegsAddr uint64
+	Regs     ptregs.Regs
+}
+
+// shadowRec is one record of the per-CPU ground-truth stack, outermost first.
+type shadowRec struct {
+	entry    bool
+	fn       uint64 // call target / handler
+	ret      uint64 // call: return address
+	cfa      uint64
+	vector   int
+	name     string
+	intRIP   uint64
+	intRSP   uint64
+	intCS    uint16
+	gprs     [16]uint64
+	regsAddr uint64
+	idtr     DescTable // IDTR at delivery of an outermost NMI/#DB (idtSaved)
+	idtSaved bool
+	// clobbered: a later delivery pushed a hardware frame over this
+	// entry's (an IST stack reset while the entry was live).
+	clobbered bool
+	clobberBy string
+}
+
+// shadowStack is the per-CPU ground truth, maintained by call, ret, jmp,
+// event delivery, iretq, syscall and sysretq:
+//
+//   - call pushes {target, return address, CFA = RSP after the push + 8}.
+//   - ret at RSP pops call records above the innermost entry record whose
+//     CFA is below RSP+8 and within 64 KiB (frames abandoned without a ret),
+//     then pops the top record if its CFA is RSP+8; a ret that matches no
+//     record (a pushed address, an emulated call) pops nothing.
+//   - jmp to the first byte of a function (outside entry code) with RSP
+//     at the top call record's return-address slot is a tail call: the
+//     record's function becomes the target; with RSP anywhere else it
+//     completes an emulated call (a trampoline pushed the return address):
+//     a call record {target, [RSP], RSP+8} is pushed.
+//   - event delivery and syscall push an entry record; iretq and sysretq
+//     pop records up to and including the innermost entry record.
+//   - iretq that resumes inside the entry stub of the record it pops
+//     (Linux's repeat_nmi after a nested NMI) keeps the record: the event
+//     is still being handled.
+//   - iretq that resumes at the start of a function with RSP = interrupted
+//     RSP - 8 (an int3 handler emulating a call) pushes a call record for it.
+//   - calling one of the machine's pt_regs handlers records %rdi as the
+//     innermost entry record's pt_regs address if it has none yet.
+type shadowStack struct {
+	recs []shadowRec
+	view []Frame
+}
+
+const maxShadow = 4096
+
+func (s *shadowStack) onCall(c *CPU, target, ret, cfa uint64) {
+	if c.m.regsFuncs[target] {
+		for i := len(s.recs) - 1; i >= 0; i-- {
+			if r := &s.recs[i]; r.entry {
+				if r.regsAddr == 0 {
+					r.regsAddr = c.GPR[RDI]
+					if r.cfa == 0 {
+						r.cfa = r.regsAddr + ptregs.PtRegsSize
+					}
+				}
+				break
+			}
+		}
+	}
+	if len(s.recs) >= maxShadow {
+		copy(s.recs, s.recs[1:])
+		s.recs = s.recs[:len(s.recs)-1]
+	}
+	s.recs = append(s.recs, shadowRec{fn: target, ret: ret, cfa: cfa})
+}
+
+func (s *shadowStack) onRet(c *CPU, sp uint64) {
+	want := sp + 8
+	for n := len(s.recs); n > 0; n = len(s.recs) {
+		r := &s.recs[n-1]
+		if r.entry {
+			return
+		}
+		if r.cfa == want {
+			s.recs = s.recs[:n-1]
+			return
+		}
+		if r.cfa < want && want-r.cfa < 1<<16 {
+			s.recs = s.recs[:n-1]
+			continue
+		}
+		return
+	}
+}
+
+func (s *shadowStack) onJump(c *CPU, target uint64) {
+	n := len(s.recs)
+	if n == 0 || s.recs[n-1].entry {
+		return // entry code jumping to common code: no call
+	}
+	sym, ok := c.m.syms.lookup(target)
+	if !ok || sym.Addr != target {
+		return
+	}
+	top := &s.recs[n-1]
+	rsp := c.GPR[RSP]
+	if rsp == top.cfa-8 {
+		top.fn = target // tail call: the frame is gone, its return address at RSP
+		return
+	}
+	// A jump to a function start with a fresh return address on the
+	// stack (a trampoline completing an emulated call).
+	if ret, ok := c.m.mem.read(rsp, 8); ok {
+		s.recs = append(s.recs, shadowRec{fn: target, ret: ret, cfa: rsp + 8})
+	}
+}
+
+// clobber marks live entry records whose hardware frame [cfa-48, cfa)
+// overlaps the frame just pushed at [lo, hi).
+func (s *shadowStack) clobber(c *CPU, lo, hi uint64, by string) {
+	for i := range s.recs {
+		r := &s.recs[i]
+		if r.entry && r.cfa != 0 && r.cfa-48 < hi && lo < r.cfa && !r.clobbered {
+			r.clobbered, r.clobberBy = true, by
+			if c.m.checks {
+				c.m.violate(c, "no-frame-clobber", fmt.Sprintf("the %s delivery pushed its frame at %#x over the live %s frame ending at %#x",
+					by, lo, r.name, r.cfa))
+			}
+		}
+	}
+}
+
+func (s *shadowStack) pushEntry(c *CPU, vec int, name string, rip, rsp uint64, cs uint16, cfa, handler uint64) {
+	if len(s.recs) >= maxShadow {
+		copy(s.recs, s.recs[1:])
+		s.recs = s.recs[:len(s.recs)-1]
+	}
+	r := shadowRec{entry: true, fn: handler, cfa: cfa, vector: vec, name: name,
+		intRIP: rip, intRSP: rsp, intCS: cs, gprs: c.GPR}
+	if vec == VecNMI || vec == VecDB || vec == VecBP {
+		r.idtSaved = true
+		for i := range s.recs {
+			if v := s.recs[i].vector; s.recs[i].entry && (v == VecNMI || v == VecDB || v == VecBP) {
+				r.idtSaved = false
+				break
+			}
+		}
+		r.idtr = c.IDTR
+	}
+	s.recs = append(s.recs, r)
+}
+
+func (s *shadowStack) popEntry() (shadowRec, bool) {
+	for n := len(s.recs); n > 0; n = len(s.recs) {
+		r := s.recs[n-1]
+		s.recs = s.recs[:n-1]
+		if r.entry {
+			return r, true
+		}
+	}
+	return shadowRec{}, false
+}
+
+func (s *shadowStack) onIret(c *CPU, iretSP uint64) {
+	r, ok := s.popEntry()
+	if !ok {
+		return
+	}
+	rsp, rip := c.GPR[RSP], c.nip
+	if c.m.checks {
+		if r.idtSaved && c.IDTR != r.idtr {
+			c.m.violate(c, "idt-restored", fmt.Sprintf("IDTR %#x/%#x after the outermost %s returns, %#x/%#x before",
+				c.IDTR.Base, c.IDTR.Limit, r.name, r.idtr.Base, r.idtr.Limit))
+		}
+		if r.clobbered && iretSP == r.cfa-40 {
+			c.m.violate(c, "stack-intact", fmt.Sprintf("iretq from %s through its hardware frame at %#x, which the %s delivery overwrote",
+				r.name, iretSP, r.clobberBy))
+		}
+	}
+	if rip != r.intRIP && r.fn != 0 {
+		// iretq back into the entry code that was running (Linux's
+		// repeat_nmi): the event continues, so does its entry frame.
+		if a, ok1 := c.m.syms.lookup(rip); ok1 {
+			if b, ok2 := c.m.syms.lookup(r.fn); ok2 && a.Addr == b.Addr {
+				r.clobbered = false
+				s.recs = append(s.recs, r)
+				return
+			}
+		}
+	}
+	if rsp == r.intRSP-8 && rip != r.intRIP {
+		if sym, ok := c.m.syms.lookup(rip); ok && sym.Addr == rip {
+			if ret, ok := c.m.mem.read(rsp, 8); ok {
+				s.recs = append(s.recs, shadowRec{fn: rip, ret: ret, cfa: rsp + 8})
+			}
+		}
+	}
+}
+
+// ShadowStack returns the ground-truth stack of CPU cpu, innermost first.
+// The slice is reused by the next call for the same CPU; it does not
+// allocate once its buffer has grown.
+func (m *Machine) ShadowStack(cpu int) []Frame {
+	if cpu < 0 || cpu >= len(m.CPUs) {
+		return nil
+	}
+	c := m.CPUs[cpu]
+	s := &c.shadow
+	v := s.view[:0]
+	pc, sp := c.RIP, c.GPR[RSP]
+	user := c.CPL() == 3
+	kind := FrameCall
+	lookupPC := pc
+	cur := Frame{Vector: -1}
+	for i := len(s.recs) - 1; i >= 0; i-- {
+		r := &s.recs[i]
+		cur.PC, cur.SP, cur.CFA = pc, sp, r.cfa
+		cur.Kind = kind
+		if user {
+			cur.Kind = FrameUser
+		}
+		cur.Function = m.syms.name(lookupPC)
+		cur.Stack = m.stackKind(cpu, sp)
+		v = append(v, cur)
+		cur = Frame{Vector: -1}
+		if r.entry {
+			pc, sp = r.intRIP, r.intRSP
+			lookupPC = pc
+			kind = FrameInterrupted
+			user = r.intCS&3 == 3
+			cur.Entry, cur.Vector, cur.RegsAddr = r.name, r.vector, r.regsAddr
+			for d := ptregs.Reg(0); d < 16; d++ {
+				cur.Regs.Set(d, r.gprs[dwarfToHW[d]])
+			}
+			cur.Regs.Set(ptregs.RSP, r.intRSP)
+			cur.Regs.Set(ptregs.RIP, r.intRIP)
+		} else {
+			pc, sp = r.ret, r.cfa
+			lookupPC = pc - 1
+			kind = FrameCall
+		}
+	}
+	cur.PC, cur.SP, cur.CFA, cur.Kind = pc, sp, 0, kind
+	if user {
+		cur.Kind = FrameUser
+	}
+	cur.Function = m.syms.name(lookupPC)
+	cur.Stack = m.stackKind(cpu, sp)
+	v = append(v, cur)
+	s.view = v
+	return v
+}
