@@ -3,13 +3,88 @@
 // leave on the stack.
 //
 // A debugger author supplies a Memory (the target's address space), the
-// initial registers (ptregs.Regs), symbols and CFI (package symbols), and a
-// StackBounds oracle that names each stack; the unwinder returns frames, each
-// saying how it was found and whether it can be trusted.
+// initial registers (ptregs.Regs), a Code (symbols, CFI and machine code;
+// *symbols.Set is one) and a StackBounds oracle that names each stack; the
+// unwinder returns frames, each saying how it was found and whether it can
+// be trusted:
+//
+//	u := unwind.New(mem, regs, &unwind.Options{Code: set, Stacks: stacks, Kernel: true})
+//	for u.Next() {
+//		f := u.Frame()
+//		fmt.Println(f.Index, f.Function, f.Kind, f.Method, f.Reliable)
+//	}
+//	fmt.Println(u.StopReason(), u.Reliable(), u.Err())
+//
+// # Strategies
+//
+// For each frame the unwinder tries, in order:
+//
+//   - a user-space signal trampoline (__restore_rt, recognised by its bytes):
+//     the interrupted registers come from the rt_sigframe's uc_mcontext;
+//   - (Kernel) an entry frame: an encoded rbp (Linux ENCODE_FRAME_POINTER:
+//     rbp = &pt_regs + 1 in the entry stub), the task's pt_regs at the top
+//     of the task stack, or a pt_regs at SP of an entry stub; every
+//     candidate is checked with ptregs Check and the stack rules;
+//   - a PC of 0 or outside text (a call through a bad pointer): the caller's
+//     return address is at [rsp];
+//   - DWARF CFI rows from Code.FindCFI (cached; a row from a CIE with the 'S'
+//     augmentation makes the caller a signal frame, looked up at its PC);
+//   - (Kernel) the hardware iret frame at the top of an exception (IST)
+//     stack, a Partial frame, when stopped in entry code there;
+//   - frame pointers, helped by prologue/epilogue analysis of the
+//     function's machine code (x86asm): at the first instruction, after
+//     push %rbp, after pop %rbp or leave, or in a frameless function, the
+//     return address is found relative to rsp; otherwise along the rbp
+//     chain, bounds-checked against the current stack;
+//   - the last resort, a scan of the stack for return addresses: a word
+//     counts only if the bytes before it decode as a call consistent with
+//     the frame below. Scanned frames are KindScan and never reliable; the
+//     walk leaves the scan as soon as a found frame has CFI.
+//
+// Caller SPs landing on the top word of an IRQ stack are replaced by the
+// previous stack pointer saved there (Linux 6.1 call_on_irqstack).
+//
+// # Reliability
+//
+// A frame is Reliable when it came from CFI, a frame-pointer step whose
+// function analysis confirms an rbp frame and whose return address follows
+// a consistent call (or from the prologue analysis of frame 0 or an
+// interrupted frame), or a validated entry frame — and no frame before it
+// was unreliable. Unwinder.Reliable adds that the walk reached a proper end:
+// CFI marking the return address undefined (or 0), the frame-pointer chain
+// ending in a known outermost function (_start, start_thread, clone3,
+// secondary_startup_64, ret_from_fork…), a user pt_regs at the top of the
+// task stack ("user mode"), or a kernel-mode pt_regs there (the bottom of a
+// kernel thread).
+//
+// # Stacks
+//
+// With a StackBounds, the stack pointer must move up within a stack, a
+// switch must go outward (NMI/#DB/#DF/#MC → entry → IRQ → softirq → task →
+// altstack → user) and no stack may be entered twice; a move the wrong way
+// stops the walk with an error.
+//
+// # Entry kinds
+//
+// Frame.Entry comes first from the entry stub's symbol (asm_exc_page_fault
+// → "page_fault", asm_sysvec_apic_timer_interrupt → "irq:236",
+// asm_common_interrupt → "irq:N" from orig_ax, entry_SYSCALL_64 →
+// "syscall", asm_exc_nmi and end_repeat_nmi → "nmi", other asm_exc_X → X),
+// then from orig_ax (Linux stores ~vector for IDT-stub interrupts, -1 for
+// exceptions without an error code, the syscall number for syscalls) and
+// the stack the pt_regs lies on (NMI, #DB, #DF, #MC stacks). User signal
+// frames are "signal:N" with N from the siginfo.
+//
+// # Performance
+//
+// An Unwinder caches CFI rows, symbols, prologue analyses and call-site
+// verdicts per PC; Reset reuses them. A warm walk does not allocate.
 //
 // # Security
 //
 // Memory and registers come from untrusted dumps: every walk is bounded in
-// depth, detects loops, and ends with a truncated trace and an error rather
-// than a panic.
+// depth (Options.MaxFrames), the stack pointer must increase within a stack
+// and stacks are visited once (no loops), scans and code analysis are
+// bounded, and a walk ends with a truncated trace and an error rather than
+// a panic.
 package unwind

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 )
 
 // Memory is the target's address space as the unwinder sees it: ReadAt fills
@@ -28,6 +29,7 @@ type MemoryError struct {
 	Len  int
 }
 
+// Error describes the failed read.
 func (e *MemoryError) Error() string {
 	return fmt.Sprintf("read of %d bytes at %#x: %v", e.Len, e.Addr, ErrUnmapped)
 }
@@ -113,4 +115,12 @@ func (s SplicedMemory) find(a uint64) int {
 		return lo
 	}
 	return -1
+}
+
+// NewSplicedMemory returns the regions as a SplicedMemory, sorted by
+// address (a SplicedMemory built by hand must already be sorted).
+func NewSplicedMemory(regions ...Region) SplicedMemory {
+	s := append(SplicedMemory(nil), regions...)
+	sort.Slice(s, func(i, j int) bool { return s[i].Addr < s[j].Addr })
+	return s
 }

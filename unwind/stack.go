@@ -6,18 +6,18 @@ type StackKind uint8
 
 // Stack kinds, from the innermost an unwind can start on to the outermost.
 const (
-	StackUnknown  StackKind = iota
-	StackNMI                // NMI IST stack
-	StackDB                 // #DB IST stack
-	StackDF                 // #DF IST stack
-	StackMC                 // #MC IST stack
-	StackVC                 // #VC IST stack (SEV-ES)
-	StackEntry              // per-CPU entry trampoline stack
-	StackIRQ                // hardirq stack
-	StackSoftIRQ            // softirq stack (32-bit kernels and some configs)
-	StackTask               // kernel task stack
-	StackAltSignal          // user sigaltstack
-	StackUser               // user stack
+	StackUnknown   StackKind = iota
+	StackNMI                 // NMI IST stack
+	StackDB                  // #DB IST stack
+	StackDF                  // #DF IST stack
+	StackMC                  // #MC IST stack
+	StackVC                  // #VC IST stack (SEV-ES)
+	StackEntry               // per-CPU entry trampoline stack
+	StackIRQ                 // hardirq stack
+	StackSoftIRQ             // softirq stack (32-bit kernels and some configs)
+	StackTask                // kernel task stack
+	StackAltSignal           // user sigaltstack
+	StackUser                // user stack
 )
 
 var stackNames = [...]string{

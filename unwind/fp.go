@@ -1,0 +1,206 @@
+package unwind
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/unwind-dev/unwind/ptregs"
+)
+
+// maxFrameSize bounds the distance from SP to rbp when no stack bounds are
+// known.
+const maxFrameSize = 1 << 20
+
+// stateCache remembers prologue analyses per PC.
+type stateCache [2048]struct {
+	pc  uint64
+	set bool
+	st  frameState
+}
+
+// frameStateAt analyses the function containing the current frame's PC.
+func (u *Unwinder) frameStateAt(f *Frame) frameState {
+	c := u.opts.Code
+	if c == nil {
+		return frameState{}
+	}
+	if u.c == nil {
+		return u.analyze(f)
+	}
+	e := &u.c.states[slot(f.PC, 11)]
+	if e.set && e.pc == f.PC {
+		return e.st
+	}
+	st := u.analyze(f)
+	e.pc, e.set, e.st = f.PC, true, st
+	return st
+}
+
+// analyze runs prologue analysis on the function containing f.PC.
+func (u *Unwinder) analyze(f *Frame) frameState {
+	c := u.opts.Code
+	var st frameState
+	if sym, ok := c.Symbol(f.LookupPC); ok && f.PC >= sym.Addr {
+		if code := c.CodeAt(sym.Addr); code != nil {
+			st = analyzeFrame(code, f.PC-sym.Addr)
+		}
+	}
+	return st
+}
+
+// calleeStart returns the start of the function the frame is in, 0 when
+// unknown.
+func (u *Unwinder) calleeStart(f *Frame) uint64 {
+	if f.SymOK {
+		return f.Sym.Addr
+	}
+	if c := u.opts.Code; c != nil {
+		if s, ok := c.Symbol(f.LookupPC); ok {
+			return s.Addr
+		}
+	}
+	return 0
+}
+
+// exactSP reports whether the frame's SP is its true stack pointer (not a
+// guess from a scan).
+func exactSP(f *Frame) bool { return f.Kind != KindScan }
+
+// fpStep finds the caller with prologue analysis and the rbp chain.
+func (u *Unwinder) fpStep(next *Frame) (ok, end bool, err error) {
+	f := u.cur
+	st := u.frameStateAt(f)
+	top := f.Index == 0 || f.Interrupted()
+	callee := u.calleeStart(f)
+	rbp, okBP := f.Regs.Get(ptregs.RBP)
+	if st.ok && !st.rbpFrame && exactSP(f) {
+		cfa := f.SP + uint64(st.cfaOff)
+		ra, okRA := u.read64(cfa - 8)
+		if okRA && u.callsiteOK(ra, callee) {
+			regs := ptregs.Regs{}
+			if st.rbpSaved {
+				if v, ok := u.read64(cfa + uint64(st.rbpSlot)); ok {
+					regs.Set(ptregs.RBP, v)
+				}
+			} else if okBP {
+				regs.Set(ptregs.RBP, rbp)
+			}
+			callFrame(next, ra, cfa, cfa, cfa-8, regs, MethodFP, top)
+			u.fixIRQTop(next)
+			return true, false, nil
+		}
+		if okRA && ra == 0 && top {
+			return false, true, u.endOfChain(f)
+		}
+	}
+	if !okBP {
+		return false, false, errors.New("fp: rbp unknown")
+	}
+	if rbp == 0 {
+		return false, true, u.endOfChain(f)
+	}
+	if rbp&7 != 0 {
+		return false, false, fmt.Errorf("fp: rbp %#x misaligned", rbp)
+	}
+	if rbp < f.SP && exactSP(f) {
+		return false, false, fmt.Errorf("fp: rbp %#x below sp %#x", rbp, f.SP)
+	}
+	if err := u.onStackNear(f, rbp); err != nil {
+		return false, false, err
+	}
+	nbp, ra, ok := u.read2x64(rbp)
+	if !ok {
+		return false, false, fmt.Errorf("fp: cannot read frame at %#x", rbp)
+	}
+	if ra == 0 {
+		return false, true, u.endOfChain(f)
+	}
+	if u.opts.Code != nil && !u.isRetText(ra) {
+		return false, false, fmt.Errorf("fp: return address %#x at %#x is not text", ra, rbp+8)
+	}
+	valid := u.callsiteOK(ra, callee)
+	reliable := valid && st.ok && st.rbpFrame
+	if st.ok && !st.rbpFrame && !st.rbpSaved && !top {
+		// The function never set up rbp: following it skips this
+		// frame's caller, as the kernel's frame-pointer unwinder does.
+		reliable = false
+	}
+	if !valid && u.opts.Code != nil {
+		reliable = false
+	}
+	var regs ptregs.Regs
+	regs.Set(ptregs.RBP, nbp)
+	callFrame(next, ra, rbp+16, rbp+16, rbp+8, regs, MethodFP, reliable)
+	u.fixIRQTop(next)
+	return true, false, nil
+}
+
+// onStackNear checks that addr lies on the frame's stack (or, without
+// bounds, not too far above its SP).
+func (u *Unwinder) onStackNear(f *Frame, addr uint64) error {
+	if u.opts.Stacks == nil {
+		if addr-f.SP > maxFrameSize {
+			return fmt.Errorf("fp: rbp %#x too far from sp %#x", addr, f.SP)
+		}
+		return nil
+	}
+	if u.curStackOK && u.curStack.Contains(addr) && u.curStack.Contains(addr+15) {
+		return nil
+	}
+	s, ok := u.opts.Stacks.StackOf(addr)
+	if !ok && !u.opts.Kernel && !u.curStackOK && addr-f.SP <= maxFrameSize {
+		return nil // walking a user stack the oracle does not describe
+	}
+	if !ok || !s.Contains(addr+15) {
+		return fmt.Errorf("fp: rbp %#x is on no known stack", addr)
+	}
+	return nil
+}
+
+// badPCStep handles a stop at a PC that is not code (a call through a NULL
+// or wild pointer): the caller's return address is at [sp].
+func (u *Unwinder) badPCStep(next *Frame) (ok bool, err error) {
+	f := u.cur
+	ra, okRA := u.read64(f.SP)
+	if !okRA {
+		return false, fmt.Errorf("cannot read return address at %#x", f.SP)
+	}
+	if !u.isRetText(ra) {
+		return false, fmt.Errorf("pc %#x is not text and [sp] %#x is not a return address", f.PC, ra)
+	}
+	// No instruction of the callee ran: callee-saved registers are the
+	// caller's.
+	var regs ptregs.Regs
+	for _, r := range [...]ptregs.Reg{ptregs.RBX, ptregs.RBP, ptregs.R12, ptregs.R13, ptregs.R14, ptregs.R15} {
+		if v, ok := f.Regs.Get(r); ok {
+			regs.Set(r, v)
+		}
+	}
+	valid := u.callsiteOK(ra, 0)
+	callFrame(next, ra, f.SP+8, f.SP+8, f.SP, regs, MethodFP, valid)
+	return true, nil
+}
+
+// outermostFuncs are the functions a stack legitimately ends in when the
+// frame-pointer chain stops (rbp or the return address is 0).
+var outermostFuncs = map[string]bool{
+	"_start": true, "__start": true, "_dl_start_user": true, "start_thread": true,
+	"clone": true, "__clone": true, "clone3": true, "__clone3": true, "thread_start": true,
+	"secondary_startup_64": true, "secondary_startup_64_no_verify": true, "start_cpu0": true,
+	"ret_from_fork": true, "ret_from_fork_asm": true, "x86_64_start_kernel": true,
+}
+
+// endOfChain judges a frame-pointer chain that ends at f: nil when f is a
+// known outermost function (a proper end), errImproperEnd otherwise.
+func (u *Unwinder) endOfChain(f *Frame) error {
+	if c := u.opts.Code; c != nil {
+		if s, ok := c.Symbol(f.LookupPC); ok && outermostFuncs[s.Name] {
+			return nil
+		}
+	}
+	return errImproperEnd
+}
+
+// errImproperEnd marks an end of the frame-pointer chain in a function
+// not known to be outermost: the trace may be truncated.
+var errImproperEnd = errors.New("frame-pointer chain ends")

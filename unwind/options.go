@@ -1,0 +1,50 @@
+package unwind
+
+import "github.com/unwind-dev/unwind/symbols"
+
+// Code is what the unwinder needs to know about the target's code: symbols,
+// CFI, which addresses are text, and the machine code itself (for prologue
+// analysis and call-site validation). *symbols.Set implements it.
+//
+// Code may additionally implement LineSource, in which case frames get
+// source lines and inlined callers.
+type Code interface {
+	// Symbol returns the function containing pc.
+	Symbol(pc uint64) (symbols.Sym, bool)
+	// FindCFI fills row with the CFI rules in force at pc; an error that
+	// wraps cfi.ErrNoFDE means there are none.
+	FindCFI(pc uint64, row *symbols.CFIRow) error
+	// IsText reports whether pc lies in executable code.
+	IsText(pc uint64) bool
+	// CodeAt returns the code bytes from pc to the end of its section, nil
+	// when unknown. The unwinder never modifies them.
+	CodeAt(pc uint64) []byte
+}
+
+// LineSource is the optional part of Code that resolves source lines:
+// Lines appends to buf[:0] the source frames at pc, innermost (inlined)
+// function first, the physical function last.
+type LineSource interface {
+	Lines(pc uint64, buf []symbols.Line) []symbols.Line
+}
+
+// Options configures a walk. The zero value (or a nil *Options) walks with
+// every strategy, no symbols, no stack bounds and 256 frames at most.
+type Options struct {
+	// Code supplies symbols, CFI and machine code. Without it only the
+	// frame-pointer chain can be followed, unvalidated.
+	Code Code
+	// Stacks names the stack every address lies on. With it, frame-pointer
+	// steps are bounds-checked, stack switches are checked to go outward
+	// (NMI/#DB/#DF/#MC → IRQ → task → user), and the ends of stacks are
+	// recognised.
+	Stacks StackBounds
+	// Methods restricts the strategies used; zero means all of them.
+	Methods Method
+	// MaxFrames bounds the trace (default 256, counting inlined frames).
+	MaxFrames int
+	// Kernel says the registers are a kernel context: pt_regs are looked
+	// for, and a pt_regs whose CS is a user selector ends the walk ("user
+	// mode") after its frame.
+	Kernel bool
+}
