@@ -3,97 +3,22 @@ package dump
 import (
 	"bufio"
 	"bytes"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
-	"github.com/klauspost/compress/zstd"
 	"github.com/unwind-dev/unwind/internal/corpus"
 	"github.com/unwind-dev/unwind/ptregs"
 	"github.com/unwind-dev/unwind/unwind"
 )
 
-var unpackMu sync.Mutex
-
-// vmcore returns the path of the decompressed kernel corpus dump
-// fp/<scenario>/<name>.vmcore.zst, decompressing it once into the user's
-// cache directory.
+// vmcore returns the decompressed kernel corpus dump fp/SCENARIO/NAME.
 func vmcore(t testing.TB, scenario, name string) string {
 	t.Helper()
-	dir := corpus.Dir(t, "kernel")
-	src := filepath.Join(dir, "fp", scenario, name+".vmcore.zst")
-	if _, err := os.Stat(src); err != nil {
-		t.Skipf("%s: %v", src, err)
-	}
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		cache = os.TempDir()
-	}
-	out := filepath.Join(cache, "unwind-dump-test", name+".vmcore")
-	unpackMu.Lock()
-	defer unpackMu.Unlock()
-	if fi, err := os.Stat(out); err == nil && fi.Size() > 0 {
-		return out
-	}
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	in, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	zr, err := zstd.NewReader(in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer zr.Close()
-	tmp, err := os.CreateTemp(filepath.Dir(out), "tmp-*")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := copySparse(tmp, zr); err != nil {
-		t.Fatal(err)
-	}
-	if err := tmp.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp.Name(), out); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-// copySparse copies r to f, seeking over all-zero 64 KiB blocks so the
-// mostly empty vmcores stay sparse on disk.
-func copySparse(f *os.File, r io.Reader) error {
-	buf := make([]byte, 64<<10)
-	var size int64
-	for {
-		n, err := io.ReadFull(r, buf)
-		if n > 0 {
-			if allZero(buf[:n]) {
-				if _, err := f.Seek(int64(n), io.SeekCurrent); err != nil {
-					return err
-				}
-			} else if _, err := f.Write(buf[:n]); err != nil {
-				return err
-			}
-			size += int64(n)
-		}
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			return f.Truncate(size)
-		}
-		if err != nil {
-			return err
-		}
-	}
+	return corpus.Vmcore(t, scenario, name)
 }
 
 var qemuRegRE = regexp.MustCompile(`([A-Z0-9]+)\s*=([0-9a-f]{16})`)
