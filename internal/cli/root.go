@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	unwindfixtures "github.com/unwind-dev/unwind"
 )
 
 // Main runs the unwind command with os.Args and returns the process exit
@@ -48,6 +50,12 @@ func usagef(format string, args ...any) error {
 	return usageError{fmt.Errorf(format, args...)}
 }
 
+func init() {
+	if Fixtures == nil {
+		Fixtures = unwindfixtures.FS()
+	}
+}
+
 // NewCmdRoot builds the root command with every subcommand attached.
 func NewCmdRoot(ios *IOStreams) *cobra.Command {
 	root := &cobra.Command{
@@ -70,6 +78,11 @@ truncated or unreliable.`,
 	root.AddCommand(
 		NewCmdVersion(ios),
 		NewCmdSymbolize(ios),
+		NewCmdBt(ios),
+		NewCmdInfo(ios),
+		NewCmdEmulate(ios),
+		NewCmdVerify(ios),
+		NewCmdDemo(ios),
 	)
 	return root
 }

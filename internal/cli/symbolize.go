@@ -125,11 +125,13 @@ func writeSymbolizedText(w io.Writer, out []symbolizedAddr) {
 			}
 			fmt.Fprintf(w, "%s %s+%#x/%#x%s\n", r.Addr, r.Function, r.Offset, r.Size, mod)
 		}
-		for _, l := range r.Lines {
-			if l.Inlined {
-				fmt.Fprintf(w, "    %s inlined at %s:%d\n", l.Function, l.File, l.Line)
-			} else {
+		// Innermost first, as addr2line -f -i prints them: the code at the
+		// address, then each function it is inlined into.
+		for i, l := range r.Lines {
+			if i == 0 {
 				fmt.Fprintf(w, "    %s at %s:%d\n", l.Function, l.File, l.Line)
+			} else {
+				fmt.Fprintf(w, "     (inlined by) %s at %s:%d\n", l.Function, l.File, l.Line)
 			}
 		}
 	}

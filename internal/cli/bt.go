@@ -1,0 +1,152 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/unwind-dev/unwind/dump"
+	"github.com/unwind-dev/unwind/internal/report"
+	"github.com/unwind-dev/unwind/unwind"
+)
+
+type btOptions struct {
+	syms       []string
+	exe        string
+	sysroot    string
+	searchDirs []string
+	systemMap  string
+	cpu        int
+	thread     int
+	methods    string
+	output     outputFormat
+	maxFrames  int
+}
+
+// NewCmdBt builds `unwind bt CORE`.
+func NewCmdBt(ios *IOStreams) *cobra.Command {
+	opts := &btOptions{output: outputText, cpu: -1, thread: -1}
+	cmd := &cobra.Command{
+		Use:   "bt CORE",
+		Short: "Print the backtrace of every thread or CPU in a crash dump",
+		Long: `bt unwinds every thread of a user core, or every CPU of a kernel vmcore or an
+emulator snapshot, across interrupt, exception, NMI and syscall entries.
+
+Kernel traces are printed the way the kernel prints its own ("Call Trace:",
+<NMI> <IRQ> <TASK> sections, a RIP: line and register block at each pt_regs,
+"? " for entries found only by scanning the stack). User threads are printed
+as a numbered list like gdb's. -o json prints the versioned JSON document.
+
+Exit status 3 means a trace was printed but the walk stopped on an error.`,
+		Example: `  unwind bt vmcore --sym vmlinux
+  unwind bt core --exe ./prog --search ./lib -o json
+  unwind bt snapshot.core --sym fixtures/kernel/build/kernel-fp.elf --cpu 0`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runBt(ios, opts, args[0])
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVar(&opts.syms, "sym", nil, "symbol `FILE` (vmlinux, an executable, a library); repeatable")
+	f.StringVar(&opts.exe, "exe", "", "the crashed executable (user cores)")
+	f.StringVar(&opts.sysroot, "sysroot", "", "root directory under which the core's mapped file paths are found")
+	f.StringArrayVar(&opts.searchDirs, "search", nil, "`DIR` searched for mapped files by name; repeatable")
+	f.StringVar(&opts.systemMap, "system-map", "", "System.map of the dumped kernel")
+	f.IntVar(&opts.cpu, "cpu", -1, "only this CPU (kernel dumps)")
+	f.IntVar(&opts.thread, "thread", -1, "only this thread id (user cores)")
+	f.StringVar(&opts.methods, "methods", "all", "unwind strategies: all, or a comma list of cfi,fp,ptregs,scan")
+	f.IntVar(&opts.maxFrames, "max-frames", 256, "stop a walk after this many frames")
+	f.VarP(&opts.output, "output", "o", "output format: text or json")
+	return cmd
+}
+
+// parseMethods turns "cfi,fp" into the unwinder's strategy set.
+func parseMethods(s string) (unwind.Method, error) {
+	if s == "" || s == "all" {
+		return 0, nil
+	}
+	var m unwind.Method
+	for _, p := range strings.Split(s, ",") {
+		switch strings.TrimSpace(p) {
+		case "cfi":
+			m |= unwind.MethodCFI
+		case "fp":
+			m |= unwind.MethodFP
+		case "ptregs":
+			m |= unwind.MethodPtRegs
+		case "scan":
+			m |= unwind.MethodScan
+		default:
+			return 0, fmt.Errorf("unknown method %q (want cfi, fp, ptregs, scan)", p)
+		}
+	}
+	return m, nil
+}
+
+func runBt(ios *IOStreams, opts *btOptions, path string) error {
+	methods, err := parseMethods(opts.methods)
+	if err != nil {
+		return usageError{err}
+	}
+	d, err := dump.Open(path)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	set, warnings, err := d.Symbols(dump.SymbolOptions{
+		Exe: opts.exe, Sysroot: opts.sysroot, SearchDirs: opts.searchDirs,
+		Files: opts.syms, SystemMap: opts.systemMap,
+	})
+	if err != nil {
+		return err
+	}
+	for _, w := range warnings {
+		fmt.Fprintln(ios.ErrOut, "warning:", w)
+	}
+	info := d.Info()
+	doc := &report.Document{Dump: report.DumpInfo{Kind: string(info.Kind), Path: path, Release: info.Release}}
+	kernel := info.Kind != "user-core"
+	truncated := 0
+	for i, th := range d.Threads() {
+		if opts.cpu >= 0 && th.CPU != opts.cpu {
+			continue
+		}
+		if opts.thread >= 0 && th.TID != opts.thread {
+			continue
+		}
+		// A CPU's own address space (its CR3) also reaches the user half,
+		// for the Code: line of a user-mode RIP.
+		mem := d.CPUMemory(th.CPU)
+		u := unwind.New(mem, th.Regs, &unwind.Options{
+			Code: set, Stacks: d.Stacks(i), Methods: methods, MaxFrames: opts.maxFrames, Kernel: kernel,
+		})
+		var frames []unwind.Frame
+		for u.Next() {
+			frames = append(frames, u.Frame())
+		}
+		if u.Err() != nil {
+			truncated++
+		}
+		doc.Threads = append(doc.Threads, report.Thread{
+			TID: th.TID, CPU: th.CPU, Crashed: th.Crashed, Signal: th.Signal, Task: th.Comm,
+			Kernel: kernel, Regs: th.Regs, Frames: frames, Reliable: u.Reliable(), StopReason: u.StopReason(),
+			Code: mem,
+		})
+	}
+	if len(doc.Threads) == 0 {
+		return fmt.Errorf("no thread or CPU matches the selection")
+	}
+	if opts.output == outputJSON {
+		err = report.WriteJSON(ios.Out, doc)
+	} else {
+		err = report.WriteText(ios.Out, doc, report.TextOptions{})
+	}
+	if err != nil {
+		return err
+	}
+	if truncated > 0 {
+		return &ExitError{Code: ExitPartial, Err: fmt.Errorf("%d trace(s) stopped on an error", truncated)}
+	}
+	return nil
+}

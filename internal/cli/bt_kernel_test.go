@@ -1,0 +1,161 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/unwind-dev/unwind/internal/corpus"
+)
+
+// kernelTruth is one capture of ../shared/corpus/kernel-truth-dev.json.
+type kernelTruth struct {
+	Scenario string `json:"scenario"`
+	CPUs     map[string]struct {
+		Frames      []string `json:"frames"`
+		Sections    []string `json:"sections"`
+		Interrupted []struct {
+			After    string `json:"after"`
+			Entry    string `json:"entry"`
+			RIP      string `json:"rip"`
+			RSP      string `json:"rsp"`
+			UserMode bool   `json:"user_mode"`
+		} `json:"interrupted"`
+	} `json:"cpus"`
+}
+
+type btJSON struct {
+	Version int `json:"version"`
+	Threads []struct {
+		CPU        int    `json:"cpu"`
+		Reliable   bool   `json:"reliable"`
+		StopReason string `json:"stop_reason"`
+		Frames     []struct {
+			PC       string            `json:"pc"`
+			Symbol   string            `json:"symbol"`
+			Inlined  bool              `json:"inlined"`
+			Kind     string            `json:"kind"`
+			Entry    string            `json:"entry"`
+			Stack    string            `json:"stack"`
+			Reliable bool              `json:"reliable"`
+			Regs     map[string]string `json:"regs"`
+		} `json:"frames"`
+	} `json:"threads"`
+}
+
+var suffixRE = regexp.MustCompile(`\.(cold|isra\.\d+|constprop\.\d+|part\.\d+)$`)
+
+// sameFunction applies the truth file's name aliases: optimisation suffixes,
+// and asm labels versus the ELF function that contains them.
+func sameFunction(got, want string) bool {
+	if got == want || suffixRE.ReplaceAllString(got, "") == suffixRE.ReplaceAllString(want, "") {
+		return true
+	}
+	alias := map[string]string{
+		"end_repeat_nmi":                 "asm_exc_nmi",
+		"entry_SYSCALL_64_after_hwframe": "entry_SYSCALL_64",
+		"secondary_startup_64_no_verify": "secondary_startup_64",
+	}
+	return alias[got] == want || alias[want] == got
+}
+
+// TestBtKernelTruth unwinds every CPU of every developer vmcore and compares
+// with the stated ground truth: the same functions in the same order, each
+// on the same stack, and at each pt_regs crossed the same entry kind, RIP
+// and RSP. It also requires every frame to be reliable (the truth holds only
+// frames a good unwinder proves).
+func TestBtKernelTruth(t *testing.T) {
+	shared := corpus.SharedDir()
+	if shared == "" {
+		t.Skip("../shared/corpus not present")
+	}
+	raw, err := os.ReadFile(filepath.Join(shared, "kernel-truth-dev.json"))
+	if err != nil {
+		t.Skip(err)
+	}
+	var all map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &all); err != nil {
+		t.Fatal(err)
+	}
+	kdir := corpus.Dir(t, "kernel")
+	vmlinux := filepath.Join(kdir, "fp", "vmlinux")
+	var names []string
+	for name := range all {
+		if !strings.HasPrefix(name, "_") {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		var truth kernelTruth
+		if err := json.Unmarshal(all[name], &truth); err != nil {
+			t.Fatal(err)
+		}
+		t.Run(name, func(t *testing.T) {
+			core := corpus.Vmcore(t, truth.Scenario, name)
+			out, stderr, code := run(t, "bt", core, "--sym", vmlinux, "-o", "json")
+			if code != ExitOK {
+				t.Fatalf("exit %d: %s", code, stderr)
+			}
+			var doc btJSON
+			if err := json.Unmarshal([]byte(out), &doc); err != nil {
+				t.Fatal(err)
+			}
+			for _, th := range doc.Threads {
+				want, ok := truth.CPUs[fmt.Sprint(th.CPU)]
+				if !ok {
+					continue
+				}
+				var got, gotStacks []string
+				type crossing struct{ entry, rip, rsp string }
+				var gotX []crossing
+				unreliable := 0
+				for _, f := range th.Frames {
+					if f.Inlined || f.Kind == "scan" {
+						continue
+					}
+					if !f.Reliable {
+						unreliable++
+					}
+					n := f.Symbol
+					if f.Stack == "user" {
+						n = "<user>"
+					} else if n == "" {
+						n = "<unknown:" + f.PC + ">"
+					}
+					got = append(got, n)
+					gotStacks = append(gotStacks, f.Stack)
+					if f.Kind == "interrupted" {
+						gotX = append(gotX, crossing{f.Entry, f.Regs["rip"], f.Regs["rsp"]})
+					}
+				}
+				ok = len(got) == len(want.Frames)
+				for i := 0; ok && i < len(got); i++ {
+					ok = sameFunction(got[i], want.Frames[i]) && gotStacks[i] == want.Sections[i]
+				}
+				if !ok {
+					t.Errorf("cpu %d frames:\n got  %v\n      %v\n want %v\n      %v", th.CPU, got, gotStacks, want.Frames, want.Sections)
+				}
+				var wantX []crossing
+				for _, x := range want.Interrupted {
+					entry := x.Entry
+					if entry == "irq" {
+						entry = "irq:236" // the truth names the timer interrupt "irq"
+					}
+					wantX = append(wantX, crossing{entry, x.RIP, x.RSP})
+				}
+				if fmt.Sprint(gotX) != fmt.Sprint(wantX) {
+					t.Errorf("cpu %d pt_regs crossed:\n got  %v\n want %v", th.CPU, gotX, wantX)
+				}
+				if unreliable > 0 || !th.Reliable {
+					t.Errorf("cpu %d: %d unreliable frames, trace reliable=%v (%s)", th.CPU, unreliable, th.Reliable, th.StopReason)
+				}
+			}
+		})
+	}
+}

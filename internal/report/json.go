@@ -1,0 +1,135 @@
+package report
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+
+	"github.com/unwind-dev/unwind/ptregs"
+	"github.com/unwind-dev/unwind/unwind"
+)
+
+// JSONVersion is the document's "version"; it changes only when a field is
+// renamed or removed.
+const JSONVersion = 1
+
+type jsonDocument struct {
+	Version int          `json:"version"`
+	Dump    jsonDump     `json:"dump"`
+	Threads []jsonThread `json:"threads"`
+}
+
+type jsonDump struct {
+	Kind    string            `json:"kind"`
+	Path    string            `json:"path,omitempty"`
+	Release string            `json:"release,omitempty"`
+	Extra   map[string]string `json:"extra,omitempty"`
+}
+
+type jsonThread struct {
+	TID        int         `json:"tid"`
+	CPU        int         `json:"cpu"`
+	Crashed    bool        `json:"crashed"`
+	Signal     int         `json:"signal,omitempty"`
+	Task       string      `json:"task,omitempty"`
+	Reliable   bool        `json:"reliable"`
+	StopReason string      `json:"stop_reason"`
+	Frames     []jsonFrame `json:"frames"`
+}
+
+type jsonFrame struct {
+	Index    int               `json:"index"`
+	PC       string            `json:"pc"`
+	SP       string            `json:"sp"`
+	CFA      string            `json:"cfa,omitempty"`
+	Function string            `json:"function,omitempty"`
+	Symbol   string            `json:"symbol,omitempty"`
+	Offset   uint64            `json:"offset"`
+	Size     uint64            `json:"size"`
+	Module   string            `json:"module,omitempty"`
+	File     string            `json:"file,omitempty"`
+	Line     int               `json:"line,omitempty"`
+	Inlined  bool              `json:"inlined"`
+	Kind     string            `json:"kind"`
+	Entry    string            `json:"entry,omitempty"`
+	Partial  bool              `json:"partial,omitempty"`
+	RegsAddr string            `json:"regs_addr,omitempty"`
+	Stack    string            `json:"stack"`
+	Method   string            `json:"method"`
+	Reliable bool              `json:"reliable"`
+	Regs     map[string]string `json:"regs,omitempty"`
+}
+
+// WriteJSON prints doc as the versioned JSON contract of `unwind bt -o json`.
+func WriteJSON(w io.Writer, doc *Document) error {
+	out := jsonDocument{
+		Version: JSONVersion,
+		Dump:    jsonDump{doc.Dump.Kind, doc.Dump.Path, doc.Dump.Release, doc.Dump.Extra},
+		Threads: make([]jsonThread, 0, len(doc.Threads)),
+	}
+	for i := range doc.Threads {
+		t := &doc.Threads[i]
+		jt := jsonThread{
+			TID: t.TID, CPU: t.CPU, Crashed: t.Crashed, Signal: t.Signal, Task: t.Task,
+			Reliable: t.Reliable, StopReason: t.StopReason, Frames: make([]jsonFrame, 0, len(t.Frames)),
+		}
+		for j := range t.Frames {
+			jt.Frames = append(jt.Frames, frameJSON(&t.Frames[j]))
+		}
+		out.Threads = append(out.Threads, jt)
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}
+
+func frameJSON(f *unwind.Frame) jsonFrame {
+	jf := jsonFrame{
+		Index:    f.Index,
+		PC:       hex(f.PC),
+		SP:       hex(f.SP),
+		Inlined:  f.Inlined,
+		Kind:     f.Kind.String(),
+		Entry:    f.Entry,
+		Partial:  f.Partial,
+		Stack:    f.Stack.Kind.String(),
+		Method:   f.Method.String(),
+		Reliable: f.Reliable,
+		File:     f.File,
+		Line:     f.Line,
+	}
+	if f.CFA != 0 {
+		jf.CFA = hex(f.CFA)
+	}
+	if f.SymOK {
+		jf.Function = f.Sym.Name
+		jf.Symbol = f.Sym.Name
+		jf.Offset = f.PC - f.Sym.Addr
+		jf.Size = f.Sym.Size
+		jf.Module = f.Sym.Module
+	}
+	if f.Function != "" {
+		jf.Function = f.Function
+	}
+	if f.RegsAddr != 0 {
+		jf.RegsAddr = hex(f.RegsAddr)
+	}
+	jf.Regs = regsJSON(&f.Regs)
+	return jf
+}
+
+// regsJSON lists the known registers by name ("rip", "rsp", …).
+func regsJSON(r *ptregs.Regs) map[string]string {
+	var m map[string]string
+	for i := ptregs.Reg(0); i < ptregs.NumRegs; i++ {
+		if v, ok := r.Get(i); ok {
+			if m == nil {
+				m = make(map[string]string, ptregs.NumRegs)
+			}
+			m[i.String()] = hex(v)
+		}
+	}
+	return m
+}
+
+func hex(v uint64) string { return fmt.Sprintf("%#x", v) }

@@ -1,0 +1,267 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/unwind-dev/unwind/ptregs"
+	"github.com/unwind-dev/unwind/unwind"
+)
+
+// TextOptions tune the text output.
+type TextOptions struct {
+	// Code, when set, supplies text bytes for the kernel's "Code:" line under
+	// each interrupted frame's RIP.
+	Code CodeReader
+}
+
+// WriteText prints every thread: kernel threads (CPUs of a vmcore or the
+// emulator) in the kernel's own "Call Trace:" layout, user threads in a
+// gdb-like numbered list.
+func WriteText(w io.Writer, doc *Document, opts TextOptions) error {
+	ew := &errWriter{w: w}
+	for i := range doc.Threads {
+		if i > 0 {
+			ew.printf("\n")
+		}
+		t := &doc.Threads[i]
+		if t.Kernel {
+			writeKernelThread(ew, t, opts)
+		} else {
+			writeUserThread(ew, t)
+		}
+	}
+	return ew.err
+}
+
+// sectionName is the kernel's name of a stack in "<NAME>" markers
+// (arch/x86/kernel/dumpstack_64.c stack_type_name).
+func sectionName(k unwind.StackKind) string {
+	switch k {
+	case unwind.StackNMI:
+		return "NMI"
+	case unwind.StackDB:
+		return "#DB"
+	case unwind.StackDF:
+		return "#DF"
+	case unwind.StackMC:
+		return "#MC"
+	case unwind.StackVC:
+		return "#VC"
+	case unwind.StackEntry:
+		return "ENTRY_TRAMPOLINE"
+	case unwind.StackIRQ:
+		return "IRQ"
+	case unwind.StackSoftIRQ:
+		return "SOFTIRQ"
+	case unwind.StackTask:
+		return "TASK"
+	case unwind.StackUser, unwind.StackAltSignal:
+		return "USER"
+	}
+	return "UNKNOWN"
+}
+
+func writeKernelThread(w *errWriter, t *Thread, opts TextOptions) {
+	if t.Code != nil {
+		opts.Code = t.Code
+	}
+	head := fmt.Sprintf("CPU: %d", t.CPU)
+	if t.TID != 0 || t.Task != "" {
+		head += fmt.Sprintf(" PID: %d Comm: %s", t.TID, t.Task)
+	}
+	if t.Crashed {
+		head += " (crashed)"
+	}
+	w.printf("%s\nCall Trace:\n", head)
+	open := unwind.StackUnknown
+	opened := false
+	enter := func(k unwind.StackKind) {
+		if opened && k == open {
+			return
+		}
+		if opened {
+			w.printf(" </%s>\n", sectionName(open))
+		}
+		open, opened = k, true
+		w.printf(" <%s>\n", sectionName(k))
+	}
+	for i := range t.Frames {
+		f := &t.Frames[i]
+		if f.Interrupted() {
+			// The register block is printed where the pt_regs lies (the
+			// stack of the entry code that saved it), as the kernel does;
+			// the frames after it are on the interrupted stack.
+			if !opened {
+				enter(f.Stack.Kind)
+			}
+			writeRegsBlock(w, f, opts)
+			continue
+		}
+		if f.Inlined {
+			// The kernel prints no inlined frames; -o json has them.
+			continue
+		}
+		enter(f.Stack.Kind)
+		w.printf(" %s\n", kernelFrameText(f))
+	}
+	if opened {
+		w.printf(" </%s>\n", sectionName(open))
+	}
+	w.printf("%s\n", stopLine(t))
+}
+
+// kernelFrameText renders one frame as the kernel's %pB does:
+// "func+0x12/0x40", with "? " for an unreliable entry and " [module]".
+func kernelFrameText(f *unwind.Frame) string {
+	var b strings.Builder
+	if !f.Reliable {
+		b.WriteString("? ")
+	}
+	if f.SymOK {
+		fmt.Fprintf(&b, "%s+%#x/%#x", f.Sym.Name, f.PC-f.Sym.Addr, f.Sym.Size)
+		if f.Sym.Module != "" && !strings.HasSuffix(f.Sym.Module, "vmlinux") && !strings.HasSuffix(f.Sym.Module, ".elf") {
+			fmt.Fprintf(&b, " [%s]", f.Sym.Module)
+		}
+	} else {
+		fmt.Fprintf(&b, "%#x", f.PC)
+	}
+	return b.String()
+}
+
+func symFunc(f *unwind.Frame) ptregs.SymbolFunc {
+	return func(addr uint64) (string, uint64, uint64, bool) {
+		if f.SymOK && addr == f.PC {
+			return f.Sym.Name, addr - f.Sym.Addr, f.Sym.Size, true
+		}
+		return "", 0, 0, false
+	}
+}
+
+// writeRegsBlock prints an interrupted frame: the RIP line, the Code: line
+// when text is readable, and the registers (only RIP/RSP/EFLAGS when the
+// frame is partial), as ptregs formats them, then a line naming the entry.
+func writeRegsBlock(w *errWriter, f *unwind.Frame, opts TextOptions) {
+	var b strings.Builder
+	var code ptregs.CodeFunc
+	if opts.Code != nil {
+		code = func(addr uint64, p []byte) bool {
+			n, err := opts.Code.ReadAt(p, addr)
+			return err == nil && n == len(p)
+		}
+	}
+	if f.Partial {
+		iret := f.PtRegs.Iret()
+		_ = ptregs.FormatIretCode(&b, &iret, symFunc(f), code)
+	} else {
+		_ = ptregs.FormatPtRegsCode(&b, &f.PtRegs, symFunc(f), code)
+	}
+	w.printf("%s", b.String())
+	if f.Entry != "" || f.RegsAddr != 0 {
+		kind := "pt_regs"
+		if f.Partial {
+			kind = "iret frame"
+		}
+		w.printf("(%s entry, %s at %#x)\n", entryText(f.Entry), kind, f.RegsAddr)
+	}
+}
+
+func entryText(e string) string {
+	if e == "" {
+		return "unknown"
+	}
+	return e
+}
+
+func stopLine(t *Thread) string {
+	rel := "reliable"
+	if !t.Reliable {
+		rel = "UNRELIABLE"
+	}
+	return fmt.Sprintf("(%d frames, %s, stopped: %s)", len(t.Frames), rel, t.StopReason)
+}
+
+// writeUserThread prints a numbered list like gdb's bt:
+// "#1  0x0000000000401136 in func+0x6/0x20 (a.out) at t.c:12".
+func writeUserThread(w *errWriter, t *Thread) {
+	head := fmt.Sprintf("Thread %d", t.TID)
+	if t.Task != "" {
+		head += fmt.Sprintf(" (%s)", t.Task)
+	}
+	if t.Crashed {
+		head += fmt.Sprintf(": crashed, signal %d (%s)", t.Signal, SignalName(t.Signal))
+	}
+	w.printf("%s\n", head)
+	for i := range t.Frames {
+		f := &t.Frames[i]
+		if f.Kind == unwind.KindSignal {
+			w.printf("    <signal handler called>\n")
+		}
+		var b strings.Builder
+		fmt.Fprintf(&b, "#%-2d ", f.Index)
+		if !f.Reliable {
+			b.WriteString("? ")
+		}
+		if f.Inlined {
+			b.WriteString("(inlined) ")
+		} else {
+			fmt.Fprintf(&b, "0x%016x in ", f.PC)
+		}
+		switch {
+		case f.Inlined:
+			b.WriteString(orUnknown(f.Function))
+		case f.SymOK && f.Function != "" && f.Function != f.Sym.Name:
+			// The innermost source function is inlined into the symbol.
+			fmt.Fprintf(&b, "%s (in %s+%#x/%#x, %s)", f.Function, f.Sym.Name, f.PC-f.Sym.Addr, f.Sym.Size, baseName(f.Sym.Module))
+		case f.SymOK:
+			fmt.Fprintf(&b, "%s+%#x/%#x", f.Sym.Name, f.PC-f.Sym.Addr, f.Sym.Size)
+			if f.Sym.Module != "" {
+				fmt.Fprintf(&b, " (%s)", baseName(f.Sym.Module))
+			}
+		default:
+			b.WriteString("??")
+		}
+		if f.File != "" {
+			fmt.Fprintf(&b, " at %s:%d", f.File, f.Line)
+		}
+		w.printf("%s\n", b.String())
+	}
+	w.printf("%s\n", stopLine(t))
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "??"
+	}
+	return s
+}
+
+func baseName(p string) string {
+	if i := strings.LastIndexByte(p, '/'); i >= 0 {
+		return p[i+1:]
+	}
+	return p
+}
+
+// SignalName is the conventional name of a Linux signal number.
+func SignalName(sig int) string {
+	names := map[int]string{1: "SIGHUP", 2: "SIGINT", 3: "SIGQUIT", 4: "SIGILL", 5: "SIGTRAP", 6: "SIGABRT",
+		7: "SIGBUS", 8: "SIGFPE", 9: "SIGKILL", 10: "SIGUSR1", 11: "SIGSEGV", 12: "SIGUSR2", 13: "SIGPIPE",
+		14: "SIGALRM", 15: "SIGTERM", 31: "SIGSYS"}
+	if n, ok := names[sig]; ok {
+		return n
+	}
+	return fmt.Sprintf("signal %d", sig)
+}
+
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) printf(format string, args ...any) {
+	if e.err == nil {
+		_, e.err = fmt.Fprintf(e.w, format, args...)
+	}
+}
