@@ -81,8 +81,6 @@ truncated or unreliable.`,
 		NewCmdBt(ios),
 		NewCmdInfo(ios),
 		NewCmdEmulate(ios),
-		NewCmdVerify(ios),
-		NewCmdDemo(ios),
 	)
 	return root
 }
