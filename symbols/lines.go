@@ -407,7 +407,7 @@ func (f *File) loadDWARF() {
 	if !hasData(ef, ".debug_info") {
 		return
 	}
-	d, err := ef.DWARF()
+	d, err := readDWARF(ef, path)
 	if err != nil {
 		f.dwErr = fmt.Errorf("symbols: %s: %w", path, err)
 		return
