@@ -26,6 +26,10 @@
 // tables, Sym.Size is what the kernel itself prints in "func+0x15/0x20":
 // the distance to the next symbol kallsyms lists, not the ELF st_size (kept
 // in Sym.ELFSize), so an oops line can be compared with a lookup as text.
+// System.map and kallsyms tables keep each symbol's type letter
+// (Table.Type); Set.Symbol and Set.IsText consult only their text symbols
+// (t, T, w, W), so a data or per-cpu symbol — fixed_percpu_data at address
+// 0 — never names a PC, while Table.Lookup still finds any symbol.
 // Aliases at one address are ordered as kallsyms orders them. Sym.Module is
 // "" for built-in kernel code and the module name for a .ko or a kallsyms
 // "[module]" column. See Sym.

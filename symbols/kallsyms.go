@@ -90,7 +90,7 @@ func parseNM(r io.Reader, bias uint64, modules bool) (*Table, error) {
 		if typ != 'a' && typ != 'A' {
 			addr += bias
 		}
-		es = append(es, entry{Sym: Sym{Name: f[2], Addr: addr, Module: mod}, rank: typeRank(typ)*2 + kallsymsRank(f[2], false)})
+		es = append(es, entry{Sym: Sym{Name: f[2], Addr: addr, Module: mod}, rank: typeRank(typ)*2 + kallsymsRank(f[2], false), typ: typ})
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("symbols: reading symbol text: %w", err)

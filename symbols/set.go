@@ -43,8 +43,10 @@ func (s *Set) AddTable(t *Table, module string) {
 	slices.SortStableFunc(s.tables, func(a, b setTable) int { return cmp.Compare(a.lo, b.lo) })
 }
 
-// Symbol returns the symbol containing pc, from the first module that has
-// one. It does not allocate.
+// Symbol returns the function containing pc, from the first module that
+// has one. From symbol-only tables (System.map, kallsyms) only text symbols
+// (types t, T, w, W) count: a data or per-cpu symbol never names a pc. It
+// does not allocate.
 func (s *Set) Symbol(pc uint64) (Sym, bool) {
 	for _, f := range s.files {
 		if f.contains(pc) {
@@ -56,7 +58,7 @@ func (s *Set) Symbol(pc uint64) (Sym, bool) {
 	for i := range s.tables {
 		st := &s.tables[i]
 		if pc >= st.lo && pc < st.hi {
-			if sym, ok := st.t.Lookup(pc); ok {
+			if sym, ok := st.t.LookupText(pc); ok {
 				if sym.Module == "" {
 					sym.Module = st.module
 				}
@@ -100,8 +102,7 @@ func (s *Set) FindCFI(pc uint64, row *CFIRow) error {
 }
 
 // IsText reports whether pc is in an executable section of any file, or,
-// for symbol-only tables, inside a symbol of type text. For tables the
-// answer is approximate: any symbol containing pc counts.
+// for symbol-only tables, inside a symbol of a text type (t, T, w, W).
 func (s *Set) IsText(pc uint64) bool {
 	if s.fileFor(pc) != nil {
 		return true
@@ -114,7 +115,7 @@ func (s *Set) IsText(pc uint64) bool {
 	for i := range s.tables {
 		st := &s.tables[i]
 		if pc >= st.lo && pc < st.hi {
-			if _, ok := st.t.Lookup(pc); ok {
+			if _, ok := st.t.LookupText(pc); ok {
 				return true
 			}
 		}

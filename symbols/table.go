@@ -12,6 +12,7 @@ import (
 type Table struct {
 	syms   []Sym   // sorted by Addr; one symbol per (Name, Addr)
 	byName []int32 // indices into syms sorted by Name
+	types  []byte  // nm type letter per symbol (System.map, kallsyms); nil when unknown
 }
 
 // entry is a symbol with a preference rank used to choose among aliases at
@@ -19,6 +20,7 @@ type Table struct {
 type entry struct {
 	Sym
 	rank int
+	typ  byte // nm type letter, 0 when unknown
 }
 
 // NewTable builds a table from syms: it sorts them by address, drops exact
@@ -63,6 +65,14 @@ func newTable(es []entry) *Table {
 		return cmp.Compare(b.Size, a.Size)
 	})
 	t := &Table{syms: make([]Sym, 0, len(es))}
+	typed := false
+	for i := range es {
+		if es[i].typ != 0 {
+			typed = true
+			t.types = make([]byte, 0, len(es))
+			break
+		}
+	}
 	for _, e := range es {
 		dup := false
 		for j := len(t.syms) - 1; j >= 0 && t.syms[j].Addr == e.Addr; j-- {
@@ -73,6 +83,9 @@ func newTable(es []entry) *Table {
 		}
 		if !dup {
 			t.syms = append(t.syms, e.Sym)
+			if typed {
+				t.types = append(t.types, e.typ)
+			}
 		}
 	}
 	// Fill unknown sizes from the next higher address.
@@ -141,6 +154,70 @@ func (t *Table) Lookup(addr uint64) (Sym, bool) {
 		}
 	}
 	return Sym{}, false
+}
+
+// LookupText is Lookup restricted to code: only symbols whose nm type
+// letter is a text type (t, T, w, W) match, so a data or per-cpu symbol
+// (fixed_percpu_data at address 0 in a System.map) never names a PC. A
+// table without type letters (NewTable, ELF symbols) treats every symbol as
+// text.
+func (t *Table) LookupText(addr uint64) (Sym, bool) {
+	if t == nil {
+		return Sym{}, false
+	}
+	if t.types == nil {
+		return t.Lookup(addr)
+	}
+	s := t.syms
+	lo, hi := 0, len(s)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if s[m].Addr <= addr {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	i := lo - 1
+	if i < 0 {
+		return Sym{}, false
+	}
+	for i > 0 && s[i-1].Addr == s[i].Addr {
+		i--
+	}
+	for n := 0; i >= 0 && n < maxBack; n++ {
+		// The aliases at one address, text ones first (typeRank).
+		for j := i; j < len(s) && s[j].Addr == s[i].Addr; j++ {
+			if IsTextType(t.types[j]) && contains(&s[j], addr) {
+				return s[j], true
+			}
+		}
+		i--
+		for i > 0 && s[i-1].Addr == s[i].Addr {
+			i--
+		}
+	}
+	return Sym{}, false
+}
+
+// IsTextType reports whether an nm / kallsyms type letter denotes code:
+// t or T (text), w or W (weak symbols, which in System.map and kallsyms
+// are weak functions; weak objects are v or V).
+func IsTextType(c byte) bool {
+	switch c {
+	case 't', 'T', 'w', 'W':
+		return true
+	}
+	return false
+}
+
+// Type returns the nm type letter of the i-th symbol in address order, or 0
+// when the table has none (NewTable, ELF symbols).
+func (t *Table) Type(i int) byte {
+	if t == nil || i < 0 || i >= len(t.types) {
+		return 0
+	}
+	return t.types[i]
 }
 
 // nearest returns the preferred symbol at the greatest address at or below

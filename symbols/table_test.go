@@ -195,3 +195,45 @@ func TestNewFileGarbage(t *testing.T) {
 		t.Error("no error for a C file")
 	}
 }
+
+// TestSystemMapTextOnly: a System.map's data and per-cpu symbols (here
+// fixed_percpu_data at 0) keep their type letter and never name a PC.
+func TestSystemMapTextOnly(t *testing.T) {
+	const m = `0000000000000000 D __per_cpu_start
+0000000000000000 D fixed_percpu_data
+000000000000b000 D cpu_number
+ffffffff81000000 T _text
+ffffffff81000000 T startup_64
+ffffffff81000100 t helper
+ffffffff81000180 W weak_fn
+ffffffff81000200 D some_data
+ffffffff81000300 T last_fn
+`
+	tab, err := ParseSystemMap(strings.NewReader(m), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, ok := tab.Lookup(0); !ok || s.Name != "fixed_percpu_data" {
+		t.Errorf("Lookup(0) = %v %v, want the data symbol", s, ok)
+	}
+	var set Set
+	set.AddTable(tab, "")
+	for _, c := range []struct {
+		pc   uint64
+		name string
+	}{{0, ""}, {0x10, ""}, {0xb000, ""}, {0xffffffff81000010, "startup_64"}, {0xffffffff81000110, "helper"},
+		{0xffffffff81000190, "weak_fn"}, {0xffffffff81000210, ""}, {0xffffffff81000300, "last_fn"}} {
+		s, ok := set.Symbol(c.pc)
+		if (c.name == "") == ok || s.Name != c.name {
+			t.Errorf("Symbol(%#x) = %q %v, want %q", c.pc, s.Name, ok, c.name)
+		}
+		if set.IsText(c.pc) != (c.name != "") {
+			t.Errorf("IsText(%#x) = %v", c.pc, !(c.name != ""))
+		}
+	}
+	for i := 0; i < tab.Len(); i++ {
+		if s := tab.At(i); s.Name == "helper" && tab.Type(i) != 't' {
+			t.Errorf("helper has type %q", tab.Type(i))
+		}
+	}
+}
