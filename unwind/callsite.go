@@ -68,7 +68,7 @@ func decodeCallBefore(win *[9]byte, n int, ra uint64) (callKind, uint64) {
 
 // callCache remembers call-site verdicts: validation decodes code, which is
 // too slow for every frame of a deep stack.
-type callCache [4096]struct {
+type callCache [1024]struct {
 	ra, callee uint64
 	set, ok    bool
 }
@@ -82,12 +82,20 @@ func (u *Unwinder) callsiteOK(ra, callee uint64) bool {
 	if u.c == nil {
 		return u.checkCallsite(ra, callee)
 	}
-	e := &u.c.calls[slot(ra^callee<<1, 12)]
-	if e.set && e.ra == ra && e.callee == callee {
-		return e.ok
+	e := u.pcEntry(ra)
+	if e.callSet && e.callee == callee {
+		return e.callOK
+	}
+	if c := &u.c.calls[slot(ra^callee<<1, 10)]; c.set && c.ra == ra && c.callee == callee {
+		// A second callee for the same return address (a scan, a
+		// retried strategy): the pair cache keeps both.
+		e.callee, e.callSet, e.callOK = callee, true, c.ok
+		return c.ok
 	}
 	ok := u.checkCallsite(ra, callee)
-	e.ra, e.callee, e.set, e.ok = ra, callee, true, ok
+	e.callee, e.callSet, e.callOK = callee, true, ok
+	c := &u.c.calls[slot(ra^callee<<1, 10)]
+	c.ra, c.callee, c.set, c.ok = ra, callee, true, ok
 	return ok
 }
 

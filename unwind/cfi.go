@@ -72,10 +72,18 @@ func (u *Unwinder) cfiStep(next *Frame) (ok, end bool, err error) {
 	if !okPC {
 		return false, false, errors.New("cfi: return address unknown")
 	}
-	if pc == 0 {
+	// The caller of a kernel entry stub's signal frame is interrupted
+	// code: its RIP need not be text (a call through a NULL pointer
+	// faults with RIP 0; the next step takes the caller from [sp]).
+	entry := row.SignalFrame && u.opts.Kernel
+	switch {
+	case entry:
+		if !ptregs.Canonical(pc) {
+			return false, false, fmt.Errorf("cfi: interrupted rip %#x is not canonical", pc)
+		}
+	case pc == 0:
 		return false, true, nil
-	}
-	if !u.isRetText(pc) {
+	case !u.isRetText(pc):
 		return false, false, fmt.Errorf("cfi: return address %#x is not text", pc)
 	}
 	sp, okSP := caller.SP()
@@ -86,14 +94,72 @@ func (u *Unwinder) cfiStep(next *Frame) (ok, end bool, err error) {
 	if r := row.Regs[ra]; r.Kind == cfi.RuleOffset {
 		slot = cfa + uint64(r.Offset)
 	}
-	callFrame(next, pc, sp, cfa, slot, caller, MethodCFI, true)
+	callFrame(next, pc, sp, cfa, slot, &caller, MethodCFI, true)
 	if row.SignalFrame {
-		next.Kind = KindSignal
 		next.LookupPC = pc
-		next.Entry = "signal"
+		if u.opts.Kernel {
+			u.cfiEntryFrame(next, row, cfa)
+		} else {
+			next.Kind = KindSignal
+			next.Entry = "signal"
+		}
 	}
 	u.fixIRQTop(next)
 	return true, false, nil
+}
+
+// cfiEntryFrame turns the caller of a kernel entry stub whose CFI is a
+// signal frame into the interrupted frame: the entry is named from the
+// stub, and the hardware iret frame at the end of the CFA (CFA-40: on
+// entry CFA = rsp+40, the end of the frame the CPU pushed, or of the copy
+// the stub describes) gives CS, RFLAGS and SS once it agrees with the RIP
+// and RSP the CFI recovered. When the row shows the whole pt_regs saved
+// (r15 at CFA-168) the frame carries it; before that it is Partial.
+func (u *Unwinder) cfiEntryFrame(next *Frame, row *symbols.CFIRow, cfa uint64) {
+	f := u.cur
+	next.Kind = KindInterrupted
+	stub := ""
+	if f.SymOK {
+		stub = f.Sym.Name
+	} else if s, ok := u.opts.Code.Symbol(f.LookupPC); ok {
+		stub = s.Name
+	}
+	b := u.scratch[:ptregs.IretFrameSize]
+	iret := cfa - ptregs.IretFrameSize
+	p := ptregs.PtRegs{IP: next.PC, SP: next.SP, OrigAX: ^uint64(0)}
+	if n, _ := u.mem.ReadAt(b, iret); n == len(b) {
+		if fr, err := ptregs.DecodeIretFrame(b); err == nil && fr.IP == next.PC && fr.SP == next.SP {
+			p.CS, p.Flags, p.SS = fr.CS, fr.Flags, fr.SS
+			next.RegsAddr = iret
+			next.Slot = iret
+		}
+	}
+	next.Partial = true
+	if r := row.Regs[ptregs.R15]; next.RegsAddr != 0 && r.Kind == cfi.RuleOffset && r.Offset == -ptregs.PtRegsSize {
+		addr := cfa - ptregs.PtRegsSize
+		if n, _ := u.mem.ReadAt(u.block[:], addr); n == len(u.block) {
+			if full, err := ptregs.DecodePtRegs(u.block[:]); err == nil && full.IP == p.IP && full.SP == p.SP &&
+				full.CS == p.CS && full.Flags == p.Flags && full.SS == p.SS {
+				p = full
+				next.RegsAddr = addr
+				next.Partial = false
+			}
+		}
+	}
+	if next.Partial && entryFromSymbol(stub) == "syscall" && p.CS == 0 {
+		// SYSCALL pushes no frame: the interrupted context is user mode,
+		// with the user RSP the CFI recovered. While the stub keeps that
+		// RSP only in a per-CPU slot the CFI says so (undefined), and the
+		// CFA stands in for it: a kernel address is no user RSP.
+		p.CS, p.SS = ptregs.UserCS, ptregs.UserDS
+		if !ptregs.Canonical(next.SP) || next.SP >= 1<<47 {
+			next.Regs.Clear(ptregs.RSP)
+			next.Reliable = false
+		}
+	}
+	s, _ := u.stackOf(next.RegsAddr)
+	next.PtRegs = p
+	next.Entry = entryName(stub, &p, s.Kind)
 }
 
 // fastStep applies a row whose rules are all simple (CFA = reg+offset;

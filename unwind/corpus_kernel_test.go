@@ -141,76 +141,91 @@ func TestKernelCorpus(t *testing.T) {
 		if len(matches) != 1 {
 			continue
 		}
-		t.Run(name, func(t *testing.T) {
-			d, err := dump.Open(unpackVMCore(t, matches[0], name))
-			if err != nil {
-				t.Fatal(err)
+		for _, withMap := range []bool{false, true} {
+			sub := name
+			if withMap {
+				sub += "+system-map"
 			}
-			defer d.Close()
-			set, _, err := d.Symbols(dump.SymbolOptions{Files: []string{filepath.Join(kdir, "fp", "vmlinux")},
-				SystemMap: filepath.Join(kdir, "fp", "System.map")})
-			if err != nil {
-				t.Fatal(err)
+			t.Run(sub, func(t *testing.T) {
+				checkKernelCapture(t, kdir, matches[0], name, withMap, capt.CPUs)
+			})
+		}
+	}
+}
+
+// checkKernelCapture unwinds every CPU of one vmcore, with vmlinux alone or
+// with vmlinux plus System.map (whose data symbols must not name a PC).
+func checkKernelCapture(t *testing.T, kdir, src, name string, withMap bool, cpus map[string]kernelTruthCPU) {
+	d, err := dump.Open(unpackVMCore(t, src, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	opts := dump.SymbolOptions{Files: []string{filepath.Join(kdir, "fp", "vmlinux")}}
+	if withMap {
+		opts.SystemMap = filepath.Join(kdir, "fp", "System.map")
+	}
+	set, _, err := d.Symbols(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, th := range d.Threads() {
+		want, ok := cpus[strconv.Itoa(th.CPU)]
+		if !ok {
+			continue
+		}
+		u := unwind.New(d.Memory(), th.Regs, &unwind.Options{Code: set, Stacks: d.Stacks(i), Kernel: true})
+		var fs []unwind.Frame
+		var got, gotSec []string
+		for u.Next() {
+			f := u.Frame()
+			fs = append(fs, f)
+			if f.Kind == unwind.KindScan || f.Inlined {
+				continue
 			}
-			for i, th := range d.Threads() {
-				want, ok := capt.CPUs[strconv.Itoa(th.CPU)]
-				if !ok {
-					continue
-				}
-				u := unwind.New(d.Memory(), th.Regs, &unwind.Options{Code: set, Stacks: d.Stacks(i), Kernel: true})
-				var fs []unwind.Frame
-				var got, gotSec []string
-				for u.Next() {
-					f := u.Frame()
-					fs = append(fs, f)
-					if f.Kind == unwind.KindScan || f.Inlined {
-						continue
-					}
-					// The truth names kallsyms symbols: the physical
-					// function, not the inlined one.
-					n := kernelName(f.Sym.Name)
-					switch {
-					case f.Kind == unwind.KindInterrupted && ptregs.UserMode(f.PtRegs.CS):
-						n = "<user>"
-					case !f.SymOK || f.PC == 0:
-						n = fmt.Sprintf("<unknown:%#x>", f.PC)
-					}
-					got = append(got, n)
-					gotSec = append(gotSec, f.Stack.Kind.String())
-				}
-				var w []string
-				for _, n := range want.Frames {
-					w = append(w, kernelName(n))
-				}
-				if strings.Join(got, " ") != strings.Join(w, " ") {
-					t.Errorf("cpu %d:\n got %v\nwant %v\n%s", th.CPU, got, w, describe(fs, u))
-					continue
-				}
-				if strings.Join(gotSec, " ") != strings.Join(want.Sections, " ") {
-					t.Errorf("cpu %d: stacks\n got %v\nwant %v", th.CPU, gotSec, want.Sections)
-				}
-				k := 0
-				for _, f := range fs {
-					if f.Kind != unwind.KindInterrupted {
-						continue
-					}
-					if k >= len(want.Interrupted) {
-						t.Errorf("cpu %d: extra interrupted frame %s", th.CPU, f.Function)
-						break
-					}
-					in := want.Interrupted[k]
-					k++
-					if fmt.Sprintf("%#x", f.PC) != in.RIP || fmt.Sprintf("%#x", f.SP) != in.RSP || !strings.HasPrefix(f.Entry, in.Entry) {
-						t.Errorf("cpu %d: interrupted frame %s: rip %#x rsp %#x entry %q, want %s %s %s", th.CPU, f.Function, f.PC, f.SP, f.Entry, in.RIP, in.RSP, in.Entry)
-					}
-				}
-				if k != len(want.Interrupted) {
-					t.Errorf("cpu %d: %d interrupted frames, want %d", th.CPU, k, len(want.Interrupted))
-				}
-				if testing.Verbose() {
-					t.Logf("cpu %d reliable=%v\n%s", th.CPU, u.Reliable(), describe(fs, u))
-				}
+			// The truth names kallsyms symbols: the physical
+			// function, not the inlined one.
+			n := kernelName(f.Sym.Name)
+			switch {
+			case f.Kind == unwind.KindInterrupted && ptregs.UserMode(f.PtRegs.CS):
+				n = "<user>"
+			case !f.SymOK || f.PC == 0:
+				n = fmt.Sprintf("<unknown:%#x>", f.PC)
 			}
-		})
+			got = append(got, n)
+			gotSec = append(gotSec, f.Stack.Kind.String())
+		}
+		var w []string
+		for _, n := range want.Frames {
+			w = append(w, kernelName(n))
+		}
+		if strings.Join(got, " ") != strings.Join(w, " ") {
+			t.Errorf("cpu %d:\n got %v\nwant %v\n%s", th.CPU, got, w, describe(fs, u))
+			continue
+		}
+		if strings.Join(gotSec, " ") != strings.Join(want.Sections, " ") {
+			t.Errorf("cpu %d: stacks\n got %v\nwant %v", th.CPU, gotSec, want.Sections)
+		}
+		k := 0
+		for _, f := range fs {
+			if f.Kind != unwind.KindInterrupted {
+				continue
+			}
+			if k >= len(want.Interrupted) {
+				t.Errorf("cpu %d: extra interrupted frame %s", th.CPU, f.Function)
+				break
+			}
+			in := want.Interrupted[k]
+			k++
+			if fmt.Sprintf("%#x", f.PC) != in.RIP || fmt.Sprintf("%#x", f.SP) != in.RSP || !strings.HasPrefix(f.Entry, in.Entry) {
+				t.Errorf("cpu %d: interrupted frame %s: rip %#x rsp %#x entry %q, want %s %s %s", th.CPU, f.Function, f.PC, f.SP, f.Entry, in.RIP, in.RSP, in.Entry)
+			}
+		}
+		if k != len(want.Interrupted) {
+			t.Errorf("cpu %d: %d interrupted frames, want %d", th.CPU, k, len(want.Interrupted))
+		}
+		if testing.Verbose() {
+			t.Logf("cpu %d reliable=%v\n%s", th.CPU, u.Reliable(), describe(fs, u))
+		}
 	}
 }

@@ -28,9 +28,20 @@
 //   - a PC of 0 or outside text (a call through a bad pointer): the caller's
 //     return address is at [rsp];
 //   - DWARF CFI rows from Code.FindCFI (cached; a row from a CIE with the 'S'
-//     augmentation makes the caller a signal frame, looked up at its PC);
-//   - (Kernel) the hardware iret frame at the top of an exception (IST)
-//     stack, a Partial frame, when stopped in entry code there;
+//     augmentation makes the caller a signal frame, looked up at its PC; in
+//     a kernel walk that caller is the Interrupted frame of the entry stub,
+//     named from the stub, with the iret frame at CFA-40 cross-checked and
+//     the whole pt_regs once the row shows it saved, Partial before);
+//   - (Kernel) in an entry stub without its pt_regs: the hardware iret
+//     frame the CPU pushed, a Partial frame: on the NMI stack from Linux's
+//     nested-NMI layout (the frame at the top until first_nmi has copied
+//     it, the "outermost" copy from repeat_nmi on, since a nested NMI may
+//     have overwritten the top and pointed the "iret" copy at repeat_nmi),
+//     elsewhere the first frame above SP whose saved RSP says it was pushed
+//     right there (the int3 entry's copy 48 bytes lower, the call-emulation
+//     gap, included) or, for an IST entry, at the top of its own stack;
+//     the interrupted rbp comes from the pt_regs slot when pushed, else from
+//     rbp itself; in unknown code on an IST stack: the frame at the top;
 //   - frame pointers, helped by prologue/epilogue analysis of the
 //     function's machine code (x86asm): at the first instruction, after
 //     push %rbp, after pop %rbp or leave, or in a frameless function, the
@@ -50,8 +61,12 @@
 // function analysis confirms an rbp frame and whose return address follows
 // a consistent call (or from the prologue analysis of frame 0 or an
 // interrupted frame), or a validated entry frame — and no frame before it
-// was unreliable. Unwinder.Reliable adds that the walk reached a proper end:
-// CFI marking the return address undefined (or 0), the frame-pointer chain
+// was unreliable. The frame at the top of an IST stack reached from code
+// that is not its entry (skipping whatever lies between) never is.
+// Unwinder.Reliable adds that the walk reached a proper end:
+// CFI marking the return address undefined (or 0) — in a kernel walk only
+// in a known outermost function, since entry code also leaves it undefined
+// where it lives only in a per-CPU slot (int3 trampolines) —, the frame-pointer chain
 // ending in a known outermost function (_start, start_thread, clone3,
 // secondary_startup_64, ret_from_fork…), a user pt_regs at the top of the
 // task stack ("user mode"), or a kernel-mode pt_regs there (the bottom of a
@@ -62,7 +77,10 @@
 // With a StackBounds, the stack pointer must move up within a stack, a
 // switch must go outward (NMI/#DB/#DF/#MC → entry → IRQ → softirq → task →
 // altstack → user) and no stack may be entered twice; a move the wrong way
-// stops the walk with an error.
+// stops the walk with an error. One exception, once per walk: an NMI
+// nested in an NMI on the same IST stack (its hardware frame at the very
+// top of the NMI stack, its interrupted code an outer NMI lower on that
+// stack) goes down to the outer NMI's frames.
 //
 // # Entry kinds
 //
@@ -78,7 +96,9 @@
 // # Performance
 //
 // An Unwinder caches CFI rows, symbols, prologue analyses and call-site
-// verdicts per PC; Reset reuses them. A warm walk does not allocate.
+// verdicts per PC (one entry per PC holds the symbol, the analysis and the
+// call-site verdict, so a frame-pointer step touches one cache line set);
+// Reset reuses them. A warm walk does not allocate.
 //
 // # Security
 //

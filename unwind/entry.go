@@ -32,7 +32,10 @@ import (
 //
 // Every candidate must pass ptregs Check (selectors, flags, canonical
 // addresses, kernel RIP in text, kernel RSP on a known stack) and the stack
-// rules. When nothing else works, the top of an IST stack gives the
+// rules. A pt_regs found by a cross-checked signal (the encoded rbp equal
+// to SP in a known entry stub, a marker record) need only have a canonical
+// kernel RIP: a call through a NULL pointer faults with RIP 0, and the next
+// step takes the caller from [sp]. When nothing else works, the top of an IST stack gives the
 // hardware iret frame (a Partial frame) and the top word of an IRQ stack
 // the previous stack pointer (Linux 6.1 call_on_irqstack).
 //
@@ -58,11 +61,15 @@ func (u *Unwinder) entryStep(next *Frame) (ok, end bool, err error) {
 	}
 	isStub := entryFromSymbol(stub) != ""
 	rbp, okBP := f.Regs.Get(ptregs.RBP)
-	if okBP && rbp&7 == 0 && rbp >= f.SP && rbp-f.SP < 4096 {
+	if okBP && rbp&7 == 0 && (rbp == f.SP || (isStub && rbp > f.SP && rbp-f.SP < 4096)) {
 		// A marker return address: rbp points at {interrupted rbp,
-		// marker}, the pt_regs follows the record.
+		// marker}, the pt_regs follows the record. Only in the stub
+		// itself (rbp == SP after its handler returned, or an entry
+		// symbol): a handler that has not yet set up its own frame
+		// still has the stub's rbp, and taking the record there would
+		// skip the stub.
 		if m, ok := u.read64(rbp + 8); ok && u.isEntryMarker(m) {
-			if err := u.ptregsFrame(next, rbp+16, stub); err == nil {
+			if err := u.ptregsFrame(next, rbp+16, stub, true); err == nil {
 				return true, false, nil
 			} else {
 				return false, false, err
@@ -72,7 +79,11 @@ func (u *Unwinder) entryStep(next *Frame) (ok, end bool, err error) {
 	if okBP && rbp&1 == 1 && rbp > 1 {
 		addr := rbp - 1
 		if addr == f.SP || (isStub && addr > f.SP && addr-f.SP < 4096) {
-			if err := u.ptregsFrame(next, addr, stub); err == nil {
+			// Cross-checked: the encoded rbp points at SP, and the frame
+			// is a known entry stub. Such a pt_regs is believed even when
+			// its RIP is not text (a call through a NULL pointer).
+			strong := isStub && addr == f.SP
+			if err := u.ptregsFrame(next, addr, stub, strong); err == nil {
 				return true, false, nil
 			} else if addr == f.SP {
 				return false, false, err
@@ -80,7 +91,7 @@ func (u *Unwinder) entryStep(next *Frame) (ok, end bool, err error) {
 		}
 	}
 	if s, ok := u.stackOf(f.SP); ok && s.Kind == StackTask && f.SP+ptregs.PtRegsSize == s.Hi && f.Index > 0 {
-		if err := u.ptregsFrame(next, f.SP, stub); err != nil {
+		if err := u.ptregsFrame(next, f.SP, stub, false); err != nil {
 			return false, false, err
 		}
 		if !ptregs.UserMode(next.PtRegs.CS) {
@@ -89,7 +100,7 @@ func (u *Unwinder) entryStep(next *Frame) (ok, end bool, err error) {
 		return true, false, nil
 	}
 	if isStub && f.Index > 0 {
-		if err := u.ptregsFrame(next, f.SP, stub); err == nil {
+		if err := u.ptregsFrame(next, f.SP, stub, false); err == nil {
 			return true, false, nil
 		}
 	}
@@ -115,8 +126,13 @@ func (u *Unwinder) checkOptions() ptregs.CheckOptions {
 }
 
 // ptregsFrame reads and validates a pt_regs at addr and fills next with the
-// interrupted frame it describes.
-func (u *Unwinder) ptregsFrame(next *Frame, addr uint64, stub string) error {
+// interrupted frame it describes. strong says the pt_regs was found by a
+// cross-checked signal (an encoded rbp equal to SP in a known entry stub, a
+// marker return address, a CFI signal frame of an entry stub): its kernel
+// RIP then need only be canonical, not text, since a call through a NULL or
+// wild pointer faults with exactly such a RIP; the next step takes the
+// caller from [sp].
+func (u *Unwinder) ptregsFrame(next *Frame, addr uint64, stub string, strong bool) error {
 	if u.mem == nil {
 		return errors.New("no memory")
 	}
@@ -130,19 +146,15 @@ func (u *Unwinder) ptregsFrame(next *Frame, addr uint64, stub string) error {
 	if err != nil {
 		return err
 	}
-	if err := p.Check(u.checkOptions()); err != nil {
+	opt := u.checkOptions()
+	if strong {
+		opt.IsText = nil
+	}
+	if err := p.Check(opt); err != nil {
 		return fmt.Errorf("pt_regs at %#x: %w", addr, err)
 	}
 	if !ptregs.Canonical(p.SP) || !ptregs.Canonical(p.IP) {
 		return fmt.Errorf("pt_regs at %#x: non-canonical ip or sp", addr)
-	}
-	if !ptregs.UserMode(p.CS) && !u.isText(p.IP) && u.opts.Code != nil {
-		// A kernel RIP outside text is only believable for a call through
-		// a bad pointer (#PF on instruction fetch); keep it, the next step
-		// takes the caller from [sp].
-		if p.IP != 0 && p.OrigAX&0x10 == 0 {
-			return fmt.Errorf("pt_regs at %#x: kernel ip %#x is not text", addr, p.IP)
-		}
 	}
 	s, _ := u.stackOf(addr)
 	*next = Frame{PC: p.IP, LookupPC: p.IP, SP: p.SP, Slot: addr + ptregs.PtRegsIretOffset,
@@ -166,6 +178,170 @@ func (u *Unwinder) isEntryMarker(pc uint64) bool {
 	return ok && s.Addr == pc && entryMarkers[s.Name]
 }
 
+// Linux 6.1's nested-NMI layout at the top of the NMI (IST) stack, as
+// offsets below its top: the hardware frame of the latest NMI, the saved
+// rdx, the "NMI executing" word, the "iret" frame (a nested NMI points it
+// at repeat_nmi), the "outermost" frame (the copy of the first NMI's
+// hardware frame the kernel keeps and repeats from), then pt_regs.
+const (
+	nmiOriginal  = ptregs.IretFrameSize       // Hi-40
+	nmiExecuting = nmiOriginal + 16           // Hi-56
+	nmiOutermost = nmiExecuting + 8 + 40 + 40 // Hi-136
+)
+
+// nmiFrameAt returns where the iret frame describing the interrupted
+// context lies while the NMI entry code (not its C handler) runs at the
+// label name on the NMI stack s: the hardware frame at the top until
+// first_nmi has copied it; from repeat_nmi on, the "outermost" copy (the
+// top may hold a nested NMI's frame by then, and the "iret" frame may
+// point at repeat_nmi).
+func nmiFrameAt(name string, s Stack) (uint64, bool) {
+	switch name {
+	case "asm_exc_nmi", "nested_nmi", "nested_nmi_out", "first_nmi":
+		return s.Hi - nmiOriginal, true
+	case "repeat_nmi", "end_repeat_nmi", "nmi_swapgs", "nmi_restore":
+		return s.Hi - nmiOutermost, true
+	}
+	return 0, false
+}
+
+// maxStubScan bounds how far above SP an entry stub's hardware frame can
+// be: orig_ax, the 15 saved registers, the int3 gap (6 words) and the
+// error-code slot, with room to spare.
+const maxStubScan = 32 * 8
+
+// stubStep finds the interrupted context of a frame stopped in an entry
+// stub before the stub has built (or after it has dismantled) its pt_regs,
+// where neither an encoded rbp nor a marker exists: on the NMI stack from
+// the nested-NMI layout, otherwise the first plausible hardware iret frame
+// above SP. The result is a Partial frame.
+func (u *Unwinder) stubStep(next *Frame, stub string) (bool, error) {
+	f := u.cur
+	if !exactSP(f) {
+		return false, nil
+	}
+	e := entryFromSymbol(stub)
+	if e == "" || e == "syscall" || e == "fork" {
+		return false, nil
+	}
+	s, okS := u.stackOf(f.SP)
+	b := u.scratch[:]
+	if e == "nmi" && okS && s.Kind == StackNMI {
+		addr, ok := nmiFrameAt(stub, s)
+		if !ok || addr < f.SP && stub != "nmi_restore" {
+			return false, nil
+		}
+		if n, _ := u.mem.ReadAt(b[:ptregs.IretFrameSize], addr); n != ptregs.IretFrameSize {
+			return false, fmt.Errorf("nmi frame at %#x unreadable", addr)
+		}
+		fr, err := ptregs.DecodeIretFrame(b[:ptregs.IretFrameSize])
+		if err != nil {
+			return false, err
+		}
+		if err := fr.Check(u.checkOptions()); err != nil {
+			return false, fmt.Errorf("nmi frame at %#x: %w", addr, err)
+		}
+		u.iretFrame(next, &fr, addr, stub, s.Kind)
+		return true, nil
+	}
+	// Read what lies between SP and the stub's deepest possible frame.
+	n, _ := u.mem.ReadAt(b, f.SP)
+	opt := u.checkOptions()
+	for off := 0; off+ptregs.IretFrameSize <= n; off += 8 {
+		fr, err := ptregs.DecodeIretFrame(b[off : off+ptregs.IretFrameSize])
+		if err != nil || fr.Check(opt) != nil {
+			continue
+		}
+		addr := f.SP + uint64(off)
+		top := okS && addr+ptregs.IretFrameSize == s.Hi
+		switch {
+		case ptregs.UserMode(fr.CS):
+			// From user mode the CPU switched to the top of a stack.
+			if !top {
+				continue
+			}
+		case pushedBelow(addr, fr.SP):
+		case top && istEntryOf(s.Kind, e):
+			// An IST entry's frame at the top of its own stack.
+		default:
+			continue
+		}
+		u.iretFrame(next, &fr, addr, stub, s.Kind)
+		return true, nil
+	}
+	return false, errors.New("no hardware frame above sp in the entry stub")
+}
+
+// pushedBelow reports whether a kernel-mode iret frame at addr can have
+// been pushed on the interrupted code's own stack, whose stack pointer was
+// sp: the CPU aligns sp down to 16 and pushes the frame and an error code
+// right below it, and the int3 entry may have copied the frame 48 bytes
+// lower (the call-emulation gap).
+func pushedBelow(addr, sp uint64) bool {
+	end := addr + ptregs.IretFrameSize
+	return sp >= end && sp-end <= 8+15+48
+}
+
+// istEntryOf reports whether entry e is delivered on IST stacks of kind k.
+func istEntryOf(k StackKind, e string) bool {
+	switch k {
+	case StackNMI:
+		return e == "nmi"
+	case StackDB:
+		return e == "debug" || e == "int3"
+	case StackDF:
+		return e == "double_fault"
+	case StackMC:
+		return e == "machine_check"
+	}
+	return false
+}
+
+// iretFrame fills next with the Partial interrupted frame a hardware iret
+// frame at addr describes.
+func (u *Unwinder) iretFrame(next *Frame, fr *ptregs.IretFrame, addr uint64, stub string, sk StackKind) {
+	p := ptregs.PtRegs{IP: fr.IP, CS: fr.CS, Flags: fr.Flags, SP: fr.SP, SS: fr.SS, OrigAX: ^uint64(0)}
+	regs := fr.Regs()
+	if v, ok := u.stubRBP(addr, stub); ok {
+		regs.Set(ptregs.RBP, v)
+		p.BP = v
+	}
+	*next = Frame{PC: fr.IP, LookupPC: fr.IP, SP: fr.SP, Slot: addr, Regs: regs,
+		Kind: KindInterrupted, Partial: true, PtRegs: p, RegsAddr: addr, Method: MethodPtRegs,
+		Reliable: true, Entry: entryName(stub, &p, sk)}
+}
+
+// stubRBP recovers the interrupted rbp in an entry stub whose hardware
+// frame is at addr, for the frame-pointer walk to go on: the stub's
+// pt_regs lies right below the frame, and PUSH_AND_CLEAR_REGS changes rbp
+// only after pushing it. So when rbp's pt_regs slot is at or above SP it
+// holds the value (pushed, or popped on the way out but still in memory);
+// below SP it has not been pushed yet (or has been popped again), and rbp
+// itself still (again) holds the value. The NMI entry keeps rbp untouched
+// until end_repeat_nmi builds its pt_regs below the outermost frame.
+func (u *Unwinder) stubRBP(addr uint64, stub string) (uint64, bool) {
+	f := u.cur
+	cur, okCur := f.Regs.Get(ptregs.RBP)
+	if f.Kind == KindCall && f.Index > 0 {
+		okCur = false // a caller's rbp is the one saved in its frame record
+	}
+	switch stub {
+	case "asm_exc_nmi", "nested_nmi", "nested_nmi_out", "first_nmi", "repeat_nmi":
+		if addr >= f.SP {
+			return cur, okCur
+		}
+	}
+	const rbpOff = 4 * 8 // pt_regs->bp
+	if addr < ptregs.PtRegsIretOffset {
+		return 0, false
+	}
+	slot := addr - ptregs.PtRegsIretOffset + rbpOff
+	if slot >= f.SP {
+		return u.read64(slot)
+	}
+	return cur, okCur
+}
+
 // stackTopStep is the fallback at the end of an exception or IRQ stack.
 func (u *Unwinder) stackTopStep(next *Frame) (bool, error) {
 	f := u.cur
@@ -176,11 +352,11 @@ func (u *Unwinder) stackTopStep(next *Frame) (bool, error) {
 	switch s.Kind {
 	case StackNMI, StackDB, StackDF, StackMC, StackVC:
 		addr := s.Hi - ptregs.IretFrameSize
-		var b [ptregs.IretFrameSize]byte
-		if n, _ := u.mem.ReadAt(b[:], addr); n != len(b) {
+		b := u.scratch[:ptregs.IretFrameSize]
+		if n, _ := u.mem.ReadAt(b, addr); n != len(b) {
 			return false, fmt.Errorf("iret frame at %#x unreadable", addr)
 		}
-		fr, err := ptregs.DecodeIretFrame(b[:])
+		fr, err := ptregs.DecodeIretFrame(b)
 		if err != nil {
 			return false, err
 		}
@@ -208,7 +384,7 @@ func (u *Unwinder) stackTopStep(next *Frame) (bool, error) {
 		}
 		var regs ptregs.Regs
 		// A convention, not a validated entry frame: never reliable.
-		callFrame(next, ra, prev, 0, s.Hi-16, regs, MethodPtRegs, false)
+		callFrame(next, ra, prev, 0, s.Hi-16, &regs, MethodPtRegs, false)
 		return true, nil
 	}
 	return false, nil
@@ -299,6 +475,11 @@ func entryName(stub string, p *ptregs.PtRegs, sk StackKind) string {
 	e := entryFromSymbol(stub)
 	orig := int64(p.OrigAX)
 	if e == "irq" && (stub == "asm_common_interrupt" || stub == "asm_spurious_interrupt") {
+		// Linux 6.1 moves the vector pushed by irq_entries_start to
+		// %rsi and leaves orig_ax = -1: the vector is gone then.
+		if orig == -1 {
+			return "irq"
+		}
 		return "irq:" + strconv.Itoa(int(p.OrigAX&0xff))
 	}
 	if e != "" {

@@ -5,35 +5,30 @@ import (
 	"fmt"
 
 	"github.com/unwind-dev/unwind/ptregs"
+	"github.com/unwind-dev/unwind/symbols"
 )
 
 // maxFrameSize bounds the distance from SP to rbp when no stack bounds are
 // known.
 const maxFrameSize = 1 << 20
 
-// stateCache remembers prologue analyses per PC.
-type stateCache [2048]struct {
-	pc  uint64
-	set bool
-	st  frameState
-}
-
 // frameStateAt analyses the function containing the current frame's PC.
-func (u *Unwinder) frameStateAt(f *Frame) frameState {
-	c := u.opts.Code
-	if c == nil {
-		return frameState{}
+// The result points into the cache (or u.stBuf): read it before the next
+// analysis.
+func (u *Unwinder) frameStateAt(f *Frame) *frameState {
+	if u.opts.Code == nil {
+		u.stBuf = frameState{}
+		return &u.stBuf
 	}
 	if u.c == nil {
-		return u.analyze(f)
+		u.stBuf = u.analyze(f)
+		return &u.stBuf
 	}
-	e := &u.c.states[slot(f.PC, 11)]
-	if e.set && e.pc == f.PC {
-		return e.st
+	e := u.pcEntry(f.PC)
+	if !e.stSet {
+		e.st, e.stSet = u.analyze(f), true
 	}
-	st := u.analyze(f)
-	e.pc, e.set, e.st = f.PC, true, st
-	return st
+	return &e.st
 }
 
 // analyze runs prologue analysis on the function containing f.PC.
@@ -41,25 +36,72 @@ func (u *Unwinder) analyze(f *Frame) frameState {
 	c := u.opts.Code
 	var st frameState
 	if sym, ok := c.Symbol(f.LookupPC); ok && f.PC >= sym.Addr {
+		sym = enclosingFunc(c, sym, f.PC)
 		if code := c.CodeAt(sym.Addr); code != nil {
-			st = analyzeFrame(code, f.PC-sym.Addr)
+			// Interrupted right after an int3 the file does not have
+			// (an instruction being patched)?
+			int3 := false
+			if f.Kind == KindInterrupted && f.PC > 0 && u.mem != nil {
+				n, _ := u.mem.ReadAt(u.word[:1], f.PC-1)
+				int3 = n == 1 && u.word[0] == 0xcc
+			}
+			st = analyzeFrame(code, f.PC-sym.Addr, int3)
 		}
 	}
 	return st
 }
 
-// calleeStart returns the start of the function the frame is in, 0 when
-// unknown.
-func (u *Unwinder) calleeStart(f *Frame) uint64 {
-	if f.SymOK {
-		return f.Sym.Addr
-	}
-	if c := u.opts.Code; c != nil {
-		if s, ok := c.Symbol(f.LookupPC); ok {
-			return s.Addr
+// enclosingFunc returns the function a label (a symbol without an ELF
+// size, such as int3_site inside int3_site_func, or
+// entry_SYSCALL_64_after_hwframe) lies in, when a sized symbol a few
+// symbols back covers pc; otherwise sym itself. Prologue analysis must
+// start at the function's first byte, not at a label in its middle.
+func enclosingFunc(c Code, sym symbols.Sym, pc uint64) symbols.Sym {
+	cur := sym
+	for i := 0; i < 8 && cur.ELFSize == 0 && cur.Addr > 0; i++ {
+		p, ok := c.Symbol(cur.Addr - 1)
+		if !ok || p.Addr >= cur.Addr {
+			break
 		}
+		if p.ELFSize > 0 {
+			if pc-p.Addr < p.ELFSize {
+				return p
+			}
+			break
+		}
+		cur = p
 	}
-	return 0
+	return sym
+}
+
+// calleeStart returns the start of the function the frame is in (the
+// enclosing function of a label), 0 when unknown.
+func (u *Unwinder) calleeStart(f *Frame) uint64 {
+	c := u.opts.Code
+	if c == nil {
+		return 0
+	}
+	if u.c != nil {
+		e := u.pcEntry(f.PC)
+		e.forLookup(f.LookupPC)
+		if !e.fnSet {
+			e.fnStart, e.fnSet = u.funcStart(f), true
+		}
+		return e.fnStart
+	}
+	return u.funcStart(f)
+}
+
+func (u *Unwinder) funcStart(f *Frame) uint64 {
+	c := u.opts.Code
+	sym, ok := f.Sym, f.SymOK
+	if !ok {
+		sym, ok = c.Symbol(f.LookupPC)
+	}
+	if !ok {
+		return 0
+	}
+	return enclosingFunc(c, sym, f.LookupPC).Addr
 }
 
 // exactSP reports whether the frame's SP is its true stack pointer (not a
@@ -85,7 +127,7 @@ func (u *Unwinder) fpStep(next *Frame) (ok, end bool, err error) {
 			} else if okBP {
 				regs.Set(ptregs.RBP, rbp)
 			}
-			callFrame(next, ra, cfa, cfa, cfa-8, regs, MethodFP, top)
+			callFrame(next, ra, cfa, cfa, cfa-8, &regs, MethodFP, top)
 			u.fixIRQTop(next)
 			return true, false, nil
 		}
@@ -128,9 +170,9 @@ func (u *Unwinder) fpStep(next *Frame) (ok, end bool, err error) {
 	if !valid && u.opts.Code != nil {
 		reliable = false
 	}
-	var regs ptregs.Regs
-	regs.Set(ptregs.RBP, nbp)
-	callFrame(next, ra, rbp+16, rbp+16, rbp+8, regs, MethodFP, reliable)
+	next.Regs = ptregs.Regs{}
+	next.Regs.Set(ptregs.RBP, nbp)
+	callFrame(next, ra, rbp+16, rbp+16, rbp+8, &next.Regs, MethodFP, reliable)
 	u.fixIRQTop(next)
 	return true, false, nil
 }
@@ -177,7 +219,7 @@ func (u *Unwinder) badPCStep(next *Frame) (ok bool, err error) {
 		}
 	}
 	valid := u.callsiteOK(ra, 0)
-	callFrame(next, ra, f.SP+8, f.SP+8, f.SP, regs, MethodFP, valid)
+	callFrame(next, ra, f.SP+8, f.SP+8, f.SP, &regs, MethodFP, valid)
 	return true, nil
 }
 

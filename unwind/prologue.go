@@ -7,9 +7,9 @@ import "golang.org/x/arch/x86/x86asm"
 type frameState struct {
 	ok       bool
 	rbpFrame bool  // CFA = rbp + cfaOff (the function set up rbp); else CFA = rsp + cfaOff
-	cfaOff   int64 // distance from rsp (or rbp) to the CFA
 	rbpSaved bool  // the caller's rbp is saved at CFA + rbpSlot
-	rbpSlot  int64
+	cfaOff   int32 // distance from rsp (or rbp) to the CFA (at most 1 MiB)
+	rbpSlot  int32
 }
 
 // maxAnalysis bounds the bytes of a function that are decoded.
@@ -20,8 +20,11 @@ const maxAnalysis = 16 << 10
 // rsp adjustments, "mov %rsp,%rbp", "leave". At a ret or jmp that ends an
 // epilogue it restores the state from before the epilogue, since the code
 // that follows is reached with the frame still set up. It gives up on
-// anything it cannot follow (not ok).
-func analyzeFrame(code []byte, target uint64) frameState {
+// anything it cannot follow (not ok). int3Before says the live code has
+// an int3 at target-1 where code (the file's bytes) has the first byte of a
+// longer instruction: code patched the Linux text_poke_bp way; the int3
+// leaves the stack alone.
+func analyzeFrame(code []byte, target uint64, int3Before bool) frameState {
 	if target > maxAnalysis || uint64(len(code)) < target {
 		return frameState{}
 	}
@@ -47,6 +50,10 @@ func analyzeFrame(code []byte, target uint64) frameState {
 		inst, err := x86asm.Decode(b, 64)
 		if err != nil || inst.Len == 0 {
 			return frameState{}
+		}
+		if int3Before && off+1 == target && off+uint64(inst.Len) > target {
+			off = target
+			break
 		}
 		before := s
 		dst, _ := inst.Args[0].(x86asm.Reg)
@@ -152,10 +159,10 @@ func analyzeFrame(code []byte, target uint64) frameState {
 		return frameState{}
 	}
 	if s.rbpFrame {
-		return frameState{ok: true, rbpFrame: true, cfaOff: s.rbpCFA, rbpSaved: s.rbpSaved, rbpSlot: s.rbpSlot}
+		return frameState{ok: true, rbpFrame: true, cfaOff: int32(s.rbpCFA), rbpSaved: s.rbpSaved, rbpSlot: int32(s.rbpSlot)}
 	}
 	if s.spLost {
 		return frameState{}
 	}
-	return frameState{ok: true, cfaOff: s.sp, rbpSaved: s.rbpSaved, rbpSlot: s.rbpSlot}
+	return frameState{ok: true, cfaOff: int32(s.sp), rbpSaved: s.rbpSaved, rbpSlot: int32(s.rbpSlot)}
 }

@@ -66,7 +66,7 @@ func (u *Unwinder) scanNext() bool {
 		}
 		var regs ptregs.Regs
 		next := u.spare()
-		callFrame(next, w, a+8, 0, a, regs, MethodScan, false)
+		callFrame(next, w, a+8, 0, a, &regs, MethodScan, false)
 		next.Kind = KindScan
 		if sb := u.opts.Stacks; sb != nil {
 			if st, ok := sb.StackOf(a); ok {

@@ -63,16 +63,29 @@ func (u *Unwinder) step() bool {
 	if u.has(MethodCFI) && u.opts.Code != nil {
 		ok, end, err := u.cfiStep(next)
 		if end {
-			u.finish(StopEndOfStack, true)
+			if err := u.cfiEnd(); err != nil {
+				u.fail(err)
+			} else {
+				u.finish(StopEndOfStack, true)
+			}
 			return false
 		}
 		if try(ok, err) {
 			return u.commit(next)
 		}
 	}
-	if u.opts.Kernel && u.has(MethodPtRegs) && u.atISTEntry() {
-		if try(u.stackTopStep(next)) {
-			return u.commit(next)
+	if u.opts.Kernel && u.has(MethodPtRegs) {
+		// In an entry stub without its pt_regs (yet, or any more): the
+		// hardware frame the CPU pushed; in unknown code on an IST
+		// stack: the frame at the top of that stack.
+		if stub := u.stubName(); entryFromSymbol(stub) != "" {
+			if try(u.stubStep(next, stub)) {
+				return u.commit(next)
+			}
+		} else if u.atISTEntry() {
+			if try(u.stackTopStep(next)) {
+				return u.commit(next)
+			}
 		}
 	}
 	if u.has(MethodFP) {
@@ -86,7 +99,10 @@ func (u *Unwinder) step() bool {
 		}
 	}
 	if u.opts.Kernel && u.has(MethodPtRegs) {
+		// The last resort: the frame at the top of the stack skips
+		// whatever frames lie between (a guess, never reliable).
 		if try(u.stackTopStep(next)) {
+			next.Reliable = false
 			return u.commit(next)
 		}
 	}
@@ -108,10 +124,9 @@ func (u *Unwinder) commit(next *Frame) bool {
 }
 
 // callFrame fills next as a Call frame reached through a return address
-// read from slot.
-func callFrame(next *Frame, ra, sp, cfa, slot uint64, regs ptregs.Regs, m Method, reliable bool) {
-	regs.Set(ptregs.RIP, ra)
-	regs.Set(ptregs.RSP, sp)
+// read from slot; regs (which may be &next.Regs) are the caller's
+// registers other than RIP and RSP.
+func callFrame(next *Frame, ra, sp, cfa, slot uint64, regs *ptregs.Regs, m Method, reliable bool) {
 	// Field by field: the buffer is reused, and clearing the whole frame
 	// (its pt_regs block above all) costs more than the rest of a step.
 	if next.Kind != KindCall || next.RegsAddr != 0 {
@@ -121,7 +136,11 @@ func callFrame(next *Frame, ra, sp, cfa, slot uint64, regs ptregs.Regs, m Method
 	if ra == 0 {
 		next.LookupPC = 0
 	}
-	next.Regs = regs
+	if regs != &next.Regs {
+		next.Regs = *regs
+	}
+	next.Regs.Set(ptregs.RIP, ra)
+	next.Regs.Set(ptregs.RSP, sp)
 	next.Kind, next.Method, next.Reliable = KindCall, m, reliable
 	next.Entry, next.Partial, next.RegsAddr = "", false, 0
 	next.Stack = Stack{}
@@ -184,6 +203,9 @@ func (u *Unwinder) accept(next *Frame) error {
 	}
 	cs := u.curStack
 	if ns.Lo == cs.Lo && ns.Hi == cs.Hi {
+		if next.SP <= f.SP && u.nestedNMI(next, cs) {
+			return nil
+		}
 		if next.SP <= f.SP {
 			return fmt.Errorf("stack pointer %#x does not move up from %#x on the %s stack", next.SP, f.SP, cs.Kind)
 		}
@@ -239,4 +261,49 @@ func (u *Unwinder) atISTEntry() bool {
 		return false
 	}
 	return !f.SymOK || entryFromSymbol(f.Sym.Name) != ""
+}
+
+// cfiEnd judges a CFI row that ends the stack (the return address
+// undefined or 0). In a kernel walk that is a proper end only in a known
+// outermost function (_start, ret_from_fork…): entry code also leaves the
+// return address undefined where it is only in a per-CPU slot (the int3
+// trampolines' first instruction), and a walk stopping there is truncated.
+func (u *Unwinder) cfiEnd() error {
+	f := u.cur
+	if !u.opts.Kernel || u.endOfChain(f) == nil {
+		return nil
+	}
+	return fmt.Errorf("frame %d at %#x: cfi: return address undefined outside an outermost frame", f.Index, f.PC)
+}
+
+// stubName returns the symbol name of the current frame's function.
+func (u *Unwinder) stubName() string {
+	f := u.cur
+	if f.SymOK {
+		return f.Sym.Name
+	}
+	if c := u.opts.Code; c != nil {
+		if s, ok := c.Symbol(f.LookupPC); ok {
+			return s.Name
+		}
+	}
+	return ""
+}
+
+// nestedNMI reports whether next, on the NMI stack cs at or below the
+// current frame, is the one legitimate move down a stack: an NMI that
+// arrived while an outer NMI ran on the same stack (after an IRET in the
+// outer's handler unblocked NMIs, the IST pointer reset RSP to the top).
+// Its hardware frame lies at the very top of the NMI stack and names the
+// outer NMI's code, lower on the same stack. Allowed once per walk.
+func (u *Unwinder) nestedNMI(next *Frame, cs Stack) bool {
+	if u.nestedSeen || cs.Kind != StackNMI || next.Kind != KindInterrupted || next.Entry != "nmi" ||
+		next.RegsAddr != cs.Hi-ptregs.IretFrameSize || ptregs.UserMode(next.PtRegs.CS) {
+		return false
+	}
+	if entryFromSymbol(u.stubName()) != "nmi" {
+		return false
+	}
+	u.nestedSeen = true
+	return true
 }

@@ -54,13 +54,18 @@ type Unwinder struct {
 	nvisited   int
 	curStack   Stack
 	curStackOK bool
+	nestedSeen bool // a nested NMI went down the NMI stack once
 
 	scan scanState
 
 	c      *caches        // nil until the walk is deep or the Unwinder reused
 	rowBuf symbols.CFIRow // the CFI row when there are no caches
+	stBuf  frameState     // the prologue analysis when there are no caches
 	word   [16]byte
 	block  [ptregs.PtRegsSize]byte
+	// scratch holds an entry stub's stack above SP (stubStep) or an iret
+	// frame: a field, since a buffer passed to Memory.ReadAt escapes.
+	scratch [maxStubScan + ptregs.IretFrameSize]byte
 }
 
 // New returns an Unwinder positioned before frame 0, which Next produces from
@@ -104,6 +109,7 @@ func (u *Unwinder) Reset(mem Memory, regs ptregs.Regs) {
 	u.proper, u.allGood, u.tainted = false, true, false
 	u.nvisited = 0
 	u.curStack, u.curStackOK = Stack{}, false
+	u.nestedSeen = false
 	u.scan = scanState{}
 }
 
@@ -233,7 +239,6 @@ func (u *Unwinder) emit() bool {
 	}
 	f.Function, f.File, f.Line, f.Inlined = "", "", 0, false
 	f.SymOK = false
-	f.Sym = symbols.Sym{}
 	tramp := f.Kind == KindCall && f.Index > 0 && !u.opts.Kernel && u.has(MethodSignal) && u.atRestoreRTCached(f.PC)
 	if tramp {
 		// A signal trampoline is returned to, never called: look it up
@@ -241,10 +246,13 @@ func (u *Unwinder) emit() bool {
 		f.LookupPC = f.PC
 	}
 	if u.opts.Code != nil {
-		f.Sym, f.SymOK = u.symbol(f.LookupPC)
+		u.frameSymbol(f)
 		if f.SymOK {
 			f.Function = f.Sym.Name
 		}
+	}
+	if !f.SymOK {
+		f.Sym = symbols.Sym{}
 	}
 	if !f.SymOK && tramp {
 		f.Function = "__restore_rt"
@@ -319,7 +327,7 @@ func (u *Unwinder) isRetText(ra uint64) bool {
 func slot(key uint64, bits uint) uint64 { return (key * 0x9e3779b97f4a7c15) >> (64 - bits) }
 
 // symCache remembers symbol lookups per lookup PC.
-type symCache [1024]struct {
+type symCache [256]struct {
 	pc  uint64
 	set bool
 	ok  bool
@@ -333,7 +341,7 @@ func (u *Unwinder) symbol(pc uint64) (symbols.Sym, bool) {
 		}
 		return u.opts.Code.Symbol(pc)
 	}
-	e := &u.c.syms[slot(pc, 10)]
+	e := &u.c.syms[slot(pc, 8)]
 	if !e.set || e.pc != pc {
 		// Only code has a function: a data symbol that happens to cover a
 		// bad PC (0, a user address in a kernel walk) is not its name.
@@ -346,21 +354,80 @@ func (u *Unwinder) symbol(pc uint64) (symbols.Sym, bool) {
 	return e.sym, e.ok
 }
 
-// trampCache remembers which PCs are signal trampolines.
-type trampCache [1024]struct {
-	pc       uint64
-	set, yes bool
+// pcCache holds, per frame PC, what a warm walk needs about it: the
+// symbol at the frame's lookup PC, the prologue analysis at the PC, and the
+// call-site verdict for the PC as a return address (with the callee it was
+// checked against), and whether the PC is a signal trampoline. A step checks the call site of the caller's PC, the
+// caller's emit looks its symbol up and its own step analyses it: one
+// cache line fetch serves all three.
+type pcCache [2048]pcEntry
+
+type pcEntry struct {
+	// The first 64 bytes: what emit needs.
+	pc  uint64
+	sym symbols.Sym
+	// The rest.
+	lookup          uint64 // the lookup PC sym and fnStart were found for
+	callee          uint64 // the callee the call-site verdict is for
+	fnStart         uint64 // start of the enclosing function
+	st              frameState
+	valid           bool
+	symSet, symOK   bool
+	stSet, fnSet    bool
+	callSet, callOK bool
+	trampSet, tramp bool     // the PC is a signal trampoline (__restore_rt)
+	_               [13]byte // 128 bytes: an entry spans two cache lines
+}
+
+// forLookup points the entry at lookup PC lp (PC or PC-1 depending on the
+// frame's kind), forgetting what was found for another.
+func (e *pcEntry) forLookup(lp uint64) {
+	if e.lookup != lp {
+		e.lookup, e.symSet, e.fnSet = lp, false, false
+	}
+}
+
+// pcEntry returns the cache entry of pc, emptied when it held another PC.
+func (u *Unwinder) pcEntry(pc uint64) *pcEntry {
+	e := &u.c.pcs[slot(pc, 11)]
+	if !e.valid || e.pc != pc {
+		*e = pcEntry{pc: pc, valid: true}
+	}
+	return e
+}
+
+// frameSymbol fills f.Sym and f.SymOK for f.LookupPC.
+func (u *Unwinder) frameSymbol(f *Frame) {
+	if u.c == nil {
+		f.Sym, f.SymOK = u.symbol(f.LookupPC)
+		return
+	}
+	e := u.pcEntry(f.PC)
+	e.forLookup(f.LookupPC)
+	if !e.symSet {
+		e.sym, e.symOK = symbols.Sym{}, false
+		// Only code has a function: a data symbol that happens to cover a
+		// bad PC (0, a user address in a kernel walk) is not its name.
+		if u.opts.Code.IsText(f.LookupPC) {
+			e.sym, e.symOK = u.opts.Code.Symbol(f.LookupPC)
+		}
+		e.symSet = true
+	}
+	f.SymOK = e.symOK
+	if e.symOK {
+		f.Sym = e.sym
+	}
 }
 
 func (u *Unwinder) atRestoreRTCached(pc uint64) bool {
 	if u.c == nil {
 		return u.atRestoreRT(pc)
 	}
-	e := &u.c.tramp[slot(pc, 10)]
-	if !e.set || e.pc != pc {
-		e.pc, e.set, e.yes = pc, true, u.atRestoreRT(pc)
+	e := u.pcEntry(pc)
+	if !e.trampSet {
+		e.trampSet, e.tramp = true, u.atRestoreRT(pc)
 	}
-	return e.yes
+	return e.tramp
 }
 
 // spare returns the frame buffer that is not the current frame, for a step
@@ -384,15 +451,14 @@ func (u *Unwinder) read2x64(addr uint64) (lo, hi uint64, ok bool) {
 	return binary.LittleEndian.Uint64(u.word[:8]), binary.LittleEndian.Uint64(u.word[8:]), true
 }
 
-// caches are the per-PC caches of an Unwinder (about 350 KiB). A fresh
+// caches are the per-PC caches of an Unwinder (about 400 KiB). A fresh
 // Unwinder walks its first cacheAfter frames without them, so a one-shot
 // Walk of a short stack stays cheap.
 type caches struct {
-	syms   symCache
-	tramp  trampCache
-	rows   rowCache
-	states stateCache
-	calls  callCache
+	syms  symCache
+	pcs   pcCache
+	rows  rowCache
+	calls callCache
 }
 
 const cacheAfter = 24
