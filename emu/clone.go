@@ -24,6 +24,7 @@ func (m *Machine) Clone() *Machine {
 		watch:      maps.Clone(m.watch),
 		checks:     m.checks,
 		violations: append([]Violation(nil), m.violations...),
+		markerRet:  m.markerRet,
 	}
 	for _, s := range m.stacks {
 		n.stacks = append(n.stacks, append([]unwind.Stack(nil), s...))
@@ -31,7 +32,7 @@ func (m *Machine) Clone() *Machine {
 	for _, c := range m.CPUs {
 		cc := *c
 		cc.m = n
-		cc.shadow = shadowStack{recs: append([]shadowRec(nil), c.shadow.recs...)}
+		cc.shadow = shadowStack{recs: append([]shadowRec(nil), c.shadow.recs...), wLo: c.shadow.wLo, wHi: c.shadow.wHi}
 		n.CPUs = append(n.CPUs, &cc)
 	}
 	return n

@@ -214,6 +214,9 @@ func (c *CPU) store(a uint64, size uint8, v uint64) bool {
 		c.pageFault(c.m.mem.firstUnmapped(a, size), true, false)
 		return false
 	}
+	if a < c.shadow.wHi && a+uint64(size) > c.shadow.wLo {
+		c.shadow.onRegsWrite(c)
+	}
 	return true
 }
 

@@ -33,13 +33,21 @@
 // ShadowStack(cpu) returns the frames (innermost first) as the machine
 // knows them; see shadowStack for the exact bookkeeping rules. It does not
 // allocate, so it can be compared with an unwinder at every boundary.
+// It follows a handler's writes to its own pt_regs ip/sp, so exception
+// fixups, int3 call emulation (a call frame appears as if the call had
+// executed) and int3 trampolines are truth as soon as the handler has
+// written them; an iretq back into the same entry stub (repeat_nmi) keeps
+// the entry frame. TestShadowAgreesWithCFI checks it against an
+// independent CFI unwind at every boundary of the non-corrupting modes.
 //
 // # Scenarios and snapshots
 //
 // ParseScenario reads the text format of fixtures/scenarios/README.md;
 // RunScenario runs one, taking snapshots (ELF core files with NT_PRSTATUS
 // per CPU and an "UNWIND" note holding a dump.EmulatorInfo) and checking
-// invariants.
+// invariants. SweepScenario runs a scenario's sweep directives: the run
+// repeated from a Clone of a checkpoint once per instruction of a window,
+// an NMI or IRQ arriving at each in turn, with the invariants per point.
 //
 // # Security
 //

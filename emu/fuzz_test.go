@@ -46,6 +46,7 @@ func FuzzExecute(f *testing.F) {
 func FuzzParseScenario(f *testing.F) {
 	f.Add([]byte("kernel fp\ncpus 2\nnmi cpu=1 at=sym:spin#3\nsnapshot s cpu=0 at=insn:100\ninvariant console-contains \"ok # x\"\n"))
 	f.Add([]byte("poke boot_args 0x10 size=4\nstop until=halt\nlimit 1_000\n"))
+	f.Add([]byte("cpus 2\nsweep nmi cpu=0 target=1 from=sym:a#1 to=sym:b+4#2\nsweep irq vector=0xed from=insn:5 count=60\ninvariant site-bytes s 0f1f440000 call:t name=w expect=fail\ninvariant call-like t site=s\ninvariant exit-status 0 cpu=1\ninvariant no-frame-clobber int3 debug\n"))
 	f.Fuzz(func(t *testing.T, text []byte) {
 		sc, err := ParseScenario("fuzz", text)
 		if (sc == nil) == (err == nil) {

@@ -56,6 +56,7 @@ type Machine struct {
 	decodeBuf  [15]byte
 	checks     bool
 	violations []Violation
+	markerRet  uint64 // ret_from_entry_marker (ptregs-findable), 0 if absent
 }
 
 // DefaultPtRegsHandlers are the C functions the fixture kernel's entry stubs
@@ -106,6 +107,9 @@ func New(kernelELF []byte, cpus int) (*Machine, error) {
 		return nil, fmt.Errorf("emu: kernel: no PT_LOAD segments")
 	}
 	m.SetPtRegsHandlers(DefaultPtRegsHandlers...)
+	if s, ok := m.syms.byName["ret_from_entry_marker"]; ok {
+		m.markerRet = s.Addr
+	}
 	m.reset(cpus)
 	return m, nil
 }

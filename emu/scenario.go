@@ -1,6 +1,7 @@
 package emu
 
 import (
+	"encoding/hex"
 	"fmt"
 	"strconv"
 	"strings"
@@ -17,6 +18,23 @@ type Scenario struct {
 	Handlers   []string // extra pt_regs handler functions
 	Actions    []Action // injections, snapshots and stops, in file order
 	Invariants []Invariant
+	Sweeps     []Sweep // swept event arrivals (SweepScenario); RunScenario ignores them
+}
+
+// Sweep is a `sweep` directive: the run is repeated once per instruction
+// that CPU retires in the window [From, To] (or From and the Count
+// instructions after it), each time raising the event (Kind "nmi" or
+// "irq" with Vector) on CPU Target at that one instruction boundary; the
+// invariants are checked per point (SweepScenario).
+type Sweep struct {
+	Kind   string // ActNMI or ActIRQ
+	CPU    int    // the CPU whose retired instructions define the window
+	Target int    // the CPU the event is raised on (default CPU)
+	Vector int    // irq
+	From   Trigger
+	To     Trigger // zero when Count is used
+	Count  uint64
+	Line   int
 }
 
 // DefaultMaxSteps bounds a scenario that names no limit.
@@ -96,6 +114,9 @@ type Invariant struct {
 	Arg        string
 	Line       int
 	ExpectFail bool
+	Args       []string // all positional arguments (site-bytes: SYMBOL ALT...)
+	CPU        int      // exit-status: the CPU (cpu=, default 0)
+	Site       string   // call-like: site=SYMBOL
 }
 
 // ParseScenario parses scenario text. name is used when the text has no
@@ -119,6 +140,16 @@ func ParseScenario(name string, text []byte) (*Scenario, error) {
 	for _, a := range sc.Actions {
 		if a.CPU >= sc.CPUs {
 			return nil, fmt.Errorf("%s:%d: cpu %d but the scenario has %d CPUs", name, a.Line, a.CPU, sc.CPUs)
+		}
+	}
+	for _, w := range sc.Sweeps {
+		if w.CPU >= sc.CPUs || w.Target >= sc.CPUs {
+			return nil, fmt.Errorf("%s:%d: cpu %d/target %d but the scenario has %d CPUs", name, w.Line, w.CPU, w.Target, sc.CPUs)
+		}
+	}
+	for _, inv := range sc.Invariants {
+		if inv.CPU >= sc.CPUs {
+			return nil, fmt.Errorf("%s:%d: cpu %d but the scenario has %d CPUs", name, inv.Line, inv.CPU, sc.CPUs)
 		}
 	}
 	return sc, nil
@@ -361,8 +392,9 @@ func (sc *Scenario) directive(f []string, ln int) error {
 		default:
 			return fmt.Errorf("expect must be hold or fail")
 		}
+		inv.Args = rest[1:]
 		switch inv.Kind {
-		case "no-error", "idt-restored", "stack-intact", "no-frame-clobber", "no-snapshot-missed":
+		case "no-error", "idt-restored", "stack-intact", "no-frame-clobber", "iret-resumes", "ptregs-findable", "no-snapshot-missed":
 		case "console-contains", "exit-status":
 			if len(rest) != 2 {
 				return fmt.Errorf("%s wants one argument", inv.Kind)
@@ -372,11 +404,68 @@ func (sc *Scenario) directive(f []string, ln int) error {
 				if _, err := parseUint(inv.Arg); err != nil {
 					return err
 				}
+				var err error
+				if inv.CPU, err = intArg("cpu", 0); err != nil {
+					return err
+				}
 			}
+		case "site-bytes":
+			if len(rest) < 3 {
+				return fmt.Errorf("site-bytes wants SYMBOL[+OFF] and at least one HEX or call:SYMBOL")
+			}
+			inv.Arg = rest[1]
+			for _, alt := range rest[2:] {
+				if strings.HasPrefix(alt, "call:") {
+					continue
+				}
+				if _, err := hex.DecodeString(alt); err != nil || len(alt) == 0 {
+					return fmt.Errorf("bad byte string %q", alt)
+				}
+			}
+		case "call-like":
+			if len(rest) != 2 || args["site"] == "" {
+				return fmt.Errorf("call-like wants TARGET site=SYMBOL[+OFF]")
+			}
+			inv.Arg, inv.Site = rest[1], args["site"]
 		default:
 			return fmt.Errorf("unknown invariant %q", inv.Kind)
 		}
 		sc.Invariants = append(sc.Invariants, inv)
+	case "sweep":
+		if len(rest) != 1 || (rest[0] != ActNMI && rest[0] != ActIRQ) {
+			return fmt.Errorf("want sweep nmi|irq")
+		}
+		sw := Sweep{Kind: rest[0], Line: ln}
+		var err error
+		if sw.CPU, err = intArg("cpu", 0); err != nil {
+			return err
+		}
+		if sw.Target, err = intArg("target", sw.CPU); err != nil {
+			return err
+		}
+		if sw.Vector, err = intArg("vector", 0xec); err != nil || sw.Vector < 0x20 || sw.Vector > 0xff {
+			return fmt.Errorf("vector must be 0x20-0xff")
+		}
+		f, ok := args["from"]
+		if !ok {
+			return fmt.Errorf("missing from=")
+		}
+		if sw.From, err = parseTrigger(f); err != nil {
+			return err
+		}
+		switch to, n := args["to"], args["count"]; {
+		case to != "" && n == "":
+			if sw.To, err = parseTrigger(to); err != nil {
+				return err
+			}
+		case n != "" && to == "":
+			if sw.Count, err = parseUint(n); err != nil || sw.Count == 0 || sw.Count > 1<<24 {
+				return fmt.Errorf("bad count=%q", n)
+			}
+		default:
+			return fmt.Errorf("want to=TRIGGER or count=N")
+		}
+		sc.Sweeps = append(sc.Sweeps, sw)
 	default:
 		return fmt.Errorf("unknown directive")
 	}

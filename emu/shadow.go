@@ -72,6 +72,12 @@ type shadowRec struct {
 	// entry's (an IST stack reset while the entry was live).
 	clobbered bool
 	clobberBy string
+	// origRIP/origRSP: the interrupted RIP/RSP at delivery; intRIP/intRSP
+	// follow the handler's writes to its pt_regs ip/sp (see onRegsWrite).
+	origRIP, origRSP uint64
+	// synth: the record just below this one is a call frame synthesized
+	// from a pt_regs rewrite (int3 call emulation or an int3 trampoline).
+	synth bool
 }
 
 // shadowStack is the per-CPU ground truth, maintained by call, ret, jmp,
@@ -96,21 +102,127 @@ type shadowRec struct {
 //     RSP - 8 (an int3 handler emulating a call) pushes a call record for it.
 //   - calling one of the machine's pt_regs handlers records %rdi as the
 //     innermost entry record's pt_regs address if it has none yet.
+//   - while the innermost entry record's handler runs (its pt_regs is
+//     known), a store to that pt_regs' ip or sp re-reads both: the
+//     interrupted frame becomes what iretq will resume (exception-table
+//     fixups: same function, new RIP). When the new ip is the first byte
+//     of a function and sp = the original RSP - 8 (int3_emulate_call: the
+//     handler pushed the return address into the gap), a call record
+//     {ip, [sp], sp+8} is inserted below the entry record, exactly what a
+//     real call from the site would have left; when the new ip is one of
+//     the fixture kernel's int3 trampolines (int3_tramp_normal, _irq,
+//     _softirq, _nmi = per-CPU slot 0-3), the record is {ip, slot.ret,
+//     sp}, the return address read from the per-CPU slot
+//     (percpu.int3_slots[ctx].ret at GS base + 0x40 + 24*ctx,
+//     fixtures/kernel/src/kernel.h) that the trampoline will push; its
+//     push-and-jmp then turns it into {target, ret, sp} (tail-call rule).
 type shadowStack struct {
 	recs []shadowRec
 	view []Frame
+	// [wLo, wHi): the ip..ss words of the innermost entry's pt_regs while
+	// its handler owns them (0, 0 otherwise); stores there call onRegsWrite.
+	wLo, wHi uint64
+}
+
+// pt_regs offsets of ip and sp.
+const (
+	ptRegsIP = 16 * 8
+	ptRegsSP = 19 * 8
+)
+
+// int3Trampolines maps the fixture kernel's int3 trampoline symbols to
+// their per-CPU slot index (fixtures/kernel/src/entry.S, INT3_TRAMP).
+var int3Trampolines = map[string]int{
+	"int3_tramp_normal": 0, "int3_tramp_irq": 1, "int3_tramp_softirq": 2, "int3_tramp_nmi": 3,
+}
+
+// percpu.int3_slots offset and slot size (fixtures/kernel/src/kernel.h).
+const (
+	pcpuInt3Slots = 64
+	int3SlotSize  = 24
+)
+
+// rewatch points the pt_regs write watch at the innermost entry record,
+// if its handler has been called (its pt_regs is known).
+func (s *shadowStack) rewatch() {
+	s.wLo, s.wHi = 0, 0
+	for i := len(s.recs) - 1; i >= 0; i-- {
+		if r := &s.recs[i]; r.entry {
+			if r.regsAddr != 0 {
+				s.wLo, s.wHi = r.regsAddr+ptRegsIP, r.regsAddr+ptRegsSP+8
+			}
+			return
+		}
+	}
+}
+
+// onRegsWrite runs after a store into the innermost entry's pt_regs ip..ss
+// words: the interrupted frame follows the pt_regs (see shadowStack).
+func (s *shadowStack) onRegsWrite(c *CPU) {
+	i := len(s.recs) - 1
+	for ; i >= 0 && !s.recs[i].entry; i-- {
+	}
+	if i < 0 || s.recs[i].regsAddr == 0 {
+		return
+	}
+	m := c.m
+	ip, ok1 := m.mem.read(s.recs[i].regsAddr+ptRegsIP, 8)
+	sp, ok2 := m.mem.read(s.recs[i].regsAddr+ptRegsSP, 8)
+	if !ok1 || !ok2 {
+		return
+	}
+	if s.recs[i].synth && i > 0 {
+		s.recs = append(s.recs[:i-1], s.recs[i:]...)
+		i--
+	}
+	r := &s.recs[i]
+	r.synth = false
+	r.intRIP, r.intRSP = ip, sp
+	if ip == r.origRIP {
+		return
+	}
+	sym, ok := m.syms.lookup(ip)
+	if !ok || sym.Addr != ip {
+		return
+	}
+	var call shadowRec
+	if k, ok := int3Trampolines[sym.Name]; ok {
+		ret, ok := m.mem.read(c.GSBase+pcpuInt3Slots+uint64(k)*int3SlotSize, 8)
+		if !ok {
+			return
+		}
+		call = shadowRec{fn: ip, ret: ret, cfa: sp}
+	} else if sp == r.origRSP-8 {
+		ret, ok := m.mem.read(sp, 8)
+		if !ok {
+			return
+		}
+		call = shadowRec{fn: ip, ret: ret, cfa: sp + 8}
+	} else {
+		return
+	}
+	r.synth = true
+	s.recs = append(s.recs, shadowRec{})
+	copy(s.recs[i+1:], s.recs[i:])
+	s.recs[i] = call
 }
 
 const maxShadow = 4096
 
 func (s *shadowStack) onCall(c *CPU, target, ret, cfa uint64) {
 	if c.m.regsFuncs[target] {
+		if c.m.checks {
+			c.m.checkPtRegsFindable(c, target)
+		}
 		for i := len(s.recs) - 1; i >= 0; i-- {
 			if r := &s.recs[i]; r.entry {
 				if r.regsAddr == 0 {
 					r.regsAddr = c.GPR[RDI]
 					if r.cfa == 0 {
 						r.cfa = r.regsAddr + ptregs.PtRegsSize
+					}
+					if i == len(s.recs)-1 || !s.hasEntryAbove(i) {
+						s.rewatch()
 					}
 				}
 				break
@@ -175,6 +287,9 @@ func (s *shadowStack) clobber(c *CPU, lo, hi uint64, by string) {
 			if c.m.checks {
 				c.m.violate(c, "no-frame-clobber", fmt.Sprintf("the %s delivery pushed its frame at %#x over the live %s frame ending at %#x",
 					by, lo, r.name, r.cfa))
+				if n := len(c.m.violations); n > 0 && c.m.violations[n-1].Check == "no-frame-clobber" {
+					c.m.violations[n-1].Victim = r.name
+				}
 			}
 		}
 	}
@@ -186,7 +301,7 @@ func (s *shadowStack) pushEntry(c *CPU, vec int, name string, rip, rsp uint64, c
 		s.recs = s.recs[:len(s.recs)-1]
 	}
 	r := shadowRec{entry: true, fn: handler, cfa: cfa, vector: vec, name: name,
-		intRIP: rip, intRSP: rsp, intCS: cs, gprs: c.GPR}
+		intRIP: rip, intRSP: rsp, origRIP: rip, origRSP: rsp, intCS: cs, gprs: c.GPR}
 	if vec == VecNMI || vec == VecDB || vec == VecBP {
 		r.idtSaved = true
 		for i := range s.recs {
@@ -198,9 +313,20 @@ func (s *shadowStack) pushEntry(c *CPU, vec int, name string, rip, rsp uint64, c
 		r.idtr = c.IDTR
 	}
 	s.recs = append(s.recs, r)
+	s.wLo, s.wHi = 0, 0
+}
+
+func (s *shadowStack) hasEntryAbove(i int) bool {
+	for j := i + 1; j < len(s.recs); j++ {
+		if s.recs[j].entry {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *shadowStack) popEntry() (shadowRec, bool) {
+	defer s.rewatch()
 	for n := len(s.recs); n > 0; n = len(s.recs) {
 		r := s.recs[n-1]
 		s.recs = s.recs[:n-1]
@@ -234,9 +360,14 @@ func (s *shadowStack) onIret(c *CPU, iretSP uint64) {
 			if b, ok2 := c.m.syms.lookup(r.fn); ok2 && a.Addr == b.Addr {
 				r.clobbered = false
 				s.recs = append(s.recs, r)
+				s.rewatch()
 				return
 			}
 		}
+	}
+	if c.m.checks && (rip != r.intRIP || rsp != r.intRSP) {
+		c.m.violate(c, "iret-resumes", fmt.Sprintf("iretq from %s resumed at %s rsp %#x, not where it interrupted (%s rsp %#x) nor where its handler pointed its pt_regs",
+			r.name, c.m.Where(rip), rsp, c.m.Where(r.intRIP), r.intRSP))
 	}
 	if rsp == r.intRSP-8 && rip != r.intRIP {
 		if sym, ok := c.m.syms.lookup(rip); ok && sym.Addr == rip {
@@ -299,4 +430,24 @@ func (m *Machine) ShadowStack(cpu int) []Frame {
 	v = append(v, cur)
 	s.view = v
 	return v
+}
+
+// checkPtRegsFindable is the ptregs-findable check, run when an entry stub
+// calls its C handler with %rdi = pt_regs: a frame-pointer unwinder must be
+// able to get from %rbp to the pt_regs, either through an encoded frame
+// pointer (%rbp = pt_regs + 1, Linux's ENCODE_FRAME_POINTER) or through a
+// marker record (%rbp → {saved rbp, ret_from_entry_marker}, pt_regs just
+// above it).
+func (m *Machine) checkPtRegsFindable(c *CPU, target uint64) {
+	rbp, rdi := c.GPR[RBP], c.GPR[RDI]
+	if rbp == rdi+1 {
+		return
+	}
+	if m.markerRet != 0 && rbp+16 == rdi {
+		if ra, ok := m.mem.read(rbp+8, 8); ok && ra == m.markerRet {
+			return
+		}
+	}
+	m.violate(c, "ptregs-findable", fmt.Sprintf("call of %s with pt_regs %#x: rbp %#x is neither pt_regs+1 nor a ret_from_entry_marker record",
+		m.Where(target), rdi, rbp))
 }

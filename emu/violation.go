@@ -10,6 +10,7 @@ type Violation struct {
 	Insns  uint64 // the CPU's retired-instruction count
 	RIP    uint64 // RIP after the offending instruction
 	Detail string
+	Victim string // no-frame-clobber: the entry whose frame was overwritten ("int3", "debug", "nmi", …)
 }
 
 func (v Violation) String() string {
