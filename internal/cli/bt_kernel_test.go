@@ -97,11 +97,6 @@ func TestBtKernelTruth(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Run(name, func(t *testing.T) {
-			if name == "oops-die" {
-				// Known defect, being fixed: a kernel pt_regs whose RIP is 0
-				// (call through NULL) is rejected without System.map.
-				t.Skip("known defect: RIP-0 exception frame rejected without System.map")
-			}
 			core := corpus.Vmcore(t, truth.Scenario, name)
 			out, stderr, code := run(t, "bt", core, "--sym", vmlinux, "-o", "json")
 			if code != ExitOK {
@@ -162,5 +157,28 @@ func TestBtKernelTruth(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestBtKernelNullCallRIP: a call through a NULL function pointer prints
+// "RIP: 0010:0x0" as the kernel does, with or without System.map (whose
+// per-cpu symbol fixed_percpu_data lies at address 0), and the walk goes on
+// from [sp] into the caller.
+func TestBtKernelNullCallRIP(t *testing.T) {
+	kdir := corpus.Dir(t, "kernel")
+	core := corpus.Vmcore(t, "oops", "oops-die")
+	vmlinux := filepath.Join(kdir, "fp", "vmlinux")
+	for _, extra := range [][]string{nil, {"--system-map", filepath.Join(kdir, "fp", "System.map")}} {
+		args := append([]string{"bt", core, "--sym", vmlinux}, extra...)
+		out, stderr, code := run(t, args...)
+		if code != ExitOK {
+			t.Fatalf("%v: exit %d: %s", extra, code, stderr)
+		}
+		if !strings.Contains(out, "RIP: 0010:0x0\n") || strings.Contains(out, "fixed_percpu_data") {
+			t.Errorf("%v: no 'RIP: 0010:0x0' line:\n%s", extra, out)
+		}
+		if !strings.Contains(out, "(page_fault entry") || !strings.Contains(out, "\n __handle_sysrq.cold+0x3f/0x10c\n") {
+			t.Errorf("%v: the walk does not cross the page fault into __handle_sysrq.cold:\n%s", extra, out)
+		}
 	}
 }

@@ -22,9 +22,11 @@ import (
 var Fixtures fs.FS
 
 type emulateOptions struct {
-	outDir string
-	kernel string
-	quiet  bool
+	outDir     string
+	kernel     string
+	quiet      bool
+	noSweep    bool
+	sweepEvery uint64
 }
 
 // NewCmdEmulate builds `unwind emulate SCENARIO -o DIR`: it runs a scenario
@@ -42,7 +44,13 @@ func NewCmdEmulate(ios *IOStreams) *cobra.Command {
 SCENARIO is a scenario file or the name of a built-in scenario
 (fixtures/scenarios/NAME.scenario). Each snapshot is written to DIR as an ELF
 core file (NAME.core) with its ground truth (NAME.truth.json); gdb opens the
-core next to the fixture kernel ELF. Exit status 1 when an invariant fails.`,
+core next to the fixture kernel ELF. Exit status 1 when an invariant fails.
+
+An invariant marked expect=fail documents the bug a scenario demonstrates:
+it is listed as an "expected failure" and the exit status stays 0 when it
+fails as expected (1 if it holds). A scenario's sweep directives repeat the
+run once per instruction of a window, the event arriving at each in turn,
+and report every invariant per point (--no-sweep skips them).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runEmulate(ios, opts, args[0])
@@ -51,6 +59,8 @@ core next to the fixture kernel ELF. Exit status 1 when an invariant fails.`,
 	cmd.Flags().StringVarP(&opts.outDir, "output", "o", ".", "directory for snapshot files")
 	cmd.Flags().StringVar(&opts.kernel, "kernel", "", "kernel ELF to run instead of the scenario's fixture kernel")
 	cmd.Flags().BoolVarP(&opts.quiet, "quiet", "q", false, "do not print the console output")
+	cmd.Flags().BoolVar(&opts.noSweep, "no-sweep", false, "skip the scenario's sweep directives")
+	cmd.Flags().Uint64Var(&opts.sweepEvery, "sweep-every", 1, "run only every Nth arrival point of each sweep (and the last)")
 	return cmd
 }
 
@@ -132,11 +142,25 @@ func runEmulate(ios *IOStreams, opts *emulateOptions, arg string) error {
 		fmt.Fprintf(out, "expected failure (the bug this scenario shows): %s\n", f)
 	}
 	fmt.Fprintf(out, "invariants: %d checked, %d failed\n", len(sc.Invariants), len(res.Failures))
-	if len(res.Failures) == 0 {
+	failures := res.Failures
+	if len(sc.Sweeps) > 0 && !opts.noSweep {
+		srs, err := emu.SweepScenario(sc, kernel, emu.SweepOptions{RunOptions: emu.RunOptions{KernelPath: kname}, Every: opts.sweepEvery})
+		if err != nil {
+			return &ExitError{Code: ExitFailure, Err: err}
+		}
+		for _, sr := range srs {
+			fmt.Fprint(out, sr.String())
+			failures = append(failures, sr.Failures...)
+		}
+		if len(srs) > 0 {
+			fmt.Fprintf(out, "sweeps: %d run, %d invariant failures\n", len(srs), len(failures)-len(res.Failures))
+		}
+	}
+	if len(failures) == 0 {
 		return nil
 	}
 	var msgs []string
-	for _, f := range res.Failures {
+	for _, f := range failures {
 		fmt.Fprintln(ios.ErrOut, f.String())
 		msgs = append(msgs, f.Invariant)
 	}

@@ -69,3 +69,27 @@ func TestEmulateBuiltinScenario(t *testing.T) {
 		t.Errorf("output:\n%s", out.String())
 	}
 }
+
+// A buggy-variant scenario whose bug shows exits 0 (expect=fail), and its
+// sweep is reported per invariant.
+func TestEmulateExpectedFailureAndSweep(t *testing.T) {
+	old := Fixtures
+	Fixtures = os.DirFS("../..")
+	defer func() { Fixtures = old }()
+	dir := t.TempDir()
+	var out, errOut bytes.Buffer
+	cmd := NewCmdEmulate(&IOStreams{Out: &out, ErrOut: &errOut})
+	cmd.SetArgs([]string{"idt-swap-buggy", "-o", dir, "-q", "--sweep-every", "50"})
+	if err := cmd.Execute(); err != nil {
+		t.Fatalf("%v\n%s", err, errOut.String())
+	}
+	for _, want := range []string{
+		"expected failure (the bug this scenario shows): invariant idt-restored",
+		"sweep (line ", "idt-restored           FAILED at 12 of 12 points (expect=fail)",
+		"db-frame-survives      held at every point",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+}

@@ -81,6 +81,8 @@ truncated or unreliable.`,
 		NewCmdBt(ios),
 		NewCmdInfo(ios),
 		NewCmdEmulate(ios),
+		NewCmdVerify(ios),
+		NewCmdDemo(ios),
 	)
 	return root
 }

@@ -1,0 +1,118 @@
+package verify
+
+import (
+	"testing"
+	"time"
+
+	"github.com/unwind-dev/unwind/unwind"
+)
+
+// BenchmarkVerify runs the whole verification of a scenario (emulation,
+// shadow stack and three unwinds plus comparison per boundary) and reports
+// unwinds per second of wall time.
+func BenchmarkVerify(b *testing.B) {
+	sc, k := loadScenario(b, "nmi-irq-task")
+	var unwinds uint64
+	var elapsed time.Duration
+	b.ReportAllocs()
+	for b.Loop() {
+		r, err := Run(sc, k, Options{MaxMismatches: -1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		unwinds += r.Boundaries * uint64(NumStrategies)
+		elapsed += r.Elapsed
+	}
+	b.ReportMetric(float64(unwinds)/elapsed.Seconds(), "unwinds/s")
+}
+
+// BenchmarkUnwindAtBoundary measures the verify loop's unwind step alone:
+// the machine stopped in the demo's #DB handler (29 frames through #DB, NMI
+// and IRQ entries), unwound from the live state again and again with a
+// reused Unwinder, as Run does at every boundary, and compared with the
+// truth.
+func BenchmarkUnwindAtBoundary(b *testing.B) {
+	sc, k := loadScenario(b, "demo")
+	d, err := newDriver(sc, k)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := d.run(func(int) {}); err != nil {
+		b.Fatal(err)
+	}
+	set, err := KernelCode(k, "kernel")
+	if err != nil {
+		b.Fatal(err)
+	}
+	code := verifyCode(set, k)
+	us := newUnwinders(d.m, code)
+	regs := d.m.CPUs[0].Regs()
+	truth := d.m.ShadowStack(0)
+	cmp := comparison{code: code, fixups: exTable(d.m)}
+	for _, s := range []Strategy{CFI, FP, Combined} {
+		b.Run(s.String(), func(b *testing.B) {
+			u := us[0][s]
+			frames := 0
+			b.ReportAllocs()
+			for b.Loop() {
+				u.Reset(d.m.Memory(), regs)
+				cmp.classify(u, truth)
+				frames = 0
+				u.Reset(d.m.Memory(), regs)
+				for u.Next() {
+					frames++
+				}
+			}
+			// Each iteration unwinds twice (classify, then the count).
+			b.ReportMetric(2*float64(b.N)/b.Elapsed().Seconds(), "unwinds/s")
+			b.ReportMetric(float64(frames), "frames/unwind")
+		})
+	}
+	_ = unwind.MethodCFI
+}
+
+// TestBoundaryAllocFree checks that checking a boundary allocates nothing
+// beyond what the unwinder itself allocates (warm caches, CFI strategy):
+// the comparison describes mismatches only on demand.
+func TestBoundaryAllocFree(t *testing.T) {
+	sc, k := loadScenario(t, "demo")
+	d, err := newDriver(sc, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.run(func(int) {}); err != nil {
+		t.Fatal(err)
+	}
+	set, err := KernelCode(k, "kernel")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code := verifyCode(set, k)
+	us := newUnwinders(d.m, code)
+	cmp := comparison{code: code, fixups: exTable(d.m)}
+	u := us[0][CFI]
+	check := func() {
+		regs := d.m.CPUs[0].Regs()
+		truth := d.m.ShadowStack(0)
+		u.Reset(d.m.Memory(), regs)
+		cmp.classify(u, truth)
+	}
+	walk := func() {
+		regs := d.m.CPUs[0].Regs()
+		d.m.ShadowStack(0)
+		u.Reset(d.m.Memory(), regs)
+		for u.Next() {
+			_ = u.Frame()
+		}
+	}
+	check()
+	walk()
+	total := testing.AllocsPerRun(50, check)
+	inUnwind := testing.AllocsPerRun(50, walk)
+	if total > inUnwind {
+		t.Errorf("checking a boundary allocates %.1f times, the unwind alone %.1f: the comparison allocates", total, inUnwind)
+	}
+	if inUnwind > 0 {
+		t.Logf("the unwinder itself allocates %.1f times per CFI walk (reported: unwind/entry.go cfiEntryFrame, entryFromSymbol)", inUnwind)
+	}
+}

@@ -1,0 +1,65 @@
+// Package verify is the project's correctness proof: it runs emulator
+// scenarios (emu) and, at every instruction boundary of every CPU, unwinds
+// the live machine state and compares the trace with the emulator's shadow
+// stack, the ground truth.
+//
+// # What is compared
+//
+// At a boundary the CPU's registers (emu.CPU.Regs), the machine memory
+// (emu.Mem, an unwind.Memory) and the CPU's stacks (emu.Machine.Stacks,
+// from the kernel's stack symbols, the way the snapshots record them) go
+// to three reused Unwinders (Options.Kernel set, Reset per boundary):
+//
+//   - cfi: unwind.MethodCFI alone. The fixture kernel describes every entry
+//     stub with CFI signal frames, so CFI alone must cross entries;
+//   - fp: unwind.MethodFP|unwind.MethodPtRegs, frame pointers plus the
+//     entry-frame signals (encoded rbp, marker return address, pt_regs at
+//     the top of a stack);
+//   - combined: every strategy.
+//
+// Each frame is compared with the truth frame at the same index: the PC
+// (which fixes the function: names are not compared, because the two
+// symbol tables label entry-code local labels differently); the CFA where
+// both know it (the unwinder reports on each frame the CFA of the frame
+// below, so frame i's is checked against truth frame i-1's, or frame i's
+// own as its documentation says; not for the frame an entry interrupted,
+// whose stub's CFA is a convention); whether
+// the frame was interrupted; and for interrupted frames the entry name
+// ("irq" without a vector matches any "irq:N"), the pt_regs address, and
+// every register the unwinder recovered (RIP and RSP must be among them;
+// a syscall's rax is checked as orig_ax, and an __ex_table fixup of the
+// interrupted RIP is accepted). A kernel unwind must reproduce the truth
+// down to the first user-mode frame; frames it reports beyond are compared
+// too.
+//
+// # Verdicts
+//
+// Each unwind is one of: Exact (every frame right, the trace ends where the
+// truth does), Flagged (not exact, the trace is unreliable or stopped on an
+// error, and no frame it marks reliable is wrong), WrongReliable (not
+// exact, yet the trace claims to be reliable: the bar is zero) and
+// WrongFlagged (flagged overall, but a frame marked reliable is wrong).
+// Flagged boundaries where the trace stopped at a PC whose CFI
+// deliberately leaves RSP or the return address undefined are counted in
+// Result.Undefined as well: no unwinder can be exact there.
+//
+// Scenarios with an expect=fail invariant demonstrate a stack-corrupting
+// bug (Result.Corrupts): there only WrongReliable must be zero. Elsewhere
+// CFI must be exact at every boundary (Result.Problems).
+//
+// # Driving the emulator
+//
+// emu.RunScenario has no per-boundary callback, so Run steps the machine
+// itself (StepCPU in CPU order, the same interleaving) and fires the
+// scenario's nmi/irq/stop triggers the way emu's runner does; snapshots
+// and invariants are left to emu.RunScenario, which SnapshotTraces (the
+// golden files, `unwind demo`) uses.
+//
+// # Cost
+//
+// One Unwinder per CPU and strategy is reused with Reset, the shadow stack
+// view does not allocate, and a mismatch is described (with allocation)
+// only when it is kept or reported: an exact boundary allocates nothing in
+// this package. BenchmarkVerify and BenchmarkUnwindAtBoundary report
+// unwinds per second.
+package verify
