@@ -78,6 +78,12 @@ type shadowRec struct {
 	// synth: the record just below this one is a call frame synthesized
 	// from a pt_regs rewrite (int3 call emulation or an int3 trampoline).
 	synth bool
+	// owned: the entry's C handler is running (called with this pt_regs
+	// and not yet returned); only then do stores to its ip/sp redirect
+	// the interrupted frame. Afterwards the stub's exit path reuses the
+	// stack (Linux's sysret path pushes the user RSP and RDI over
+	// pt_regs->ss and ->sp), which changes nothing the iret resumes.
+	owned bool
 }
 
 // shadowStack is the per-CPU ground truth, maintained by call, ret, jmp,
@@ -148,7 +154,7 @@ func (s *shadowStack) rewatch() {
 	s.wLo, s.wHi = 0, 0
 	for i := len(s.recs) - 1; i >= 0; i-- {
 		if r := &s.recs[i]; r.entry {
-			if r.regsAddr != 0 {
+			if r.regsAddr != 0 && r.owned {
 				s.wLo, s.wHi = r.regsAddr+ptRegsIP, r.regsAddr+ptRegsSP+8
 			}
 			return
@@ -221,9 +227,12 @@ func (s *shadowStack) onCall(c *CPU, target, ret, cfa uint64) {
 					if r.cfa == 0 {
 						r.cfa = r.regsAddr + ptregs.PtRegsSize
 					}
-					if i == len(s.recs)-1 || !s.hasEntryAbove(i) {
-						s.rewatch()
-					}
+				}
+				if r.regsAddr == c.GPR[RDI] {
+					// The stub calls its handler with its pt_regs:
+					// the handler owns it until it returns.
+					r.owned = true
+					s.rewatch()
 				}
 				break
 			}
@@ -245,6 +254,11 @@ func (s *shadowStack) onRet(c *CPU, sp uint64) {
 		}
 		if r.cfa == want {
 			s.recs = s.recs[:n-1]
+			if n >= 2 && s.recs[n-2].entry && s.recs[n-2].owned {
+				// The entry's handler returned to its stub.
+				s.recs[n-2].owned = false
+				s.wLo, s.wHi = 0, 0
+			}
 			return
 		}
 		if r.cfa < want && want-r.cfa < 1<<16 {
@@ -314,15 +328,6 @@ func (s *shadowStack) pushEntry(c *CPU, vec int, name string, rip, rsp uint64, c
 	}
 	s.recs = append(s.recs, r)
 	s.wLo, s.wHi = 0, 0
-}
-
-func (s *shadowStack) hasEntryAbove(i int) bool {
-	for j := i + 1; j < len(s.recs); j++ {
-		if s.recs[j].entry {
-			return true
-		}
-	}
-	return false
 }
 
 func (s *shadowStack) popEntry() (shadowRec, bool) {

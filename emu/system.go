@@ -2,6 +2,7 @@ package emu
 
 import (
 	"encoding/binary"
+	"fmt"
 
 	"golang.org/x/arch/x86/x86asm"
 )
@@ -246,7 +247,11 @@ func (c *CPU) sysret(d *insn) {
 	c.RFLAGS = c.GPR[R11]&0x3c7fd7 | 2
 	c.Seg[SegCS] = (sel + 16) | 3
 	c.Seg[SegSS] = (sel + 8) | 3
-	c.shadow.popEntry()
+	r, ok := c.shadow.popEntry()
+	if ok && c.m.checks && r.name == "syscall" && (c.nip != r.intRIP || c.GPR[RSP] != r.intRSP) {
+		c.m.violate(c, "iret-resumes", fmt.Sprintf("sysretq resumed at %s rsp %#x, not where the syscall came from (%s rsp %#x) nor where its handler pointed its pt_regs",
+			c.m.Where(c.nip), c.GPR[RSP], c.m.Where(r.intRIP), r.intRSP))
+	}
 }
 
 // iret executes iretq: pops RIP, CS, RFLAGS, RSP, SS and unblocks NMIs.

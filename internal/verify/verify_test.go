@@ -3,7 +3,6 @@ package verify
 import (
 	"flag"
 	"fmt"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -17,30 +16,6 @@ var (
 	full  = flag.Bool("verify.full", false, "check every instruction boundary of every scenario (default: a sample)")
 	every = flag.Uint64("verify.every", 3, "sampling of the default sweep: every N-th boundary of each CPU")
 )
-
-// knownDefect is a reported, not yet fixed defect outside this package that
-// makes boundaries miss the bar. A scenario whose every miss is attributed
-// to known defects is skipped (naming them); any other miss fails the test.
-type knownDefect struct {
-	name  string
-	where string // the file and function at fault
-	match func(where, reason string) bool
-}
-
-var knownDefects = []knownDefect{
-	{
-		name:  "emu-sysret-truth-rsp",
-		where: `emu/shadow.go (the syscall record on the sysret tail): at entry_SYSCALL_64+0x97..+0x9b the truth's interrupted user RSP is garbage (0, 0x30, 0xa, 0x75: the user rdi the tail pushed over pt_regs->sp, or 0), not the user RSP sysretq returns with (already in %rsp from +0x98 on); the unwinder's value is right`,
-		match: func(where, reason string) bool {
-			return strings.HasPrefix(where, "entry_SYSCALL_64+0x9") && strings.Contains(reason, ": rsp ")
-		},
-	},
-	{
-		name:  "user-partial-pushf-cfi",
-		where: `fixtures/kernel/src/user.c user_partial: the inline "pushfq; orq $0x100,(%rsp); popfq" has no CFI adjustment, so at user_partial+0x2 and +0xa the CFI reads the return address from the pushed RFLAGS (0x202/0x302); the unwinder flags it ("return address … is not text"). Needs .cfi_adjust_cfa_offset 8 / -8 around the pushf`,
-		match: func(where, _ string) bool { return where == "user_partial+0x2" || where == "user_partial+0xa" },
-	},
-}
 
 func loadScenario(t testing.TB, name string) (*emu.Scenario, []byte) {
 	t.Helper()
@@ -73,8 +48,7 @@ func TestSweep(t *testing.T) {
 			t.Parallel()
 			sc, k := loadScenario(t, name)
 			var mu sync.Mutex
-			known := map[string]int{}
-			var unknown []string
+			var misses []string
 			corrupts := Corrupts(sc)
 			r, err := Run(sc, k, Options{Every: n, OnMismatch: func(s Strategy, cl Class, cpu int, where, reason string) {
 				if cl != WrongReliable && (s != CFI || corrupts) {
@@ -82,17 +56,10 @@ func TestSweep(t *testing.T) {
 				}
 				mu.Lock()
 				defer mu.Unlock()
-				for _, d := range knownDefects {
-					if d.match(where, reason) {
-						known[d.name]++
-						return
-					}
-				}
-				if len(unknown) < 5 {
-					unknown = append(unknown, fmt.Sprintf("%s %s at cpu %d %s: %s", s, cl, cpu, where, reason))
-				}
-				if len(unknown) == 5 {
-					unknown = append(unknown, "…")
+				if len(misses) < 5 {
+					misses = append(misses, fmt.Sprintf("%s %s at cpu %d %s: %s", s, cl, cpu, where, reason))
+				} else if len(misses) == 5 {
+					misses = append(misses, "…")
 				}
 			}})
 			if err != nil {
@@ -106,33 +73,12 @@ func TestSweep(t *testing.T) {
 			if r.Err != nil {
 				t.Errorf("machine error: %v", r.Err)
 			}
-			problems := r.Problems()
-			if len(problems) == 0 {
-				return
-			}
-			if len(unknown) > 0 {
+			if problems := r.Problems(); len(problems) > 0 {
 				var b strings.Builder
 				_ = WriteText(&b, []*Result{r})
-				t.Errorf("%s\nmisses not explained by a known defect:\n  %s\n%s", strings.Join(problems, "\n"), strings.Join(unknown, "\n  "), b.String())
-				return
+				t.Errorf("%s\nfirst misses:\n  %s\n%s", strings.Join(problems, "\n"), strings.Join(misses, "\n  "), b.String())
 			}
-			var names []string
-			for d, c := range known {
-				names = append(names, fmt.Sprintf("%s (%d boundaries)", d, c))
-			}
-			sort.Strings(names)
-			t.Skipf("misses the bar only through known, reported defects: %s; %s", strings.Join(names, ", "), strings.Join(problems, "; "))
 		})
-	}
-}
-
-// TestKnownDefectsDocumented keeps the list honest: every entry names a
-// place and has a matcher.
-func TestKnownDefectsDocumented(t *testing.T) {
-	for _, d := range knownDefects {
-		if d.name == "" || !strings.Contains(d.where, "/") || d.match == nil {
-			t.Errorf("known defect %q is not fully described", d.name)
-		}
 	}
 }
 
