@@ -152,6 +152,12 @@ func (u *Unwinder) cfiEntryFrame(next *Frame, row *symbols.CFIRow, cfa uint64) {
 		// RSP only in a per-CPU slot the CFI says so (undefined), and the
 		// CFA stands in for it: a kernel address is no user RSP.
 		p.CS, p.SS = ptregs.UserCS, ptregs.UserDS
+		// SYSCALL put RFLAGS in r11, where it stays until the stub
+		// saves it in pt_regs->flags (the CFI says so: column 49 is in
+		// r11); Regs has no RFLAGS column, so take it here.
+		if fl, ok := f.Regs.Get(ptregs.R11); ok {
+			p.Flags = fl
+		}
 		if !ptregs.Canonical(next.SP) || next.SP >= 1<<47 {
 			next.Regs.Clear(ptregs.RSP)
 			next.Reliable = false

@@ -158,12 +158,16 @@ func writeRegsBlock(w *errWriter, f *unwind.Frame, opts TextOptions) {
 		_ = ptregs.FormatPtRegsCode(&b, &f.PtRegs, symFunc(f), code)
 	}
 	w.printf("%s", b.String())
-	if f.Entry != "" || f.RegsAddr != 0 {
-		kind := "pt_regs"
-		if f.Partial {
-			kind = "iret frame"
-		}
-		w.printf("(%s entry, %s at %#x)\n", entryText(f.Entry), kind, f.RegsAddr)
+	switch {
+	case f.Partial && f.RegsAddr == 0:
+		// SYSCALL pushes no frame: before the stub saves them, the
+		// interrupted RIP and RFLAGS are in rcx and r11, RSP is the
+		// caller's (or in a per-CPU slot).
+		w.printf("(%s entry, no pt_regs saved yet: registers as the CPU left them)\n", entryText(f.Entry))
+	case f.Partial:
+		w.printf("(%s entry, iret frame at %#x)\n", entryText(f.Entry), f.RegsAddr)
+	case f.Entry != "" || f.RegsAddr != 0:
+		w.printf("(%s entry, pt_regs at %#x)\n", entryText(f.Entry), f.RegsAddr)
 	}
 }
 
