@@ -12,11 +12,10 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/unwind-dev/unwind/internal/corpus"
+
 	"github.com/klauspost/compress/zstd"
 )
-
-// kernelCorpus is where kernel-dev.tar.zst is unpacked.
-const kernelCorpus = "/root/.cache/unwind-corpus/kernel/fp"
 
 // vmcorePrStatus decompresses the first part of a QEMU vmcore.zst (the ELF
 // headers and notes come first) and returns its NT_PRSTATUS descriptors.
@@ -111,9 +110,10 @@ func qemuRegs(t *testing.T, path string) []map[string]uint64 {
 // them with QEMU's own "info registers" for the same moment; every vCPU's
 // state must also pass Check.
 func TestPrStatusVMCore(t *testing.T) {
+	kernelCorpus := filepath.Join(corpus.Dir(t, "kernel"), "fp")
 	cores, _ := filepath.Glob(filepath.Join(kernelCorpus, "*", "*.vmcore.zst"))
 	if len(cores) == 0 {
-		t.Skipf("kernel corpus not unpacked at %s (see ../shared/corpus/README.md)", kernelCorpus)
+		t.Fatalf("no vmcores in the kernel corpus at %s", kernelCorpus)
 	}
 	if testing.Short() {
 		t.Skip("decompresses vmcore headers")

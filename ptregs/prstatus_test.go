@@ -10,10 +10,19 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/unwind-dev/unwind/internal/corpus"
 )
 
-// userCorpus is where the user-space cores of user-dev.tar.zst are unpacked.
-const userCorpus = "/root/.cache/unwind-corpus/user"
+// userCorpus returns the unpacked user-space cores of user-dev.tar.zst, or
+// "" when the corpus is absent.
+func userCorpus() string {
+	d, err := corpus.Find("user")
+	if err != nil {
+		return ""
+	}
+	return d
+}
 
 // prstatusNotes returns the descriptors of the NT_PRSTATUS notes of an ELF
 // core file, in file order.
@@ -128,11 +137,12 @@ func comparePrStatus(t *testing.T, name string, s PrStatus, want map[string]uint
 // eu-readelf printed for the same note.
 func TestPrStatusFixture(t *testing.T) {
 	const base = "testdata/prstatus/a_deepchain-O0fp"
-	core := filepath.Join(userCorpus, "a_deepchain/O0fp/core")
+	uc := userCorpus()
+	core := filepath.Join(uc, "a_deepchain/O0fp/core")
 	if *update {
 		if _, err := os.Stat(core); err == nil {
 			descs := prstatusNotes(t, core)
-			notes, err := os.ReadFile(filepath.Join(userCorpus, "a_deepchain/O0fp/core-notes.txt"))
+			notes, err := os.ReadFile(filepath.Join(uc, "a_deepchain/O0fp/core-notes.txt"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -181,9 +191,10 @@ func TestPrStatusFixture(t *testing.T) {
 // TestPrStatusCorpus does the same for every thread of every core in the
 // unpacked corpus, when it is present.
 func TestPrStatusCorpus(t *testing.T) {
-	cores, _ := filepath.Glob(filepath.Join(userCorpus, "*", "*", "core"))
+	uc := corpus.Dir(t, "user")
+	cores, _ := filepath.Glob(filepath.Join(uc, "*", "*", "core"))
 	if len(cores) == 0 {
-		t.Skipf("user corpus not unpacked at %s (see ../shared/corpus/README.md)", userCorpus)
+		t.Fatalf("no cores in the user corpus at %s", uc)
 	}
 	threads := 0
 	for _, core := range cores {
