@@ -1,6 +1,7 @@
 package unwind
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strconv"
@@ -263,6 +264,12 @@ func (u *Unwinder) stubStep(next *Frame, stub string) (bool, error) {
 		case pushedBelow(addr, fr.SP):
 		case top && istEntryOf(s.Kind, e):
 			// An IST entry's frame at the top of its own stack.
+		case okS && istEntryOf(s.Kind, e) && addr+int3GapCopy+ptregs.IretFrameSize == s.Hi &&
+			off+int3GapCopy+ptregs.IretFrameSize <= n &&
+			bytes.Equal(b[off:off+ptregs.IretFrameSize], b[off+int3GapCopy:off+int3GapCopy+ptregs.IretFrameSize]):
+			// The int3 entry's copy of the frame at the top of its IST
+			// stack (the call-emulation gap): the pt_regs is built
+			// below the copy, so the copy anchors the saved rbp.
 		default:
 			continue
 		}
@@ -279,8 +286,13 @@ func (u *Unwinder) stubStep(next *Frame, stub string) (bool, error) {
 // lower (the call-emulation gap).
 func pushedBelow(addr, sp uint64) bool {
 	end := addr + ptregs.IretFrameSize
-	return sp >= end && sp-end <= 8+15+48
+	return sp >= end && sp-end <= 8+15+int3GapCopy
 }
+
+// int3GapCopy is how far below the hardware frame Linux's int3 entry (and
+// the fixture kernel's) copies it, orig_ax included, to leave a gap for
+// int3_emulate_call's pushed return address.
+const int3GapCopy = 48
 
 // istEntryOf reports whether entry e is delivered on IST stacks of kind k.
 func istEntryOf(k StackKind, e string) bool {

@@ -43,11 +43,13 @@ Each boundary is counted, per strategy, as
                   error) without marking a wrong frame reliable
   wrong_reliable  it does not, yet claims to be reliable (must be 0)
   wrong_flagged   flagged as a whole, but a frame marked reliable is wrong
+                  (must be 0 where the stack is intact)
 
 Scenarios whose bug corrupts the stack (an expect=fail invariant) only need
 wrong_reliable = 0. The first mismatches are shown with disassembly and both
 traces. Exit status 1 when any wrong_reliable > 0, or when a scenario that
-does not corrupt its stack is not 100% exact with CFI.`,
+does not corrupt its stack is not 100% exact with CFI or has a
+wrong_flagged trace in any strategy.`,
 		Example: `  unwind verify nmi-irq-task
   unwind verify --all --every 10
   unwind verify --all -o json`,

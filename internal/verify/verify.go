@@ -167,6 +167,13 @@ func (r *Result) Problems() []string {
 		if n := r.Strategies[s].WrongReliable; n > 0 {
 			out = append(out, fmt.Sprintf("%s: %s: %d wrong but reliable", r.Name, s, n))
 		}
+		// On an intact stack no frame marked reliable may be wrong, even
+		// in a trace flagged as a whole. (Where the bug corrupts a stack,
+		// frames before the point the walk finds it inconsistent can
+		// look right and be wrong: there the trace's verdict is the bar.)
+		if n := r.Strategies[s].WrongFlagged; n > 0 && !r.Corrupts {
+			out = append(out, fmt.Sprintf("%s: %s: %d traces with a wrong frame marked reliable", r.Name, s, n))
+		}
 	}
 	if c := r.Strategies[CFI]; !r.Corrupts && c.Exact+r.Undefined[CFI] != r.Boundaries {
 		out = append(out, fmt.Sprintf("%s: cfi: %d of %d boundaries not exact", r.Name, r.Boundaries-c.Exact-r.Undefined[CFI], r.Boundaries))
