@@ -40,7 +40,25 @@ type KdumpHeader struct {
 	MaxMapNr   uint64 // number of page frames covered
 	NrCPUs     int
 	PhysBase   uint64
-	Timestamp  int64 // seconds since the epoch
+	Timestamp  int64  // seconds since the epoch
+	Status     uint32 // DUMP_DH_* flags: the compression, incomplete
+}
+
+// Compression names the page compression the header announces: "zlib",
+// "lzo", "snappy", "zstd", or "none". (Each page descriptor says how that
+// page is stored; pages that do not shrink are stored raw.)
+func (h KdumpHeader) Compression() string {
+	switch {
+	case h.Status&dumpZlib != 0:
+		return "zlib"
+	case h.Status&dumpLZO != 0:
+		return "lzo"
+	case h.Status&dumpSnappy != 0:
+		return "snappy"
+	case h.Status&dumpZstd != 0:
+		return "zstd"
+	}
+	return "none"
 }
 
 // kdumpMemory is the physical memory of a diskdump file: page frame n is
@@ -76,6 +94,7 @@ func parseKdumpHeader(r io.ReaderAt, size int64) (*KdumpHeader, []byte, error) {
 	h := &KdumpHeader{
 		Version:    int(int32(le.Uint32(b[8:]))),
 		Timestamp:  int64(le.Uint64(b[408:])),
+		Status:     le.Uint32(b[424:]),
 		BlockSize:  int(int32(le.Uint32(b[428:]))),
 		SubHdrSize: int(int32(le.Uint32(b[432:]))),
 		BitmapBlks: le.Uint32(b[436:]),

@@ -63,8 +63,11 @@ type kernel struct {
 	walker  *PageWalker
 	cpuMem  []unwind.Memory
 	syms    map[string]uint64 // kernel symbols this package uses, from Symbols()
+	symSize map[string]uint64 // their ELF sizes, when read from vmlinux
 	bias    *uint64           // KASLR offset computed by Symbols when VMCOREINFO has no KERNELOFFSET
 	offsets kernelOffsets
+	// crashWhy says why a CPU is marked Crashed ("" when none is).
+	crashWhy string
 }
 
 func (d *Dump) initKernel() error {
@@ -133,7 +136,7 @@ func (d *Dump) initKernelFrom(phys unwind.Memory, virt *segMemory) {
 			k.cpuMem[i] = d.mem
 		}
 	}
-	d.detectCrash()
+	d.detectCrash(nil)
 }
 
 // kernelWalker builds the page walker for CPU cpu's CR3, or for the kernel's

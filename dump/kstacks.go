@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 
+	"github.com/unwind-dev/unwind/symbols"
 	"github.com/unwind-dev/unwind/unwind"
 )
 
@@ -185,15 +186,90 @@ func (d *Dump) fillCurrentTasks() {
 	}
 }
 
-// detectCrash marks the CPU that panicked (panic_cpu, else crashing_cpu).
-func (d *Dump) detectCrash() {
-	for _, sym := range []string{"panic_cpu", "crashing_cpu"} {
-		if pc, ok := d.readKernelInt32(sym); ok && pc >= 0 && int(pc) < len(d.threads) {
-			for i := range d.threads {
-				d.threads[i].Crashed = i == int(pc)
-			}
+// crashSources are the kernel variables that name the crashing CPU, in
+// the order they are trusted: panic() sets panic_cpu, the kdump path
+// (native_machine_crash_shutdown) crashing_cpu, oops_begin() die_owner.
+// Each holds -1 while unset.
+var crashSources = []struct{ sym, why string }{
+	{"panic_cpu", "panic_cpu names it: it called panic()"},
+	{"crashing_cpu", "crashing_cpu names it: it started the crash dump"},
+	{"die_owner", "die_owner names it: it is printing an oops (oops_begin)"},
+}
+
+// crashFuncs are the kernel's crash-path functions: a CPU stopped in one
+// of them (a debugger's stop, a dump taken at panic entry) is crashing.
+var crashFuncs = map[string]bool{
+	"panic": true, "nmi_panic": true, "vpanic": true, "__die": true, "die": true, "die_addr": true,
+	"oops_begin": true, "oops_end": true, "__crash_kexec": true, "crash_kexec": true,
+	"machine_crash_shutdown": true, "native_machine_crash_shutdown": true,
+}
+
+// detectCrash marks the CPU that crashed and records why: a kernel
+// variable that names it (crashSources), else the CPU that printed the
+// newest crash message in the kernel log (printk's caller id: a CPU, or a
+// pid that is current on exactly one CPU), else the only CPU whose
+// registers stop in a crash-path function (needs code, may be nil).
+func (d *Dump) detectCrash(code interface {
+	Symbol(uint64) (symbols.Sym, bool)
+}) {
+	k := d.kern
+	mark := func(cpu int, why string) {
+		for i := range d.threads {
+			d.threads[i].Crashed = i == cpu
+		}
+		k.crashWhy = why
+	}
+	for _, src := range crashSources {
+		if pc, ok := d.readKernelInt32(src.sym); ok && pc >= 0 && int(pc) < len(d.threads) {
+			mark(int(pc), src.why)
 			return
 		}
+	}
+	if rec, ok := d.crashRecord(); ok && rec.Caller != 0 {
+		msg := rec.Text
+		if len(msg) > 60 {
+			msg = msg[:57] + "..."
+		}
+		if rec.Caller&CallerCPU != 0 {
+			if cpu := int(rec.Caller &^ CallerCPU); cpu < len(d.threads) {
+				mark(cpu, fmt.Sprintf("it printed %q (printk caller CPU%d)", msg, cpu))
+				return
+			}
+		} else {
+			found := -1
+			for i, t := range d.threads {
+				if t.TID == int(rec.Caller) {
+					if found >= 0 {
+						found = -2
+						break
+					}
+					found = i
+				}
+			}
+			if found >= 0 {
+				mark(found, fmt.Sprintf("its current task (pid %d) printed %q", rec.Caller, msg))
+				return
+			}
+		}
+	}
+	if code == nil {
+		return
+	}
+	found, fn := -1, ""
+	for i, t := range d.threads {
+		pc, ok := t.Regs.PC()
+		if !ok {
+			continue
+		}
+		if s, ok := code.Symbol(pc); ok && crashFuncs[s.Name] {
+			if found >= 0 {
+				return
+			}
+			found, fn = i, s.Name
+		}
+	}
+	if found >= 0 {
+		mark(found, "it is stopped in "+fn+"()")
 	}
 }
 

@@ -19,6 +19,9 @@ var kernelSymNames = map[string]bool{
 	"cpu_tss_rw": true, "idt_table": true, "linux_banner": true,
 	"init_top_pgt": true, "panic_cpu": true, "crashing_cpu": true,
 	"init_uts_ns": true, "_stext": true, "_text": true,
+	"die_owner": true, "tainted_mask": true, "taint_flags": true,
+	"kexec_crash_image": true, "dump_stack_arch_desc_str": true,
+	"tk_core": true, "ktime_get_real_seconds": true,
 }
 
 // kernelOffsets are structure offsets read from vmlinux's DWARF; -1 when
@@ -26,8 +29,11 @@ var kernelSymNames = map[string]bool{
 type kernelOffsets struct {
 	taskStack, taskPid, taskComm int64
 	hotCurrent, hotTop, hotIRQ   int64
+	tkXtimeSec                   int64 // tk_core.timekeeper.xtime_sec
 	haveDWARF                    bool
 }
+
+func noOffsets() kernelOffsets { return kernelOffsets{-1, -1, -1, -1, -1, -1, -1, false} }
 
 // loadKernelSyms reads the few symbols and offsets the dump reader needs
 // from vmlinux files and a System.map, relocated by bias.
@@ -36,8 +42,9 @@ func (d *Dump) loadKernelSyms(opts SymbolOptions, bias uint64) []string {
 	k := d.kern
 	if k.syms == nil {
 		k.syms = map[string]uint64{}
+		k.symSize = map[string]uint64{}
 	}
-	k.offsets = kernelOffsets{-1, -1, -1, -1, -1, -1, false}
+	k.offsets = noOffsets()
 	if opts.SystemMap != "" {
 		if f, err := os.Open(opts.SystemMap); err == nil {
 			sc := bufio.NewScanner(f)
@@ -66,6 +73,7 @@ func (d *Dump) loadKernelSyms(opts SymbolOptions, bias uint64) []string {
 			for _, s := range syms {
 				if kernelSymNames[s.Name] {
 					k.syms[s.Name] = relocate(s.Value, bias)
+					k.symSize[s.Name] = s.Size
 				}
 			}
 		}
@@ -74,6 +82,11 @@ func (d *Dump) loadKernelSyms(opts SymbolOptions, bias uint64) []string {
 			k.offsets = off
 		} else {
 			warns = append(warns, path+": "+err.Error())
+		}
+		if fn, ok := k.syms["ktime_get_real_seconds"]; ok && k.offsets.haveDWARF {
+			if v, err := tkCoreXtimeSec(f, fn-bias); err == nil {
+				k.offsets.tkXtimeSec = v
+			}
 		}
 		f.Close()
 	}
@@ -85,7 +98,7 @@ func (d *Dump) loadKernelSyms(opts SymbolOptions, bias uint64) []string {
 // pcpu_hot is looked for only when the kernel has it (Linux ≥ 6.2), so that
 // the scan stops at the first complete task_struct.
 func readKernelOffsets(f *elf.File, hot bool) (kernelOffsets, error) {
-	off := kernelOffsets{-1, -1, -1, -1, -1, -1, false}
+	off := noOffsets()
 	dw, err := firstUnitsDWARF(f)
 	if err != nil {
 		return off, err
@@ -231,6 +244,13 @@ func firstUnitsDWARF(f *elf.File) (*dwarf.Data, error) {
 	if _, err := info.ReadAt(buf, 0); err != nil {
 		return nil, err
 	}
+	return dwarfFromUnits(f, buf)
+}
+
+// dwarfFromUnits makes a dwarf.Data of some compilation units of f's
+// .debug_info (whole units, with unit-relative references) and f's other
+// DWARF sections.
+func dwarfFromUnits(f *elf.File, info []byte) (*dwarf.Data, error) {
 	data := func(name string) []byte {
 		s := f.Section(name)
 		if s == nil || s.Type == elf.SHT_NOBITS || s.Size > 64<<20 {
@@ -239,7 +259,7 @@ func firstUnitsDWARF(f *elf.File) (*dwarf.Data, error) {
 		b, _ := s.Data()
 		return b
 	}
-	dw, err := dwarf.New(data(".debug_abbrev"), nil, nil, buf, nil, nil, nil, data(".debug_str"))
+	dw, err := dwarf.New(data(".debug_abbrev"), nil, nil, info, nil, nil, nil, data(".debug_str"))
 	if err != nil {
 		return nil, err
 	}

@@ -12,7 +12,15 @@ type LogRecord struct {
 	Seq  uint64
 	Time time.Duration // since boot
 	Text string
+	// Caller is printk's caller id (Linux ≥ 5.1 records it always): the
+	// pid of the task that printed, or CallerCPU|cpu when it printed
+	// outside task context; 0 when unknown.
+	Caller uint32
 }
+
+// CallerCPU is set in LogRecord.Caller when the caller was a CPU (in
+// interrupt context) rather than a task.
+const CallerCPU = 0x80000000
 
 // Bounds on what the log reader accepts from a dump.
 const (
@@ -110,6 +118,14 @@ func (d *Dump) KernelLog(max int) []LogRecord {
 			continue
 		}
 		textLen := uint64(binary.LittleEndian.Uint16(l2[:]))
+		var caller uint32
+		if co, ok := info["OFFSET(printk_info.caller_id)"]; ok {
+			if n, err := strconv.ParseUint(co, 10, 8); err == nil {
+				if k, _ := d.mem.ReadAt(b4[:], ia+n); k == 4 {
+					caller = binary.LittleEndian.Uint32(b4[:])
+				}
+			}
+		}
 		var blk uint64
 		switch {
 		case begin>>sizeBits == next>>sizeBits && begin < next:
@@ -124,7 +140,7 @@ func (d *Dump) KernelLog(max int) []LogRecord {
 		if n, _ := d.mem.ReadAt(buf, data+blk+8); uint64(n) != textLen {
 			continue
 		}
-		recs = append(recs, LogRecord{Seq: seq, Time: time.Duration(ts), Text: string(buf)})
+		recs = append(recs, LogRecord{Seq: seq, Time: time.Duration(ts), Text: string(buf), Caller: caller})
 	}
 	for i, j := 0, len(recs)-1; i < j; i, j = i+1, j-1 {
 		recs[i], recs[j] = recs[j], recs[i]
@@ -138,13 +154,19 @@ var panicMarkers = []string{"Kernel panic - not syncing", "BUG: ", "Oops: ", "ge
 // PanicMessage returns the newest crash message in the kernel log ("Kernel
 // panic - not syncing: …", "BUG: …", "Oops: …"), or "" when there is none.
 func (d *Dump) PanicMessage() string {
+	r, _ := d.crashRecord()
+	return r.Text
+}
+
+// crashRecord returns the log record PanicMessage reports.
+func (d *Dump) crashRecord() (LogRecord, bool) {
 	recs := d.KernelLog(256)
 	for _, m := range panicMarkers {
 		for i := len(recs) - 1; i >= 0; i-- {
 			if strings.HasPrefix(recs[i].Text, m) {
-				return recs[i].Text
+				return recs[i], true
 			}
 		}
 	}
-	return ""
+	return LogRecord{}, false
 }

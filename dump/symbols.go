@@ -60,7 +60,6 @@ func (d *Dump) Symbols(opts SymbolOptions) (*symbols.Set, []string, error) {
 		}
 		warns = append(warns, d.loadKernelSyms(opts, bias)...)
 		d.fillCurrentTasks()
-		d.detectCrash()
 	}
 	opened := 0
 	for _, f := range opts.Files {
@@ -87,6 +86,9 @@ func (d *Dump) Symbols(opts SymbolOptions) (*symbols.Set, []string, error) {
 	}
 	if opened == 0 {
 		warns = append(warns, "no kernel symbols given (vmlinux or System.map)")
+	}
+	if d.kern != nil {
+		d.detectCrash(set)
 	}
 	return set, warns, nil
 }

@@ -21,6 +21,17 @@ type Mapping struct {
 type SigInfo struct {
 	Signo, Errno, Code int
 	Addr               uint64 // si_addr for SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP
+	Pid, UID           int    // si_pid, si_uid of a signal a process sent (si_code <= 0: kill, tkill, sigqueue)
+}
+
+// faultSignal reports whether the signal carries a fault address: one of
+// SIGILL, SIGTRAP, SIGBUS, SIGFPE, SIGSEGV raised by the kernel (si_code > 0).
+func (s *SigInfo) faultSignal() bool {
+	switch s.Signo {
+	case 4, 5, 7, 8, 11:
+		return s.Code > 0
+	}
+	return false
 }
 
 // AuxEntry is one auxiliary-vector entry (AT_* tag and value) from NT_AUXV.
@@ -134,9 +145,11 @@ func decodeSigInfo(b []byte) *SigInfo {
 		Errno: int(int32(le.Uint32(b[4:]))),
 		Code:  int(int32(le.Uint32(b[8:]))),
 	}
-	switch s.Signo {
-	case 4, 5, 7, 8, 11: // SIGILL, SIGTRAP, SIGBUS, SIGFPE, SIGSEGV
+	if s.faultSignal() {
 		s.Addr = le.Uint64(b[16:])
+	} else if s.Code <= 0 {
+		s.Pid = int(int32(le.Uint32(b[16:])))
+		s.UID = int(int32(le.Uint32(b[20:])))
 	}
 	return s
 }

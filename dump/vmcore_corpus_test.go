@@ -187,3 +187,96 @@ func TestVmcorePanicMessage(t *testing.T) {
 		d.Close()
 	}
 }
+
+var crashDateRE = regexp.MustCompile(`(?m)^\s+DATE: (.*)$`)
+
+// TestVmcoreIdentity checks what Info says of every developer capture:
+// the kernel's uname and taint state (which make the first line of a
+// kernel stack dump), its wall clock at the dump against crash's DATE, the
+// crash message, and the crashing CPU with the reason.
+func TestVmcoreIdentity(t *testing.T) {
+	for _, c := range []struct {
+		scenario, name string
+		crashed        int
+		reason, panic  string
+	}{
+		{"idle", "idle", -1, "", ""},
+		{"irq", "irq", -1, "", ""},
+		{"irq", "irq-paging", -1, "", ""},
+		{"nmibt", "nmibt", -1, "", ""},
+		{"nmibt", "nmibt-paging", -1, "", ""},
+		{"qnmi", "qnmi", -1, "", ""},
+		{"pf", "pf-kernel", -1, "", ""},
+		// Stopped in __die: oops_begin has set die_owner, panic_cpu is unset.
+		{"oops", "oops-die", 0, "die_owner", "BUG: kernel NULL pointer dereference"},
+		// Stopped at panic's first instruction: nothing is set yet.
+		{"panic", "panic-entry", 0, "stopped in panic()", ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			d := openKernel(t, c.scenario, c.name)
+			uts, ok := d.UTSName()
+			if !ok || uts.Sysname != "Linux" || uts.Release != "6.1.192" || !strings.HasPrefix(uts.Version, "#3 SMP ") || uts.Machine != "x86_64" {
+				t.Errorf("utsname %+v %v", uts, ok)
+			}
+			if taint, ok := d.Taint(); taint != "Not tainted" || !ok {
+				t.Errorf("taint %q %v", taint, ok)
+			}
+			if h := d.StackHeader(); h != "Not tainted 6.1.192 #3" {
+				t.Errorf("stack header %q", h)
+			}
+			in := d.Info()
+			crash, err := os.ReadFile(filepath.Join(kernelDir(t), c.scenario, c.name+".crash.txt"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := crashDateRE.FindSubmatch(crash)
+			if m == nil {
+				t.Fatal("no DATE in crash.txt")
+			}
+			if in.CrashTime == nil || in.CrashTimeSource != "tk_core" || in.CrashTime.Format("Mon Jan _2 15:04:05 MST 2006") != string(m[1]) {
+				t.Errorf("crash time %v (%s), crash says %s", in.CrashTime, in.CrashTimeSource, m[1])
+			}
+			if in.Crashed != c.crashed || !strings.Contains(in.Reason, c.reason) {
+				t.Errorf("crashed %d (%q), want %d (%q)", in.Crashed, in.Reason, c.crashed, c.reason)
+			}
+			if !strings.HasPrefix(in.Panic, c.panic) || (c.panic == "") != (in.Panic == "") {
+				t.Errorf("panic %q, want %q", in.Panic, c.panic)
+			}
+			if in.LogTime == nil || *in.LogTime <= 0 || in.Version != uts.Version || in.Taint != "Not tainted" {
+				t.Errorf("info %+v", in)
+			}
+			for i, th := range in.Threads {
+				if th.Comm == "" || th.Mode != "kernel" {
+					t.Errorf("cpu %d: %+v", i, th)
+				}
+			}
+		})
+	}
+}
+
+// TestCrashCPUFromLog: without kernel symbols (no panic_cpu, no current
+// tasks), a crash message printed from interrupt context still names its
+// CPU through printk's caller id.
+func TestCrashCPUFromLog(t *testing.T) {
+	d, err := Open(vmcore(t, "oops", "oops-die"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	rec, ok := d.crashRecord()
+	if !ok || rec.Caller == 0 {
+		t.Fatalf("crash record %+v %v", rec, ok)
+	}
+	// The oops was printed by sh (pid 38) in task context.
+	if rec.Caller != 38 {
+		t.Errorf("caller id %#x, want pid 38", rec.Caller)
+	}
+	if in := d.Info(); in.Crashed != -1 {
+		t.Errorf("without symbols a pid caller names no CPU, got %d (%s)", in.Crashed, in.Reason)
+	}
+	d.threads[1].TID = 38
+	d.detectCrash(nil)
+	if in := d.Info(); in.Crashed != 1 || !strings.Contains(in.Reason, "pid 38") {
+		t.Errorf("the CPU running pid 38 is not marked: %d %q", in.Crashed, in.Reason)
+	}
+}

@@ -44,3 +44,13 @@ func (v VMCoreInfo) hex(key string) (uint64, bool) {
 	n, err := strconv.ParseUint(strings.TrimPrefix(s, "0x"), 16, 64)
 	return n, err == nil
 }
+
+// offset returns OFFSET(name), a structure member's byte offset.
+func (v VMCoreInfo) offset(name string) (uint64, bool) {
+	s, ok := v["OFFSET("+name+")"]
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	return n, err == nil
+}

@@ -1,0 +1,160 @@
+package dump
+
+import (
+	"debug/dwarf"
+	"debug/elf"
+	"encoding/binary"
+	"errors"
+	"time"
+)
+
+// Limits on the DWARF read to find the wall clock.
+const (
+	maxArangesSize = 16 << 20
+	maxUnitSize    = 64 << 20
+)
+
+// tkCoreXtimeSec finds, in vmlinux's DWARF, the offset of
+// tk_core.timekeeper.xtime_sec (kernel/time/timekeeping.c, Linux ≥ 3.17):
+// the kernel's wall clock in seconds. Only the compilation unit that
+// holds textAddr (the link-time address of a function of timekeeping.c,
+// found through .debug_aranges) is read.
+func tkCoreXtimeSec(f *elf.File, textAddr uint64) (int64, error) {
+	off, err := unitAt(f, textAddr)
+	if err != nil {
+		return 0, err
+	}
+	info := f.Section(".debug_info")
+	var hdr [4]byte
+	if _, err := info.ReadAt(hdr[:], int64(off)); err != nil {
+		return 0, err
+	}
+	n := uint64(binary.LittleEndian.Uint32(hdr[:]))
+	if n >= 0xfffffff0 || n > maxUnitSize || off+4+n > info.Size {
+		return 0, errors.New("unsupported or oversized compilation unit")
+	}
+	unit := make([]byte, 4+n)
+	if _, err := info.ReadAt(unit, int64(off)); err != nil {
+		return 0, err
+	}
+	dw, err := dwarfFromUnits(f, unit)
+	if err != nil {
+		return 0, err
+	}
+	r := dw.Reader()
+	for {
+		e, err := r.Next()
+		if err != nil || e == nil {
+			return 0, errors.New("tk_core not in its compilation unit")
+		}
+		if e.Tag == dwarf.TagCompileUnit {
+			continue
+		}
+		if name, _ := e.Val(dwarf.AttrName).(string); e.Tag != dwarf.TagVariable || name != "tk_core" {
+			if e.Children {
+				r.SkipChildren()
+			}
+			continue
+		}
+		toff, ok := e.Val(dwarf.AttrType).(dwarf.Offset)
+		if !ok {
+			return 0, errors.New("tk_core has no type")
+		}
+		t, err := dw.Type(toff)
+		if err != nil {
+			return 0, err
+		}
+		sum := int64(0)
+		for _, m := range []string{"timekeeper", "xtime_sec"} {
+			st, ok := dwarfStruct(t)
+			if !ok {
+				return 0, errors.New("tk_core: not a structure")
+			}
+			var fld *dwarf.StructField
+			for _, fl := range st.Field {
+				if fl.Name == m {
+					fld = fl
+				}
+			}
+			if fld == nil {
+				return 0, errors.New("tk_core: no member " + m)
+			}
+			sum += fld.ByteOffset
+			t = fld.Type
+		}
+		return sum, nil
+	}
+}
+
+// dwarfStruct strips typedefs and qualifiers down to a structure type.
+func dwarfStruct(t dwarf.Type) (*dwarf.StructType, bool) {
+	for i := 0; i < 8; i++ {
+		switch v := t.(type) {
+		case *dwarf.StructType:
+			return v, true
+		case *dwarf.TypedefType:
+			t = v.Type
+		case *dwarf.QualType:
+			t = v.Type
+		default:
+			return nil, false
+		}
+	}
+	return nil, false
+}
+
+// unitAt returns the .debug_info offset of the compilation unit whose
+// .debug_aranges entry covers addr.
+func unitAt(f *elf.File, addr uint64) (uint64, error) {
+	s := f.Section(".debug_aranges")
+	if s == nil || s.Type == elf.SHT_NOBITS || s.Size > maxArangesSize || f.Section(".debug_info") == nil {
+		return 0, errors.New("no .debug_aranges")
+	}
+	b, err := s.Data()
+	if err != nil {
+		return 0, err
+	}
+	le := binary.LittleEndian
+	for p := uint64(0); p+12 <= uint64(len(b)); {
+		n := uint64(le.Uint32(b[p:]))
+		if n >= 0xfffffff0 || n > uint64(len(b))-p-4 {
+			break
+		}
+		set := b[p+4 : p+4+n]
+		p += 4 + n
+		if len(set) < 8 || set[6] != 8 {
+			continue // 64-bit addresses only
+		}
+		cu := uint64(le.Uint32(set[2:]))
+		q := uint64(16 - 4) // header (12 bytes from the set start incl. length) padded to 16
+		for ; q+16 <= uint64(len(set)); q += 16 {
+			a, l := le.Uint64(set[q:]), le.Uint64(set[q+8:])
+			if a == 0 && l == 0 {
+				break
+			}
+			if addr >= a && addr-a < l {
+				return cu, nil
+			}
+		}
+	}
+	return 0, errors.New("address not in .debug_aranges")
+}
+
+// WallClock returns the dumped kernel's wall-clock time
+// (tk_core.timekeeper.xtime_sec), the moment of the dump to within the
+// timekeeper's last update (a tick). It needs vmlinux with DWARF (call
+// Symbols first); ok is false otherwise.
+func (d *Dump) WallClock() (time.Time, bool) {
+	if d.kern == nil || d.kern.offsets.tkXtimeSec < 0 {
+		return time.Time{}, false
+	}
+	a, ok := d.kernelSym("tk_core")
+	if !ok {
+		return time.Time{}, false
+	}
+	v, ok := d.readU64(a + uint64(d.kern.offsets.tkXtimeSec))
+	if !ok || int64(v) <= 0 {
+		return time.Time{}, false
+	}
+	return time.Unix(int64(v), 0).UTC(), true
+}
