@@ -12,16 +12,12 @@ import (
 )
 
 type btOptions struct {
-	syms       []string
-	exe        string
-	sysroot    string
-	searchDirs []string
-	systemMap  string
-	cpu        int
-	thread     int
-	methods    string
-	output     outputFormat
-	maxFrames  int
+	symbolFlags
+	cpu       int
+	thread    int
+	methods   string
+	output    outputFormat
+	maxFrames int
 }
 
 // NewCmdBt builds `unwind bt CORE`.
@@ -48,11 +44,7 @@ Exit status 3 means a trace was printed but the walk stopped on an error.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringArrayVar(&opts.syms, "sym", nil, "symbol `FILE` (vmlinux, an executable, a library); repeatable")
-	f.StringVar(&opts.exe, "exe", "", "the crashed executable (user cores)")
-	f.StringVar(&opts.sysroot, "sysroot", "", "root directory under which the core's mapped file paths are found")
-	f.StringArrayVar(&opts.searchDirs, "search", nil, "`DIR` searched for mapped files by name; repeatable")
-	f.StringVar(&opts.systemMap, "system-map", "", "System.map of the dumped kernel")
+	opts.register(f)
 	f.IntVar(&opts.cpu, "cpu", -1, "only this CPU (kernel dumps)")
 	f.IntVar(&opts.thread, "thread", -1, "only this thread id (user cores)")
 	f.StringVar(&opts.methods, "methods", "all", "unwind strategies: all, or a comma list of cfi,fp,ptregs,scan")
@@ -89,24 +81,21 @@ func runBt(ios *IOStreams, opts *btOptions, path string) error {
 	if err != nil {
 		return usageError{err}
 	}
-	d, err := dump.Open(path)
+	d, set, warnings, err := openDump(path, &opts.symbolFlags)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	set, warnings, err := d.Symbols(dump.SymbolOptions{
-		Exe: opts.exe, Sysroot: opts.sysroot, SearchDirs: opts.searchDirs,
-		Files: opts.syms, SystemMap: opts.systemMap,
-	})
-	if err != nil {
-		return err
-	}
 	for _, w := range warnings {
 		fmt.Fprintln(ios.ErrOut, "warning:", w)
 	}
 	info := d.Info()
 	doc := &report.Document{Dump: report.DumpInfo{Kind: string(info.Kind), Path: path, Release: info.Release}}
 	kernel := info.Kind != "user-core"
+	var stackHeader, hardware string
+	if info.Kind == dump.KindVmcore {
+		stackHeader, hardware = d.StackHeader(), d.HardwareName()
+	}
 	truncated := 0
 	for i, th := range d.Threads() {
 		if opts.cpu >= 0 && th.CPU != opts.cpu {
@@ -131,8 +120,11 @@ func runBt(ios *IOStreams, opts *btOptions, path string) error {
 		doc.Threads = append(doc.Threads, report.Thread{
 			TID: th.TID, CPU: th.CPU, Crashed: th.Crashed, Signal: th.Signal, Task: th.Comm,
 			Kernel: kernel, Regs: th.Regs, Frames: frames, Reliable: u.Reliable(), StopReason: u.StopReason(),
-			Code: mem,
+			Code: mem, StackHeader: stackHeader, Hardware: hardware,
 		})
+		if th.Crashed {
+			doc.Threads[len(doc.Threads)-1].CrashReason = info.Reason
+		}
 	}
 	if len(doc.Threads) == 0 {
 		return fmt.Errorf("no thread or CPU matches the selection")

@@ -21,16 +21,24 @@ type DumpInfo struct {
 
 // Thread is one thread's (user core) or one CPU's (vmcore) backtrace.
 type Thread struct {
-	TID        int
-	CPU        int // -1 for a user thread
-	Crashed    bool
-	Signal     int
-	Task       string // comm
-	Kernel     bool   // kernel-style text output
-	Regs       ptregs.Regs
-	Frames     []unwind.Frame
-	Reliable   bool
-	StopReason string
+	TID     int
+	CPU     int // -1 for a user thread
+	Crashed bool
+	Signal  int
+	Task    string // comm
+	Kernel  bool   // kernel-style text output
+	// Kernel dumps: the rest of the kernel's own first line of a stack
+	// dump after "Comm: COMM " ("Not tainted 6.1.192 #3"), its
+	// "Hardware name:", and why this CPU is the crashing one. When
+	// StackHeader is set the header is printed exactly as the kernel does
+	// and the crash mark goes on a line of its own.
+	StackHeader string
+	Hardware    string
+	CrashReason string
+	Regs        ptregs.Regs
+	Frames      []unwind.Frame
+	Reliable    bool
+	StopReason  string
 	// Code, when set, reads this thread's text for "Code:" lines (a CPU's
 	// own address space); it overrides TextOptions.Code.
 	Code CodeReader

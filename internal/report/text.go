@@ -71,10 +71,26 @@ func writeKernelThread(w *errWriter, t *Thread, opts TextOptions) {
 	if t.TID != 0 || t.Task != "" {
 		head += fmt.Sprintf(" PID: %d Comm: %s", t.TID, t.Task)
 	}
-	if t.Crashed {
-		head += " (crashed)"
+	if t.StackHeader != "" {
+		// lib/dump_stack.c: "CPU: %d PID: %d Comm: %.20s %s%s %s %.*s".
+		w.printf("%s %s\n", head, t.StackHeader)
+		if t.Hardware != "" {
+			w.printf("Hardware name: %s\n", t.Hardware)
+		}
+		if t.Crashed {
+			if t.CrashReason != "" {
+				w.printf("(crashed: %s)\n", t.CrashReason)
+			} else {
+				w.printf("(crashed)\n")
+			}
+		}
+		w.printf("Call Trace:\n")
+	} else {
+		if t.Crashed {
+			head += " (crashed)"
+		}
+		w.printf("%s\nCall Trace:\n", head)
 	}
-	w.printf("%s\nCall Trace:\n", head)
 	open := unwind.StackUnknown
 	opened := false
 	enter := func(k unwind.StackKind) {
