@@ -53,11 +53,13 @@ type Dump struct {
 	kern  *kernel
 	kdump *KdumpHeader
 	emu   *emuState
+	flat  bool // read through makedumpfile's flattened format
 }
 
 // Open opens the dump file at path: an ELF core file (user core, vmcore,
-// emulator snapshot) or a makedumpfile diskdump ("KDUMP   ") file. Close it
-// when done.
+// emulator snapshot) or a makedumpfile diskdump ("KDUMP   ") file, either
+// of them possibly in makedumpfile's flattened format (as QEMU writes its
+// kdump formats). Close it when done.
 func Open(path string) (*Dump, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -81,14 +83,30 @@ func Open(path string) (*Dump, error) {
 // so r must stay usable until the Dump is no longer used. Close on a Dump
 // made by NewFile does not close r.
 func NewFile(r io.ReaderAt, size int64) (*Dump, error) {
-	var magic [8]byte
-	if size >= 8 {
+	return newFile(r, size, true)
+}
+
+func newFile(r io.ReaderAt, size int64, flatOK bool) (*Dump, error) {
+	var magic [16]byte
+	if size >= 16 {
 		if _, err := r.ReadAt(magic[:], 0); err != nil {
 			return nil, formatErr(0, err, "reading magic")
 		}
 	}
-	if string(magic[:]) == kdumpSignature {
+	if string(magic[:8]) == kdumpSignature {
 		return newKdump(r, size)
+	}
+	if isFlat(magic[:]) && flatOK {
+		fr, err := newFlatReader(r, size)
+		if err != nil {
+			return nil, err
+		}
+		d, err := newFile(fr, fr.size, false)
+		if err != nil {
+			return nil, err
+		}
+		d.flat = true
+		return d, nil
 	}
 	ef, err := readELF(r, size)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/zlib"
 	"encoding/binary"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -127,6 +128,7 @@ func TestWriteFuzzSeeds(t *testing.T) {
 	}
 	write("FuzzDiskdump", 0, q(seedKdump()))
 	write("FuzzDiskdump", 1, q(seedKdumpFlags(true)))
+	write("FuzzDiskdump", 2, q(flatten(seedKdumpFlags(true))))
 	write("FuzzPageWalk", 0, q(cores[1][len(cores[1])-0x2008:]), "uint64(0x1000)", "uint64(0x1234)", "bool(false)")
 }
 
@@ -176,6 +178,18 @@ func FuzzPageWalk(f *testing.F) {
 	})
 }
 
+// checkOpenError requires a failed open to say where: a *FormatError
+// with an offset inside the input.
+func checkOpenError(t *testing.T, err error, size int) {
+	var fe *FormatError
+	if !errors.As(err, &fe) {
+		t.Fatalf("error %T %v is not a *FormatError", err, err)
+	}
+	if fe.Off < 0 || fe.Off > int64(max(size, 464)) {
+		t.Fatalf("error offset %#x outside the %d-byte input: %v", fe.Off, size, err)
+	}
+}
+
 func FuzzDiskdump(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		d, err := NewFile(bytes.NewReader(b), int64(len(b)))
@@ -183,6 +197,7 @@ func FuzzDiskdump(f *testing.F) {
 			if d != nil {
 				t.Fatal("dump and error")
 			}
+			checkOpenError(t, err, len(b))
 			return
 		}
 		buf := make([]byte, 4096)
@@ -200,6 +215,7 @@ func FuzzOpen(f *testing.F) {
 			if d != nil {
 				t.Fatal("dump and error")
 			}
+			checkOpenError(t, err, len(b))
 			return
 		}
 		_ = d.Info()
@@ -217,7 +233,7 @@ func FuzzOpen(f *testing.F) {
 }
 
 func TestFuzzSeedsOpen(t *testing.T) {
-	for _, c := range [][]byte{seedKdump(), seedKdumpFlags(true)} {
+	for _, c := range [][]byte{seedKdump(), seedKdumpFlags(true), flatten(seedKdumpFlags(true))} {
 		d, err := NewFile(bytes.NewReader(c), int64(len(c)))
 		if err != nil {
 			t.Fatal(err)

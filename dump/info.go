@@ -11,6 +11,7 @@ type Info struct {
 	Kind        Kind   `json:"kind"`
 	Format      string `json:"format"`                // "elf" or "kdump"
 	Compression string `json:"compression,omitempty"` // kdump: "zlib", "lzo", "snappy", "zstd", "none"
+	Flattened   bool   `json:"flattened,omitempty"`   // read through makedumpfile's flattened format
 	Release     string `json:"release,omitempty"`
 	// Kernel dumps: uname's version and machine (from init_uts_ns), the
 	// taint state as the kernel prints it, and whether a crash kernel was
@@ -74,6 +75,7 @@ func (d *Dump) Info() Info {
 	if d.kdump != nil {
 		in.Format, in.Compression = "kdump", d.kdump.Compression()
 	}
+	in.Flattened = d.flat
 	for i, t := range d.threads {
 		pc, _ := t.Regs.PC()
 		sp, _ := t.Regs.SP()

@@ -2,6 +2,7 @@ package dump
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -85,6 +86,40 @@ func TestVmcoreStacksMatchTruth(t *testing.T) {
 					if s, ok := st.StackOf(rsp); !ok || s.Kind == unwind.StackUnknown {
 						t.Errorf("cpu %d: interrupted rsp %#x on no known stack", cpu, rsp)
 					}
+				}
+			}
+		})
+	}
+}
+
+// TestVmcoreStacksFromSymbolsAlone: a kdump /proc/vmcore or makedumpfile
+// dump has no QEMU note (no TR, IDT or GS base), so the stacks must come
+// from the kernel's own per-CPU symbols alone: __per_cpu_offset,
+// current_task / cpu_current_top_of_stack / hardirq_stack_ptr, cpu_tss_rw
+// for the IST and entry stacks and idt_table for the IST slots. They must
+// be the ones the QEMU state gives.
+func TestVmcoreStacksFromSymbolsAlone(t *testing.T) {
+	for _, c := range []struct{ scenario, name string }{{"nmibt", "nmibt"}, {"qnmi", "qnmi"}, {"irq", "irq"}} {
+		t.Run(c.name, func(t *testing.T) {
+			d := openKernel(t, c.scenario, c.name)
+			var want []unwind.Stacks
+			for i := range d.Threads() {
+				want = append(want, d.Stacks(i))
+			}
+			d.kern.qemu = nil
+			for i := range d.Threads() {
+				got := d.Stacks(i)
+				kinds := map[unwind.StackKind]bool{}
+				for _, s := range got {
+					kinds[s.Kind] = true
+				}
+				for _, k := range []unwind.StackKind{unwind.StackTask, unwind.StackIRQ, unwind.StackNMI, unwind.StackDB, unwind.StackDF, unwind.StackMC} {
+					if !kinds[k] {
+						t.Errorf("cpu %d: no %v stack from the symbols: %+v", i, k, got)
+					}
+				}
+				if fmt.Sprint(got) != fmt.Sprint(want[i]) {
+					t.Errorf("cpu %d: stacks from symbols\n%+v\nfrom QEMU's state\n%+v", i, got, want[i])
 				}
 			}
 		})
