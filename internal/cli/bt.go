@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -90,7 +91,7 @@ func runBt(ios *IOStreams, opts *btOptions, path string) error {
 		fmt.Fprintln(ios.ErrOut, "warning:", w)
 	}
 	info := d.Info()
-	doc := &report.Document{Dump: report.DumpInfo{Kind: string(info.Kind), Path: path, Release: info.Release}}
+	doc := &report.Document{Dump: report.DumpInfo{Kind: string(info.Kind), Path: path, Release: info.Release, Extra: dumpFacts(&info)}}
 	kernel := info.Kind != "user-core"
 	var stackHeader, hardware string
 	if info.Kind == dump.KindVmcore {
@@ -141,4 +142,30 @@ func runBt(ios *IOStreams, opts *btOptions, path string) error {
 		return &ExitError{Code: ExitPartial, Err: fmt.Errorf("%d trace(s) stopped on an error", truncated)}
 	}
 	return nil
+}
+
+// dumpFacts are the Info fields bt's JSON carries in "dump"."extra".
+func dumpFacts(in *dump.Info) map[string]string {
+	m := map[string]string{"format": in.Format}
+	set := func(k, v string) {
+		if v != "" {
+			m[k] = v
+		}
+	}
+	set("compression", in.Compression)
+	set("kernel_version", in.Version)
+	set("taint", in.Taint)
+	set("panic", in.Panic)
+	if in.CrashTime != nil {
+		set("crash_time", in.CrashTime.UTC().Format(time.RFC3339))
+		set("crash_time_source", in.CrashTimeSource)
+	}
+	set("exe", in.Exe)
+	set("signal_name", in.SigName)
+	set("signal_code_name", in.CodeName)
+	set("fault_addr", in.FaultAddr)
+	if in.Crashed >= 0 {
+		set("crashed_reason", in.Reason)
+	}
+	return m
 }

@@ -290,3 +290,32 @@ func TestEmulatorSnapshotBt(t *testing.T) {
 		t.Errorf("bt with the other kernel does not warn: %s", stderr)
 	}
 }
+
+// TestBtUserCoreFileOptions: the three ways of pointing bt at a core's
+// files (--sysroot with the recorded paths, --exe with --search DIR, --sym
+// for each file, matched by build id) give the same trace.
+func TestBtUserCoreFileOptions(t *testing.T) {
+	dir := corpus.Dir(t, "user")
+	root := sysroot(t, dir)
+	for _, c := range []string{"c_sighandler/O2cfi", "f_nullfnptr/O2nodbg", "h_threads/static"} {
+		t.Run(c, func(t *testing.T) {
+			core := filepath.Join(dir, c, "core")
+			bin, lib := filepath.Join(dir, c, "bin"), filepath.Join(dir, "lib")
+			var outs []string
+			for _, args := range [][]string{
+				{"--sysroot", root},
+				{"--exe", bin, "--search", lib},
+				{"--sym", bin, "--sym", filepath.Join(lib, "libc.so.6"), "--sym", filepath.Join(lib, "ld-linux-x86-64.so.2"), "--search", lib},
+			} {
+				out, stderr, code := run(t, append([]string{"bt", core}, args...)...)
+				if code != ExitOK || strings.Contains(stderr, "warning") {
+					t.Fatalf("%v: exit %d: %s", args, code, stderr)
+				}
+				outs = append(outs, out)
+			}
+			if outs[0] != outs[1] || outs[0] != outs[2] {
+				t.Errorf("the traces differ:\n--sysroot:\n%s\n--exe/--search:\n%s\n--sym:\n%s", outs[0], outs[1], outs[2])
+			}
+		})
+	}
+}

@@ -62,11 +62,14 @@ func writeInfo(w io.Writer, path string, info *dump.Info) {
 		fmt.Fprintf(w, "%-9s %s\n", k+":", fmt.Sprintf(format, args...))
 	}
 	line("file", "%s", path)
+	format := info.Format
 	if info.Compression != "" {
-		line("kind", "%s (%s, %s pages)", info.Kind, info.Format, info.Compression)
-	} else {
-		line("kind", "%s (%s)", info.Kind, info.Format)
+		format += ", " + info.Compression + " pages"
 	}
+	if info.Flattened {
+		format += ", flattened"
+	}
+	line("kind", "%s (%s)", info.Kind, format)
 	if info.Release != "" {
 		line("release", "%s", info.Release)
 	}
