@@ -108,8 +108,12 @@ func runBt(ios *IOStreams, opts *btOptions, path string) error {
 		// A CPU's own address space (its CR3) also reaches the user half,
 		// for the Code: line of a user-mode RIP.
 		mem := d.CPUMemory(th.CPU)
+		var code unwind.Code = set
+		if info.Kind == dump.KindVmcore {
+			code = dumpCode{set, mem}
+		}
 		u := unwind.New(mem, th.Regs, &unwind.Options{
-			Code: set, Stacks: d.Stacks(i), Methods: methods, MaxFrames: opts.maxFrames, Kernel: kernel,
+			Code: code, Stacks: d.Stacks(i), Methods: methods, MaxFrames: opts.maxFrames, Kernel: kernel,
 		})
 		var frames []unwind.Frame
 		for u.Next() {
@@ -123,7 +127,7 @@ func runBt(ios *IOStreams, opts *btOptions, path string) error {
 			Kernel: kernel, Regs: th.Regs, Frames: frames, Reliable: u.Reliable(), StopReason: u.StopReason(),
 			Code: mem, StackHeader: stackHeader, Hardware: hardware,
 		})
-		if th.Crashed {
+		if th.Crashed && info.Kind == dump.KindVmcore {
 			doc.Threads[len(doc.Threads)-1].CrashReason = info.Reason
 		}
 	}

@@ -319,3 +319,46 @@ func TestBtUserCoreFileOptions(t *testing.T) {
 		})
 	}
 }
+
+// TestBtSystemMapOnly: with System.map and no vmlinux (no CFI, no DWARF,
+// no text file) the kernel's code is read from the dump itself, and every
+// CPU of every capture unwinds through the same functions as with
+// vmlinux. Frames the walk cannot prove without CFI (after a .cold
+// fragment, in freed .init.text) may be marked "? ", never dropped.
+func TestBtSystemMapOnly(t *testing.T) {
+	kdir := corpus.Dir(t, "kernel")
+	vmlinux, sysmap := filepath.Join(kdir, "fp", "vmlinux"), filepath.Join(kdir, "fp", "System.map")
+	for key := range loadToolTruth(t) {
+		sc, name, _ := strings.Cut(key, "/")
+		t.Run(name, func(t *testing.T) {
+			core := corpus.Vmcore(t, sc, name)
+			chains := func(args ...string) map[int]string {
+				out, stderr, code := run(t, append([]string{"bt", core, "-o", "json"}, args...)...)
+				if code != ExitOK {
+					t.Fatalf("%v: exit %d: %s", args, code, stderr)
+				}
+				var doc btJSON
+				if err := json.Unmarshal([]byte(out), &doc); err != nil {
+					t.Fatal(err)
+				}
+				m := map[int]string{}
+				for _, th := range doc.Threads {
+					var fs []string
+					for _, f := range th.Frames {
+						if !f.Inlined {
+							fs = append(fs, f.Symbol+"@"+f.PC)
+						}
+					}
+					m[th.CPU] = strings.Join(fs, " ")
+				}
+				return m
+			}
+			want, got := chains("--sym", vmlinux), chains("--system-map", sysmap)
+			for cpu, w := range want {
+				if got[cpu] != w {
+					t.Errorf("cpu %d:\n System.map %s\n vmlinux    %s", cpu, got[cpu], w)
+				}
+			}
+		})
+	}
+}

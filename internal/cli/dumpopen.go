@@ -107,3 +107,38 @@ func fixtureKernel(info *dump.EmulatorInfo) (*symbols.Set, error) {
 	}
 	return nil, fmt.Errorf("no matching kernel: %v", tried)
 }
+
+// dumpCode is the unwinder's Code for a dump: the symbols' own, with the
+// machine code read from the dump's memory where no file has it (a
+// kernel dump opened with only System.map or kallsyms: the kernel's text
+// is in the dump). It reads from pc to the end of pc's symbol, at most
+// maxDumpCode bytes, so prologue analysis works as with vmlinux.
+type dumpCode struct {
+	*symbols.Set
+	mem interface {
+		ReadAt(p []byte, addr uint64) (int, error)
+	}
+}
+
+const maxDumpCode = 64 << 10
+
+// CodeAt implements unwind.Code.
+func (c dumpCode) CodeAt(pc uint64) []byte {
+	if b := c.Set.CodeAt(pc); b != nil {
+		return b
+	}
+	if !c.Set.IsText(pc) {
+		return nil
+	}
+	s, ok := c.Set.Symbol(pc)
+	if !ok || s.Size == 0 || pc-s.Addr >= s.Size {
+		return nil
+	}
+	n := min(s.Addr+s.Size-pc, maxDumpCode)
+	b := make([]byte, n)
+	k, _ := c.mem.ReadAt(b, pc)
+	if k == 0 {
+		return nil
+	}
+	return b[:k]
+}

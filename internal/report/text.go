@@ -68,10 +68,11 @@ func writeKernelThread(w *errWriter, t *Thread, opts TextOptions) {
 		opts.Code = t.Code
 	}
 	head := fmt.Sprintf("CPU: %d", t.CPU)
-	if t.TID != 0 || t.Task != "" {
+	task := t.TID != 0 || t.Task != ""
+	if task {
 		head += fmt.Sprintf(" PID: %d Comm: %s", t.TID, t.Task)
 	}
-	if t.StackHeader != "" {
+	if t.StackHeader != "" && task {
 		// lib/dump_stack.c: "CPU: %d PID: %d Comm: %.20s %s%s %s %.*s".
 		w.printf("%s %s\n", head, t.StackHeader)
 		if t.Hardware != "" {
@@ -86,7 +87,10 @@ func writeKernelThread(w *errWriter, t *Thread, opts TextOptions) {
 		}
 		w.printf("Call Trace:\n")
 	} else {
-		if t.Crashed {
+		switch {
+		case t.Crashed && t.CrashReason != "":
+			head += " (crashed: " + t.CrashReason + ")"
+		case t.Crashed:
 			head += " (crashed)"
 		}
 		w.printf("%s\nCall Trace:\n", head)
