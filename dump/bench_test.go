@@ -3,6 +3,8 @@ package dump
 import (
 	"path/filepath"
 	"testing"
+
+	"github.com/unwind-dev/unwind/unwind"
 )
 
 // benchOpen opens the 128 MiB idle vmcore, reads every CPU's registers and
@@ -44,3 +46,37 @@ func benchOpen(b *testing.B, withSymbols bool) {
 
 func BenchmarkOpenVmcore(b *testing.B)            { benchOpen(b, false) }
 func BenchmarkOpenVmcoreWithSymbols(b *testing.B) { benchOpen(b, true) }
+
+// BenchmarkOpenAndUnwindVmcore is `unwind bt VMCORE --sym vmlinux` without
+// the printing: open the 128 MiB nmibt vmcore, load vmlinux, unwind every
+// CPU through its NMI, IRQ and syscall pt_regs.
+func BenchmarkOpenAndUnwindVmcore(b *testing.B) {
+	path := vmcore(b, "nmibt", "nmibt")
+	vmlinux := filepath.Join(kernelDirTB(b), "vmlinux")
+	b.ReportAllocs()
+	frames := 0
+	for b.Loop() {
+		d, err := Open(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		set, _, err := d.Symbols(SymbolOptions{Files: []string{vmlinux}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i, th := range d.Threads() {
+			u := unwind.New(d.CPUMemory(th.CPU), th.Regs, &unwind.Options{Code: set, Stacks: d.Stacks(i), Kernel: true})
+			for u.Next() {
+				frames++
+			}
+			if u.Err() != nil {
+				b.Fatal(u.Err())
+			}
+		}
+		d.Close()
+		for _, f := range set.Modules() {
+			f.Close()
+		}
+	}
+	b.ReportMetric(float64(frames)/float64(b.N), "frames/op")
+}

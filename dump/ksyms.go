@@ -78,13 +78,14 @@ func (d *Dump) loadKernelSyms(opts SymbolOptions, bias uint64) []string {
 			}
 		}
 		_, hot := k.syms["pcpu_hot"]
-		if off, err := readKernelOffsets(f, hot); err == nil {
+		secs := &dwarfSections{f: f}
+		if off, err := readKernelOffsets(secs, hot); err == nil {
 			k.offsets = off
 		} else {
 			warns = append(warns, path+": "+err.Error())
 		}
 		if fn, ok := k.syms["ktime_get_real_seconds"]; ok && k.offsets.haveDWARF {
-			if v, err := tkCoreXtimeSec(f, fn-bias); err == nil {
+			if v, err := tkCoreXtimeSec(secs, fn-bias); err == nil {
 				k.offsets.tkXtimeSec = v
 			}
 		}
@@ -97,9 +98,9 @@ func (d *Dump) loadKernelSyms(opts SymbolOptions, bias uint64) []string {
 // DWARF and returns the member offsets the stack finder uses.
 // pcpu_hot is looked for only when the kernel has it (Linux ≥ 6.2), so that
 // the scan stops at the first complete task_struct.
-func readKernelOffsets(f *elf.File, hot bool) (kernelOffsets, error) {
+func readKernelOffsets(secs *dwarfSections, hot bool) (kernelOffsets, error) {
 	off := noOffsets()
-	dw, err := firstUnitsDWARF(f)
+	dw, err := firstUnitsDWARF(secs)
 	if err != nil {
 		return off, err
 	}
@@ -212,7 +213,8 @@ const (
 // firstUnitsDWARF loads only the first compilation units of .debug_info (the
 // kernel's early units, init/main.c and friends, define task_struct), so
 // that finding a few offsets does not read tens of megabytes of DWARF.
-func firstUnitsDWARF(f *elf.File) (*dwarf.Data, error) {
+func firstUnitsDWARF(secs *dwarfSections) (*dwarf.Data, error) {
+	f := secs.f
 	info := f.Section(".debug_info")
 	abbrev := f.Section(".debug_abbrev")
 	if info == nil || abbrev == nil || info.Type == elf.SHT_NOBITS {
@@ -244,21 +246,36 @@ func firstUnitsDWARF(f *elf.File) (*dwarf.Data, error) {
 	if _, err := info.ReadAt(buf, 0); err != nil {
 		return nil, err
 	}
-	return dwarfFromUnits(f, buf)
+	return dwarfFromUnits(secs, buf)
 }
 
-// dwarfFromUnits makes a dwarf.Data of some compilation units of f's
-// .debug_info (whole units, with unit-relative references) and f's other
-// DWARF sections.
-func dwarfFromUnits(f *elf.File, info []byte) (*dwarf.Data, error) {
-	data := func(name string) []byte {
-		s := f.Section(name)
-		if s == nil || s.Type == elf.SHT_NOBITS || s.Size > 64<<20 {
-			return nil
-		}
-		b, _ := s.Data()
+// dwarfSections reads the DWARF sections of a vmlinux other than
+// .debug_info, once each, for the dwarf.Data made of a few of its units.
+type dwarfSections struct {
+	f    *elf.File
+	data map[string][]byte
+}
+
+func (s *dwarfSections) get(name string) []byte {
+	if b, ok := s.data[name]; ok {
 		return b
 	}
+	var b []byte
+	if sec := s.f.Section(name); sec != nil && sec.Type != elf.SHT_NOBITS && sec.Size <= 64<<20 {
+		b, _ = sec.Data()
+	}
+	if s.data == nil {
+		s.data = map[string][]byte{}
+	}
+	s.data[name] = b
+	return b
+}
+
+// dwarfFromUnits makes a dwarf.Data of some compilation units of a
+// vmlinux's .debug_info (whole units, with unit-relative references) and
+// its other DWARF sections.
+func dwarfFromUnits(secs *dwarfSections, info []byte) (*dwarf.Data, error) {
+	data := secs.get
 	dw, err := dwarf.New(data(".debug_abbrev"), nil, nil, info, nil, nil, nil, data(".debug_str"))
 	if err != nil {
 		return nil, err

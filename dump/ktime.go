@@ -19,7 +19,8 @@ const (
 // the kernel's wall clock in seconds. Only the compilation unit that
 // holds textAddr (the link-time address of a function of timekeeping.c,
 // found through .debug_aranges) is read.
-func tkCoreXtimeSec(f *elf.File, textAddr uint64) (int64, error) {
+func tkCoreXtimeSec(secs *dwarfSections, textAddr uint64) (int64, error) {
+	f := secs.f
 	off, err := unitAt(f, textAddr)
 	if err != nil {
 		return 0, err
@@ -37,7 +38,7 @@ func tkCoreXtimeSec(f *elf.File, textAddr uint64) (int64, error) {
 	if _, err := info.ReadAt(unit, int64(off)); err != nil {
 		return 0, err
 	}
-	dw, err := dwarfFromUnits(f, unit)
+	dw, err := dwarfFromUnits(secs, unit)
 	if err != nil {
 		return 0, err
 	}
