@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"os"
+	"path/filepath"
+	"runtime"
 	"testing"
 
 	"github.com/unwind-dev/unwind/ptregs"
@@ -167,4 +170,51 @@ func TestNotCore(t *testing.T) {
 			t.Errorf("%q opened", b)
 		}
 	}
+}
+
+// TestOpenIsLazy: opening a dump and reading from it costs memory for the
+// headers and what is read, not for the dump's size. The core here holds
+// a 16 GiB PT_LOAD (a sparse file: it takes no disk space).
+func TestOpenIsLazy(t *testing.T) {
+	const big = 16 << 30
+	c := buildCore([]synthNote{prstatusNote(1, 0x1000, 0x3000), {"QEMU", 0, make([]byte, 440)},
+		{"VMCOREINFO", 0, []byte("OSRELEASE=6.1.0\nPAGESIZE=4096\n")}}, []synthLoad{{paddr: 0, data: make([]byte, 4096)}})
+	// Grow the load's p_filesz/p_memsz to 16 GiB; the bytes past the
+	// first page are a hole in the file.
+	le := binary.LittleEndian
+	le.PutUint64(c[64+56+32:], big)
+	le.PutUint64(c[64+56+40:], big)
+	path := filepath.Join(t.TempDir(), "big.vmcore")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(c); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(int64(len(c)) + big); err != nil {
+		t.Skipf("no sparse file: %v", err)
+	}
+	f.Close()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	d, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4096)
+	for pa := uint64(0); pa < big; pa += big / 64 {
+		if _, err := d.PhysMemory().ReadAt(buf, pa); err != nil {
+			t.Fatalf("phys %#x: %v", pa, err)
+		}
+	}
+	_ = d.Info()
+	runtime.ReadMemStats(&after)
+	d.Close()
+	alloc := after.TotalAlloc - before.TotalAlloc
+	if alloc > 1<<20 {
+		t.Errorf("opening a 16 GiB dump and reading 64 pages allocated %d bytes", alloc)
+	}
+	t.Logf("open + 64 page reads of a 16 GiB dump: %d bytes allocated", alloc)
 }
