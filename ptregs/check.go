@@ -117,17 +117,41 @@ func (p *PtRegs) Check(opt CheckOptions) error {
 //   - sp is canonical and, in kernel mode with opt.OnStack set, on a known
 //     stack.
 func (f *IretFrame) Check(opt CheckOptions) error {
-	if err := checkSelectors(f.CS, f.SS, opt); err != nil {
-		return err
+	if e, ok := f.check(opt); !ok {
+		ce := new(CheckError)
+		*ce = e
+		return ce
+	}
+	return nil
+}
+
+// Plausible reports whether Check would accept f, without building the
+// error: an unwinder trying candidate frames rejects most of them.
+func (f *IretFrame) Plausible(opt CheckOptions) bool {
+	_, ok := f.check(opt)
+	return ok
+}
+
+// Plausible reports whether Check would accept p, without building the
+// error.
+func (p *PtRegs) Plausible(opt CheckOptions) bool {
+	f := p.Iret()
+	return f.Plausible(opt)
+}
+
+// check applies the rules of Check; ok is false with the failure in e.
+func (f *IretFrame) check(opt CheckOptions) (e CheckError, ok bool) {
+	if e, ok := checkSelectors(f.CS, f.SS, opt); !ok {
+		return e, false
 	}
 	if f.Flags&flagFixed == 0 {
-		return &CheckError{"flags", f.Flags, "bit 1 (always set) is clear"}
+		return CheckError{"flags", f.Flags, "bit 1 (always set) is clear"}, false
 	}
 	if f.Flags&flagReserved != 0 {
-		return &CheckError{"flags", f.Flags, "reserved bits (3, 5, 15, 22-63) set"}
+		return CheckError{"flags", f.Flags, "reserved bits (3, 5, 15, 22-63) set"}, false
 	}
 	if f.Flags&flagVM != 0 {
-		return &CheckError{"flags", f.Flags, "VM (virtual-8086) set, impossible in long mode"}
+		return CheckError{"flags", f.Flags, "VM (virtual-8086) set, impossible in long mode"}, false
 	}
 	canonical, userTop := Canonical, uint64(1)<<47
 	if opt.LA57 {
@@ -135,42 +159,42 @@ func (f *IretFrame) Check(opt CheckOptions) error {
 	}
 	user := UserMode(f.CS)
 	if !canonical(f.IP) {
-		return &CheckError{"ip", f.IP, "not canonical"}
+		return CheckError{"ip", f.IP, "not canonical"}, false
 	}
 	switch {
 	case user && selector(f.CS) == UserCS32 && f.IP > 0xffffffff:
-		return &CheckError{"ip", f.IP, "compat-mode ip above 4 GiB"}
+		return CheckError{"ip", f.IP, "compat-mode ip above 4 GiB"}, false
 	case user && f.IP >= userTop && f.IP&^0xfff != VsyscallPage:
-		return &CheckError{"ip", f.IP, "user-mode ip above the user address range"}
+		return CheckError{"ip", f.IP, "user-mode ip above the user address range"}, false
 	case !user && opt.IsText != nil && !opt.IsText(f.IP):
-		return &CheckError{"ip", f.IP, "kernel-mode ip not in kernel text"}
+		return CheckError{"ip", f.IP, "kernel-mode ip not in kernel text"}, false
 	}
 	if !canonical(f.SP) {
-		return &CheckError{"sp", f.SP, "not canonical"}
+		return CheckError{"sp", f.SP, "not canonical"}, false
 	}
 	if !user && opt.OnStack != nil && !opt.OnStack(f.SP) {
-		return &CheckError{"sp", f.SP, "kernel-mode sp not on a known stack"}
+		return CheckError{"sp", f.SP, "kernel-mode sp not on a known stack"}, false
 	}
-	return nil
+	return CheckError{}, true
 }
 
 // checkSelectors applies the cs and ss rules of IretFrame.Check.
-func checkSelectors(cs, ss uint64, opt CheckOptions) error {
+func checkSelectors(cs, ss uint64, opt CheckOptions) (CheckError, bool) {
 	ldt := func(sel uint64) bool { return opt.LDT && sel&7 == 7 }
 	c, s := selector(cs), selector(ss)
 	switch {
 	case c == KernelCS:
 		if s != 0 && s != KernelDS {
-			return &CheckError{"ss", ss, "kernel-mode ss is neither 0 nor 0x18"}
+			return CheckError{"ss", ss, "kernel-mode ss is neither 0 nor 0x18"}, false
 		}
 	case c == UserCS || c == UserCS32 || ldt(c):
 		if s != UserDS && !ldt(s) {
-			return &CheckError{"ss", ss, "user-mode ss is not 0x2b"}
+			return CheckError{"ss", ss, "user-mode ss is not 0x2b"}, false
 		}
 	case c == Kernel32CS:
-		return &CheckError{"cs", cs, "__KERNEL32_CS (0x08) is never saved by 64-bit entry code"}
+		return CheckError{"cs", cs, "__KERNEL32_CS (0x08) is never saved by 64-bit entry code"}, false
 	default:
-		return &CheckError{"cs", cs, "not a Linux x86-64 code selector (0x10, 0x33, 0x23)"}
+		return CheckError{"cs", cs, "not a Linux x86-64 code selector (0x10, 0x33, 0x23)"}, false
 	}
-	return nil
+	return CheckError{}, true
 }

@@ -65,6 +65,9 @@ func TestCheck(t *testing.T) {
 			if perr := p.Check(tc.opt); (perr == nil) != (err == nil) {
 				t.Errorf("PtRegs.Check %v, IretFrame.Check %v", perr, err)
 			}
+			if tc.f.Plausible(tc.opt) != (err == nil) || p.Plausible(tc.opt) != (err == nil) {
+				t.Errorf("Plausible %v / %v, Check %v", tc.f.Plausible(tc.opt), p.Plausible(tc.opt), err)
+			}
 			if tc.field == "" {
 				if err != nil {
 					t.Errorf("rejected a plausible frame: %v", err)

@@ -32,6 +32,9 @@ func FuzzDecodePtRegs(f *testing.F) {
 		}
 		opt := CheckOptions{IsText: func(uint64) bool { return true }, OnStack: func(uint64) bool { return true }}
 		ferr := fr.Check(opt)
+		if fr.Plausible(opt) != (ferr == nil) {
+			t.Fatalf("Plausible %v, Check %v", fr.Plausible(opt), ferr)
+		}
 		var ce *CheckError
 		if ferr != nil && !errors.As(ferr, &ce) {
 			t.Fatalf("Check returned %T", ferr)

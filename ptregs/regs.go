@@ -58,8 +58,10 @@ func RegByName(name string) (Reg, bool) {
 // unwinder can keep one per frame without allocating. The zero value has no
 // valid register.
 type Regs struct {
-	v     [NumRegs]uint64
+	// valid comes first: a Regs is typically zeroed and then Set, and
+	// Set's read of valid is then served by the first zeroing store.
 	valid uint32
+	v     [NumRegs]uint64
 }
 
 // Get returns the value of r and whether it is known. An out-of-range r is
