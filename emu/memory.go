@@ -28,6 +28,17 @@ type Mem struct {
 	pages  map[uint64]*page // zeroPage until first written (copy on write)
 	lastPN uint64           // one-entry translation cache
 	last   *page
+	// rd is ReadAt's own translation cache: an unwinder reads stack and
+	// code pages by turns, which the one-entry cache cannot hold. Only
+	// pages with their own storage are kept: a page number's page never
+	// changes after its first write (zeroPage is replaced once, by own).
+	rd     [4]rdEntry
+	rdNext uint8
+}
+
+type rdEntry struct {
+	pn uint64
+	p  *page
 }
 
 var _ unwind.Memory = (*Mem)(nil)
@@ -99,6 +110,22 @@ func (m *Mem) Mapped(addr, n uint64) bool {
 // ReadAt implements unwind.Memory: it copies len(p) bytes from addr. It
 // stops at the first unmapped byte and returns a *unwind.MemoryError for it.
 func (m *Mem) ReadAt(p []byte, addr uint64) (int, error) {
+	if off := addr & pageMask; off+uint64(len(p)) <= pageSize {
+		// Within one page, the unwinder's case.
+		pn := addr >> pageShift
+		for i := range m.rd {
+			if e := &m.rd[i]; e.p != nil && e.pn == pn {
+				return copy(p, e.p.data[off:]), nil
+			}
+		}
+		if pg := m.pages[pn]; pg != nil {
+			if pg != zeroPage {
+				m.rd[m.rdNext&3] = rdEntry{pn: pn, p: pg}
+				m.rdNext++
+			}
+			return copy(p, pg.data[off:]), nil
+		}
+	}
 	done := 0
 	for done < len(p) {
 		a := addr + uint64(done)
