@@ -24,21 +24,26 @@ var callLens = [...]int{5, 2, 3, 6, 7, 4, 8, 9}
 // alternatives, static calls) and, when those do not decode as a call (or
 // a user core does not hold its text pages), at the Code's file image.
 func (u *Unwinder) callBefore(ra uint64) (callKind, uint64) {
+	var win [9]byte
+	n := u.callWindow(ra, &win)
+	return u.callBeforeWin(ra, &win, n)
+}
+
+// callBeforeWin is callBefore with the memory before ra already read: win
+// holds its 9 bytes when n is 9 (callWindow).
+func (u *Unwinder) callBeforeWin(ra uint64, mem *[9]byte, n uint8) (callKind, uint64) {
 	if ra < 9 {
 		return notCall, 0
 	}
-	var win [9]byte
-	if u.mem != nil {
-		if k, _ := u.mem.ReadAt(win[:], ra-9); k == len(win) {
-			if kind, target := decodeCallBefore(&win, len(win), ra); kind != notCall {
-				return kind, target
-			}
+	if n == 9 {
+		if kind, target := decodeCallBefore(mem, len(mem), ra); kind != notCall {
+			return kind, target
 		}
 	}
 	if u.opts.Code != nil {
 		for l := 9; l >= 2; l-- {
 			if b := u.opts.Code.CodeAt(ra - uint64(l)); len(b) >= l {
-				win = [9]byte{}
+				var win [9]byte
 				copy(win[9-l:], b[:l])
 				return decodeCallBefore(&win, l, ra)
 			}
@@ -66,48 +71,26 @@ func decodeCallBefore(win *[9]byte, n int, ra uint64) (callKind, uint64) {
 	return notCall, 0
 }
 
-// callCache remembers call-site verdicts: validation decodes code, which is
-// too slow for every frame of a deep stack.
-type callCache [1024]struct {
-	ra, callee uint64
-	set, ok    bool
-}
-
-// callsiteOK reports whether ra is a plausible return address for a frame
-// whose callee (the frame below) starts at callee (0 when unknown): ra is
-// text, the bytes before it are a call, and a direct call's target is the
-// callee, a stub in front of it (PLT entry, thunk, static-call trampoline),
-// or the parent of its .cold/.part clone.
-func (u *Unwinder) callsiteOK(ra, callee uint64) bool {
-	if u.c == nil {
-		return u.checkCallsite(ra, callee)
-	}
-	e := u.pcEntry(ra)
-	if e.callSet && e.callee == callee {
-		return e.callOK
-	}
-	if c := &u.c.calls[slot(ra^callee<<1, 10)]; c.set && c.ra == ra && c.callee == callee {
-		// A second callee for the same return address (a scan, a
-		// retried strategy): the pair cache keeps both.
-		e.callee, e.callSet, e.callOK = callee, true, c.ok
-		return c.ok
-	}
-	ok := u.checkCallsite(ra, callee)
-	e.callee, e.callSet, e.callOK = callee, true, ok
-	c := &u.c.calls[slot(ra^callee<<1, 10)]
-	c.ra, c.callee, c.set, c.ok = ra, callee, true, ok
-	return ok
-}
-
-func (u *Unwinder) checkCallsite(ra, callee uint64) bool {
+// checkCallsite decides callsiteOK with the memory before ra already read
+// (callWindow). static says the verdict depends on no other memory, so
+// that it may be cached with the window.
+func (u *Unwinder) checkCallsite(ra, callee uint64, win *[9]byte, wn uint8) (ok, static bool) {
 	c := u.opts.Code
 	if c == nil || ra == 0 || !c.IsText(ra-1) {
-		return false
+		return false, true
 	}
+	static = u.restoreRTStatic(ra)
 	if u.atRestoreRT(ra) {
-		return true // the signal trampoline the kernel makes a handler return to
+		return true, static // the signal trampoline the kernel makes a handler return to
 	}
-	kind, target := u.callBefore(ra)
+	return u.callTargetOK(ra, callee, win, wn), static
+}
+
+// callTargetOK reports whether the instruction before ra is a call that
+// can have called callee.
+func (u *Unwinder) callTargetOK(ra, callee uint64, win *[9]byte, wn uint8) bool {
+	c := u.opts.Code
+	kind, target := u.callBeforeWin(ra, win, wn)
 	switch kind {
 	case indirectCall:
 		return true

@@ -1,104 +1,80 @@
 package unwind
 
 import (
-	"errors"
+	"encoding/binary"
 	"fmt"
 
 	"github.com/unwind-dev/unwind/internal/cfi"
 	"github.com/unwind-dev/unwind/ptregs"
-	"github.com/unwind-dev/unwind/symbols"
 )
-
-// rowCache is a small direct-mapped cache of CFI rows (and misses) keyed by
-// lookup PC, so a warm walk makes no Code.FindCFI call.
-type rowCache struct {
-	e [64]struct {
-		pc   uint64
-		set  bool
-		miss bool
-		err  error
-		row  symbols.CFIRow
-	}
-}
-
-func (u *Unwinder) findRow(pc uint64) (*symbols.CFIRow, error) {
-	if u.c == nil {
-		if err := u.opts.Code.FindCFI(pc, &u.rowBuf); err != nil {
-			return nil, err
-		}
-		return &u.rowBuf, nil
-	}
-	e := &u.c.rows.e[slot(pc, 6)]
-	if e.set && e.pc == pc {
-		if e.miss {
-			return nil, e.err
-		}
-		return &e.row, nil
-	}
-	err := u.opts.Code.FindCFI(pc, &e.row)
-	e.pc, e.set, e.miss, e.err = pc, true, err != nil, err
-	if err != nil {
-		return nil, err
-	}
-	return &e.row, nil
-}
 
 // cfiStep unwinds with the CFI row at the frame's lookup PC. end is set at
 // the outermost frame (an undefined return address, or a zero one).
 func (u *Unwinder) cfiStep(next *Frame) (ok, end bool, err error) {
 	f := u.cur
-	row, err := u.findRow(f.LookupPC)
+	row, err := u.findCRow(f)
 	if err != nil {
-		if errors.Is(err, cfi.ErrNoFDE) {
+		if isNoFDE(err) {
 			return false, false, nil
 		}
 		return false, false, fmt.Errorf("cfi: %w", err)
 	}
-	ra := row.RetAddrReg
-	if int(ra) >= len(row.Regs) {
-		ra = uint8(ptregs.RIP)
-	}
-	if row.Regs[ra].Kind == cfi.RuleUndefined {
+	if row.raKind == cfi.RuleUndefined {
 		return false, true, nil
 	}
-	caller, cfa, fast := u.fastStep(row, &f.Regs)
+	// Copy what is needed of the row: it lives in a cache entry that a
+	// later lookup may reuse.
+	signal, r15Full := row.signal, row.r15Full
+	raSlot, raOff := row.raKind == cfi.RuleOffset, row.raOff
+	// The caller's registers are built in place: whichever strategy
+	// finds the caller overwrites them.
+	caller := &next.Regs
+	var cfa uint64
+	fast := false
+	if row.fast {
+		fast = u.fastStep(row, &f.Regs, caller, &cfa)
+	}
 	if !fast {
-		caller, cfa, err = row.Step(&f.Regs, u.mem)
+		full, ferr := u.findRow(f.LookupPC)
+		if ferr != nil {
+			return false, false, fmt.Errorf("cfi: %w", ferr)
+		}
+		*caller, cfa, err = full.Step(&f.Regs, u.mem)
 	}
 	if err != nil {
 		return false, false, fmt.Errorf("cfi: %w", err)
 	}
 	pc, okPC := caller.PC()
 	if !okPC {
-		return false, false, errors.New("cfi: return address unknown")
+		return false, false, errCFINoRA
 	}
 	// The caller of a kernel entry stub's signal frame is interrupted
 	// code: its RIP need not be text (a call through a NULL pointer
 	// faults with RIP 0; the next step takes the caller from [sp]).
-	entry := row.SignalFrame && u.opts.Kernel
+	entry := signal && u.opts.Kernel
 	switch {
 	case entry:
 		if !ptregs.Canonical(pc) {
-			return false, false, fmt.Errorf("cfi: interrupted rip %#x is not canonical", pc)
+			return false, false, u.errorf("cfi: interrupted rip %#x is not canonical", xarg(pc))
 		}
 	case pc == 0:
 		return false, true, nil
 	case !u.isRetText(pc):
-		return false, false, fmt.Errorf("cfi: return address %#x is not text", pc)
+		return false, false, u.errorf("cfi: return address %#x is not text", xarg(pc))
 	}
 	sp, okSP := caller.SP()
 	if !okSP {
 		sp = cfa
 	}
 	slot := uint64(0)
-	if r := row.Regs[ra]; r.Kind == cfi.RuleOffset {
-		slot = cfa + uint64(r.Offset)
+	if raSlot {
+		slot = cfa + uint64(raOff)
 	}
-	callFrame(next, pc, sp, cfa, slot, &caller, MethodCFI, true)
-	if row.SignalFrame {
+	callFrame(next, pc, sp, cfa, slot, caller, MethodCFI, true)
+	if signal {
 		next.LookupPC = pc
 		if u.opts.Kernel {
-			u.cfiEntryFrame(next, row, cfa)
+			u.cfiEntryFrame(next, r15Full, cfa)
 		} else {
 			next.Kind = KindSignal
 			next.Entry = "signal"
@@ -115,15 +91,10 @@ func (u *Unwinder) cfiStep(next *Frame) (ok, end bool, err error) {
 // the stub describes) gives CS, RFLAGS and SS once it agrees with the RIP
 // and RSP the CFI recovered. When the row shows the whole pt_regs saved
 // (r15 at CFA-168) the frame carries it; before that it is Partial.
-func (u *Unwinder) cfiEntryFrame(next *Frame, row *symbols.CFIRow, cfa uint64) {
+func (u *Unwinder) cfiEntryFrame(next *Frame, r15Full bool, cfa uint64) {
 	f := u.cur
 	next.Kind = KindInterrupted
-	stub := ""
-	if f.SymOK {
-		stub = f.Sym.Name
-	} else if s, ok := u.opts.Code.Symbol(f.LookupPC); ok {
-		stub = s.Name
-	}
+	stub, e := u.stubOf(f)
 	b := u.scratch[:ptregs.IretFrameSize]
 	iret := cfa - ptregs.IretFrameSize
 	p := ptregs.PtRegs{IP: next.PC, SP: next.SP, OrigAX: ^uint64(0)}
@@ -135,7 +106,7 @@ func (u *Unwinder) cfiEntryFrame(next *Frame, row *symbols.CFIRow, cfa uint64) {
 		}
 	}
 	next.Partial = true
-	if r := row.Regs[ptregs.R15]; next.RegsAddr != 0 && r.Kind == cfi.RuleOffset && r.Offset == -ptregs.PtRegsSize {
+	if next.RegsAddr != 0 && r15Full {
 		addr := cfa - ptregs.PtRegsSize
 		if n, _ := u.mem.ReadAt(u.block[:], addr); n == len(u.block) {
 			if full, err := ptregs.DecodePtRegs(u.block[:]); err == nil && full.IP == p.IP && full.SP == p.SP &&
@@ -146,7 +117,7 @@ func (u *Unwinder) cfiEntryFrame(next *Frame, row *symbols.CFIRow, cfa uint64) {
 			}
 		}
 	}
-	if next.Partial && entryFromSymbol(stub) == "syscall" && p.CS == 0 {
+	if next.Partial && e == "syscall" && p.CS == 0 {
 		// SYSCALL pushes no frame: the interrupted context is user mode,
 		// with the user RSP the CFI recovered. While the stub keeps that
 		// RSP only in a per-CPU slot the CFI says so (undefined), and the
@@ -165,56 +136,67 @@ func (u *Unwinder) cfiEntryFrame(next *Frame, row *symbols.CFIRow, cfa uint64) {
 	}
 	s, _ := u.stackOf(next.RegsAddr)
 	next.PtRegs = p
-	next.Entry = entryName(stub, &p, s.Kind)
+	next.Entry = entryNameOf(stub, e, &p, s.Kind)
 }
 
 // fastStep applies a row whose rules are all simple (CFA = reg+offset;
 // undefined, same-value, offset, val-offset and register columns) without
-// going through the general evaluator. ok is false when the row needs the
-// general one (expressions) or a read failed, so Row.Step reports the error.
-func (u *Unwinder) fastStep(row *symbols.CFIRow, callee *ptregs.Regs) (caller ptregs.Regs, cfa uint64, ok bool) {
-	if row.CFA.Kind != cfi.RuleCFA {
-		return caller, 0, false
-	}
-	base, okB := callee.Get(ptregs.Reg(row.CFA.Reg))
+// going through the general evaluator, into caller and cfa. It returns
+// false when a read failed, so that Row.Step reports the error. The saved
+// registers are read with one memory access when they lie within maxSpan
+// bytes; when that read fails, one by one (the span may cover memory no
+// rule reads).
+func (u *Unwinder) fastStep(row *crow, callee, caller *ptregs.Regs, cfa *uint64) bool {
+	base, okB := callee.Get(ptregs.Reg(row.cfaReg))
 	if !okB {
-		return caller, 0, false
+		return false
 	}
-	cfa = base + uint64(row.CFA.Offset)
-	for col := range row.Regs {
-		r := &row.Regs[col]
-		switch r.Kind {
-		case cfi.RuleUndefined:
-		case cfi.RuleSameValue:
-			if v, ok := callee.Get(ptregs.Reg(col)); ok {
-				caller.Set(ptregs.Reg(col), v)
-			}
-		case cfi.RuleOffset:
-			v, ok := u.read64(cfa + uint64(r.Offset))
-			if !ok {
-				return caller, 0, false
-			}
-			caller.Set(ptregs.Reg(col), v)
-		case cfi.RuleValOffset:
-			caller.Set(ptregs.Reg(col), cfa+uint64(r.Offset))
-		case cfi.RuleRegister:
-			if v, ok := callee.Get(ptregs.Reg(r.Reg)); ok {
-				caller.Set(ptregs.Reg(col), v)
-			}
-		default:
-			return caller, 0, false
+	c := base + uint64(row.cfaOff)
+	var span []byte
+	if row.spanN > 0 && u.mem != nil {
+		b := u.span[:row.spanN]
+		if n, _ := u.mem.ReadAt(b, c+uint64(row.spanLo)); n == len(b) {
+			span = b
 		}
 	}
-	ra := row.RetAddrReg
-	if int(ra) < len(row.Regs) && ra != uint8(ptregs.RIP) {
+	*caller = ptregs.Regs{}
+	for i := range row.rules[:row.n] {
+		r := &row.rules[i]
+		col := ptregs.Reg(r.col)
+		switch r.kind {
+		case cfi.RuleSameValue:
+			if v, ok := callee.Get(col); ok {
+				caller.Set(col, v)
+			}
+		case cfi.RuleOffset:
+			if span != nil {
+				caller.Set(col, binary.LittleEndian.Uint64(span[r.off-row.spanLo:]))
+				break
+			}
+			v, ok := u.read64(c + uint64(r.off))
+			if !ok {
+				return false
+			}
+			caller.Set(col, v)
+		case cfi.RuleValOffset:
+			caller.Set(col, c+uint64(r.off))
+		case cfi.RuleRegister:
+			if v, ok := callee.Get(ptregs.Reg(r.reg)); ok {
+				caller.Set(col, v)
+			}
+		}
+	}
+	ra := row.retReg
+	if int(ra) < cfi.NumCols && ra != uint8(ptregs.RIP) {
 		if v, ok := caller.Get(ptregs.Reg(ra)); ok {
 			caller.Set(ptregs.RIP, v)
 		} else {
 			caller.Clear(ptregs.RIP)
 		}
 	}
-	if row.Regs[ptregs.RSP].Kind == cfi.RuleUndefined || row.Regs[ptregs.RSP].Kind == cfi.RuleSameValue {
-		caller.Set(ptregs.RSP, cfa)
+	if row.rspCFA {
+		caller.Set(ptregs.RSP, c)
 	}
-	return caller, cfa, true
+	*cfa = c
+	return true
 }

@@ -319,3 +319,37 @@ func TestDegenerateInputs(t *testing.T) {
 		t.Error("wild registers: no error")
 	}
 }
+
+// TestWarmChains walks synthetic chains fresh and then warm (the same
+// Unwinder reset, the frame-pointer walk on its fast path): the traces
+// must be identical, frame for frame.
+func TestWarmChains(t *testing.T) {
+	for _, n := range []int{2, 30, 200} {
+		for _, ch := range []*chain{fpChain(n, false), fpChain(n, true), cfiChain(n)} {
+			for _, m := range []Method{MethodFP, MethodFP | MethodSignal, MethodFP | MethodScan, MethodCFI, 0} {
+				walk := func(u *Unwinder) ([]Frame, string) {
+					var fs []Frame
+					for u.Next() {
+						fs = append(fs, u.Frame())
+					}
+					return fs, fmt.Sprintf("%v %q %v", u.Reliable(), u.StopReason(), u.Err())
+				}
+				var mem Memory = ch.mem
+				u := New(mem, ch.regs, &Options{Code: ch.code, Stacks: ch.stacks, Methods: m})
+				fresh, fe := walk(u)
+				for k := 0; k < 2; k++ {
+					u.Reset(mem, ch.regs)
+					warm, we := walk(u)
+					if fe != we || len(fresh) != len(warm) {
+						t.Fatalf("n %d methods %v walk %d: %s (%d frames) / %s (%d frames)", n, m, k, fe, len(fresh), we, len(warm))
+					}
+					for i := range fresh {
+						if fresh[i] != warm[i] {
+							t.Fatalf("n %d methods %v walk %d frame %d:\n%+v\n%+v", n, m, k, i, fresh[i], warm[i])
+						}
+					}
+				}
+			}
+		}
+	}
+}

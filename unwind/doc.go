@@ -95,10 +95,19 @@
 //
 // # Performance
 //
-// An Unwinder caches CFI rows, symbols, prologue analyses and call-site
-// verdicts per PC (one entry per PC holds the symbol, the analysis and the
-// call-site verdict, so a frame-pointer step touches one cache line set);
-// Reset reuses them. A warm walk does not allocate.
+// An Unwinder caches, per frame PC and lookup PC, what a step needs that
+// depends only on the Code and the stack bounds: the symbol, the entry
+// stub it belongs to, the CFI row in a compact form (shared by every PC
+// and function with the same rules), the prologue analysis (kept
+// resumable, so that stopping at every instruction of a function decodes
+// each instruction once) and the start of the function; the stack
+// oracle's answers are remembered per address. The call-site verdict for a
+// return address is kept with the bytes before it that it was decoded
+// from, and used only while memory still holds them: a live target patches
+// its code between two walks. Reset keeps the caches, and Sibling shares
+// them between Unwinders with other strategy sets. A warm walk does not
+// allocate: the error of a rejected candidate is built only when the walk
+// fails on it and Err or StopReason asks.
 //
 // # Security
 //

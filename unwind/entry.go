@@ -52,15 +52,8 @@ import (
 // kernel thread.
 func (u *Unwinder) entryStep(next *Frame) (ok, end bool, err error) {
 	f := u.cur
-	stub := ""
-	if f.SymOK {
-		stub = f.Sym.Name
-	} else if c := u.opts.Code; c != nil {
-		if s, ok := c.Symbol(f.LookupPC); ok {
-			stub = s.Name
-		}
-	}
-	isStub := entryFromSymbol(stub) != ""
+	stub, entry := u.stubOf(f)
+	isStub := entry != ""
 	rbp, okBP := f.Regs.Get(ptregs.RBP)
 	if okBP && rbp&7 == 0 && (rbp == f.SP || (isStub && rbp > f.SP && rbp-f.SP < 4096)) {
 		// A marker return address: rbp points at {interrupted rbp,
@@ -70,7 +63,7 @@ func (u *Unwinder) entryStep(next *Frame) (ok, end bool, err error) {
 		// still has the stub's rbp, and taking the record there would
 		// skip the stub.
 		if m, ok := u.read64(rbp + 8); ok && u.isEntryMarker(m) {
-			if err := u.ptregsFrame(next, rbp+16, stub, true); err == nil {
+			if err := u.ptregsFrame(next, rbp+16, stub, entry, true, false); err == nil {
 				return true, false, nil
 			} else {
 				return false, false, err
@@ -84,15 +77,15 @@ func (u *Unwinder) entryStep(next *Frame) (ok, end bool, err error) {
 			// is a known entry stub. Such a pt_regs is believed even when
 			// its RIP is not text (a call through a NULL pointer).
 			strong := isStub && addr == f.SP
-			if err := u.ptregsFrame(next, addr, stub, strong); err == nil {
+			if err := u.ptregsFrame(next, addr, stub, entry, strong, addr != f.SP); err == nil {
 				return true, false, nil
 			} else if addr == f.SP {
 				return false, false, err
 			}
 		}
 	}
-	if s, ok := u.stackOf(f.SP); ok && s.Kind == StackTask && f.SP+ptregs.PtRegsSize == s.Hi && f.Index > 0 {
-		if err := u.ptregsFrame(next, f.SP, stub, false); err != nil {
+	if u.opts.Stacks != nil && f.Index > 0 && u.stackAt(f.SP).taskTop {
+		if err := u.ptregsFrame(next, f.SP, stub, entry, false, false); err != nil {
 			return false, false, err
 		}
 		if !ptregs.UserMode(next.PtRegs.CS) {
@@ -101,18 +94,11 @@ func (u *Unwinder) entryStep(next *Frame) (ok, end bool, err error) {
 		return true, false, nil
 	}
 	if isStub && f.Index > 0 {
-		if err := u.ptregsFrame(next, f.SP, stub, false); err == nil {
+		if err := u.ptregsFrame(next, f.SP, stub, entry, false, true); err == nil {
 			return true, false, nil
 		}
 	}
 	return false, false, nil
-}
-
-func (u *Unwinder) stackOf(addr uint64) (Stack, bool) {
-	if u.opts.Stacks == nil {
-		return Stack{}, false
-	}
-	return u.opts.Stacks.StackOf(addr)
 }
 
 func (u *Unwinder) checkOptions() ptregs.CheckOptions {
@@ -121,7 +107,7 @@ func (u *Unwinder) checkOptions() ptregs.CheckOptions {
 		o.IsText = u.opts.Code.IsText
 	}
 	if u.opts.Stacks != nil {
-		o.OnStack = func(sp uint64) bool { _, ok := u.opts.Stacks.StackOf(sp); return ok }
+		o.OnStack = u.onKnownStack
 	}
 	return o
 }
@@ -132,12 +118,17 @@ func (u *Unwinder) checkOptions() ptregs.CheckOptions {
 // marker return address, a CFI signal frame of an entry stub): its kernel
 // RIP then need only be canonical, not text, since a call through a NULL or
 // wild pointer faults with exactly such a RIP; the next step takes the
-// caller from [sp].
-func (u *Unwinder) ptregsFrame(next *Frame, addr uint64, stub string, strong bool) error {
+// caller from [sp]. entry is entryFromSymbol(stub). quiet says the caller
+// drops the error of a rejected candidate: it is then errRejected, not a
+// description.
+func (u *Unwinder) ptregsFrame(next *Frame, addr uint64, stub, entry string, strong, quiet bool) error {
 	if u.mem == nil {
-		return errors.New("no memory")
+		return errNoMemory
 	}
 	if n, err := u.mem.ReadAt(u.block[:], addr); n != len(u.block) {
+		if quiet {
+			return errRejected
+		}
 		if err == nil {
 			err = &MemoryError{Addr: addr, Len: len(u.block)}
 		}
@@ -151,18 +142,118 @@ func (u *Unwinder) ptregsFrame(next *Frame, addr uint64, stub string, strong boo
 	if strong {
 		opt.IsText = nil
 	}
-	if err := p.Check(opt); err != nil {
-		return fmt.Errorf("pt_regs at %#x: %w", addr, err)
-	}
-	if !ptregs.Canonical(p.SP) || !ptregs.Canonical(p.IP) {
-		return fmt.Errorf("pt_regs at %#x: non-canonical ip or sp", addr)
+	if !p.Plausible(opt) || !ptregs.Canonical(p.SP) || !ptregs.Canonical(p.IP) {
+		if quiet {
+			return errRejected
+		}
+		return u.deferPtRegs(addr, &p, strong)
 	}
 	s, _ := u.stackOf(addr)
 	*next = Frame{PC: p.IP, LookupPC: p.IP, SP: p.SP, Slot: addr + ptregs.PtRegsIretOffset,
 		Regs: p.Regs(), Kind: KindInterrupted, PtRegs: p, RegsAddr: addr, Method: MethodPtRegs, Reliable: true,
-		Entry: entryName(stub, &p, s.Kind)}
+		Entry: entryNameOf(stub, entry, &p, s.Kind)}
 	return nil
 }
+
+// deferredPtRegs is a rejected pt_regs candidate whose error has not been
+// built: the kernel thread's initial frame at the top of every task stack
+// is one, and another strategy nearly always finds the caller instead.
+type deferredPtRegs struct {
+	set    bool
+	addr   uint64
+	strong bool
+	p      ptregs.PtRegs
+}
+
+// deferPtRegs returns errDeferred for the rejected pt_regs p at addr and
+// keeps what realize needs to describe it. The description lives until
+// the next step; a second rejection in the same step is described at once.
+func (u *Unwinder) deferPtRegs(addr uint64, p *ptregs.PtRegs, strong bool) error {
+	if u.def.set {
+		return u.ptregsError(addr, p, strong)
+	}
+	u.def = deferredPtRegs{set: true, addr: addr, strong: strong, p: *p}
+	return errDeferred
+}
+
+// ptregsError describes why the pt_regs p at addr was rejected.
+func (u *Unwinder) ptregsError(addr uint64, p *ptregs.PtRegs, strong bool) error {
+	opt := u.checkOptions()
+	if strong {
+		opt.IsText = nil
+	}
+	if err := p.Check(opt); err != nil {
+		return fmt.Errorf("pt_regs at %#x: %w", addr, err)
+	}
+	return fmt.Errorf("pt_regs at %#x: non-canonical ip or sp", addr)
+}
+
+// realize returns err, with errDeferred (or errLazy) replaced by the
+// description it stands for.
+func (u *Unwinder) realize(err error) error {
+	switch {
+	case err == errDeferred && u.def.set:
+		return u.ptregsError(u.def.addr, &u.def.p, u.def.strong)
+	case err == errLazy && u.lazy.set:
+		return u.lazy.build()
+	}
+	return err
+}
+
+// lazyErr is a step error kept as its format and arguments: a candidate
+// caller rejected by one strategy is usually found by the next, and its
+// error is then never read.
+type lazyErr struct {
+	set    bool
+	n      uint8
+	format string
+	args   [3]larg
+}
+
+// larg is an argument of a lazyErr: a uint64, or a StackKind.
+type larg struct {
+	v    uint64
+	kind bool
+}
+
+func xarg(v uint64) larg    { return larg{v: v} }
+func karg(k StackKind) larg { return larg{v: uint64(k), kind: true} }
+
+// errorf returns errLazy for fmt.Errorf(format, args...) and keeps what
+// realize needs to build it, until the next step. A second error in the
+// same step is built at once.
+func (u *Unwinder) errorf(format string, args ...larg) error {
+	l := lazyErr{set: true, format: format, n: uint8(len(args))}
+	copy(l.args[:], args)
+	if u.lazy.set || len(args) > len(l.args) {
+		return l.build()
+	}
+	u.lazy = l
+	return errLazy
+}
+
+func (l *lazyErr) build() error {
+	var a [len(l.args)]any
+	for i, x := range l.args[:l.n] {
+		if x.kind {
+			a[i] = StackKind(x.v)
+		} else {
+			a[i] = x.v
+		}
+	}
+	return fmt.Errorf(l.format, a[:l.n]...)
+}
+
+var (
+	// errDeferred stands for the error of the step's deferredPtRegs,
+	// errLazy for its lazyErr.
+	errDeferred = errors.New("pt_regs rejected")
+	errLazy     = errors.New("step failed")
+	errNoMemory = errors.New("no memory")
+	// errRejected is the error of a candidate frame whose caller does not
+	// want to know why it was rejected.
+	errRejected = errors.New("candidate rejected")
+)
 
 // entryMarkers are the fake return addresses entry code pushes before
 // calling a handler, so that a frame-pointer walk can tell that a pt_regs
@@ -216,12 +307,11 @@ const maxStubScan = 32 * 8
 // where neither an encoded rbp nor a marker exists: on the NMI stack from
 // the nested-NMI layout, otherwise the first plausible hardware iret frame
 // above SP. The result is a Partial frame.
-func (u *Unwinder) stubStep(next *Frame, stub string) (bool, error) {
+func (u *Unwinder) stubStep(next *Frame, stub, e string) (bool, error) {
 	f := u.cur
 	if !exactSP(f) {
 		return false, nil
 	}
-	e := entryFromSymbol(stub)
 	if e == "" || e == "syscall" || e == "fork" {
 		return false, nil
 	}
@@ -242,7 +332,7 @@ func (u *Unwinder) stubStep(next *Frame, stub string) (bool, error) {
 		if err := fr.Check(u.checkOptions()); err != nil {
 			return false, fmt.Errorf("nmi frame at %#x: %w", addr, err)
 		}
-		u.iretFrame(next, &fr, addr, stub, s.Kind)
+		u.iretFrame(next, &fr, addr, stub, e, s.Kind)
 		return true, nil
 	}
 	// Read what lies between SP and the stub's deepest possible frame.
@@ -250,7 +340,7 @@ func (u *Unwinder) stubStep(next *Frame, stub string) (bool, error) {
 	opt := u.checkOptions()
 	for off := 0; off+ptregs.IretFrameSize <= n; off += 8 {
 		fr, err := ptregs.DecodeIretFrame(b[off : off+ptregs.IretFrameSize])
-		if err != nil || fr.Check(opt) != nil {
+		if err != nil || !fr.Plausible(opt) {
 			continue
 		}
 		addr := f.SP + uint64(off)
@@ -273,10 +363,10 @@ func (u *Unwinder) stubStep(next *Frame, stub string) (bool, error) {
 		default:
 			continue
 		}
-		u.iretFrame(next, &fr, addr, stub, s.Kind)
+		u.iretFrame(next, &fr, addr, stub, e, s.Kind)
 		return true, nil
 	}
-	return false, errors.New("no hardware frame above sp in the entry stub")
+	return false, errNoStubFrame
 }
 
 // pushedBelow reports whether a kernel-mode iret frame at addr can have
@@ -311,7 +401,7 @@ func istEntryOf(k StackKind, e string) bool {
 
 // iretFrame fills next with the Partial interrupted frame a hardware iret
 // frame at addr describes.
-func (u *Unwinder) iretFrame(next *Frame, fr *ptregs.IretFrame, addr uint64, stub string, sk StackKind) {
+func (u *Unwinder) iretFrame(next *Frame, fr *ptregs.IretFrame, addr uint64, stub, e string, sk StackKind) {
 	p := ptregs.PtRegs{IP: fr.IP, CS: fr.CS, Flags: fr.Flags, SP: fr.SP, SS: fr.SS, OrigAX: ^uint64(0)}
 	regs := fr.Regs()
 	if v, ok := u.stubRBP(addr, stub); ok {
@@ -320,7 +410,7 @@ func (u *Unwinder) iretFrame(next *Frame, fr *ptregs.IretFrame, addr uint64, stu
 	}
 	*next = Frame{PC: fr.IP, LookupPC: fr.IP, SP: fr.SP, Slot: addr, Regs: regs,
 		Kind: KindInterrupted, Partial: true, PtRegs: p, RegsAddr: addr, Method: MethodPtRegs,
-		Reliable: true, Entry: entryName(stub, &p, sk)}
+		Reliable: true, Entry: entryNameOf(stub, e, &p, sk)}
 }
 
 // stubRBP recovers the interrupted rbp in an entry stub whose hardware
@@ -392,7 +482,7 @@ func (u *Unwinder) stackTopStep(next *Frame) (bool, error) {
 		prev, ok1 := u.read64(s.Hi - 8)
 		ra, ok2 := u.read64(s.Hi - 16)
 		if !ok1 || !ok2 || !u.isRetText(ra) || s.Contains(prev) {
-			return false, errors.New("irq stack top holds no previous stack pointer")
+			return false, errNoIRQPrev
 		}
 		var regs ptregs.Regs
 		// A convention, not a validated entry frame: never reliable.
@@ -409,15 +499,16 @@ func (u *Unwinder) fixIRQTop(next *Frame) {
 	if !u.opts.Kernel || u.opts.Stacks == nil {
 		return
 	}
-	s, ok := u.opts.Stacks.StackOf(next.SP)
-	if !ok || s.Kind != StackIRQ || next.SP != s.Hi-8 {
+	a := u.stackAt(next.SP)
+	if !a.irqTop {
 		return
 	}
+	s := &a.s
 	prev, ok := u.read64(next.SP)
-	if !ok || s.Contains(prev) {
+	if !ok || s.holds(prev) {
 		return
 	}
-	if _, ok := u.opts.Stacks.StackOf(prev); !ok {
+	if _, ok := u.stackOf(prev); !ok {
 		return
 	}
 	next.SP = prev
@@ -447,6 +538,23 @@ var exceptionNames = map[string]string{
 	"vmm_communication": "vmm_communication", "spurious_interrupt_bug": "spurious_interrupt_bug",
 }
 
+// irqNames are the entry names of the 256 vectors, "irq:0" to "irq:255",
+// built once so that naming an entry does not allocate.
+var irqNames = func() (n [256]string) {
+	for v := range n {
+		n[v] = "irq:" + strconv.Itoa(v)
+	}
+	return n
+}()
+
+// irqName returns "irq:" followed by vector v in decimal.
+func irqName(v int) string {
+	if v >= 0 && v < len(irqNames) {
+		return irqNames[v]
+	}
+	return "irq:" + strconv.Itoa(v)
+}
+
 // entryFromSymbol names the entry a stub symbol belongs to ("" when the
 // symbol is no known entry stub).
 func entryFromSymbol(name string) string {
@@ -463,7 +571,7 @@ func entryFromSymbol(name string) string {
 	case strings.HasPrefix(name, "asm_sysvec_"), strings.HasPrefix(name, "asm_trace_"):
 		n := strings.TrimPrefix(strings.TrimPrefix(name, "asm_sysvec_"), "asm_trace_")
 		if v, ok := sysvecVectors[n]; ok {
-			return "irq:" + strconv.Itoa(v)
+			return irqName(v)
 		}
 		return "irq"
 	case name == "asm_common_interrupt", name == "asm_spurious_interrupt", strings.HasPrefix(name, "irq_entries_start"),
@@ -484,7 +592,11 @@ func entryFromSymbol(name string) string {
 // entryName decides Frame.Entry for a pt_regs found below stub's frame on a
 // stack of kind sk.
 func entryName(stub string, p *ptregs.PtRegs, sk StackKind) string {
-	e := entryFromSymbol(stub)
+	return entryNameOf(stub, entryFromSymbol(stub), p, sk)
+}
+
+// entryNameOf is entryName with e = entryFromSymbol(stub) already known.
+func entryNameOf(stub, e string, p *ptregs.PtRegs, sk StackKind) string {
 	orig := int64(p.OrigAX)
 	if e == "irq" && (stub == "asm_common_interrupt" || stub == "asm_spurious_interrupt") {
 		// Linux 6.1 moves the vector pushed by irq_entries_start to
@@ -492,13 +604,13 @@ func entryName(stub string, p *ptregs.PtRegs, sk StackKind) string {
 		if orig == -1 {
 			return "irq"
 		}
-		return "irq:" + strconv.Itoa(int(p.OrigAX&0xff))
+		return irqName(int(p.OrigAX & 0xff))
 	}
 	if e != "" {
 		return e
 	}
 	if orig <= -2 && orig >= -256 {
-		return "irq:" + strconv.Itoa(int(^p.OrigAX&0xff))
+		return irqName(int(^p.OrigAX & 0xff))
 	}
 	switch sk {
 	case StackNMI:

@@ -12,40 +12,20 @@ import (
 // known.
 const maxFrameSize = 1 << 20
 
-// frameStateAt analyses the function containing the current frame's PC.
-// The result points into the cache (or u.stBuf): read it before the next
-// analysis.
-func (u *Unwinder) frameStateAt(f *Frame) *frameState {
-	if u.opts.Code == nil {
-		u.stBuf = frameState{}
-		return &u.stBuf
-	}
-	if u.c == nil {
-		u.stBuf = u.analyze(f)
-		return &u.stBuf
-	}
-	e := u.pcEntry(f.PC)
-	if !e.stSet {
-		e.st, e.stSet = u.analyze(f), true
-	}
-	return &e.st
-}
-
 // analyze runs prologue analysis on the function containing f.PC.
-func (u *Unwinder) analyze(f *Frame) frameState {
+// int3 says the frame was interrupted right after an int3 the file does
+// not have (an instruction being patched).
+func (u *Unwinder) analyze(f *Frame, int3 bool) frameState {
 	c := u.opts.Code
 	var st frameState
 	if sym, ok := c.Symbol(f.LookupPC); ok && f.PC >= sym.Addr {
 		sym = enclosingFunc(c, sym, f.PC)
 		if code := c.CodeAt(sym.Addr); code != nil {
-			// Interrupted right after an int3 the file does not have
-			// (an instruction being patched)?
-			int3 := false
-			if f.Kind == KindInterrupted && f.PC > 0 && u.mem != nil {
-				n, _ := u.mem.ReadAt(u.word[:1], f.PC-1)
-				int3 = n == 1 && u.word[0] == 0xcc
+			if u.c == nil {
+				st = analyzeFrame(code, f.PC-sym.Addr, int3)
+			} else {
+				st = u.c.analyses.get(sym.Addr).run(code, f.PC-sym.Addr, int3)
 			}
-			st = analyzeFrame(code, f.PC-sym.Addr, int3)
 		}
 	}
 	return st
@@ -74,24 +54,6 @@ func enclosingFunc(c Code, sym symbols.Sym, pc uint64) symbols.Sym {
 	return sym
 }
 
-// calleeStart returns the start of the function the frame is in (the
-// enclosing function of a label), 0 when unknown.
-func (u *Unwinder) calleeStart(f *Frame) uint64 {
-	c := u.opts.Code
-	if c == nil {
-		return 0
-	}
-	if u.c != nil {
-		e := u.pcEntry(f.PC)
-		e.forLookup(f.LookupPC)
-		if !e.fnSet {
-			e.fnStart, e.fnSet = u.funcStart(f), true
-		}
-		return e.fnStart
-	}
-	return u.funcStart(f)
-}
-
 func (u *Unwinder) funcStart(f *Frame) uint64 {
 	c := u.opts.Code
 	sym, ok := f.Sym, f.SymOK
@@ -111,7 +73,7 @@ func exactSP(f *Frame) bool { return f.Kind != KindScan }
 // fpStep finds the caller with prologue analysis and the rbp chain.
 func (u *Unwinder) fpStep(next *Frame) (ok, end bool, err error) {
 	f := u.cur
-	st := u.frameStateAt(f)
+	st := *u.frameStateAt(f) // a copy: later lookups may reuse the entry
 	top := f.Index == 0 || f.Interrupted()
 	callee := u.calleeStart(f)
 	rbp, okBP := f.Regs.Get(ptregs.RBP)
@@ -136,29 +98,29 @@ func (u *Unwinder) fpStep(next *Frame) (ok, end bool, err error) {
 		}
 	}
 	if !okBP {
-		return false, false, errors.New("fp: rbp unknown")
+		return false, false, errFPNoRBP
 	}
 	if rbp == 0 {
 		return false, true, u.endOfChain(f)
 	}
 	if rbp&7 != 0 {
-		return false, false, fmt.Errorf("fp: rbp %#x misaligned", rbp)
+		return false, false, u.errorf("fp: rbp %#x misaligned", xarg(rbp))
 	}
 	if rbp < f.SP && exactSP(f) {
-		return false, false, fmt.Errorf("fp: rbp %#x below sp %#x", rbp, f.SP)
+		return false, false, u.errorf("fp: rbp %#x below sp %#x", xarg(rbp), xarg(f.SP))
 	}
 	if err := u.onStackNear(f, rbp); err != nil {
 		return false, false, err
 	}
 	nbp, ra, ok := u.read2x64(rbp)
 	if !ok {
-		return false, false, fmt.Errorf("fp: cannot read frame at %#x", rbp)
+		return false, false, u.errorf("fp: cannot read frame at %#x", xarg(rbp))
 	}
 	if ra == 0 {
 		return false, true, u.endOfChain(f)
 	}
 	if u.opts.Code != nil && !u.isRetText(ra) {
-		return false, false, fmt.Errorf("fp: return address %#x at %#x is not text", ra, rbp+8)
+		return false, false, u.errorf("fp: return address %#x at %#x is not text", xarg(ra), xarg(rbp+8))
 	}
 	valid := u.callsiteOK(ra, callee)
 	reliable := valid && st.ok && st.rbpFrame
@@ -182,19 +144,19 @@ func (u *Unwinder) fpStep(next *Frame) (ok, end bool, err error) {
 func (u *Unwinder) onStackNear(f *Frame, addr uint64) error {
 	if u.opts.Stacks == nil {
 		if addr-f.SP > maxFrameSize {
-			return fmt.Errorf("fp: rbp %#x too far from sp %#x", addr, f.SP)
+			return u.errorf("fp: rbp %#x too far from sp %#x", xarg(addr), xarg(f.SP))
 		}
 		return nil
 	}
-	if u.curStackOK && u.curStack.Contains(addr) && u.curStack.Contains(addr+15) {
+	if u.curStackOK && u.curStack.holds(addr) && u.curStack.holds(addr+15) {
 		return nil
 	}
-	s, ok := u.opts.Stacks.StackOf(addr)
+	s, ok := u.stackOf(addr)
 	if !ok && !u.opts.Kernel && !u.curStackOK && addr-f.SP <= maxFrameSize {
 		return nil // walking a user stack the oracle does not describe
 	}
 	if !ok || !s.Contains(addr+15) {
-		return fmt.Errorf("fp: rbp %#x is on no known stack", addr)
+		return u.errorf("fp: rbp %#x is on no known stack", xarg(addr))
 	}
 	return nil
 }
@@ -235,10 +197,8 @@ var outermostFuncs = map[string]bool{
 // endOfChain judges a frame-pointer chain that ends at f: nil when f is a
 // known outermost function (a proper end), errImproperEnd otherwise.
 func (u *Unwinder) endOfChain(f *Frame) error {
-	if c := u.opts.Code; c != nil {
-		if s, ok := c.Symbol(f.LookupPC); ok && outermostFuncs[s.Name] {
-			return nil
-		}
+	if u.outermost(f) {
+		return nil
 	}
 	return errImproperEnd
 }

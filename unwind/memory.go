@@ -88,6 +88,11 @@ type SplicedMemory []Region
 
 // ReadAt implements Memory.
 func (s SplicedMemory) ReadAt(p []byte, addr uint64) (int, error) {
+	if i := s.find(addr); i >= 0 {
+		if off := addr - s[i].Addr; uint64(len(p)) <= uint64(len(s[i].Data))-off {
+			return copy(p, s[i].Data[off:]), nil // within one region
+		}
+	}
 	done := 0
 	for done < len(p) {
 		a := addr + uint64(done)

@@ -25,21 +25,54 @@ const maxAnalysis = 16 << 10
 // longer instruction: code patched the Linux text_poke_bp way; the int3
 // leaves the stack alone.
 func analyzeFrame(code []byte, target uint64, int3Before bool) frameState {
+	var a analysis
+	return a.run(code, target, int3Before)
+}
+
+// spState is the stack tracking of analyzeFrame at one instruction.
+type spState struct {
+	sp       int64
+	rbpSaved bool
+	rbpSlot  int64
+	rbpFrame bool
+	rbpCFA   int64
+	spLost   bool
+}
+
+// analysis is analyzeFrame's position in a function: run continues from
+// it when the next target lies further on, so that stepping through a
+// function instruction by instruction (a verify loop's frame 0) decodes
+// each instruction once instead of the whole prefix at every PC.
+type analysis struct {
+	started bool
+	dead    bool // decoding stopped (undecodable or unfollowable code): no resuming
+	off     uint64
+	s, snap spState
+	inEpi   bool
+}
+
+// run is analyzeFrame for code and target, continuing from a when a lies
+// at or before target on the same code (the zero analysis starts at the
+// function's first byte, and so does a dead one). It leaves a at target,
+// or dead.
+func (a *analysis) run(code []byte, target uint64, int3Before bool) frameState {
 	if target > maxAnalysis || uint64(len(code)) < target {
 		return frameState{}
 	}
-	type st struct {
-		sp       int64
-		rbpSaved bool
-		rbpSlot  int64
-		rbpFrame bool
-		rbpCFA   int64
-		spLost   bool
+	if !a.started || a.dead || a.off > target {
+		*a = analysis{started: true, s: spState{sp: 8}}
 	}
-	s := st{sp: 8}
-	var snap st
-	inEpi := false
-	off := uint64(0)
+	st := a.step(code, target, int3Before)
+	if a.off != target {
+		a.dead = true // stopped inside an instruction
+	}
+	return st
+}
+
+// step decodes from a.off up to target.
+func (a *analysis) step(code []byte, target uint64, int3Before bool) frameState {
+	s, snap, inEpi, off := a.s, a.snap, a.inEpi, a.off
+	defer func() { a.s, a.snap, a.inEpi, a.off = s, snap, inEpi, off }()
 	for off < target {
 		b := code[off:]
 		if len(b) >= 4 && b[0] == 0xf3 && b[1] == 0x0f && b[2] == 0x1e && (b[3] == 0xfa || b[3] == 0xfb) {
@@ -49,9 +82,13 @@ func analyzeFrame(code []byte, target uint64, int3Before bool) frameState {
 		}
 		inst, err := x86asm.Decode(b, 64)
 		if err != nil || inst.Len == 0 {
+			a.dead = true
 			return frameState{}
 		}
 		if int3Before && off+1 == target && off+uint64(inst.Len) > target {
+			// The int3 replaced this instruction's first byte: the
+			// analysis ends here, and cannot go on past it.
+			a.dead = true
 			off = target
 			break
 		}
@@ -70,6 +107,7 @@ func analyzeFrame(code []byte, target uint64, int3Before bool) frameState {
 		case x86asm.POP, x86asm.POPFQ:
 			epi = true
 			if dst == x86asm.RSP {
+				a.dead = true
 				return frameState{}
 			}
 			s.sp -= 8
@@ -79,6 +117,7 @@ func analyzeFrame(code []byte, target uint64, int3Before bool) frameState {
 		case x86asm.LEAVE:
 			epi = true
 			if !s.rbpFrame {
+				a.dead = true
 				return frameState{}
 			}
 			s.sp = s.rbpCFA - 8
@@ -89,6 +128,7 @@ func analyzeFrame(code []byte, target uint64, int3Before bool) frameState {
 			if dst == x86asm.RSP {
 				if !hasImm {
 					if !s.rbpFrame {
+						a.dead = true
 						return frameState{}
 					}
 					s.spLost = true
@@ -112,6 +152,7 @@ func analyzeFrame(code []byte, target uint64, int3Before bool) frameState {
 					s.spLost = false
 				default:
 					if !s.rbpFrame {
+						a.dead = true
 						return frameState{}
 					}
 					s.spLost = true
@@ -128,12 +169,14 @@ func analyzeFrame(code []byte, target uint64, int3Before bool) frameState {
 				} else if s.rbpFrame {
 					s.spLost = true
 				} else {
+					a.dead = true
 					return frameState{}
 				}
 			}
 		default:
 			if dst == x86asm.RSP {
 				if !s.rbpFrame {
+					a.dead = true
 					return frameState{}
 				}
 				s.spLost = true
@@ -152,6 +195,7 @@ func analyzeFrame(code []byte, target uint64, int3Before bool) frameState {
 		}
 		off += uint64(inst.Len)
 		if s.sp < 8 || s.sp > 1<<20 {
+			a.dead = true
 			return frameState{}
 		}
 	}

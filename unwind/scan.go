@@ -1,9 +1,6 @@
 package unwind
 
 import (
-	"errors"
-	"fmt"
-
 	"github.com/unwind-dev/unwind/ptregs"
 )
 
@@ -69,7 +66,7 @@ func (u *Unwinder) scanNext() bool {
 		callFrame(next, w, a+8, 0, a, &regs, MethodScan, false)
 		next.Kind = KindScan
 		if sb := u.opts.Stacks; sb != nil {
-			if st, ok := sb.StackOf(a); ok {
+			if st, ok := u.stackOf(a); ok {
 				next.Stack = st
 			}
 		}
@@ -89,16 +86,11 @@ func (u *Unwinder) scanNext() bool {
 	if s.found == 0 {
 		why := s.why
 		if why == nil {
-			why = errors.New("no strategy found a caller")
+			why = errNoStrategy
 		}
-		u.fail(fmt.Errorf("frame %d at %#x: %w; the stack scan found no return address", u.cur.Index, u.cur.PC, why))
+		u.failAt(failScan, u.cur.Index, u.cur.PC, why)
 		return false
 	}
 	u.finish(StopEndOfStack, false)
 	return false
-}
-
-func (u *Unwinder) hasCFI(pc uint64) bool {
-	_, err := u.findRow(pc)
-	return err == nil
 }

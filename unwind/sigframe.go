@@ -39,6 +39,13 @@ func (u *Unwinder) atRestoreRT(pc uint64) bool {
 	return n == len(b) && bytes.Equal(b[:], restoreRT)
 }
 
+// restoreRTStatic reports whether atRestoreRT(pc) is decided by the Code's
+// bytes alone, not by the target's memory.
+func (u *Unwinder) restoreRTStatic(pc uint64) bool {
+	c := u.opts.Code
+	return c != nil && len(c.CodeAt(pc)) >= len(restoreRT)
+}
+
 // sigframeStep reads the interrupted registers from the sigcontext of the
 // rt_sigframe the current (__restore_rt) frame returns through.
 func (u *Unwinder) sigframeStep(next *Frame) (bool, error) {

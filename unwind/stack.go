@@ -64,6 +64,10 @@ type Stack struct {
 // Contains reports whether addr lies on the stack.
 func (s Stack) Contains(addr uint64) bool { return addr >= s.Lo && addr < s.Hi }
 
+// holds is Contains without copying the Stack: the copy of a field the
+// inlined Contains makes is then read back before its stores retire.
+func (s *Stack) holds(addr uint64) bool { return addr >= s.Lo && addr < s.Hi }
+
 // StackBounds is the stack-bounds oracle: it says which known stack, if any,
 // holds addr. A dump reader builds one per CPU or thread from symbols and
 // per-CPU data; Stacks is the simplest implementation.
@@ -77,9 +81,9 @@ type Stacks []Stack
 
 // StackOf implements StackBounds.
 func (ss Stacks) StackOf(addr uint64) (Stack, bool) {
-	for _, s := range ss {
-		if s.Contains(addr) {
-			return s, true
+	for i := range ss {
+		if ss[i].holds(addr) {
+			return ss[i], true
 		}
 	}
 	return Stack{}, false

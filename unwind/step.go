@@ -2,7 +2,6 @@ package unwind
 
 import (
 	"errors"
-	"fmt"
 
 	"github.com/unwind-dev/unwind/ptregs"
 )
@@ -11,6 +10,7 @@ import (
 // (u.finish or u.fail has been called).
 func (u *Unwinder) step() bool {
 	f := u.cur
+	u.def.set, u.lazy.set = false, false
 	if u.scan.active {
 		return u.scanNext()
 	}
@@ -63,8 +63,8 @@ func (u *Unwinder) step() bool {
 	if u.has(MethodCFI) && u.opts.Code != nil {
 		ok, end, err := u.cfiStep(next)
 		if end {
-			if err := u.cfiEnd(); err != nil {
-				u.fail(err)
+			if u.cfiEndImproper() {
+				u.failAt(failCFIUndef, f.Index, f.PC, nil)
 			} else {
 				u.finish(StopEndOfStack, true)
 			}
@@ -78,8 +78,8 @@ func (u *Unwinder) step() bool {
 		// In an entry stub without its pt_regs (yet, or any more): the
 		// hardware frame the CPU pushed; in unknown code on an IST
 		// stack: the frame at the top of that stack.
-		if stub := u.stubName(); entryFromSymbol(stub) != "" {
-			if try(u.stubStep(next, stub)) {
+		if stub, e := u.stubOf(f); e != "" {
+			if try(u.stubStep(next, stub, e)) {
 				return u.commit(next)
 			}
 		} else if u.atISTEntry() {
@@ -107,15 +107,27 @@ func (u *Unwinder) step() bool {
 		}
 	}
 	if u.has(MethodScan) && u.opts.Code != nil && u.startScan() {
-		u.scan.why = why
+		u.scan.why = u.realize(why) // the deferred description does not outlive the step
 		return u.scanNext()
 	}
 	if why == nil {
-		why = errors.New("no strategy found a caller")
+		why = errNoStrategy
 	}
-	u.fail(fmt.Errorf("frame %d at %#x: %w", f.Index, f.PC, why))
+	u.failAt(failStep, f.Index, f.PC, why)
 	return false
 }
+
+// Errors without details, shared so that a rejected candidate costs no
+// allocation.
+var (
+	errNoStrategy      = errors.New("no strategy found a caller")
+	errNoCaller        = errors.New("caller has no pc and no sp")
+	errTooManySwitches = errors.New("too many stack switches")
+	errCFINoRA         = errors.New("cfi: return address unknown")
+	errNoStubFrame     = errors.New("no hardware frame above sp in the entry stub")
+	errNoIRQPrev       = errors.New("irq stack top holds no previous stack pointer")
+	errFPNoRBP         = errors.New("fp: rbp unknown")
+)
 
 // commit makes next the current frame.
 func (u *Unwinder) commit(next *Frame) bool {
@@ -154,46 +166,58 @@ func callFrame(next *Frame, ra, sp, cfa, slot uint64, regs *ptregs.Regs, m Metho
 func (u *Unwinder) accept(next *Frame) error {
 	f := u.cur
 	if next.SP == 0 && next.PC == 0 {
-		return errors.New("caller has no pc and no sp")
+		return errNoCaller
 	}
 	sb := u.opts.Stacks
 	userFrame := u.opts.Kernel && next.Kind == KindInterrupted && ptregs.UserMode(next.PtRegs.CS)
 	if sb == nil {
 		if next.SP <= f.SP && next.Method != MethodPtRegs && next.Method != MethodSignal && !userFrame {
-			return fmt.Errorf("stack pointer %#x does not move up from %#x", next.SP, f.SP)
+			return u.errorf("stack pointer %#x does not move up from %#x", xarg(next.SP), xarg(f.SP))
 		}
 		return nil
 	}
 	if userFrame {
 		next.Stack = Stack{Kind: StackUser, CPU: -1}
-		if s, ok := sb.StackOf(next.SP); ok {
+		if s, ok := u.stackOf(next.SP); ok {
 			next.Stack = s
 		}
 		return nil
 	}
-	var ns Stack
-	if u.curStackOK && u.curStack.Contains(next.SP) {
-		ns = u.curStack // the common case: no oracle call
-	} else {
-		var ok bool
-		if ns, ok = sb.StackOf(next.SP); !ok {
-			if u.opts.Kernel {
-				return fmt.Errorf("stack pointer %#x is on no known stack", next.SP)
+	if u.curStackOK && u.curStack.holds(next.SP) {
+		// The common case: the caller is on the same stack, no oracle
+		// call. (The general path below, with ns = u.curStack.)
+		next.Stack = u.curStack
+		if next.Kind == KindCall && next.Slot != 0 && !u.curStack.holds(next.Slot) {
+			if s, ok := u.stackOf(next.Slot); ok {
+				next.Stack = s
 			}
-			// A user stack the oracle does not know (a sigaltstack, a
-			// stack a core did not describe): only monotonicity holds.
-			if next.SP <= f.SP && next.Method != MethodSignal && next.Method != MethodPtRegs {
-				return fmt.Errorf("stack pointer %#x does not move up from %#x", next.SP, f.SP)
-			}
-			next.Stack = Stack{Kind: StackUser, CPU: -1}
-			u.curStack, u.curStackOK = Stack{}, false
+		}
+		if next.SP <= f.SP && u.nestedNMI(next, u.curStack) {
 			return nil
 		}
+		if next.SP <= f.SP {
+			return u.errorf("stack pointer %#x does not move up from %#x on the %s stack", xarg(next.SP), xarg(f.SP), karg(u.curStack.Kind))
+		}
+		return nil
+	}
+	ns, ok := u.stackOf(next.SP)
+	if !ok {
+		if u.opts.Kernel {
+			return u.errorf("stack pointer %#x is on no known stack", xarg(next.SP))
+		}
+		// A user stack the oracle does not know (a sigaltstack, a
+		// stack a core did not describe): only monotonicity holds.
+		if next.SP <= f.SP && next.Method != MethodSignal && next.Method != MethodPtRegs {
+			return u.errorf("stack pointer %#x does not move up from %#x", xarg(next.SP), xarg(f.SP))
+		}
+		next.Stack = Stack{Kind: StackUser, CPU: -1}
+		u.curStack, u.curStackOK = Stack{}, false
+		return nil
 	}
 	// The frame's stack for display: where its return address lies.
 	next.Stack = ns
-	if next.Kind == KindCall && next.Slot != 0 && !ns.Contains(next.Slot) {
-		if s, ok := sb.StackOf(next.Slot); ok {
+	if next.Kind == KindCall && next.Slot != 0 && !ns.holds(next.Slot) {
+		if s, ok := u.stackOf(next.Slot); ok {
 			next.Stack = s
 		}
 	}
@@ -207,23 +231,23 @@ func (u *Unwinder) accept(next *Frame) error {
 			return nil
 		}
 		if next.SP <= f.SP {
-			return fmt.Errorf("stack pointer %#x does not move up from %#x on the %s stack", next.SP, f.SP, cs.Kind)
+			return u.errorf("stack pointer %#x does not move up from %#x on the %s stack", xarg(next.SP), xarg(f.SP), karg(cs.Kind))
 		}
 		return nil
 	}
 	if stackRank(ns.Kind) < stackRank(cs.Kind) {
-		return fmt.Errorf("stack switch from %s to %s goes inward", cs.Kind, ns.Kind)
+		return u.errorf("stack switch from %s to %s goes inward", karg(cs.Kind), karg(ns.Kind))
 	}
 	for i := 0; i < u.nvisited; i++ {
 		if u.visited[i] == ns.Lo {
-			return fmt.Errorf("stack %s at %#x entered twice", ns.Kind, ns.Lo)
+			return u.errorf("stack %s at %#x entered twice", karg(ns.Kind), xarg(ns.Lo))
 		}
 	}
 	if u.nvisited < len(u.visited) {
 		u.visited[u.nvisited] = cs.Lo
 		u.nvisited++
 	} else {
-		return errors.New("too many stack switches")
+		return errTooManySwitches
 	}
 	u.curStack = ns
 	return nil
@@ -260,34 +284,20 @@ func (u *Unwinder) atISTEntry() bool {
 	if !ok || stackRank(s.Kind) != 1 {
 		return false
 	}
-	return !f.SymOK || entryFromSymbol(f.Sym.Name) != ""
+	if !f.SymOK {
+		return true
+	}
+	_, e := u.stubOf(f) // the frame's own symbol's name
+	return e != ""
 }
 
-// cfiEnd judges a CFI row that ends the stack (the return address
+// cfiEndImproper judges a CFI row that ends the stack (the return address
 // undefined or 0). In a kernel walk that is a proper end only in a known
 // outermost function (_start, ret_from_fork…): entry code also leaves the
 // return address undefined where it is only in a per-CPU slot (the int3
 // trampolines' first instruction), and a walk stopping there is truncated.
-func (u *Unwinder) cfiEnd() error {
-	f := u.cur
-	if !u.opts.Kernel || u.endOfChain(f) == nil {
-		return nil
-	}
-	return fmt.Errorf("frame %d at %#x: cfi: return address undefined outside an outermost frame", f.Index, f.PC)
-}
-
-// stubName returns the symbol name of the current frame's function.
-func (u *Unwinder) stubName() string {
-	f := u.cur
-	if f.SymOK {
-		return f.Sym.Name
-	}
-	if c := u.opts.Code; c != nil {
-		if s, ok := c.Symbol(f.LookupPC); ok {
-			return s.Name
-		}
-	}
-	return ""
+func (u *Unwinder) cfiEndImproper() bool {
+	return u.opts.Kernel && !u.outermost(u.cur)
 }
 
 // nestedNMI reports whether next, on the NMI stack cs at or below the
@@ -301,7 +311,7 @@ func (u *Unwinder) nestedNMI(next *Frame, cs Stack) bool {
 		next.RegsAddr != cs.Hi-ptregs.IretFrameSize || ptregs.UserMode(next.PtRegs.CS) {
 		return false
 	}
-	if entryFromSymbol(u.stubName()) != "nmi" {
+	if _, e := u.stubOf(u.cur); e != "nmi" {
 		return false
 	}
 	u.nestedSeen = true

@@ -30,6 +30,8 @@ var ErrTooManyFrames = errors.New("too many frames")
 // concurrent use.
 type Unwinder struct {
 	mem     Memory
+	spliced SplicedMemory // mem, when it is one: read without the interface
+	win     [2]memWindow  // its regions last read: for stack words, for code
 	opts    Options
 	methods Method
 	max     int
@@ -44,8 +46,10 @@ type Unwinder struct {
 	n         int
 	started   bool
 	done      bool
-	err       error
-	stop      string
+	err       error  // the error that ended the walk, once built (see fail)
+	failed    bool   // the walk ended on an error
+	stop      string // the stop reason, once built
+	fail      failure
 	proper    bool // the walk reached a proper end
 	allGood   bool // every frame so far was reliable
 	tainted   bool // an unreliable frame was emitted: later frames are guesses
@@ -58,11 +62,20 @@ type Unwinder struct {
 
 	scan scanState
 
-	c      *caches        // nil until the walk is deep or the Unwinder reused
-	rowBuf symbols.CFIRow // the CFI row when there are no caches
-	stBuf  frameState     // the prologue analysis when there are no caches
-	word   [16]byte
-	block  [ptregs.PtRegsSize]byte
+	noEntry   pcEntry         // the entry of a PC the caches do not keep
+	lastStack [2]*stackAnswer // the stack oracle's last two answers
+	ownStack  [2]stackAnswer  // where they are kept when there are no caches
+	def       deferredPtRegs  // the step's rejected pt_regs, described on demand
+	lazy      lazyErr         // the step's other error, built on demand
+
+	c       *caches        // nil until the walk is deep or the Unwinder reused
+	rowBuf  symbols.CFIRow // the CFI row when there are no caches, FindCFI's buffer
+	crowBuf crow           // the compact CFI row when there are no caches
+	stBuf   frameState     // the prologue analysis when there are no caches
+	word    [16]byte
+	callBuf [9]byte       // the bytes before a return address
+	span    [maxSpan]byte // the saved registers of a CFI row
+	block   [ptregs.PtRegsSize]byte
 	// scratch holds an entry stub's stack above SP (stubStep) or an iret
 	// frame: a field, since a buffer passed to Memory.ReadAt escapes.
 	scratch [maxStubScan + ptregs.IretFrameSize]byte
@@ -91,6 +104,24 @@ func New(mem Memory, regs ptregs.Regs, opts *Options) *Unwinder {
 	return u
 }
 
+// Sibling returns an Unwinder like New(mem, regs, opts) with u's options
+// but methods as Options.Methods, sharing u's caches: a tool that unwinds
+// the same stacks with several strategy sets (the verify loop: CFI, frame
+// pointers, all of them) keeps one set of warm caches instead of one per
+// strategy. What the caches hold depends only on the Code, the stack
+// bounds and the bytes they were computed from, never on the methods. u
+// and its siblings must not be used concurrently.
+func (u *Unwinder) Sibling(mem Memory, regs ptregs.Regs, methods Method) *Unwinder {
+	if u.c == nil {
+		u.c = new(caches)
+	}
+	opts := u.opts
+	opts.Methods = methods
+	s := New(mem, regs, &opts)
+	s.c = u.c
+	return s
+}
+
 // Reset starts a new walk over mem from regs with the same options, keeping
 // the caches.
 func (u *Unwinder) Reset(mem Memory, regs ptregs.Regs) {
@@ -98,6 +129,8 @@ func (u *Unwinder) Reset(mem Memory, regs ptregs.Regs) {
 		u.c = new(caches) // a reused Unwinder: worth caching
 	}
 	u.mem = mem
+	u.spliced, _ = mem.(SplicedMemory)
+	u.win = [2]memWindow{}
 	u.fr[0] = Frame{Regs: regs}
 	u.cur = &u.fr[0]
 	u.out, u.outInline = Frame{}, false
@@ -105,7 +138,9 @@ func (u *Unwinder) Reset(mem Memory, regs ptregs.Regs) {
 	u.inlineAt = 0
 	u.n = 0
 	u.started, u.done = false, false
-	u.err, u.stop = nil, ""
+	u.err, u.stop, u.failed = nil, "", false
+	u.fail = failure{}
+	u.def.set, u.lazy.set = false, false
 	u.proper, u.allGood, u.tainted = false, true, false
 	u.nvisited = 0
 	u.curStack, u.curStackOK = Stack{}, false
@@ -142,20 +177,40 @@ func (u *Unwinder) Frame() Frame {
 	return *u.cur
 }
 
+// Current returns a pointer to the current frame, valid after Next
+// returned true and until the next call to Next or Reset: Frame without
+// the copy, for a loop that only reads each frame. Do not modify it.
+func (u *Unwinder) Current() *Frame {
+	if u.outInline {
+		return &u.out
+	}
+	return u.cur
+}
+
 // Err returns the error that ended the walk early, or nil when it reached a
 // proper end (end of stack or user mode).
-func (u *Unwinder) Err() error { return u.err }
+func (u *Unwinder) Err() error {
+	if u.failed && u.err == nil {
+		u.err = u.fail.build(u)
+	}
+	return u.err
+}
 
 // StopReason says why the walk ended: "end of stack", "user mode", or
 // "error: ..." (then Err is non-nil). It is empty while the walk goes on.
-func (u *Unwinder) StopReason() string { return u.stop }
+func (u *Unwinder) StopReason() string {
+	if u.failed && u.stop == "" {
+		u.stop = "error: " + u.Err().Error()
+	}
+	return u.stop
+}
 
 // Reliable reports whether the whole trace can be trusted: every frame came
 // from CFI, a validated frame-pointer step or a validated entry frame, and
 // the walk reached a proper end (user pt_regs at the top of the task stack,
 // the bottom of a kernel thread, or the outermost user frame). It is only
 // meaningful after Next returned false.
-func (u *Unwinder) Reliable() bool { return u.done && u.proper && u.allGood && u.err == nil }
+func (u *Unwinder) Reliable() bool { return u.done && u.proper && u.allGood && !u.failed }
 
 // Frames returns the remaining frames as an iterator. A walk that stops on
 // an error yields a final (Frame{}, err) pair after the frames found so far.
@@ -166,8 +221,8 @@ func (u *Unwinder) Frames() iter.Seq2[Frame, error] {
 				return
 			}
 		}
-		if u.err != nil {
-			yield(Frame{}, u.err)
+		if err := u.Err(); err != nil {
+			yield(Frame{}, err)
 		}
 	}
 }
@@ -190,14 +245,56 @@ func (u *Unwinder) finish(reason string, proper bool) {
 	u.proper = proper
 }
 
-// fail ends the walk with an error.
-func (u *Unwinder) fail(err error) {
-	u.done = true
+// failErr ends the walk with an error.
+func (u *Unwinder) failErr(err error) {
+	u.done, u.failed = true, true
 	u.err = err
-	u.stop = "error: " + err.Error()
 }
 
-func (u *Unwinder) failf(format string, args ...any) { u.fail(fmt.Errorf(format, args...)) }
+func (u *Unwinder) failf(format string, args ...any) { u.failErr(fmt.Errorf(format, args...)) }
+
+// failAt ends the walk with the error of kind k at frame index/pc, built
+// only when Err or StopReason asks for it (a verify loop only wants to
+// know whether the walk failed). why is the cause for failStep and
+// failScan.
+func (u *Unwinder) failAt(k failKind, index int, pc uint64, why error) {
+	u.done, u.failed = true, true
+	u.fail = failure{kind: k, index: index, pc: pc, why: why}
+}
+
+// failKind says which error a failure describes.
+type failKind uint8
+
+const (
+	failStep     failKind = iota + 1 // "frame %d at %#x: <why>"
+	failScan                         // the same, and the stack scan found nothing
+	failCFIUndef                     // the CFI ends the stack outside an outermost frame
+	failTooMany                      // the frame limit
+)
+
+// failure is a walk's ending error before it is built.
+type failure struct {
+	kind  failKind
+	index int
+	pc    uint64
+	why   error
+}
+
+// build returns the error the failure describes.
+func (fl *failure) build(u *Unwinder) error {
+	why := u.realize(fl.why)
+	switch fl.kind {
+	case failStep:
+		return fmt.Errorf("frame %d at %#x: %w", fl.index, fl.pc, why)
+	case failScan:
+		return fmt.Errorf("frame %d at %#x: %w; the stack scan found no return address", fl.index, fl.pc, why)
+	case failCFIUndef:
+		return fmt.Errorf("frame %d at %#x: cfi: return address undefined outside an outermost frame", fl.index, fl.pc)
+	case failTooMany:
+		return fmt.Errorf("%w: limit %d reached", ErrTooManyFrames, u.max)
+	}
+	return errors.New("walk failed")
+}
 
 // first builds frame 0 from the initial registers.
 func (u *Unwinder) first() bool {
@@ -211,7 +308,7 @@ func (u *Unwinder) first() bool {
 	f.PC, f.LookupPC, f.SP = pc, pc, sp
 	f.Kind, f.Method, f.Reliable = KindCall, MethodRegs, true
 	if u.opts.Stacks != nil {
-		if s, ok := u.opts.Stacks.StackOf(sp); ok {
+		if s, ok := u.stackOf(sp); ok {
 			f.Stack = s
 			u.curStack, u.curStackOK = s, true
 		}
@@ -222,7 +319,7 @@ func (u *Unwinder) first() bool {
 // emit publishes u.cur (plus its inlined callers) as the next frame.
 func (u *Unwinder) emit() bool {
 	if u.n >= u.max {
-		u.fail(fmt.Errorf("%w: limit %d reached", ErrTooManyFrames, u.max))
+		u.failAt(failTooMany, 0, 0, nil)
 		return false
 	}
 	f := u.cur
@@ -247,9 +344,6 @@ func (u *Unwinder) emit() bool {
 	}
 	if u.opts.Code != nil {
 		u.frameSymbol(f)
-		if f.SymOK {
-			f.Function = f.Sym.Name
-		}
 	}
 	if !f.SymOK {
 		f.Sym = symbols.Sym{}
@@ -278,7 +372,7 @@ func (u *Unwinder) emit() bool {
 // emitInline publishes the next inlined caller of the current frame.
 func (u *Unwinder) emitInline() bool {
 	if u.n >= u.max {
-		u.fail(fmt.Errorf("%w: limit %d reached", ErrTooManyFrames, u.max))
+		u.failAt(failTooMany, 0, 0, nil)
 		return false
 	}
 	l := u.inline[u.inlineAt]
@@ -299,8 +393,49 @@ func (u *Unwinder) emitInline() bool {
 
 func (u *Unwinder) has(m Method) bool { return u.methods&m != 0 }
 
+// memWindow is one region of a SplicedMemory.
+type memWindow struct {
+	lo   uint64
+	data []byte
+}
+
+// The windows of an Unwinder: the region of the last stack read, of the
+// last code read.
+const (
+	stackWin = 0
+	codeWin  = 1
+)
+
+// at returns the n bytes at addr when the window holds them, else nil.
+func (w *memWindow) at(addr uint64, n int) []byte {
+	if off := addr - w.lo; addr >= w.lo && off < uint64(len(w.data)) && uint64(len(w.data))-off >= uint64(n) {
+		return w.data[off : off+uint64(n)]
+	}
+	return nil
+}
+
+// splicedAt returns the n bytes at addr when mem is a SplicedMemory and
+// one region holds them all, else nil (ReadAt may still read them, across
+// regions). Window k remembers the region.
+func (u *Unwinder) splicedAt(k int, addr uint64, n int) []byte {
+	w := &u.win[k]
+	if b := w.at(addr, n); b != nil {
+		return b
+	}
+	i := u.spliced.find(addr)
+	if i < 0 {
+		return nil
+	}
+	r := &u.spliced[i]
+	w.lo, w.data = r.Addr, r.Data
+	return w.at(addr, n)
+}
+
 // read64 reads one word without allocating.
 func (u *Unwinder) read64(addr uint64) (uint64, bool) {
+	if b := u.splicedAt(stackWin, addr, 8); b != nil {
+		return binary.LittleEndian.Uint64(b), true
+	}
 	if u.mem == nil {
 		return 0, false
 	}
@@ -320,114 +455,18 @@ func (u *Unwinder) isText(pc uint64) bool {
 // is text (ra itself may be one past the end of the section, after a call
 // to a noreturn function).
 func (u *Unwinder) isRetText(ra uint64) bool {
-	return ra != 0 && u.isText(ra-1)
-}
-
-// slot hashes a key into a cache of 1<<bits entries.
-func slot(key uint64, bits uint) uint64 { return (key * 0x9e3779b97f4a7c15) >> (64 - bits) }
-
-// symCache remembers symbol lookups per lookup PC.
-type symCache [256]struct {
-	pc  uint64
-	set bool
-	ok  bool
-	sym symbols.Sym
-}
-
-func (u *Unwinder) symbol(pc uint64) (symbols.Sym, bool) {
+	if ra == 0 || u.opts.Code == nil {
+		return false
+	}
 	if u.c == nil {
-		if !u.opts.Code.IsText(pc) {
-			return symbols.Sym{}, false
-		}
-		return u.opts.Code.Symbol(pc)
+		return u.opts.Code.IsText(ra - 1)
 	}
-	e := &u.c.syms[slot(pc, 8)]
-	if !e.set || e.pc != pc {
-		// Only code has a function: a data symbol that happens to cover a
-		// bad PC (0, a user address in a kernel walk) is not its name.
-		e.sym, e.ok = symbols.Sym{}, false
-		if u.opts.Code.IsText(pc) {
-			e.sym, e.ok = u.opts.Code.Symbol(pc)
-		}
-		e.pc, e.set = pc, true
+	// Asked about a caller's PC, whose emit then uses the same entry.
+	e := u.entry(ra, ra-1)
+	if !e.has(efRT) {
+		e.set(efRT, efRetText, u.opts.Code.IsText(ra-1))
 	}
-	return e.sym, e.ok
-}
-
-// pcCache holds, per frame PC, what a warm walk needs about it: the
-// symbol at the frame's lookup PC, the prologue analysis at the PC, and the
-// call-site verdict for the PC as a return address (with the callee it was
-// checked against), and whether the PC is a signal trampoline. A step checks the call site of the caller's PC, the
-// caller's emit looks its symbol up and its own step analyses it: one
-// cache line fetch serves all three.
-type pcCache [2048]pcEntry
-
-type pcEntry struct {
-	// The first 64 bytes: what emit needs.
-	pc  uint64
-	sym symbols.Sym
-	// The rest.
-	lookup          uint64 // the lookup PC sym and fnStart were found for
-	callee          uint64 // the callee the call-site verdict is for
-	fnStart         uint64 // start of the enclosing function
-	st              frameState
-	valid           bool
-	symSet, symOK   bool
-	stSet, fnSet    bool
-	callSet, callOK bool
-	trampSet, tramp bool     // the PC is a signal trampoline (__restore_rt)
-	_               [13]byte // 128 bytes: an entry spans two cache lines
-}
-
-// forLookup points the entry at lookup PC lp (PC or PC-1 depending on the
-// frame's kind), forgetting what was found for another.
-func (e *pcEntry) forLookup(lp uint64) {
-	if e.lookup != lp {
-		e.lookup, e.symSet, e.fnSet = lp, false, false
-	}
-}
-
-// pcEntry returns the cache entry of pc, emptied when it held another PC.
-func (u *Unwinder) pcEntry(pc uint64) *pcEntry {
-	e := &u.c.pcs[slot(pc, 11)]
-	if !e.valid || e.pc != pc {
-		*e = pcEntry{pc: pc, valid: true}
-	}
-	return e
-}
-
-// frameSymbol fills f.Sym and f.SymOK for f.LookupPC.
-func (u *Unwinder) frameSymbol(f *Frame) {
-	if u.c == nil {
-		f.Sym, f.SymOK = u.symbol(f.LookupPC)
-		return
-	}
-	e := u.pcEntry(f.PC)
-	e.forLookup(f.LookupPC)
-	if !e.symSet {
-		e.sym, e.symOK = symbols.Sym{}, false
-		// Only code has a function: a data symbol that happens to cover a
-		// bad PC (0, a user address in a kernel walk) is not its name.
-		if u.opts.Code.IsText(f.LookupPC) {
-			e.sym, e.symOK = u.opts.Code.Symbol(f.LookupPC)
-		}
-		e.symSet = true
-	}
-	f.SymOK = e.symOK
-	if e.symOK {
-		f.Sym = e.sym
-	}
-}
-
-func (u *Unwinder) atRestoreRTCached(pc uint64) bool {
-	if u.c == nil {
-		return u.atRestoreRT(pc)
-	}
-	e := u.pcEntry(pc)
-	if !e.trampSet {
-		e.trampSet, e.tramp = true, u.atRestoreRT(pc)
-	}
-	return e.tramp
+	return e.has(efRetText)
 }
 
 // spare returns the frame buffer that is not the current frame, for a step
@@ -442,6 +481,9 @@ func (u *Unwinder) spare() *Frame {
 // read2x64 reads two consecutive words (a frame record: saved rbp, return
 // address) with one memory access.
 func (u *Unwinder) read2x64(addr uint64) (lo, hi uint64, ok bool) {
+	if b := u.splicedAt(stackWin, addr, 16); b != nil {
+		return binary.LittleEndian.Uint64(b), binary.LittleEndian.Uint64(b[8:]), true
+	}
 	if u.mem == nil {
 		return 0, 0, false
 	}
@@ -450,15 +492,3 @@ func (u *Unwinder) read2x64(addr uint64) (lo, hi uint64, ok bool) {
 	}
 	return binary.LittleEndian.Uint64(u.word[:8]), binary.LittleEndian.Uint64(u.word[8:]), true
 }
-
-// caches are the per-PC caches of an Unwinder (about 400 KiB). A fresh
-// Unwinder walks its first cacheAfter frames without them, so a one-shot
-// Walk of a short stack stays cheap.
-type caches struct {
-	syms  symCache
-	pcs   pcCache
-	rows  rowCache
-	calls callCache
-}
-
-const cacheAfter = 24
