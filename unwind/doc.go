@@ -105,9 +105,11 @@
 // return address is kept with the bytes before it that it was decoded
 // from, and used only while memory still holds them: a live target patches
 // its code between two walks. Reset keeps the caches, and Sibling shares
-// them between Unwinders with other strategy sets. A warm walk does not
-// allocate: the error of a rejected candidate is built only when the walk
-// fails on it and Err or StopReason asks.
+// them between Unwinders with other strategy sets. A frame-pointer walk
+// (without CFI, outside the kernel's entry frames) takes a fused path for
+// the frames its caches already know. A warm walk does not allocate: the
+// error of a rejected candidate is built only when the walk fails on it
+// and Err or StopReason asks.
 //
 // # Security
 //

@@ -34,6 +34,8 @@ type Unwinder struct {
 	win     [2]memWindow  // its regions last read: for stack words, for code
 	opts    Options
 	methods Method
+	fpFirst bool     // the frame pointer is the first strategy for a call frame (fpWarm)
+	warm    *pcEntry // the entry of the frame fpWarm made
 	max     int
 	lines   LineSource
 
@@ -92,6 +94,7 @@ func New(mem Memory, regs ptregs.Regs, opts *Options) *Unwinder {
 	if u.methods == 0 {
 		u.methods = allMethods
 	}
+	u.fpFirst = u.has(MethodFP) && !u.has(MethodCFI) && !u.opts.Kernel
 	u.max = u.opts.MaxFrames
 	if u.max <= 0 {
 		u.max = DefaultMaxFrames
@@ -160,6 +163,16 @@ func (u *Unwinder) Next() bool {
 	if !u.started {
 		u.started = true
 		if !u.first() {
+			return false
+		}
+	} else if f := u.cur; u.fpFirst && u.c != nil && f.Index > 0 && f.Kind == KindCall && !u.scan.active {
+		// The frame-pointer walk with warm caches (fpWarm), else step.
+		if next := u.spare(); u.fpWarm(f, next) {
+			u.cur = next
+			return u.emitWarm()
+		}
+		if !u.step() {
+			u.done = true
 			return false
 		}
 	} else if !u.step() {
