@@ -54,18 +54,18 @@ func (c *comparison) classify(u *unwind.Unwinder, truth []emu.Frame) Class {
 	lie := false // a frame marked reliable is wrong
 	n := 0
 	for u.Next() {
-		f := u.Frame()
+		f := u.Current()
 		var calleeCFA uint64
 		if n > 0 && n <= len(truth) {
 			calleeCFA = truth[n-1].CFA
 		}
-		ok := n < len(truth) && c.frameOK(n, &f, &truth[n], calleeCFA)
+		ok := n < len(truth) && c.frameOK(n, f, &truth[n], calleeCFA)
 		if !ok && failAt < 0 {
 			failAt, failPC = n, prevPC
 		}
 		if !ok {
 			if c.explain && n >= len(truth) && c.reason == "" {
-				c.reason = fmt.Sprintf("frame %d: %s beyond the truth's %d frames", n, frameName(&f), len(truth))
+				c.reason = fmt.Sprintf("frame %d: %s beyond the truth's %d frames", n, frameName(f), len(truth))
 			}
 			exact = false
 			if f.Reliable {

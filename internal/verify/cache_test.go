@@ -1,0 +1,110 @@
+package verify
+
+import (
+	"fmt"
+	"testing"
+
+	unwindfixtures "github.com/unwind-dev/unwind"
+	"github.com/unwind-dev/unwind/unwind"
+)
+
+// trace is everything a walk reports.
+type trace struct {
+	frames   []unwind.Frame
+	reliable bool
+	stop     string
+	err      string
+}
+
+func walkTrace(u *unwind.Unwinder, buf []unwind.Frame) trace {
+	t := trace{frames: buf[:0]}
+	for u.Next() {
+		t.frames = append(t.frames, u.Frame())
+	}
+	t.reliable, t.stop = u.Reliable(), u.StopReason()
+	if err := u.Err(); err != nil {
+		t.err = err.Error()
+	}
+	return t
+}
+
+func (t *trace) diff(o *trace) string {
+	if t.reliable != o.reliable || t.stop != o.stop || t.err != o.err {
+		return fmt.Sprintf("reliable %v / %v, stop %q / %q, err %q / %q", t.reliable, o.reliable, t.stop, o.stop, t.err, o.err)
+	}
+	if len(t.frames) != len(o.frames) {
+		return fmt.Sprintf("%d / %d frames", len(t.frames), len(o.frames))
+	}
+	for i := range t.frames {
+		if t.frames[i] != o.frames[i] {
+			return fmt.Sprintf("frame %d: %+v\n / %+v", i, t.frames[i], o.frames[i])
+		}
+	}
+	return ""
+}
+
+// TestWarmCachesMatchFreshUnwind checks the caches the verify loop relies
+// on: at sampled boundaries of every scenario (the code-patching ones
+// included, where the text changes under the unwinder), the reused sibling
+// Unwinders, whose caches are warm from every earlier boundary, report
+// exactly what a fresh Unwinder reports, frame for frame.
+func TestWarmCachesMatchFreshUnwind(t *testing.T) {
+	n := uint64(37)
+	if testing.Short() {
+		n = 301
+	}
+	for _, name := range unwindfixtures.Scenarios() {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			sc, k := loadScenario(t, name)
+			d, err := newDriver(sc, k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			set, err := KernelCode(k, "kernel")
+			if err != nil {
+				t.Fatal(err)
+			}
+			code := verifyCode(set, k)
+			us := newUnwinders(d.m, code)
+			var seen uint64
+			bad := 0
+			var fb, wb []unwind.Frame
+			if _, err := d.run(func(cpu int) {
+				seen++
+				m := d.m
+				regs := m.CPUs[cpu].Regs()
+				if seen%n != 0 {
+					// Keep the caches warm at every boundary, as Run does.
+					for s := Strategy(0); s < NumStrategies; s++ {
+						u := us[cpu][s]
+						u.Reset(m.Memory(), regs)
+						for u.Next() {
+						}
+					}
+					return
+				}
+				for s := Strategy(0); s < NumStrategies; s++ {
+					fresh := unwind.New(m.Memory(), regs, &unwind.Options{
+						Code: code, Stacks: topInclusive(m.Stacks(cpu)), Methods: s.Methods(), Kernel: true})
+					ft := walkTrace(fresh, fb)
+					u := us[cpu][s]
+					u.Reset(m.Memory(), regs)
+					wt := walkTrace(u, wb)
+					fb, wb = ft.frames, wt.frames
+					if d := ft.diff(&wt); d != "" {
+						bad++
+						if bad <= 3 {
+							t.Errorf("cpu %d at %s, %s: fresh / warm: %s", cpu, m.Where(m.CPUs[cpu].RIP), s, d)
+						}
+					}
+				}
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if bad > 3 {
+				t.Errorf("%d boundaries differ", bad)
+			}
+		})
+	}
+}
