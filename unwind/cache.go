@@ -300,7 +300,7 @@ func (u *Unwinder) int3Before(f *Frame) bool {
 	if f.Kind != KindInterrupted || f.PC == 0 || u.mem == nil {
 		return false
 	}
-	n, _ := u.mem.ReadAt(u.word[:1], f.PC-1)
+	n, _ := u.readAt(u.word[:1], f.PC-1)
 	return n == 1 && u.word[0] == 0xcc
 }
 
@@ -378,7 +378,7 @@ func (u *Unwinder) callWindow(ra uint64, win *[9]byte) uint8 {
 		*win = [9]byte(b)
 		return 9
 	}
-	if k, _ := u.mem.ReadAt(u.callBuf[:], ra-9); k == len(u.callBuf) {
+	if k, _ := u.readAt(u.callBuf[:], ra-9); k == len(u.callBuf) {
 		*win = u.callBuf
 		return 9
 	}

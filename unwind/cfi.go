@@ -98,7 +98,7 @@ func (u *Unwinder) cfiEntryFrame(next *Frame, r15Full bool, cfa uint64) {
 	b := u.scratch[:ptregs.IretFrameSize]
 	iret := cfa - ptregs.IretFrameSize
 	p := ptregs.PtRegs{IP: next.PC, SP: next.SP, OrigAX: ^uint64(0)}
-	if n, _ := u.mem.ReadAt(b, iret); n == len(b) {
+	if n, _ := u.readAt(b, iret); n == len(b) {
 		if fr, err := ptregs.DecodeIretFrame(b); err == nil && fr.IP == next.PC && fr.SP == next.SP {
 			p.CS, p.Flags, p.SS = fr.CS, fr.Flags, fr.SS
 			next.RegsAddr = iret
@@ -108,7 +108,7 @@ func (u *Unwinder) cfiEntryFrame(next *Frame, r15Full bool, cfa uint64) {
 	next.Partial = true
 	if next.RegsAddr != 0 && r15Full {
 		addr := cfa - ptregs.PtRegsSize
-		if n, _ := u.mem.ReadAt(u.block[:], addr); n == len(u.block) {
+		if n, _ := u.readAt(u.block[:], addr); n == len(u.block) {
 			if full, err := ptregs.DecodePtRegs(u.block[:]); err == nil && full.IP == p.IP && full.SP == p.SP &&
 				full.CS == p.CS && full.Flags == p.Flags && full.SS == p.SS {
 				p = full
@@ -155,7 +155,7 @@ func (u *Unwinder) fastStep(row *crow, callee, caller *ptregs.Regs, cfa *uint64)
 	var span []byte
 	if row.spanN > 0 && u.mem != nil {
 		b := u.span[:row.spanN]
-		if n, _ := u.mem.ReadAt(b, c+uint64(row.spanLo)); n == len(b) {
+		if n, _ := u.readAt(b, c+uint64(row.spanLo)); n == len(b) {
 			span = b
 		}
 	}

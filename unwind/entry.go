@@ -125,7 +125,7 @@ func (u *Unwinder) ptregsFrame(next *Frame, addr uint64, stub, entry string, str
 	if u.mem == nil {
 		return errNoMemory
 	}
-	if n, err := u.mem.ReadAt(u.block[:], addr); n != len(u.block) {
+	if n, err := u.readAt(u.block[:], addr); n != len(u.block) {
 		if quiet {
 			return errRejected
 		}
@@ -322,7 +322,7 @@ func (u *Unwinder) stubStep(next *Frame, stub, e string) (bool, error) {
 		if !ok || addr < f.SP && stub != "nmi_restore" {
 			return false, nil
 		}
-		if n, _ := u.mem.ReadAt(b[:ptregs.IretFrameSize], addr); n != ptregs.IretFrameSize {
+		if n, _ := u.readAt(b[:ptregs.IretFrameSize], addr); n != ptregs.IretFrameSize {
 			return false, fmt.Errorf("nmi frame at %#x unreadable", addr)
 		}
 		fr, err := ptregs.DecodeIretFrame(b[:ptregs.IretFrameSize])
@@ -336,7 +336,7 @@ func (u *Unwinder) stubStep(next *Frame, stub, e string) (bool, error) {
 		return true, nil
 	}
 	// Read what lies between SP and the stub's deepest possible frame.
-	n, _ := u.mem.ReadAt(b, f.SP)
+	n, _ := u.readAt(b, f.SP)
 	opt := u.checkOptions()
 	for off := 0; off+ptregs.IretFrameSize <= n; off += 8 {
 		fr, err := ptregs.DecodeIretFrame(b[off : off+ptregs.IretFrameSize])
@@ -455,7 +455,7 @@ func (u *Unwinder) stackTopStep(next *Frame) (bool, error) {
 	case StackNMI, StackDB, StackDF, StackMC, StackVC:
 		addr := s.Hi - ptregs.IretFrameSize
 		b := u.scratch[:ptregs.IretFrameSize]
-		if n, _ := u.mem.ReadAt(b, addr); n != len(b) {
+		if n, _ := u.readAt(b, addr); n != len(b) {
 			return false, fmt.Errorf("iret frame at %#x unreadable", addr)
 		}
 		fr, err := ptregs.DecodeIretFrame(b)

@@ -16,6 +16,9 @@ import (
 // changed nothing but next, for anything else: then the general path runs
 // and fills the caches for the next walk.
 func (u *Unwinder) fpWarm(f, next *Frame) bool {
+	if u.rec != nil {
+		return false // an incremental walk logs its reads through readAt
+	}
 	e := u.warm // the entry of the frame the last fpWarm made: most likely f's
 	if e == nil || e.pc != f.PC || uint64(e.delta) != f.PC-f.LookupPC || e.flags&efValid == 0 {
 		e = u.entry(f.PC, f.LookupPC)

@@ -18,6 +18,15 @@ type Memory interface {
 	ReadAt(p []byte, addr uint64) (int, error)
 }
 
+// MemoryView is an optional interface of a Memory that holds its bytes in
+// the process: View returns the n bytes at addr in place, or nil when they
+// are not all mapped in one piece (ReadAt may still read them). The caller
+// must not modify them. An incremental Unwinder uses it to check, without
+// copying, that memory still holds what its last walk read.
+type MemoryView interface {
+	View(addr uint64, n int) []byte
+}
+
 // ErrUnmapped is wrapped by every error that reports a read of an address
 // with no memory behind it.
 var ErrUnmapped = errors.New("address not mapped")
@@ -120,6 +129,20 @@ func (s SplicedMemory) find(a uint64) int {
 		return lo
 	}
 	return -1
+}
+
+// View implements MemoryView: the n bytes at addr when one region holds
+// them all.
+func (s SplicedMemory) View(addr uint64, n int) []byte {
+	i := s.find(addr)
+	if i < 0 || n < 0 {
+		return nil
+	}
+	d := s[i].Data[addr-s[i].Addr:]
+	if len(d) < n {
+		return nil
+	}
+	return d[:n:n]
 }
 
 // NewSplicedMemory returns the regions as a SplicedMemory, sorted by

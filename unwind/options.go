@@ -47,4 +47,13 @@ type Options struct {
 	// for, and a pt_regs whose CS is a user selector ends the walk ("user
 	// mode") after its frame.
 	Kernel bool
+	// Incremental makes a reused Unwinder keep its last walk, and replay
+	// the rest of it from the first frame where a new walk is in the same
+	// state as the last one was and memory still holds every byte the
+	// last walk's remaining steps read: for unwinding a live target that
+	// changes little between walks (an emulated CPU at every instruction
+	// boundary). The frames are exactly those of a walk from scratch. It
+	// costs a copy of every frame, and is ignored when Code provides
+	// source lines.
+	Incremental bool
 }

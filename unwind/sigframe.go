@@ -35,7 +35,7 @@ func (u *Unwinder) atRestoreRT(pc uint64) bool {
 		return false
 	}
 	var b [9]byte
-	n, _ := u.mem.ReadAt(b[:], pc)
+	n, _ := u.readAt(b[:], pc)
 	return n == len(b) && bytes.Equal(b[:], restoreRT)
 }
 
@@ -52,7 +52,7 @@ func (u *Unwinder) sigframeStep(next *Frame) (bool, error) {
 	f := u.cur
 	uc := f.SP
 	var b [sigcontextLen]byte
-	if n, _ := u.mem.ReadAt(b[:], uc+ucMcontextOff); n != len(b) {
+	if n, _ := u.readAt(b[:], uc+ucMcontextOff); n != len(b) {
 		return false, fmt.Errorf("sigcontext at %#x unreadable", uc+ucMcontextOff)
 	}
 	w := func(i int) uint64 { return binary.LittleEndian.Uint64(b[i*8:]) }

@@ -34,8 +34,14 @@ type Unwinder struct {
 	win     [2]memWindow  // its regions last read: for stack words, for code
 	opts    Options
 	methods Method
-	fpFirst bool     // the frame pointer is the first strategy for a call frame (fpWarm)
-	warm    *pcEntry // the entry of the frame fpWarm made
+	inc     bool // Options.Incremental, without source lines
+	memo    traceMemo
+	rec     *stepRec // the step being logged, in an incremental walk
+	replay  int      // the next frame of memo to replay; 0: not replaying
+	vbuf    [maxLoggedRead]byte
+	view    MemoryView // mem, when it is one
+	fpFirst bool       // the frame pointer is the first strategy for a call frame (fpWarm)
+	warm    *pcEntry   // the entry of the frame fpWarm made
 	max     int
 	lines   LineSource
 
@@ -103,6 +109,7 @@ func New(mem Memory, regs ptregs.Regs, opts *Options) *Unwinder {
 		u.lines = ls
 		u.inline = make([]symbols.Line, 0, 8)
 	}
+	u.inc = u.opts.Incremental && u.lines == nil
 	u.Reset(mem, regs)
 	return u
 }
@@ -131,12 +138,19 @@ func (u *Unwinder) Reset(mem Memory, regs ptregs.Regs) {
 	if u.started && u.c == nil {
 		u.c = new(caches) // a reused Unwinder: worth caching
 	}
+	if u.started && !u.done {
+		u.memo.valid = false // an abandoned walk leaves the record mixed
+	}
+	u.replay, u.rec = 0, nil
 	u.mem = mem
 	u.spliced, _ = mem.(SplicedMemory)
+	u.view, _ = mem.(MemoryView)
 	u.win = [2]memWindow{}
-	u.fr[0] = Frame{Regs: regs}
-	u.cur = &u.fr[0]
-	u.out, u.outInline = Frame{}, false
+	f := &u.fr[0]
+	*f = Frame{} // in place: Frame{Regs: regs} builds a copy first
+	f.Regs = regs
+	u.cur = f
+	u.outInline = false // u.out is only read while outInline
 	u.inline = u.inline[:0]
 	u.inlineAt = 0
 	u.n = 0
@@ -157,6 +171,9 @@ func (u *Unwinder) Next() bool {
 	if u.done {
 		return false
 	}
+	if u.replay > 0 {
+		return u.replayNext()
+	}
 	if u.inlineAt < len(u.inline) {
 		return u.emitInline()
 	}
@@ -165,21 +182,30 @@ func (u *Unwinder) Next() bool {
 		if !u.first() {
 			return false
 		}
-	} else if f := u.cur; u.fpFirst && u.c != nil && f.Index > 0 && f.Kind == KindCall && !u.scan.active {
+		return u.emit()
+	}
+	if u.inc && u.memoAt() {
+		return u.replayNext()
+	}
+	if f := u.cur; u.fpFirst && u.c != nil && f.Index > 0 && f.Kind == KindCall && !u.scan.active {
 		// The frame-pointer walk with warm caches (fpWarm), else step.
 		if next := u.spare(); u.fpWarm(f, next) {
 			u.cur = next
 			return u.emitWarm()
 		}
-		if !u.step() {
-			u.done = true
-			return false
-		}
-	} else if !u.step() {
+	}
+	if !u.step() {
 		u.done = true
+		if u.rec != nil {
+			u.memoStepped(true)
+		}
 		return false
 	}
-	return u.emit()
+	ok := u.emit()
+	if u.rec != nil {
+		u.memoStepped(!ok)
+	}
+	return ok
 }
 
 // Frame returns the current frame. It is valid after Next returned true.
@@ -431,6 +457,9 @@ func (w *memWindow) at(addr uint64, n int) []byte {
 // one region holds them all, else nil (ReadAt may still read them, across
 // regions). Window k remembers the region.
 func (u *Unwinder) splicedAt(k int, addr uint64, n int) []byte {
+	if u.rec != nil {
+		return nil // an incremental walk logs its reads: readAt
+	}
 	w := &u.win[k]
 	if b := w.at(addr, n); b != nil {
 		return b
@@ -444,6 +473,20 @@ func (u *Unwinder) splicedAt(k int, addr uint64, n int) []byte {
 	return w.at(addr, n)
 }
 
+// readAt reads len(p) bytes at addr from the walk's memory; an
+// incremental walk logs what it read (Options.Incremental). Every read of
+// the target's memory during a step goes through readAt (or splicedAt).
+func (u *Unwinder) readAt(p []byte, addr uint64) (int, error) {
+	if u.mem == nil {
+		return 0, errNoMemory
+	}
+	n, err := u.mem.ReadAt(p, addr)
+	if u.rec != nil {
+		u.rec.log(addr, p, n)
+	}
+	return n, err
+}
+
 // read64 reads one word without allocating.
 func (u *Unwinder) read64(addr uint64) (uint64, bool) {
 	if b := u.splicedAt(stackWin, addr, 8); b != nil {
@@ -452,7 +495,7 @@ func (u *Unwinder) read64(addr uint64) (uint64, bool) {
 	if u.mem == nil {
 		return 0, false
 	}
-	n, _ := u.mem.ReadAt(u.word[:8], addr)
+	n, _ := u.readAt(u.word[:8], addr)
 	if n != 8 {
 		return 0, false
 	}
@@ -500,7 +543,7 @@ func (u *Unwinder) read2x64(addr uint64) (lo, hi uint64, ok bool) {
 	if u.mem == nil {
 		return 0, 0, false
 	}
-	if n, _ := u.mem.ReadAt(u.word[:16], addr); n != 16 {
+	if n, _ := u.readAt(u.word[:16], addr); n != 16 {
 		return 0, 0, false
 	}
 	return binary.LittleEndian.Uint64(u.word[:8]), binary.LittleEndian.Uint64(u.word[8:]), true
