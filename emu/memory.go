@@ -41,7 +41,10 @@ type rdEntry struct {
 	p  *page
 }
 
-var _ unwind.Memory = (*Mem)(nil)
+var (
+	_ unwind.Memory     = (*Mem)(nil)
+	_ unwind.MemoryView = (*Mem)(nil)
+)
 
 // zeroPage backs every mapped page that has never been written; it is
 // never modified (writes and code fetches copy it first).
@@ -136,6 +139,31 @@ func (m *Mem) ReadAt(p []byte, addr uint64) (int, error) {
 		done += copy(p[done:], pg.data[a&pageMask:])
 	}
 	return done, nil
+}
+
+// View implements unwind.MemoryView: the n bytes at addr in place, when
+// they lie in one mapped page (nil otherwise). Do not modify them; a later
+// write to the page changes them.
+func (m *Mem) View(addr uint64, n int) []byte {
+	off := addr & pageMask
+	if n < 0 || off+uint64(n) > pageSize {
+		return nil
+	}
+	pn := addr >> pageShift
+	for i := range m.rd {
+		if e := &m.rd[i]; e.p != nil && e.pn == pn {
+			return e.p.data[off : off+uint64(n) : off+uint64(n)]
+		}
+	}
+	pg := m.pages[pn]
+	if pg == nil {
+		return nil
+	}
+	if pg != zeroPage {
+		m.rd[m.rdNext&3] = rdEntry{pn: pn, p: pg}
+		m.rdNext++
+	}
+	return pg.data[off : off+uint64(n) : off+uint64(n)]
 }
 
 // WriteAt copies p to addr, as a debugger would (it invalidates decoded
