@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/unwind-dev/unwind/emu"
+	"github.com/unwind-dev/unwind/ptregs"
 	"github.com/unwind-dev/unwind/unwind"
 )
 
@@ -30,7 +32,10 @@ func BenchmarkVerify(b *testing.B) {
 // the machine stopped in the demo's #DB handler (29 frames through #DB, NMI
 // and IRQ entries), unwound from the live state again and again with a
 // reused Unwinder, as Run does at every boundary, and compared with the
-// truth.
+// truth. The state does not change between iterations, so Run's
+// incremental Unwinders replay the whole trace after the first (checking
+// every byte it read); the .../walk variants walk it each time (warm
+// caches, not incremental).
 func BenchmarkUnwindAtBoundary(b *testing.B) {
 	sc, k := loadScenario(b, "demo")
 	d, err := newDriver(sc, k)
@@ -49,26 +54,36 @@ func BenchmarkUnwindAtBoundary(b *testing.B) {
 	regs := d.m.CPUs[0].Regs()
 	truth := d.m.ShadowStack(0)
 	cmp := comparison{code: code, fixups: exTable(d.m)}
+	var zero ptregs.Regs
 	for _, s := range []Strategy{CFI, FP, Combined} {
-		b.Run(s.String(), func(b *testing.B) {
-			u := us[0][s]
-			frames := 0
-			b.ReportAllocs()
-			for b.Loop() {
-				u.Reset(d.m.Memory(), regs)
-				cmp.classify(u, truth)
-				frames = 0
-				u.Reset(d.m.Memory(), regs)
-				for u.Next() {
-					frames++
-				}
-			}
-			// Each iteration unwinds twice (classify, then the count).
-			b.ReportMetric(2*float64(b.N)/b.Elapsed().Seconds(), "unwinds/s")
-			b.ReportMetric(float64(frames), "frames/unwind")
-		})
+		walk := unwind.New(d.m.Memory(), zero, &unwind.Options{
+			Code: code, Stacks: topInclusive(d.m.Stacks(0)), Methods: s.Methods(), Kernel: true})
+		for _, v := range []struct {
+			name string
+			u    *unwind.Unwinder
+		}{{s.String(), us[0][s]}, {s.String() + "/walk", walk}} {
+			bench(b, v.name, v.u, d.m.Memory(), regs, truth, &cmp)
+		}
 	}
-	_ = unwind.MethodCFI
+}
+
+func bench(b *testing.B, name string, u *unwind.Unwinder, mem unwind.Memory, regs ptregs.Regs, truth []emu.Frame, cmp *comparison) {
+	b.Run(name, func(b *testing.B) {
+		frames := 0
+		b.ReportAllocs()
+		for b.Loop() {
+			u.Reset(mem, regs)
+			cmp.classify(u, truth)
+			frames = 0
+			u.Reset(mem, regs)
+			for u.Next() {
+				frames++
+			}
+		}
+		// Each iteration unwinds twice (classify, then the count).
+		b.ReportMetric(2*float64(b.N)/b.Elapsed().Seconds(), "unwinds/s")
+		b.ReportMetric(float64(frames), "frames/unwind")
+	})
 }
 
 // TestBoundaryAllocFree checks that checking a boundary allocates nothing

@@ -43,11 +43,12 @@ func (t *trace) diff(o *trace) string {
 	return ""
 }
 
-// TestWarmCachesMatchFreshUnwind checks the caches the verify loop relies
-// on: at sampled boundaries of every scenario (the code-patching ones
-// included, where the text changes under the unwinder), the reused sibling
-// Unwinders, whose caches are warm from every earlier boundary, report
-// exactly what a fresh Unwinder reports, frame for frame.
+// TestWarmCachesMatchFreshUnwind checks the caches and the incremental
+// replay the verify loop relies on: at sampled boundaries of every
+// scenario (the code-patching ones included, where the text changes under
+// the unwinder), the reused sibling Unwinders, whose caches are warm and
+// whose last walk was at the boundary before, report exactly what a fresh
+// Unwinder reports, frame for frame.
 func TestWarmCachesMatchFreshUnwind(t *testing.T) {
 	n := uint64(37)
 	if testing.Short() {

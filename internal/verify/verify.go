@@ -386,13 +386,17 @@ func (ck *checker) explain(u *unwind.Unwinder, regs ptregs.Regs, truth []emu.Fra
 // newUnwinders makes one Unwinder per CPU and strategy, reused (Reset) at
 // every boundary so that their caches stay warm. A CPU's three Unwinders
 // are siblings: they share one set of caches, since they walk the same
-// frames one after the other.
+// frames one after the other. They are incremental: one instruction
+// seldom changes more than the innermost frames, and the rest of the last
+// boundary's walk is taken over where the new walk joins it (with every
+// byte it read still in memory).
 func newUnwinders(m *emu.Machine, code unwind.Code) [][NumStrategies]*unwind.Unwinder {
 	var zero ptregs.Regs
 	us := make([][NumStrategies]*unwind.Unwinder, len(m.CPUs))
 	for cpu := range us {
 		first := unwind.New(m.Memory(), zero, &unwind.Options{
-			Code: code, Stacks: topInclusive(m.Stacks(cpu)), Methods: Strategy(0).Methods(), Kernel: true})
+			Code: code, Stacks: topInclusive(m.Stacks(cpu)), Methods: Strategy(0).Methods(), Kernel: true,
+			Incremental: true})
 		us[cpu][0] = first
 		for s := Strategy(1); s < NumStrategies; s++ {
 			us[cpu][s] = first.Sibling(m.Memory(), zero, s.Methods())
