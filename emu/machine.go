@@ -56,7 +56,30 @@ type Machine struct {
 	decodeBuf  [15]byte
 	checks     bool
 	violations []Violation
-	markerRet  uint64 // ret_from_entry_marker (ptregs-findable), 0 if absent
+	markerRet  uint64     // ret_from_entry_marker (ptregs-findable), 0 if absent
+	names      *nameCache // function names of recent PCs (ShadowStack)
+}
+
+// nameCache remembers the function names of the PCs ShadowStack named
+// last: a direct-mapped table, since a verify loop asks for the same few
+// dozen PCs at every boundary. The names are those of the immutable
+// symbol table, so a hit is what a lookup gives.
+type nameCache [256]struct {
+	pc   uint64
+	name string
+	ok   bool
+}
+
+// funcName is m.syms.name(pc), through m.names.
+func (m *Machine) funcName(pc uint64) string {
+	if m.names == nil {
+		m.names = new(nameCache)
+	}
+	e := &m.names[(pc^pc>>8^pc>>16)&255]
+	if !e.ok || e.pc != pc {
+		e.pc, e.name, e.ok = pc, m.syms.name(pc), true
+	}
+	return e.name
 }
 
 // DefaultPtRegsHandlers are the C functions the fixture kernel's entry stubs

@@ -405,7 +405,7 @@ func (m *Machine) ShadowStack(cpu int) []Frame {
 		if user {
 			cur.Kind = FrameUser
 		}
-		cur.Function = m.syms.name(lookupPC)
+		cur.Function = m.funcName(lookupPC)
 		cur.Stack = m.stackKind(cpu, sp)
 		v = append(v, cur)
 		cur = Frame{Vector: -1}
@@ -430,7 +430,7 @@ func (m *Machine) ShadowStack(cpu int) []Frame {
 	if user {
 		cur.Kind = FrameUser
 	}
-	cur.Function = m.syms.name(lookupPC)
+	cur.Function = m.funcName(lookupPC)
 	cur.Stack = m.stackKind(cpu, sp)
 	v = append(v, cur)
 	s.view = v
