@@ -164,3 +164,20 @@ func BenchmarkDecodeCheckPtRegs(b *testing.B) {
 		}
 	}
 }
+
+func TestRegsCopy(t *testing.T) {
+	var a, b Regs
+	b.Set(RBX, 1)
+	b.Set(RBP, 2)
+	b.Set(RIP, 3)
+	a.Set(RAX, 9)
+	a.Set(RBP, 7)
+	a.Copy(&b, 1<<RBX|1<<RBP|1<<R12)
+	var want Regs
+	want.Set(RAX, 9)
+	want.Set(RBX, 1)
+	want.Set(RBP, 2)
+	if a != want {
+		t.Errorf("got %+v, want %+v", a, want)
+	}
+}

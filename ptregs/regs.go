@@ -1,5 +1,7 @@
 package ptregs
 
+import "math/bits"
+
 // Reg is an x86-64 register named by its DWARF number (System V psABI, table
 // 3.36). Registers 0–15 are the general-purpose registers; 16 is the return
 // address column, which the unwinder uses for RIP.
@@ -80,6 +82,18 @@ func (rs *Regs) Set(r Reg, val uint64) {
 	}
 	rs.v[r] = val
 	rs.valid |= 1 << r
+}
+
+// Copy sets in rs the registers of mask (bit n for DWARF register n) that
+// o knows, to o's values, and leaves the others alone: a CFI row's
+// same-value columns in one call.
+func (rs *Regs) Copy(o *Regs, mask uint32) {
+	m := o.valid & mask & (1<<NumRegs - 1)
+	rs.valid |= m
+	for ; m != 0; m &= m - 1 {
+		r := bits.TrailingZeros32(m)
+		rs.v[r] = o.v[r]
+	}
 }
 
 // Clear marks r unknown.

@@ -450,7 +450,8 @@ func (u *Unwinder) onKnownStack(sp uint64) bool {
 }
 
 // crow is a CFI row in the form the fast step applies: the CFA rule, the
-// defined columns in order, and what cfiStep needs to know of the rest.
+// same-value columns as a mask, the other defined columns in order, and
+// what cfiStep needs to know of the rest.
 type crow struct {
 	fast    bool // CFA = reg+offset and only simple column rules
 	cfaReg  uint8
@@ -460,6 +461,7 @@ type crow struct {
 	r15Full bool         // r15 saved at CFA-168: the whole pt_regs is saved
 	rspCFA  bool         // RSP has no rule of its own: the caller's RSP is the CFA
 	n       uint8        // rules used
+	same    uint32       // the same-value columns (not in rules)
 	spanN   uint16       // bytes from CFA+spanLo that hold every saved register (0: none, or too spread)
 	cfaOff  int64
 	raOff   int64 // the return-address column's offset when raKind is RuleOffset
@@ -486,7 +488,10 @@ func (c *crow) compile(row *symbols.CFIRow) {
 		switch r.Kind {
 		case cfi.RuleUndefined:
 			continue
-		case cfi.RuleSameValue, cfi.RuleOffset, cfi.RuleValOffset, cfi.RuleRegister:
+		case cfi.RuleSameValue:
+			c.same |= 1 << col // copied in one go
+			continue
+		case cfi.RuleOffset, cfi.RuleValOffset, cfi.RuleRegister:
 		default:
 			c.fast = false
 		}

@@ -154,20 +154,22 @@ func (u *Unwinder) fastStep(row *crow, callee, caller *ptregs.Regs, cfa *uint64)
 	c := base + uint64(row.cfaOff)
 	var span []byte
 	if row.spanN > 0 && u.mem != nil {
-		b := u.span[:row.spanN]
-		if n, _ := u.readAt(b, c+uint64(row.spanLo)); n == len(b) {
+		a := c + uint64(row.spanLo)
+		if b := u.splicedAt(stackWin, a, int(row.spanN)); b != nil {
 			span = b
+		} else {
+			b := u.span[:row.spanN]
+			if n, _ := u.readAt(b, a); n == len(b) {
+				span = b
+			}
 		}
 	}
 	*caller = ptregs.Regs{}
+	caller.Copy(callee, row.same)
 	for i := range row.rules[:row.n] {
 		r := &row.rules[i]
 		col := ptregs.Reg(r.col)
 		switch r.kind {
-		case cfi.RuleSameValue:
-			if v, ok := callee.Get(col); ok {
-				caller.Set(col, v)
-			}
 		case cfi.RuleOffset:
 			if span != nil {
 				caller.Set(col, binary.LittleEndian.Uint64(span[r.off-row.spanLo:]))

@@ -29,21 +29,22 @@ var ErrTooManyFrames = errors.New("too many frames")
 // walk over the same Code without allocating. An Unwinder is not safe for
 // concurrent use.
 type Unwinder struct {
-	mem     Memory
-	spliced SplicedMemory // mem, when it is one: read without the interface
-	win     [2]memWindow  // its regions last read: for stack words, for code
-	opts    Options
-	methods Method
-	inc     bool // Options.Incremental, without source lines
-	memo    traceMemo
-	rec     *stepRec // the step being logged, in an incremental walk
-	replay  int      // the next frame of memo to replay; 0: not replaying
-	vbuf    [maxLoggedRead]byte
-	view    MemoryView // mem, when it is one
-	fpFirst bool       // the frame pointer is the first strategy for a call frame (fpWarm)
-	warm    *pcEntry   // the entry of the frame fpWarm made
-	max     int
-	lines   LineSource
+	mem      Memory
+	spliced  SplicedMemory // mem, when it is one: read without the interface
+	win      [2]memWindow  // its regions last read: for stack words, for code
+	opts     Options
+	methods  Method
+	inc      bool // Options.Incremental, without source lines
+	memo     traceMemo
+	rec      *stepRec // the step being logged, in an incremental walk
+	replay   int      // the next frame of memo to replay; 0: not replaying
+	vbuf     [maxLoggedRead]byte
+	view     MemoryView // mem, when it is one
+	fpFirst  bool       // the frame pointer is the first strategy for a call frame (fpWarm)
+	cfiFirst bool       // CFI is (cfiWarm)
+	warm     *pcEntry   // the entry of the frame fpWarm or cfiWarm made
+	max      int
+	lines    LineSource
 
 	cur       *Frame // last physical frame produced: one of fr
 	fr        [2]Frame
@@ -100,7 +101,8 @@ func New(mem Memory, regs ptregs.Regs, opts *Options) *Unwinder {
 	if u.methods == 0 {
 		u.methods = allMethods
 	}
-	u.fpFirst = u.has(MethodFP) && !u.has(MethodCFI) && !u.opts.Kernel
+	u.fpFirst = u.has(MethodFP) && !u.has(MethodCFI) && u.opts.Code != nil
+	u.cfiFirst = u.has(MethodCFI) && u.opts.Code != nil
 	u.max = u.opts.MaxFrames
 	if u.max <= 0 {
 		u.max = DefaultMaxFrames
@@ -187,11 +189,26 @@ func (u *Unwinder) Next() bool {
 	if u.inc && u.memoAt() {
 		return u.replayNext()
 	}
-	if f := u.cur; u.fpFirst && u.c != nil && f.Index > 0 && f.Kind == KindCall && !u.scan.active {
-		// The frame-pointer walk with warm caches (fpWarm), else step.
-		if next := u.spare(); u.fpWarm(f, next) {
-			u.cur = next
-			return u.emitWarm()
+	if f := u.cur; u.c != nil && !u.scan.active {
+		// With warm caches, the fused steps (fpWarm, cfiWarm), else step.
+		if u.fpFirst && f.Kind == KindCall {
+			if next := u.spare(); u.fpWarm(f, next) {
+				u.cur = next
+				ok := u.emitWarm()
+				if u.rec != nil {
+					u.memoStepped(!ok)
+				}
+				return ok
+			}
+		} else if u.cfiFirst {
+			if next := u.spare(); u.cfiWarm(f, next) {
+				u.cur = next
+				ok := u.emitWarm()
+				if u.rec != nil {
+					u.memoStepped(!ok)
+				}
+				return ok
+			}
 		}
 	}
 	if !u.step() {

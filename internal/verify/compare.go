@@ -21,6 +21,21 @@ type comparison struct {
 	// undefined is set when a flagged trace stopped at a PC where the
 	// kernel's CFI deliberately leaves RSP or the return address undefined.
 	undefined bool
+	// undefAt remembers cfiUndefinedAt per PC (the CFI does not change).
+	undefAt map[uint64]bool
+}
+
+// cfiUndefinedAt is cfiUndefinedAt(c.code, pc), remembered.
+func (c *comparison) cfiUndefinedAt(pc uint64) bool {
+	v, ok := c.undefAt[pc]
+	if !ok {
+		v = cfiUndefinedAt(c.code, pc)
+		if c.undefAt == nil {
+			c.undefAt = map[uint64]bool{}
+		}
+		c.undefAt[pc] = v
+	}
+	return v
 }
 
 // userEnd returns how many truth frames a kernel unwind must reproduce:
@@ -96,9 +111,9 @@ func (c *comparison) classify(u *unwind.Unwinder, truth []emu.Frame) Class {
 	// leaves the caller's RSP or return address undefined on purpose.
 	if c.code != nil {
 		switch {
-		case failAt > 0 && cfiUndefinedAt(c.code, failPC):
+		case failAt > 0 && c.cfiUndefinedAt(failPC):
 			c.undefined = true
-		case failAt < 0 && n > 0 && n < need && cfiUndefinedAt(c.code, lastPC):
+		case failAt < 0 && n > 0 && n < need && c.cfiUndefinedAt(lastPC):
 			c.undefined = true
 		}
 	}
