@@ -34,6 +34,15 @@ type Mem struct {
 	// changes after its first write (zeroPage is replaced once, by own).
 	rd     [4]rdEntry
 	rdNext uint8
+	// The write journal (unwind.WriteJournal): the last len(wlog)
+	// writes, the seq-th at wlog[seq%len(wlog)].
+	wseq uint64
+	wlog [64]writeRec
+}
+
+// writeRec is one logged write: n bytes at a.
+type writeRec struct {
+	a, n uint64
 }
 
 type rdEntry struct {
@@ -42,9 +51,37 @@ type rdEntry struct {
 }
 
 var (
-	_ unwind.Memory     = (*Mem)(nil)
-	_ unwind.MemoryView = (*Mem)(nil)
+	_ unwind.Memory       = (*Mem)(nil)
+	_ unwind.MemoryView   = (*Mem)(nil)
+	_ unwind.WriteJournal = (*Mem)(nil)
 )
+
+// logWrite records a write (or a change of mapping) of n bytes at a.
+func (m *Mem) logWrite(a, n uint64) {
+	m.wlog[m.wseq%uint64(len(m.wlog))] = writeRec{a: a, n: n}
+	m.wseq++
+}
+
+// WriteSeq implements unwind.WriteJournal: the number of writes and
+// mapping changes so far.
+func (m *Mem) WriteSeq() uint64 { return m.wseq }
+
+// WrittenSince implements unwind.WriteJournal: whether a write after the
+// seq-th touched [addr, addr+n), true when the log no longer holds them
+// all.
+func (m *Mem) WrittenSince(seq, addr uint64, n int) bool {
+	if seq > m.wseq || m.wseq-seq > uint64(len(m.wlog)) {
+		return true
+	}
+	end := addr + uint64(n)
+	for k := seq; k < m.wseq; k++ {
+		w := &m.wlog[k%uint64(len(m.wlog))]
+		if w.a < end && addr < w.a+w.n || w.a+w.n < w.a {
+			return true
+		}
+	}
+	return false
+}
 
 // zeroPage backs every mapped page that has never been written; it is
 // never modified (writes and code fetches copy it first).
@@ -84,6 +121,7 @@ func (m *Mem) mapRange(addr, n uint64) {
 	if n == 0 {
 		return
 	}
+	m.logWrite(addr, n)
 	for pn := addr >> pageShift; pn <= (addr+n-1)>>pageShift; pn++ {
 		if m.pages[pn] == nil {
 			m.pages[pn] = zeroPage
@@ -173,6 +211,7 @@ func (m *Mem) WriteAt(p []byte, addr uint64) (int, error) {
 	if !m.Mapped(addr, uint64(len(p))) {
 		return 0, &unwind.MemoryError{Addr: addr, Len: len(p)}
 	}
+	m.logWrite(addr, uint64(len(p)))
 	for i, b := range p {
 		m.store8(addr+uint64(i), b)
 	}
@@ -241,6 +280,7 @@ func (m *Mem) write(a uint64, size uint8, v uint64) bool {
 		if pg == nil {
 			return false
 		}
+		m.logWrite(a, uint64(size))
 		if pg == zeroPage {
 			pg = m.own(a)
 		}
@@ -263,6 +303,7 @@ func (m *Mem) write(a uint64, size uint8, v uint64) bool {
 	if !m.Mapped(a, uint64(size)) {
 		return false
 	}
+	m.logWrite(a, uint64(size))
 	for i := uint8(0); i < size; i++ {
 		m.store8(a+uint64(i), byte(v>>(8*i)))
 	}

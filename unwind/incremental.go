@@ -44,9 +44,15 @@ type traceMemo struct {
 // after frame), the short ones (a read that hit unmapped memory) as they
 // were. Most boundaries of a verify loop replay from the same frame, so it
 // is built once and checked many times.
+//
+// With a WriteJournal, a check that passed is remembered (the journal and
+// its WriteSeq then): the next check compares again only the runs written
+// over since.
 type suffixCheck struct {
 	built, never bool // never: two reads disagree, no memory can hold both
 	from         int
+	jr           WriteJournal // the memory the check last passed on, if it logs writes
+	seq          uint64       // jr's WriteSeq then
 	runs         []memRun
 	short        []memRead // reads that returned fewer bytes than asked
 	data         []byte    // the runs' bytes, then the short reads'
@@ -63,6 +69,7 @@ type memRun struct {
 // build makes s the check of the steps from..m.n-1.
 func (s *suffixCheck) build(m *traceMemo, from int) {
 	s.built, s.never, s.from = true, false, from
+	s.jr = nil
 	s.runs, s.short, s.data = s.runs[:0], s.short[:0], s.data[:0]
 	// The full reads by address (a few per step: insertion sort), then
 	// joined where they overlap or touch.
@@ -123,13 +130,35 @@ type stepRead struct {
 	memRead
 }
 
-// holds reports whether mem (and view, mem as a MemoryView when it is one)
-// still holds what the steps read.
-func (s *suffixCheck) holds(mem Memory, view MemoryView, buf *[maxLoggedRead]byte) bool {
+// holds reports whether mem (and view and jr, mem as a MemoryView and a
+// WriteJournal when it is one) still holds what the steps read.
+func (s *suffixCheck) holds(mem Memory, view MemoryView, jr WriteJournal, buf *[maxLoggedRead]byte) bool {
 	if s.never || mem == nil {
 		return false
 	}
+	var seq uint64
+	since := jr != nil && s.jr == jr // the check passed on this memory at s.seq
+	if jr != nil {
+		seq = jr.WriteSeq()
+		if since && seq == s.seq {
+			return true // nothing written at all
+		}
+	}
+	if !s.compare(mem, view, jr, since, buf) {
+		s.jr = nil
+		return false
+	}
+	s.jr, s.seq = jr, seq
+	return true
+}
+
+// compare is holds without the shortcut: it compares every run (with
+// since, only those jr says were written over after s.seq).
+func (s *suffixCheck) compare(mem Memory, view MemoryView, jr WriteJournal, since bool, buf *[maxLoggedRead]byte) bool {
 	for _, run := range s.runs {
+		if since && !jr.WrittenSince(s.seq, run.addr, int(run.n)) {
+			continue
+		}
 		addr, want := run.addr, s.data[run.off:run.off+run.n]
 		for len(want) > 0 {
 			// A piece that does not cross a page (View serves one page).
@@ -153,6 +182,9 @@ func (s *suffixCheck) holds(mem Memory, view MemoryView, buf *[maxLoggedRead]byt
 		}
 	}
 	for _, rd := range s.short {
+		if since && !jr.WrittenSince(s.seq, rd.addr, int(rd.want)) {
+			continue
+		}
 		k, _ := mem.ReadAt(buf[:rd.want], rd.addr)
 		if k != int(rd.got) || !sameBytes(buf[:k], s.data[rd.off:rd.off+uint32(rd.got)]) {
 			return false
@@ -295,7 +327,7 @@ func (u *Unwinder) memoAt() bool {
 		if m.sfx.from != j || !m.sfx.built {
 			m.sfx.build(m, j)
 		}
-		if m.sfx.holds(u.mem, u.view, &u.vbuf) {
+		if m.sfx.holds(u.mem, u.view, u.journal, &u.vbuf) {
 			u.replay = j + 1
 			return true
 		}

@@ -27,6 +27,21 @@ type MemoryView interface {
 	View(addr uint64, n int) []byte
 }
 
+// WriteJournal is an optional interface of a live Memory (an emulator's)
+// that logs where it is written. An incremental Unwinder uses it to skip
+// comparing again the bytes its last walk read when nothing was written
+// over them since it last compared them; without it, it compares them
+// every walk.
+type WriteJournal interface {
+	// WriteSeq returns the number of writes so far: a write is any
+	// change of bytes or of what is mapped.
+	WriteSeq() uint64
+	// WrittenSince reports whether a write made after WriteSeq returned
+	// seq touched [addr, addr+n). It must report true when it cannot
+	// tell (its log no longer reaches back to seq).
+	WrittenSince(seq, addr uint64, n int) bool
+}
+
 // ErrUnmapped is wrapped by every error that reports a read of an address
 // with no memory behind it.
 var ErrUnmapped = errors.New("address not mapped")

@@ -39,10 +39,11 @@ type Unwinder struct {
 	rec      *stepRec // the step being logged, in an incremental walk
 	replay   int      // the next frame of memo to replay; 0: not replaying
 	vbuf     [maxLoggedRead]byte
-	view     MemoryView // mem, when it is one
-	fpFirst  bool       // the frame pointer is the first strategy for a call frame (fpWarm)
-	cfiFirst bool       // CFI is (cfiWarm)
-	warm     *pcEntry   // the entry of the frame fpWarm or cfiWarm made
+	view     MemoryView   // mem, when it is one
+	journal  WriteJournal // mem, when it is one
+	fpFirst  bool         // the frame pointer is the first strategy for a call frame (fpWarm)
+	cfiFirst bool         // CFI is (cfiWarm)
+	warm     *pcEntry     // the entry of the frame fpWarm or cfiWarm made
 	max      int
 	lines    LineSource
 
@@ -147,6 +148,7 @@ func (u *Unwinder) Reset(mem Memory, regs ptregs.Regs) {
 	u.mem = mem
 	u.spliced, _ = mem.(SplicedMemory)
 	u.view, _ = mem.(MemoryView)
+	u.journal, _ = mem.(WriteJournal)
 	u.win = [2]memWindow{}
 	f := &u.fr[0]
 	*f = Frame{} // in place: Frame{Regs: regs} builds a copy first
