@@ -392,49 +392,65 @@ func (m *Machine) ShadowStack(cpu int) []Frame {
 	}
 	c := m.CPUs[cpu]
 	s := &c.shadow
-	v := s.view[:0]
+	// Every field of every frame is written in place: the frames are
+	// large, and a verify loop asks for them at every boundary.
+	n := len(s.recs) + 1
+	if cap(s.view) < n {
+		s.view = make([]Frame, n, n+n/2+4)
+	}
+	v := s.view[:n]
+	s.view = v
 	pc, sp := c.RIP, c.GPR[RSP]
 	user := c.CPL() == 3
 	kind := FrameCall
 	lookupPC := pc
-	cur := Frame{Vector: -1}
-	for i := len(s.recs) - 1; i >= 0; i-- {
-		r := &s.recs[i]
-		cur.PC, cur.SP, cur.CFA = pc, sp, r.cfa
-		cur.Kind = kind
-		if user {
-			cur.Kind = FrameUser
+	var entry *shadowRec // the entry whose interrupted frame the next frame is
+	for i, k := len(s.recs)-1, 0; ; i, k = i-1, k+1 {
+		f := &v[k]
+		f.PC, f.SP, f.CFA = pc, sp, 0
+		if i >= 0 {
+			f.CFA = s.recs[i].cfa
 		}
-		cur.Function = m.funcName(lookupPC)
-		cur.Stack = m.stackKind(cpu, sp)
-		v = append(v, cur)
-		cur = Frame{Vector: -1}
+		f.Kind = kind
+		if user {
+			f.Kind = FrameUser
+		}
+		f.Function = m.funcName(lookupPC)
+		f.Stack = m.stackKind(cpu, sp)
+		if r := entry; r != nil {
+			f.Entry, f.Vector, f.RegsAddr = r.name, r.vector, r.regsAddr
+			f.Regs = ptregs.Regs{}
+			for d := ptregs.Reg(0); d < 16; d++ {
+				f.Regs.Set(d, r.gprs[dwarfToHW[d]])
+			}
+			f.Regs.Set(ptregs.RSP, r.intRSP)
+			f.Regs.Set(ptregs.RIP, r.intRIP)
+		} else {
+			if f.Entry != "" {
+				f.Entry = ""
+			}
+			f.Vector, f.RegsAddr = -1, 0
+			if f.Regs.Mask() != 0 {
+				f.Regs = ptregs.Regs{}
+			}
+		}
+		if i < 0 {
+			return v
+		}
+		r := &s.recs[i]
+		entry = nil
 		if r.entry {
 			pc, sp = r.intRIP, r.intRSP
 			lookupPC = pc
 			kind = FrameInterrupted
 			user = r.intCS&3 == 3
-			cur.Entry, cur.Vector, cur.RegsAddr = r.name, r.vector, r.regsAddr
-			for d := ptregs.Reg(0); d < 16; d++ {
-				cur.Regs.Set(d, r.gprs[dwarfToHW[d]])
-			}
-			cur.Regs.Set(ptregs.RSP, r.intRSP)
-			cur.Regs.Set(ptregs.RIP, r.intRIP)
+			entry = r
 		} else {
 			pc, sp = r.ret, r.cfa
 			lookupPC = pc - 1
 			kind = FrameCall
 		}
 	}
-	cur.PC, cur.SP, cur.CFA, cur.Kind = pc, sp, 0, kind
-	if user {
-		cur.Kind = FrameUser
-	}
-	cur.Function = m.funcName(lookupPC)
-	cur.Stack = m.stackKind(cpu, sp)
-	v = append(v, cur)
-	s.view = v
-	return v
 }
 
 // checkPtRegsFindable is the ptregs-findable check, run when an entry stub
