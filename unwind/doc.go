@@ -105,11 +105,18 @@
 // return address is kept with the bytes before it that it was decoded
 // from, and used only while memory still holds them: a live target patches
 // its code between two walks. Reset keeps the caches, and Sibling shares
-// them between Unwinders with other strategy sets. A frame-pointer walk
-// (without CFI, outside the kernel's entry frames) takes a fused path for
-// the frames its caches already know. A warm walk does not allocate: the
-// error of a rejected candidate is built only when the walk fails on it
-// and Err or StopReason asks.
+// them between Unwinders with other strategy sets. The common CFI and
+// frame-pointer steps take a fused path for the frames the caches already
+// know, checked to give what the general path gives. A warm walk does not
+// allocate: the error of a rejected candidate is built only when the walk
+// fails on it and Err or StopReason asks.
+//
+// A tool that walks a live target again and again (an emulator at every
+// instruction) sets Options.Incremental: the rest of the last walk is
+// replayed from the first frame where the new walk joins it, once memory
+// is shown to still hold every byte that rest read. A Memory that
+// implements MemoryView is compared in place; one that implements
+// WriteJournal is compared only where it was written since.
 //
 // # Security
 //
