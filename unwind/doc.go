@@ -50,7 +50,9 @@
 //   - the last resort, a scan of the stack for return addresses: a word
 //     counts only if the bytes before it decode as a call consistent with
 //     the frame below. Scanned frames are KindScan and never reliable; the
-//     walk leaves the scan as soon as a found frame has CFI.
+//     walk leaves the scan as soon as a found frame has CFI, or (with
+//     MethodSignal) is a return address to __restore_rt, which is looked
+//     up at its own address and crossed through its rt_sigframe.
 //
 // Caller SPs landing on the top word of an IRQ stack are replaced by the
 // previous stack pointer saved there (Linux 6.1 call_on_irqstack).

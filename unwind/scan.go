@@ -65,6 +65,11 @@ func (u *Unwinder) scanNext() bool {
 		next := u.spare()
 		callFrame(next, w, a+8, 0, a, &regs, MethodScan, false)
 		next.Kind = KindScan
+		if !u.opts.Kernel && u.has(MethodSignal) && u.atRestoreRTCached(w) {
+			// A signal trampoline is returned to, never called: look
+			// it up (symbol, CFI) at its own address, as emit does.
+			next.LookupPC = w
+		}
 		if sb := u.opts.Stacks; sb != nil {
 			if st, ok := u.stackOf(a); ok {
 				next.Stack = st

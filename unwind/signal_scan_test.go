@@ -62,6 +62,23 @@ func TestUserSignalFrame(t *testing.T) {
 		if !u.Reliable() {
 			t.Errorf("cfi=%v: not reliable: %s", withCFI, u.StopReason())
 		}
+		if withCFI {
+			continue
+		}
+		// The stack scan finds the return address to __restore_rt: the
+		// walk goes on through the rt_sigframe, every frame after the
+		// scan a guess.
+		u = New(mem, regs, &Options{Code: c, Stacks: Stacks{{Kind: StackUser, Lo: s.lo, Hi: s.hi}}, Methods: MethodScan | MethodSignal})
+		fs = fs[:0]
+		for u.Next() {
+			fs = append(fs, u.Frame())
+		}
+		if diff := cmp.Diff([]string{"h", "? __restore_rt", "spin", "? _start"}, names(fs)); diff != "" {
+			t.Fatalf("scan: %s\nstop %s", diff, u.StopReason())
+		}
+		if sf := fs[2]; sf.Kind != KindSignal || sf.RegsAddr != uc || sf.Reliable || fs[1].LookupPC != fs[1].PC {
+			t.Errorf("scan: signal frame %+v after %+v", sf, fs[1])
+		}
 	}
 }
 

@@ -12,6 +12,16 @@ func (u *Unwinder) step() bool {
 	f := u.cur
 	u.def.set, u.lazy.set = false, false
 	if u.scan.active {
+		// A scanned return address to the signal trampoline: the caller
+		// is the code the signal interrupted, in the rt_sigframe, not a
+		// word further up (the scan would read into the sigcontext).
+		if f.Kind == KindScan && !u.opts.Kernel && u.has(MethodSignal) && u.atRestoreRTCached(f.PC) {
+			next := u.spare()
+			if ok, _ := u.sigframeStep(next); ok && u.accept(next) == nil {
+				u.scan.active = false
+				return u.commit(next)
+			}
+		}
 		return u.scanNext()
 	}
 	if u.opts.Kernel && f.Kind == KindInterrupted && ptregs.UserMode(f.PtRegs.CS) {

@@ -394,7 +394,7 @@ func (u *Unwinder) emit() bool {
 	}
 	f.Function, f.File, f.Line, f.Inlined = "", "", 0, false
 	f.SymOK = false
-	tramp := f.Kind == KindCall && f.Index > 0 && !u.opts.Kernel && u.has(MethodSignal) && u.atRestoreRTCached(f.PC)
+	tramp := (f.Kind == KindCall || f.Kind == KindScan) && f.Index > 0 && !u.opts.Kernel && u.has(MethodSignal) && u.atRestoreRTCached(f.PC)
 	if tramp {
 		// A signal trampoline is returned to, never called: look it up
 		// at its own address.

@@ -515,10 +515,8 @@ func TestUserFixtureScanOnly(t *testing.T) {
 						crossed = crossed || (f.Kind == unwind.KindSignal && f.PC == r.PC && f.SP == r.SP)
 					}
 					if !crossed {
-						t.Skipf("known unwinder defect: a return address to __restore_rt found by the stack scan does not cross the "+
-							"signal frame (unwind/step.go: while u.scan.active, step calls scanNext before the __restore_rt check, and scanNext "+
-							"ends the scan only at a frame with CFI, so with MethodCFI off the scan reads past the rt_sigframe); "+
-							"the walk never reaches %s at %#x:\n%s", r.Function, r.PC, fxDescribe(fs, u, truth))
+						t.Errorf("thread %s: a return address to __restore_rt found by the stack scan does not lead through "+
+							"the rt_sigframe: the walk never reaches %s at %#x:\n%s", role, r.Function, r.PC, fxDescribe(fs, u, truth))
 					}
 				}
 			}
