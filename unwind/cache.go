@@ -405,12 +405,22 @@ func (a *stackAnswer) fill(addr uint64, sb StackBounds) {
 	a.taskTop = a.ok && a.s.Kind == StackTask && addr+ptregs.PtRegsSize == a.s.Hi
 }
 
-// stackOf returns the known stack holding addr.
+// stackOf returns the known stack holding addr. In a user walk the
+// sigaltstack, once known, comes first (the oracle does not know it), and
+// a stack the oracle knows but cannot name is a user stack.
 func (u *Unwinder) stackOf(addr uint64) (Stack, bool) {
 	if u.opts.Stacks == nil {
 		return Stack{}, false
 	}
+	if u.altOK && u.alt.holds(addr) {
+		return u.alt, true
+	}
 	a := u.stackAt(addr)
+	if a.ok && a.s.Kind == StackUnknown && !u.opts.Kernel {
+		s := a.s
+		s.Kind = StackUser
+		return s, true
+	}
 	return a.s, a.ok
 }
 

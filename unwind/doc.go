@@ -82,7 +82,9 @@
 // stops the walk with an error. One exception, once per walk: an NMI
 // nested in an NMI on the same IST stack (its hardware frame at the very
 // top of the NMI stack, its interrupted code an outer NMI lower on that
-// stack) goes down to the outer NMI's frames.
+// stack) goes down to the outer NMI's frames. A user walk learns the
+// sigaltstack from the uc_stack of the rt_sigframes it meets (see
+// Options.Stacks); a core does not record it.
 //
 // # Entry kinds
 //

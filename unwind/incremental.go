@@ -201,14 +201,17 @@ type walkState struct {
 	tainted    bool
 	allGood    bool
 	scanning   bool // a stack scan is under way: such a state is never matched
+	altOK      bool
 	nvisited   int
 	n          int
+	alt        Stack
 	visited    [8]uint64
 }
 
 func (u *Unwinder) walkState() walkState {
 	s := walkState{curStack: u.curStack, curStackOK: u.curStackOK, nestedSeen: u.nestedSeen,
-		tainted: u.tainted, allGood: u.allGood, scanning: u.scan.active, nvisited: u.nvisited, n: u.n}
+		tainted: u.tainted, allGood: u.allGood, scanning: u.scan.active, nvisited: u.nvisited, n: u.n,
+		alt: u.alt, altOK: u.altOK}
 	copy(s.visited[:u.nvisited], u.visited[:u.nvisited])
 	return s
 }
@@ -218,7 +221,8 @@ func (u *Unwinder) walkState() walkState {
 func (u *Unwinder) sameState(o *walkState) bool {
 	if u.scan.active || o.scanning || u.curStackOK != o.curStackOK || u.nestedSeen != o.nestedSeen ||
 		u.tainted != o.tainted || u.allGood != o.allGood || u.nvisited != o.nvisited || u.n != o.n ||
-		u.curStack.Lo != o.curStack.Lo || u.curStack.Hi != o.curStack.Hi || u.curStack != o.curStack {
+		u.curStack.Lo != o.curStack.Lo || u.curStack.Hi != o.curStack.Hi || u.curStack != o.curStack ||
+		u.altOK != o.altOK || u.altOK && u.alt != o.alt {
 		return false
 	}
 	for i := 0; i < u.nvisited; i++ {

@@ -36,8 +36,17 @@ type Options struct {
 	Code Code
 	// Stacks names the stack every address lies on. With it, frame-pointer
 	// steps are bounds-checked, stack switches are checked to go outward
-	// (NMI/#DB/#DF/#MC → IRQ → task → user), and the ends of stacks are
-	// recognised.
+	// (NMI/#DB/#DF/#MC → IRQ → task → altstack → user), and the ends of
+	// stacks are recognised.
+	//
+	// In a user walk a stack of kind StackUnknown is one the thread runs
+	// on that the oracle cannot name (a sigaltstack, a coroutine's stack);
+	// frames on it are StackUser, except on a sigaltstack. The walk learns
+	// the sigaltstack (StackAltSignal, the bounds uc_stack gives) from the
+	// rt_sigframes it crosses (MethodSignal) and, so that the handler's
+	// frames before the first one are labelled too, when frame 0's SP is
+	// on a StackUnknown stack or on none, from the first rt_sigframe above
+	// it whose uc_stack holds that SP.
 	Stacks StackBounds
 	// Methods restricts the strategies used; zero means all of them.
 	Methods Method

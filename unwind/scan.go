@@ -73,6 +73,8 @@ func (u *Unwinder) scanNext() bool {
 		if sb := u.opts.Stacks; sb != nil {
 			if st, ok := u.stackOf(a); ok {
 				next.Stack = st
+			} else if !u.opts.Kernel {
+				next.Stack = Stack{Kind: StackUser, CPU: -1} // as accept has it
 			}
 		}
 		u.tainted = true

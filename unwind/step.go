@@ -17,7 +17,7 @@ func (u *Unwinder) step() bool {
 		// word further up (the scan would read into the sigcontext).
 		if f.Kind == KindScan && !u.opts.Kernel && u.has(MethodSignal) && u.atRestoreRTCached(f.PC) {
 			next := u.spare()
-			if ok, _ := u.sigframeStep(next); ok && u.accept(next) == nil {
+			if ok, _ := u.crossSigframe(next); ok {
 				u.scan.active = false
 				return u.commit(next)
 			}
@@ -49,8 +49,12 @@ func (u *Unwinder) step() bool {
 
 	// A user-space signal trampoline: the caller is the interrupted code.
 	if !u.opts.Kernel && u.has(MethodSignal) && u.atRestoreRTCached(f.PC) {
-		if try(u.sigframeStep(next)) {
+		ok, err := u.crossSigframe(next)
+		if ok {
 			return u.commit(next)
+		}
+		if why == nil {
+			why = err
 		}
 	}
 	// Kernel entry frames: an encoded rbp, or a pt_regs right at SP.

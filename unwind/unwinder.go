@@ -68,7 +68,9 @@ type Unwinder struct {
 	nvisited   int
 	curStack   Stack
 	curStackOK bool
-	nestedSeen bool // a nested NMI went down the NMI stack once
+	nestedSeen bool  // a nested NMI went down the NMI stack once
+	alt        Stack // a user walk's sigaltstack, once known (learnAltStack)
+	altOK      bool
 
 	scan scanState
 
@@ -166,6 +168,7 @@ func (u *Unwinder) Reset(mem Memory, regs ptregs.Regs) {
 	u.nvisited = 0
 	u.curStack, u.curStackOK = Stack{}, false
 	u.nestedSeen = false
+	u.alt, u.altOK = Stack{}, false
 	u.scan = scanState{}
 }
 
@@ -366,6 +369,16 @@ func (u *Unwinder) first() bool {
 	f.PC, f.LookupPC, f.SP = pc, pc, sp
 	f.Kind, f.Method, f.Reliable = KindCall, MethodRegs, true
 	if u.opts.Stacks != nil {
+		if !u.opts.Kernel && u.has(MethodSignal) {
+			// Off the thread's own stack: maybe a signal handler on a
+			// sigaltstack, whose frames come before the signal frame
+			// that says so.
+			if a := u.stackAt(sp); !a.ok {
+				u.probeAltStack(sp, 0)
+			} else if a.s.Kind == StackUnknown {
+				u.probeAltStack(sp, a.s.Hi)
+			}
+		}
 		if s, ok := u.stackOf(sp); ok {
 			f.Stack = s
 			u.curStack, u.curStackOK = s, true
