@@ -11,6 +11,7 @@ const (
 	emX86_64 = 62
 	ptLoad   = 1
 	ptNote   = 4
+	pfW      = 2 // p_flags: writable
 	pnXNum   = 0xffff
 
 	elfHeaderSize = 64

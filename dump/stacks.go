@@ -8,9 +8,16 @@ import (
 // Stacks returns the stack-bounds oracle for thread index i of Threads()
 // (a user thread) or for CPU i (a kernel dump or emulator snapshot).
 //
-// For a user thread it is the memory segments (adjacent ones joined) holding
-// the thread's stack pointer, as StackUser. A core does not say whether that
-// is a sigaltstack: the unwinder learns it from uc_stack in a signal frame.
+// For a user thread it is the memory segments (adjacent ones joined
+// downwards, as a stack grows) holding the thread's stack pointer: as
+// StackUser, unless the core shows that the thread's own stack lies
+// elsewhere (see ownStack). Then the thread runs on some other stack, a
+// sigaltstack or a coroutine's, and the oracle says StackUnknown. A core
+// does not say whether that is a sigaltstack (the kernel writes no
+// sigaltstack note): the unwinder learns it from uc_stack in the signal
+// frame above, and reports other frames on a StackUnknown user stack as
+// StackUser.
+//
 // For a kernel CPU it is the task, IRQ, exception and entry stacks found
 // from the kernel's per-CPU data. An unknown index gives nil.
 func (d *Dump) Stacks(i int) unwind.Stacks {
@@ -49,5 +56,51 @@ func (d *Dump) userStacks(i int) unwind.Stacks {
 		}
 		lo = p.addr
 	}
+	if own, ok := d.ownStack(i, sm); ok && own.addr != s.addr {
+		// Not the thread's own stack: only the kind says so; the
+		// bounds, and so the checks of a walk, stay what they were.
+		return unwind.Stacks{{Kind: unwind.StackUnknown, Lo: lo, Hi: hi, CPU: -1, Name: "not the thread's own stack"}}
+	}
 	return unwind.Stacks{{Kind: unwind.StackUser, Lo: lo, Hi: hi, CPU: -1, Name: "user"}}
+}
+
+// Auxiliary-vector entries that point into the initial stack of a process.
+const (
+	atPlatform = 15
+	atRandom   = 25
+	atExecFn   = 31
+)
+
+// ownStack returns the segment that holds thread i's own stack, when the
+// core shows it: for the process's main thread (its TID is the PID of
+// NT_PRPSINFO) the initial stack, which holds the strings and bytes the
+// auxiliary vector points to (AT_EXECFN, AT_RANDOM, AT_PLATFORM); for
+// another thread the segment holding its thread pointer (fs_base), since
+// glibc and musl put a thread's control block at the top of its stack
+// block, given or allocated. Memory the kernel merged into one mapping
+// with the stack (an anonymous mapping right above a thread's stack)
+// counts as that stack.
+func (d *Dump) ownStack(i int, sm *segMemory) (span, bool) {
+	u := d.user
+	if u == nil || u.ps == nil {
+		return span{}, false
+	}
+	th := &d.threads[i]
+	if th.TID == u.ps.Pid {
+		for _, a := range u.auxv {
+			switch a.Tag {
+			case atExecFn, atRandom, atPlatform:
+				if s, ok := sm.segmentOf(a.Val); ok && a.Val != 0 && s.flags&pfW != 0 {
+					return s, true
+				}
+			}
+		}
+		return span{}, false
+	}
+	if fs := th.PrStatus.Regs.FSBase; fs != 0 {
+		if s, ok := sm.segmentOf(fs); ok && s.flags&pfW != 0 {
+			return s, true
+		}
+	}
+	return span{}, false
 }

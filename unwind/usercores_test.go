@@ -614,11 +614,7 @@ func TestUserFixtureAltStack(t *testing.T) {
 				}
 			}
 			if len(bad) > 0 {
-				// Known defect, see the skip message; the check runs and
-				// passes as soon as it is fixed.
-				t.Skipf("known unwinder defect: frames on a sigaltstack are labelled %q: nothing sets StackAltSignal "+
-					"(unwind/sigframe.go never reads uc_stack, though dump.Stacks leaves the sigaltstack to it):\n  %s\n%s",
-					unwind.StackUser, strings.Join(bad, "\n  "), fxDescribe(fs, u, truth))
+				t.Errorf("frames on the wrong stack:\n  %s\n%s", strings.Join(bad, "\n  "), fxDescribe(fs, u, truth))
 			}
 		})
 	}
