@@ -16,6 +16,7 @@ import (
 	"github.com/unwind-dev/unwind/dump"
 	"github.com/unwind-dev/unwind/internal/corpus"
 	"github.com/unwind-dev/unwind/ptregs"
+	"github.com/unwind-dev/unwind/symbols"
 	"github.com/unwind-dev/unwind/unwind"
 )
 
@@ -227,5 +228,93 @@ func checkKernelCapture(t *testing.T, kdir, src, name string, withMap bool, cpus
 		if testing.Verbose() {
 			t.Logf("cpu %d reliable=%v\n%s", th.CPU, u.Reliable(), describe(fs, u))
 		}
+	}
+}
+
+// mapCode is a kernel dump's Code with only System.map: the symbols, and
+// the machine code read from the dump's memory (the CLI's dumpCode).
+type mapCode struct {
+	*symbols.Set
+	mem unwind.Memory
+}
+
+func (c mapCode) CodeAt(pc uint64) []byte {
+	s, ok := c.Set.Symbol(pc)
+	if !ok || s.Size == 0 || pc-s.Addr >= s.Size {
+		return nil
+	}
+	b := make([]byte, min(s.Addr+s.Size-pc, 64<<10))
+	k, _ := c.mem.ReadAt(b, pc)
+	if k == 0 {
+		return nil
+	}
+	return b[:k]
+}
+
+// sysrqCPU0 are the captures whose CPU 0 is in a sysrq handler called from
+// __handle_sysrq.cold, the cold part of __handle_sysrq.
+var sysrqCPU0 = map[string]bool{"nmibt": true, "nmibt-paging": true, "oops-die": true, "panic-entry": true}
+
+// TestKernelCorpusSystemMapOnly unwinds every CPU of every corpus vmcore
+// with System.map as the only symbols (no vmlinux: no CFI, the code from
+// the dump), so with frame pointers and prologue analysis alone, and
+// compares it with the walk with vmlinux: the same physical frames (pc,
+// sp, kind), none reliable that is not with vmlinux, and on the sysrq
+// paths through __handle_sysrq.cold (which runs in __handle_sysrq's
+// frame: the rbp chain is intact) every frame as reliable as with
+// vmlinux. Elsewhere a frame may be a guess with System.map alone: a
+// return address into freed init text (arch_call_rest_init) or one
+// pushed without a call (secondary_startup_64's lretq) has no call site
+// to check.
+func TestKernelCorpusSystemMapOnly(t *testing.T) {
+	kdir := corpus.Dir(t, "kernel")
+	matches, _ := filepath.Glob(filepath.Join(kdir, "fp", "*", "*.vmcore.zst"))
+	if len(matches) == 0 {
+		t.Skip("no vmcores in the kernel corpus")
+	}
+	for _, src := range matches {
+		name := strings.TrimSuffix(filepath.Base(src), ".vmcore.zst")
+		t.Run(name, func(t *testing.T) {
+			open := func(opts dump.SymbolOptions) (*dump.Dump, *symbols.Set) {
+				d, err := dump.Open(unpackVMCore(t, src, name))
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { d.Close() })
+				set, _, err := d.Symbols(opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return d, set
+			}
+			walk := func(d *dump.Dump, i int, code func(unwind.Memory) unwind.Code) ([]unwind.Frame, *unwind.Unwinder) {
+				th := d.Threads()[i]
+				mem := d.CPUMemory(th.CPU)
+				u := unwind.New(mem, th.Regs, &unwind.Options{Code: code(mem), Stacks: d.Stacks(i), Kernel: true})
+				var fs []unwind.Frame
+				for u.Next() {
+					if f := u.Frame(); !f.Inlined {
+						fs = append(fs, f)
+					}
+				}
+				return fs, u
+			}
+			dFull, full := open(dump.SymbolOptions{Files: []string{filepath.Join(kdir, "fp", "vmlinux")}})
+			dMap, sm := open(dump.SymbolOptions{SystemMap: filepath.Join(kdir, "fp", "System.map")})
+			for i, th := range dMap.Threads() {
+				want, uw := walk(dFull, i, func(unwind.Memory) unwind.Code { return full })
+				got, u := walk(dMap, i, func(m unwind.Memory) unwind.Code { return mapCode{sm, m} })
+				same := sysrqCPU0[name] && th.CPU == 0
+				bad := len(got) != len(want)
+				for j := 0; !bad && j < len(got); j++ {
+					g, w := got[j], want[j]
+					bad = g.PC != w.PC || g.SP != w.SP || g.Kind != w.Kind ||
+						g.Reliable && !w.Reliable || same && g.Reliable != w.Reliable
+				}
+				if bad {
+					t.Errorf("cpu %d with System.map only:\n%s\nwith vmlinux:\n%s", th.CPU, describe(got, u), describe(want, uw))
+				}
+			}
+		})
 	}
 }

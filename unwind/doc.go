@@ -46,7 +46,9 @@
 //     function's machine code (x86asm): at the first instruction, after
 //     push %rbp, after pop %rbp or leave, or in a frameless function, the
 //     return address is found relative to rsp; otherwise along the rbp
-//     chain, bounds-checked against the current stack;
+//     chain, bounds-checked against the current stack (a function's cold
+//     part, f.cold, runs in f's frame: it is analysed from f's state at
+//     its jump there, with the Code's ByName when it has one);
 //   - the last resort, a scan of the stack for return addresses: a word
 //     counts only if the bytes before it decode as a call consistent with
 //     the frame below. Scanned frames are KindScan and never reliable; the

@@ -3,9 +3,11 @@ package unwind
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/unwind-dev/unwind/ptregs"
 	"github.com/unwind-dev/unwind/symbols"
+	"golang.org/x/arch/x86/x86asm"
 )
 
 // maxFrameSize bounds the distance from SP to rbp when no stack bounds are
@@ -21,6 +23,9 @@ func (u *Unwinder) analyze(f *Frame, int3 bool) frameState {
 	if sym, ok := c.Symbol(f.LookupPC); ok && f.PC >= sym.Addr {
 		sym = enclosingFunc(c, sym, f.PC)
 		if code := c.CodeAt(sym.Addr); code != nil {
+			if parent, ok := coldParent(sym.Name); ok {
+				return analyzeCold(c, parent, sym.Addr, code, f.PC-sym.Addr, int3)
+			}
 			if u.c == nil {
 				st = analyzeFrame(code, f.PC-sym.Addr, int3)
 			} else {
@@ -29,6 +34,76 @@ func (u *Unwinder) analyze(f *Frame, int3 bool) frameState {
 		}
 	}
 	return st
+}
+
+// coldParent returns the name of the function whose cold part (the blocks
+// GCC's or LLVM's hot/cold splitting moves out, "f.cold", "f.cold.N") name
+// is.
+func coldParent(name string) (string, bool) {
+	i := strings.LastIndex(name, ".cold")
+	if i <= 0 {
+		return "", false
+	}
+	if n := name[i+len(".cold"):]; n != "" {
+		if len(n) < 2 || n[0] != '.' || strings.Trim(n[1:], "0123456789") != "" {
+			return "", false
+		}
+	}
+	return name[:i], true
+}
+
+// symbolsByName is the optional part of a Code that finds a function by
+// name; *symbols.Set has it.
+type symbolsByName interface {
+	ByName(name string) (symbols.Sym, bool)
+}
+
+// analyzeCold is prologue analysis at offset target of the cold part of
+// function parent, at cold (its code). A cold part has no prologue of its
+// own: it is jumped to from the parent's body and runs in the parent's
+// frame, so its analysis starts from the parent's state at the jump (the
+// one whose target lies closest before target), not from a fresh entry
+// state, which would take it for a frameless function. Without the
+// parent, or a jump from it, the frame is not analysed (not ok).
+func analyzeCold(c Code, parent string, cold uint64, code []byte, target uint64, int3 bool) frameState {
+	bn, ok := c.(symbolsByName)
+	if !ok {
+		return frameState{}
+	}
+	p, ok := bn.ByName(parent)
+	if !ok || p.Addr == cold {
+		return frameState{}
+	}
+	pcode := c.CodeAt(p.Addr)
+	if p.Size > 0 && uint64(len(pcode)) > p.Size {
+		pcode = pcode[:p.Size]
+	}
+	pcode = pcode[:min(uint64(len(pcode)), maxAnalysis)]
+	// The parent's jumps into the cold part, at or before target.
+	var jump, entry uint64
+	found := false
+	for off := uint64(0); off < uint64(len(pcode)); {
+		inst, err := x86asm.Decode(pcode[off:], 64)
+		if err != nil || inst.Len == 0 {
+			break
+		}
+		next := off + uint64(inst.Len)
+		if rel, ok := inst.Args[0].(x86asm.Rel); ok && inst.Op != x86asm.CALL {
+			if t := p.Addr + next + uint64(int64(rel)); t >= cold && t-cold <= target && (!found || t-cold > entry) {
+				jump, entry, found = off, t-cold, true
+			}
+		}
+		off = next
+	}
+	if !found {
+		return frameState{}
+	}
+	var a analysis
+	if st := a.run(pcode, jump, false); !st.ok {
+		return frameState{}
+	}
+	b := analysis{started: true, off: entry, s: a.s}
+	return b.run(code, target, int3)
 }
 
 // enclosingFunc returns the function a label (a symbol without an ELF
