@@ -161,7 +161,9 @@ func symFunc(f *unwind.Frame) ptregs.SymbolFunc {
 
 // writeRegsBlock prints an interrupted frame: the RIP line, the Code: line
 // when text is readable, and the registers (only RIP/RSP/EFLAGS when the
-// frame is partial), as ptregs formats them, then a line naming the entry.
+// frame is partial), as ptregs formats them, then a line naming the entry,
+// which starts with "? " when the frame is unreliable (the register block
+// itself keeps the kernel's format).
 func writeRegsBlock(w *errWriter, f *unwind.Frame, opts TextOptions) {
 	var b strings.Builder
 	var code ptregs.CodeFunc
@@ -178,16 +180,24 @@ func writeRegsBlock(w *errWriter, f *unwind.Frame, opts TextOptions) {
 		_ = ptregs.FormatPtRegsCode(&b, &f.PtRegs, symFunc(f), code)
 	}
 	w.printf("%s", b.String())
+	mark := ""
+	if !f.Reliable {
+		mark = "? "
+	}
 	switch {
 	case f.Partial && f.RegsAddr == 0:
 		// SYSCALL pushes no frame: before the stub saves them, the
 		// interrupted RIP and RFLAGS are in rcx and r11, RSP is the
 		// caller's (or in a per-CPU slot).
-		w.printf("(%s entry, no pt_regs saved yet: registers as the CPU left them)\n", entryText(f.Entry))
+		w.printf("%s(%s entry, no pt_regs saved yet: registers as the CPU left them)\n", mark, entryText(f.Entry))
 	case f.Partial:
-		w.printf("(%s entry, iret frame at %#x)\n", entryText(f.Entry), f.RegsAddr)
+		w.printf("%s(%s entry, iret frame at %#x)\n", mark, entryText(f.Entry), f.RegsAddr)
 	case f.Entry != "" || f.RegsAddr != 0:
-		w.printf("(%s entry, pt_regs at %#x)\n", entryText(f.Entry), f.RegsAddr)
+		w.printf("%s(%s entry, pt_regs at %#x)\n", mark, entryText(f.Entry), f.RegsAddr)
+	default:
+		if mark != "" {
+			w.printf("%s(interrupted)\n", mark)
+		}
 	}
 }
 
