@@ -65,8 +65,10 @@
 // function analysis confirms an rbp frame and whose return address follows
 // a consistent call (or from the prologue analysis of frame 0 or an
 // interrupted frame), or a validated entry frame — and no frame before it
-// was unreliable. The frame at the top of an IST stack reached from code
-// that is not its entry (skipping whatever lies between) never is.
+// was unreliable, and no later finding of a corrupt stack invalidates it
+// (see Corrupt stacks: the cursor yields a frame before it knows). The
+// frame at the top of an IST stack reached from code that is not its
+// entry (skipping whatever lies between) never is.
 // Unwinder.Reliable adds that the walk reached a proper end:
 // CFI marking the return address undefined (or 0) — in a kernel walk only
 // in a known outermost function, since entry code also leaves it undefined
@@ -87,6 +89,23 @@
 // stack) goes down to the outer NMI's frames. A user walk learns the
 // sigaltstack from the uc_stack of the rt_sigframes it meets (see
 // Options.Stacks); a core does not record it.
+//
+// # Corrupt stacks
+//
+// A caller that breaks these rules, when no other strategy finds one that
+// keeps them, means a stack is inconsistent: overwritten under live
+// frames, as an IST stack is when an exception or NMI is delivered through
+// the IST entry already running on it. The walk cannot tell which of the
+// frames it read from that stack's memory are the overwritten ones, and
+// has already yielded them as reliable: it ends with a *CorruptStackError
+// naming the stack and the first frame whose derivation read its memory
+// (the frame after the first one on it, or that first one when it was
+// read from the stack itself, as a frame-pointer step across stacks is),
+// and Invalidated returns that index. Every frame from there on may be
+// wrong; a caller that keeps frames marks them unreliable (Walk does).
+// Frames before it were read from other stacks or, frame 0, come from the
+// initial registers. Only callers derived from frames the walk trusts
+// count: after a guess every frame is unreliable already.
 //
 // # Entry kinds
 //

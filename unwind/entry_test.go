@@ -2,6 +2,7 @@ package unwind
 
 import (
 	"encoding/binary"
+	"errors"
 	"strings"
 	"testing"
 
@@ -199,6 +200,12 @@ func TestStackSwitchInward(t *testing.T) {
 	}
 	if u.Err() == nil || !strings.Contains(u.StopReason(), "inward") || n != 1 {
 		t.Errorf("%d frames, stop %q", n, u.StopReason())
+	}
+	// The caller was read from the task stack: the frames read from it
+	// (none but the rejected caller) are invalidated.
+	var ce *CorruptStackError
+	if !errors.As(u.Err(), &ce) || ce.Stack.Kind != StackTask || ce.From != 1 || u.Invalidated() != 1 {
+		t.Errorf("err %#v, invalidated %d", u.Err(), u.Invalidated())
 	}
 }
 

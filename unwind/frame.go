@@ -153,7 +153,9 @@ type Frame struct {
 	// Method is the strategy that recovered this frame from the one below.
 	Method Method
 	// Reliable says the frame came from CFI, a validated frame-pointer step
-	// or a validated entry frame, and no earlier frame was a guess.
+	// or a validated entry frame, and no earlier frame was a guess. The
+	// cursor yields it as the walk judges it then: a later finding of a
+	// corrupt stack can invalidate it (Unwinder.Invalidated).
 	Reliable bool
 }
 

@@ -205,14 +205,18 @@ type walkState struct {
 	nvisited   int
 	n          int
 	alt        Stack
+	curRead    int
+	corr       corruption
 	visited    [8]uint64
+	visitRead  [8]int
 }
 
 func (u *Unwinder) walkState() walkState {
 	s := walkState{curStack: u.curStack, curStackOK: u.curStackOK, nestedSeen: u.nestedSeen,
 		tainted: u.tainted, allGood: u.allGood, scanning: u.scan.active, nvisited: u.nvisited, n: u.n,
-		alt: u.alt, altOK: u.altOK}
+		alt: u.alt, altOK: u.altOK, curRead: u.curRead, corr: u.corr}
 	copy(s.visited[:u.nvisited], u.visited[:u.nvisited])
+	copy(s.visitRead[:u.nvisited], u.visitRead[:u.nvisited])
 	return s
 }
 
@@ -221,12 +225,13 @@ func (u *Unwinder) walkState() walkState {
 func (u *Unwinder) sameState(o *walkState) bool {
 	if u.scan.active || o.scanning || u.curStackOK != o.curStackOK || u.nestedSeen != o.nestedSeen ||
 		u.tainted != o.tainted || u.allGood != o.allGood || u.nvisited != o.nvisited || u.n != o.n ||
+		u.curRead != o.curRead || u.corr != o.corr ||
 		u.curStack.Lo != o.curStack.Lo || u.curStack.Hi != o.curStack.Hi || u.curStack != o.curStack ||
 		u.altOK != o.altOK || u.altOK && u.alt != o.alt {
 		return false
 	}
 	for i := 0; i < u.nvisited; i++ {
-		if u.visited[i] != o.visited[i] {
+		if u.visited[i] != o.visited[i] || u.visitRead[i] != o.visitRead[i] {
 			return false
 		}
 	}
@@ -255,11 +260,12 @@ type finalState struct {
 	fail    failure
 	def     deferredPtRegs
 	lazy    lazyErr
+	corr    corruption
 }
 
 func (u *Unwinder) finalState() finalState {
 	f := finalState{failed: u.failed, proper: u.proper, allGood: u.allGood, tainted: u.tainted,
-		fail: u.fail, def: u.def, lazy: u.lazy}
+		fail: u.fail, def: u.def, lazy: u.lazy, corr: u.corr}
 	if !u.failed {
 		f.stop = u.stop // a failed walk builds its stop reason from its error, on demand
 	}
@@ -381,5 +387,6 @@ func (u *Unwinder) replayNext() bool {
 	f := &m.final
 	u.done, u.failed, u.proper, u.allGood, u.tainted = true, f.failed, f.proper, f.allGood, f.tainted
 	u.stop, u.fail, u.def, u.lazy, u.err = f.stop, f.fail, f.def, f.lazy, nil
+	u.corr = f.corr
 	return false
 }

@@ -18,7 +18,7 @@ func TestIncrementalMatchesScratch(t *testing.T) {
 		for u.Next() {
 			fs = append(fs, u.Frame())
 		}
-		return fs, fmt.Sprintf("%v %q %v", u.Reliable(), u.StopReason(), u.Err())
+		return fs, fmt.Sprintf("%v %q %v %d", u.Reliable(), u.StopReason(), u.Err(), u.Invalidated())
 	}
 	for _, tc := range []struct {
 		name string

@@ -10,7 +10,7 @@ import (
 // (u.finish or u.fail has been called).
 func (u *Unwinder) step() bool {
 	f := u.cur
-	u.def.set, u.lazy.set = false, false
+	u.def.set, u.lazy.set, u.pend.set = false, false, false
 	if u.scan.active {
 		// A scanned return address to the signal trampoline: the caller
 		// is the code the signal interrupted, in the rt_sigframe, not a
@@ -115,13 +115,25 @@ func (u *Unwinder) step() bool {
 	if u.opts.Kernel && u.has(MethodPtRegs) {
 		// The last resort: the frame at the top of the stack skips
 		// whatever frames lie between (a guess, never reliable).
-		if try(u.stackTopStep(next)) {
+		u.guessing = true
+		ok := try(u.stackTopStep(next))
+		u.guessing = false
+		if ok {
 			next.Reliable = false
+			// A guess does not refute a caller rejected because its
+			// stack is inconsistent: the finding stands.
+			u.settle(true)
 			return u.commit(next)
 		}
 	}
+	if u.pend.set {
+		// A caller rejected because its stack is inconsistent says
+		// more than the other strategies' failures.
+		why = u.pendErr
+	}
 	if u.has(MethodScan) && u.opts.Code != nil && u.startScan() {
 		u.scan.why = u.realize(why) // the deferred description does not outlive the step
+		u.settle(false)             // the scan's frames are guesses: the finding stands, its error says it
 		return u.scanNext()
 	}
 	if why == nil {
@@ -143,9 +155,11 @@ var (
 	errFPNoRBP         = errors.New("fp: rbp unknown")
 )
 
-// commit makes next the current frame.
+// commit makes next the current frame. A candidate of another strategy
+// rejected on the way is forgotten: the walk goes on on consistent stacks.
 func (u *Unwinder) commit(next *Frame) bool {
 	u.cur = next
+	u.pend.set = false
 	return true
 }
 
@@ -176,7 +190,9 @@ func callFrame(next *Frame, ra, sp, cfa, slot uint64, regs *ptregs.Regs, m Metho
 // accept checks a candidate caller against the stack rules: the stack
 // pointer moves up within a stack, stacks are left only outward, and no stack
 // is entered twice. On success it records the stack switch and fills
-// next.Stack.
+// next.Stack. A candidate that breaks a rule on a known stack records the
+// stack as inconsistent (corrupt): when no strategy finds a caller, the
+// walk's error names the frames read from its memory.
 func (u *Unwinder) accept(next *Frame) error {
 	f := u.cur
 	if next.SP == 0 && next.PC == 0 {
@@ -210,7 +226,8 @@ func (u *Unwinder) accept(next *Frame) error {
 			return nil
 		}
 		if next.SP <= f.SP {
-			return u.errorf("stack pointer %#x does not move up from %#x on the %s stack", xarg(next.SP), xarg(f.SP), karg(u.curStack.Kind))
+			return u.corrupt(u.curStack, u.curRead, u.errorf("stack pointer %#x does not move up from %#x on the %s stack",
+				xarg(next.SP), xarg(f.SP), karg(u.curStack.Kind)))
 		}
 		return nil
 	}
@@ -226,6 +243,7 @@ func (u *Unwinder) accept(next *Frame) error {
 		}
 		next.Stack = Stack{Kind: StackUser, CPU: -1}
 		u.curStack, u.curStackOK = Stack{}, false
+		u.curRead = 0
 		return nil
 	}
 	// The frame's stack for display: where its return address lies.
@@ -237,6 +255,7 @@ func (u *Unwinder) accept(next *Frame) error {
 	}
 	if !u.curStackOK {
 		u.curStack, u.curStackOK = ns, true
+		u.enterStack(next)
 		return nil
 	}
 	cs := u.curStack
@@ -245,26 +264,43 @@ func (u *Unwinder) accept(next *Frame) error {
 			return nil
 		}
 		if next.SP <= f.SP {
-			return u.errorf("stack pointer %#x does not move up from %#x on the %s stack", xarg(next.SP), xarg(f.SP), karg(cs.Kind))
+			return u.corrupt(cs, u.curRead, u.errorf("stack pointer %#x does not move up from %#x on the %s stack",
+				xarg(next.SP), xarg(f.SP), karg(cs.Kind)))
 		}
 		return nil
 	}
 	if stackRank(ns.Kind) < stackRank(cs.Kind) {
-		return u.errorf("stack switch from %s to %s goes inward", karg(cs.Kind), karg(ns.Kind))
+		// The caller was read from this stack: its memory is suspect.
+		return u.corrupt(cs, u.curRead, u.errorf("stack switch from %s to %s goes inward", karg(cs.Kind), karg(ns.Kind)))
 	}
 	for i := 0; i < u.nvisited; i++ {
 		if u.visited[i] == ns.Lo {
-			return u.errorf("stack %s at %#x entered twice", karg(ns.Kind), xarg(ns.Lo))
+			// Either the frames read from ns's memory the first time
+			// or this caller are wrong: all are suspect.
+			return u.corrupt(ns, u.visitRead[i], u.errorf("stack %s at %#x entered twice", karg(ns.Kind), xarg(ns.Lo)))
 		}
 	}
 	if u.nvisited < len(u.visited) {
 		u.visited[u.nvisited] = cs.Lo
+		u.visitRead[u.nvisited] = u.curRead
 		u.nvisited++
 	} else {
 		return errTooManySwitches
 	}
 	u.curStack = ns
+	u.enterStack(next)
 	return nil
+}
+
+// enterStack notes that next is the first frame on the current stack:
+// when next's return-address slot (or pt_regs) lies on it, next is the
+// first frame read from its memory (otherwise the step from next will be;
+// Next notes it).
+func (u *Unwinder) enterStack(next *Frame) {
+	u.curRead = 0
+	if next.Slot != 0 && u.curStack.holds(next.Slot) {
+		u.curRead = u.n
+	}
 }
 
 // stackRank orders stack kinds from the innermost (exception stacks) to

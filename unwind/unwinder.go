@@ -65,12 +65,20 @@ type Unwinder struct {
 	tainted   bool // an unreliable frame was emitted: later frames are guesses
 
 	visited    [8]uint64 // Lo of every stack left behind
+	visitRead  [8]int    // curRead of each of them
 	nvisited   int
 	curStack   Stack
 	curStackOK bool
 	nestedSeen bool  // a nested NMI went down the NMI stack once
 	alt        Stack // a user walk's sigaltstack, once known (learnAltStack)
 	altOK      bool
+
+	// Stack consistency (CorruptStackError).
+	curRead  int        // Index of the first frame read from the current stack's memory; 0: none yet
+	pend     corruption // the step's finding: a caller rejected because its stack is inconsistent
+	pendErr  error      // that rejection
+	guessing bool       // the step tries its last-resort guess
+	corr     corruption // the walk's finding
 
 	scan scanState
 
@@ -169,6 +177,8 @@ func (u *Unwinder) Reset(mem Memory, regs ptregs.Regs) {
 	u.curStack, u.curStackOK = Stack{}, false
 	u.nestedSeen = false
 	u.alt, u.altOK = Stack{}, false
+	u.curRead = 0
+	u.pend, u.pendErr, u.corr, u.guessing = corruption{}, nil, corruption{}, false
 	u.scan = scanState{}
 }
 
@@ -182,7 +192,11 @@ func (u *Unwinder) Next() bool {
 		return u.replayNext()
 	}
 	if u.inlineAt < len(u.inline) {
-		return u.emitInline()
+		if !u.emitInline() {
+			u.walkEnded()
+			return false
+		}
+		return true
 	}
 	if !u.started {
 		u.started = true
@@ -190,6 +204,11 @@ func (u *Unwinder) Next() bool {
 			return false
 		}
 		return u.emit()
+	}
+	if u.curRead == 0 && u.curStackOK {
+		// The step from u.cur reads its stack: the frame it makes is
+		// the first read from that stack's memory.
+		u.curRead = u.n
 	}
 	if u.inc && u.memoAt() {
 		return u.replayNext()
@@ -200,6 +219,9 @@ func (u *Unwinder) Next() bool {
 			if next := u.spare(); u.fpWarm(f, next) {
 				u.cur = next
 				ok := u.emitWarm()
+				if !ok {
+					u.walkEnded()
+				}
 				if u.rec != nil {
 					u.memoStepped(!ok)
 				}
@@ -209,6 +231,9 @@ func (u *Unwinder) Next() bool {
 			if next := u.spare(); u.cfiWarm(f, next) {
 				u.cur = next
 				ok := u.emitWarm()
+				if !ok {
+					u.walkEnded()
+				}
 				if u.rec != nil {
 					u.memoStepped(!ok)
 				}
@@ -218,12 +243,16 @@ func (u *Unwinder) Next() bool {
 	}
 	if !u.step() {
 		u.done = true
+		u.walkEnded()
 		if u.rec != nil {
 			u.memoStepped(true)
 		}
 		return false
 	}
 	ok := u.emit()
+	if !ok {
+		u.walkEnded()
+	}
 	if u.rec != nil {
 		u.memoStepped(!ok)
 	}
@@ -249,7 +278,9 @@ func (u *Unwinder) Current() *Frame {
 }
 
 // Err returns the error that ended the walk early, or nil when it reached a
-// proper end (end of stack or user mode).
+// proper end (end of stack or user mode). A walk that found a stack
+// inconsistent (entered twice, a stack pointer moving down...) ends with
+// a *CorruptStackError naming the frames it invalidates.
 func (u *Unwinder) Err() error {
 	if u.failed && u.err == nil {
 		u.err = u.fail.build(u)
@@ -274,7 +305,9 @@ func (u *Unwinder) StopReason() string {
 func (u *Unwinder) Reliable() bool { return u.done && u.proper && u.allGood && !u.failed }
 
 // Frames returns the remaining frames as an iterator. A walk that stops on
-// an error yields a final (Frame{}, err) pair after the frames found so far.
+// an error yields a final (Frame{}, err) pair after the frames found so far;
+// when err is a *CorruptStackError, frames from its From on (already
+// yielded) are not to be trusted.
 func (u *Unwinder) Frames() iter.Seq2[Frame, error] {
 	return func(yield func(Frame, error) bool) {
 		for u.Next() {
@@ -290,11 +323,18 @@ func (u *Unwinder) Frames() iter.Seq2[Frame, error] {
 
 // Walk unwinds the whole stack and returns its frames. When the walk stops
 // early, the frames found so far are returned together with the error.
+// The frames a finding of a corrupt stack invalidates (Invalidated) are
+// marked unreliable.
 func Walk(mem Memory, regs ptregs.Regs, opts *Options) ([]Frame, error) {
 	u := New(mem, regs, opts)
 	var frames []Frame
 	for u.Next() {
 		frames = append(frames, u.Frame())
+	}
+	if from := u.Invalidated(); from >= 0 {
+		for i := from; i < len(frames); i++ {
+			frames[i].Reliable = false
+		}
 	}
 	return frames, u.Err()
 }
@@ -335,14 +375,23 @@ const (
 
 // failure is a walk's ending error before it is built.
 type failure struct {
-	kind  failKind
-	index int
-	pc    uint64
-	why   error
+	kind    failKind
+	index   int
+	pc      uint64
+	why     error
+	corrupt corruption // a stack found inconsistent: the error is a CorruptStackError
 }
 
 // build returns the error the failure describes.
 func (fl *failure) build(u *Unwinder) error {
+	err := fl.buildErr(u)
+	if fl.corrupt.set {
+		return fl.corrupt.wrap(err)
+	}
+	return err
+}
+
+func (fl *failure) buildErr(u *Unwinder) error {
 	why := u.realize(fl.why)
 	switch fl.kind {
 	case failStep:

@@ -119,6 +119,13 @@ func runBt(ios *IOStreams, opts *btOptions, path string) error {
 		for u.Next() {
 			frames = append(frames, u.Frame())
 		}
+		// The frames a corrupt stack invalidates, yielded before the
+		// walk found out, print with "? " (reliable=false in JSON).
+		if from := u.Invalidated(); from >= 0 {
+			for i := from; i < len(frames); i++ {
+				frames[i].Reliable = false
+			}
+		}
 		if u.Err() != nil {
 			truncated++
 		}

@@ -14,6 +14,7 @@ type trace struct {
 	reliable bool
 	stop     string
 	err      string
+	inval    int
 }
 
 func walkTrace(u *unwind.Unwinder, buf []unwind.Frame) trace {
@@ -21,7 +22,7 @@ func walkTrace(u *unwind.Unwinder, buf []unwind.Frame) trace {
 	for u.Next() {
 		t.frames = append(t.frames, u.Frame())
 	}
-	t.reliable, t.stop = u.Reliable(), u.StopReason()
+	t.reliable, t.stop, t.inval = u.Reliable(), u.StopReason(), u.Invalidated()
 	if err := u.Err(); err != nil {
 		t.err = err.Error()
 	}
@@ -29,8 +30,9 @@ func walkTrace(u *unwind.Unwinder, buf []unwind.Frame) trace {
 }
 
 func (t *trace) diff(o *trace) string {
-	if t.reliable != o.reliable || t.stop != o.stop || t.err != o.err {
-		return fmt.Sprintf("reliable %v / %v, stop %q / %q, err %q / %q", t.reliable, o.reliable, t.stop, o.stop, t.err, o.err)
+	if t.reliable != o.reliable || t.stop != o.stop || t.err != o.err || t.inval != o.inval {
+		return fmt.Sprintf("reliable %v / %v, stop %q / %q, err %q / %q, invalidated %d / %d",
+			t.reliable, o.reliable, t.stop, o.stop, t.err, o.err, t.inval, o.inval)
 	}
 	if len(t.frames) != len(o.frames) {
 		return fmt.Sprintf("%d / %d frames", len(t.frames), len(o.frames))

@@ -66,7 +66,7 @@ func (c *comparison) classify(u *unwind.Unwinder, truth []emu.Frame) Class {
 	var lastPC, prevPC, failPC uint64
 	failAt := -1
 	exact := true
-	lie := false // a frame marked reliable is wrong
+	lie := -1 // the first wrong frame marked reliable
 	n := 0
 	for u.Next() {
 		f := u.Current()
@@ -83,8 +83,8 @@ func (c *comparison) classify(u *unwind.Unwinder, truth []emu.Frame) Class {
 				c.reason = fmt.Sprintf("frame %d: %s beyond the truth's %d frames", n, frameName(f), len(truth))
 			}
 			exact = false
-			if f.Reliable {
-				lie = true
+			if f.Reliable && lie < 0 {
+				lie = n
 			}
 		}
 		lastPC = f.LookupPC
@@ -104,7 +104,9 @@ func (c *comparison) classify(u *unwind.Unwinder, truth []emu.Frame) Class {
 	if u.Reliable() {
 		return WrongReliable
 	}
-	if lie {
+	// Frames a corrupt stack invalidates are unreliable, though the
+	// cursor yielded them as reliable before it found out.
+	if from := u.Invalidated(); lie >= 0 && (from < 0 || lie < from) {
 		return WrongFlagged
 	}
 	// The trace went wrong (or stopped) right above a frame whose CFI

@@ -54,6 +54,7 @@ func SnapshotTraces(sc *emu.Scenario, kernel []byte, kernelPath string) ([]Snaps
 			for u.Next() {
 				frames = append(frames, u.Frame())
 			}
+			invalidate(frames, u)
 			doc.Threads = append(doc.Threads, report.Thread{
 				TID: th.TID, CPU: th.CPU, Crashed: th.Crashed, Signal: th.Signal, Task: th.Comm,
 				Kernel: true, Regs: th.Regs, Frames: frames, Reliable: u.Reliable(), StopReason: u.StopReason(),

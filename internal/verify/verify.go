@@ -366,6 +366,7 @@ func (ck *checker) record(s Strategy, cl Class, cpu int, regs ptregs.Regs, truth
 	for u.Next() {
 		frames = append(frames, u.Frame())
 	}
+	invalidate(frames, u)
 	reason := ck.explain(u, regs, truth)
 	ck.res.Mismatches = append(ck.res.Mismatches, Mismatch{
 		Strategy: s, Class: cl, CPU: cpu, Insns: c.Insns, RIP: c.RIP, Where: m.Where(c.RIP),
@@ -373,6 +374,16 @@ func (ck *checker) record(s Strategy, cl Class, cpu int, regs ptregs.Regs, truth
 		Trace: frames, Reliable: u.Reliable(), Stop: u.StopReason(),
 		Truth: append([]emu.Frame(nil), truth...),
 	})
+}
+
+// invalidate marks unreliable the frames of u's walk that its finding of a
+// corrupt stack invalidates (unwind.Unwinder.Invalidated).
+func invalidate(frames []unwind.Frame, u *unwind.Unwinder) {
+	if from := u.Invalidated(); from >= 0 {
+		for i := from; i < len(frames); i++ {
+			frames[i].Reliable = false
+		}
+	}
 }
 
 // explain re-runs a failed unwind and describes its first difference.

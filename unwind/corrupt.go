@@ -1,0 +1,132 @@
+package unwind
+
+import "fmt"
+
+// CorruptStackError reports a stack the walk found inconsistent: entered
+// twice, a stack pointer that does not move up on it, or a switch from it
+// that goes inward.
+//
+// On a real machine this is what a stack overwritten under a live frame
+// looks like, above all an IST stack entered a second time (an exception
+// or NMI delivered through the IST entry it is already running on resets
+// the stack pointer to the top of that stack, and the new frames overwrite
+// the old ones). The walk cannot tell which of the frames it read from
+// that stack's memory are the overwritten ones, so the finding invalidates
+// all of them: from the first frame whose derivation read the stack's
+// memory (a return-address slot, a frame record, a pt_regs or an iret
+// frame on it, or any read of a step from a frame on it) to the last.
+// Frames before From came from other stacks' memory or, frame 0, from the
+// initial registers; they stand.
+//
+// The cursor yields frames as it finds them and cannot take them back: a
+// caller that keeps frames marks frames From.. unreliable itself (Walk
+// does). The error is what Err returns when the walk stopped on the
+// finding or on an error after it; Invalidated gives From in every case,
+// a walk that went on with a stack scan (and ended without an error)
+// included.
+type CorruptStackError struct {
+	// Stack is the stack found inconsistent.
+	Stack Stack
+	// From is the Index of the first frame the finding invalidates. It
+	// may equal the number of frames yielded: then none is.
+	From int
+	// Err is the error that ended the walk.
+	Err error
+
+	note string // the finding, when Err is not about it
+	n    int    // frames yielded when the walk found the stack inconsistent
+}
+
+func (e *CorruptStackError) Error() string {
+	s := e.Err.Error()
+	if e.note != "" {
+		s += "; " + e.note
+	}
+	if e.From < e.n {
+		s += fmt.Sprintf("; frames from #%d on depend on the %s stack's memory: unreliable", e.From, e.Stack.Kind)
+	}
+	return s
+}
+
+// Unwrap returns Err.
+func (e *CorruptStackError) Unwrap() error { return e.Err }
+
+// corruption is a stack found inconsistent, before it becomes a
+// CorruptStackError: the stack and the first frame it invalidates.
+type corruption struct {
+	set  bool
+	from int
+	n    int // frames yielded then
+	s    Stack
+	note string // the finding, when the walk's error will not say it
+}
+
+// corrupt records that the candidate caller was rejected because stack s
+// is inconsistent, and returns err (the rejection). from is the first
+// frame derived from s's memory. The step's first finding is kept; it
+// becomes the walk's when no strategy finds a caller (settle).
+//
+// Only a caller derived from frames the walk trusts is evidence: after a
+// guess (a scanned frame, the frame at the top of a stack taken as a last
+// resort) every frame is unreliable already, and an inconsistent caller
+// says more about the guess than about the stack.
+func (u *Unwinder) corrupt(s Stack, from int, err error) error {
+	if !u.pend.set && !u.tainted && !u.guessing {
+		u.pend = corruption{set: true, from: max(from, 1), s: s}
+		u.pendErr = err
+	}
+	return err
+}
+
+// settle makes the step's finding the walk's, when the walk did not
+// already have one, as the step ends the walk or hands it to a guess (the
+// stack scan, the frame at the top of a stack). note says the walk's
+// error, if any, will not describe the finding: the CorruptStackError then
+// adds its description.
+func (u *Unwinder) settle(note bool) {
+	if u.pend.set && !u.corr.set {
+		u.corr = u.pend
+		u.corr.n = u.n
+		if note {
+			u.corr.note = fmt.Sprintf("the %s stack was found inconsistent at frame %d (%v)", u.pend.s.Kind, u.cur.Index, u.realize(u.pendErr))
+		}
+	}
+}
+
+// walkEnded settles the walk's findings once it has ended: the error that
+// ended it becomes a CorruptStackError, and a walk that ended without
+// one is no proper end.
+func (u *Unwinder) walkEnded() {
+	// The error describes the step's finding when the step failed on it
+	// (step makes it the reason).
+	u.settle(!(u.failed && u.fail.kind == failStep && u.pend.set && u.fail.why == u.pendErr))
+	if !u.corr.set {
+		return
+	}
+	switch {
+	case u.err != nil:
+		u.err = u.corr.wrap(u.err)
+	case u.failed:
+		u.fail.corrupt = u.corr
+	default:
+		u.proper = false
+	}
+}
+
+// wrap returns the CorruptStackError of the finding, with err the error
+// that ended the walk.
+func (c *corruption) wrap(err error) error {
+	return &CorruptStackError{Stack: c.s, From: c.from, Err: err, note: c.note, n: c.n}
+}
+
+// Invalidated returns the Index of the first frame that the walk's finding
+// of a corrupt stack invalidates (see CorruptStackError), or -1 when it
+// found none. Frames from there on were yielded as Reliable as the walk
+// judged them then, and may be wrong: a caller that keeps frames marks
+// them unreliable. It is final once Next has returned false.
+func (u *Unwinder) Invalidated() int {
+	if !u.corr.set {
+		return -1
+	}
+	return u.corr.from
+}
