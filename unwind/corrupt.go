@@ -1,10 +1,16 @@
 package unwind
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/unwind-dev/unwind/ptregs"
+)
 
 // CorruptStackError reports a stack the walk found inconsistent: entered
-// twice, a stack pointer that does not move up on it, or a switch from it
-// that goes inward.
+// twice, a stack pointer that does not move up on it, a switch from it
+// that goes inward, or, below an NMI nested on the same NMI stack, the
+// interrupted NMI's frames reaching into the nested one's (or not shown to
+// stay clear of them before the walk ended).
 //
 // On a real machine this is what a stack overwritten under a live frame
 // looks like, above all an IST stack entered a second time (an exception
@@ -53,12 +59,15 @@ func (e *CorruptStackError) Unwrap() error { return e.Err }
 
 // corruption is a stack found inconsistent, before it becomes a
 // CorruptStackError: the stack and the first frame it invalidates.
+// unconfirmed says the walk ended below a nested NMI before the
+// interrupted NMI's frames were seen to stay clear of the nested one's.
 type corruption struct {
-	set  bool
-	from int
-	n    int // frames yielded then
-	s    Stack
-	note string // the finding, when the walk's error will not say it
+	set         bool
+	unconfirmed bool
+	from        int
+	n           int // frames yielded then
+	s           Stack
+	note        string // the finding, when the walk's error will not say it
 }
 
 // corrupt records that the candidate caller was rejected because stack s
@@ -80,9 +89,10 @@ func (u *Unwinder) corrupt(s Stack, from int, err error) error {
 
 // settle makes the step's finding the walk's, when the walk did not
 // already have one, as the step ends the walk or hands it to a guess (the
-// stack scan, the frame at the top of a stack). note says the walk's
-// error, if any, will not describe the finding: the CorruptStackError then
-// adds its description.
+// stack scan, the frame at the top of a stack); so does a walk that ends
+// or guesses below a nested NMI whose interrupted NMI's frames were not
+// confirmed. note says the walk's error, if any, will not describe the
+// finding: the CorruptStackError then adds its description.
 func (u *Unwinder) settle(note bool) {
 	if u.pend.set && !u.corr.set {
 		u.corr = u.pend
@@ -90,6 +100,12 @@ func (u *Unwinder) settle(note bool) {
 		if note {
 			u.corr.note = fmt.Sprintf("the %s stack was found inconsistent at frame %d (%v)", u.pend.s.Kind, u.cur.Index, u.realize(u.pendErr))
 		}
+	}
+	if u.nestCeil != 0 {
+		if !u.corr.set {
+			u.corr = corruption{set: true, unconfirmed: true, from: max(u.curRead, 1), n: u.n, s: u.curStack}
+		}
+		u.nestCeil = 0
 	}
 }
 
@@ -116,7 +132,11 @@ func (u *Unwinder) walkEnded() {
 // wrap returns the CorruptStackError of the finding, with err the error
 // that ended the walk.
 func (c *corruption) wrap(err error) error {
-	return &CorruptStackError{Stack: c.s, From: c.from, Err: err, note: c.note, n: c.n}
+	e := &CorruptStackError{Stack: c.s, From: c.from, Err: err, note: c.note, n: c.n}
+	if c.unconfirmed {
+		e.note = fmt.Sprintf("below a nested nmi on the %s stack at %#x: the interrupted nmi's frames were not confirmed intact", c.s.Kind, c.s.Lo)
+	}
+	return e
 }
 
 // Invalidated returns the Index of the first frame that the walk's finding
@@ -129,4 +149,37 @@ func (u *Unwinder) Invalidated() int {
 		return -1
 	}
 	return u.corr.from
+}
+
+// acceptBelowNested is accept while the walk is on the NMI stack below an
+// NMI nested on it (nestCeil): the interrupted NMI's frames must lie
+// below the nested NMI's, which its entry pushed from the top of the
+// stack down, over whatever was there. A candidate whose step read at or
+// above the nested NMI's lowest frame (its return-address slot, its
+// pt_regs or iret frame) is read from the nested NMI's frames: the stack
+// is inconsistent. Leaving the NMI stack confirms the interrupted NMI's
+// frames.
+func (u *Unwinder) acceptBelowNested(next *Frame) error {
+	s := u.curStack
+	end := uint64(0)
+	if next.Slot != 0 && s.holds(next.Slot) {
+		end = next.Slot + 8
+	}
+	if next.RegsAddr != 0 && s.holds(next.RegsAddr) {
+		n := uint64(ptregs.PtRegsSize)
+		if next.Partial {
+			n = ptregs.IretFrameSize
+		}
+		end = max(end, next.RegsAddr+n)
+	}
+	if end > u.nestCeil {
+		return u.corrupt(s, u.curRead, u.errorf("the caller is read up to %#x, into the nested nmi's frames from %#x on the %s stack",
+			xarg(end), xarg(u.nestCeil), karg(s.Kind)))
+	}
+	leaving := !s.holds(next.SP)
+	err := u.acceptStack(next)
+	if err == nil && leaving {
+		u.nestCeil = 0
+	}
+	return err
 }

@@ -209,3 +209,73 @@ func TestCorruptNotMovingUp(t *testing.T) {
 	}
 	wantCorrupt(t, w, StackNMI, 5, sc.mem(), regs, &Options{Code: sc.code, Stacks: sc.stacks, Kernel: true, Methods: MethodFP | MethodPtRegs})
 }
+
+// nestedNMI builds an NMI nested on the NMI stack over an outer NMI
+// stopped in its handler (exc_nmi+4), which interrupted task_fn: the nested
+// NMI is at its first instruction, its hardware frame at the top of the
+// stack. The outer NMI's pt_regs is at pt (below the nested NMI's frames,
+// or overlapping them when pt+168 passes the top's 40 bytes).
+func nestedNMI(pt uint64) (*istScene, ptregs.Regs) {
+	sc := newISTScene(StackNMI, StackTask)
+	nmi, task := sc.stk[StackNMI], sc.stk[StackTask]
+	task.push(0)
+	rbp0 := task.push(0) // _start's frame
+	task.push(sc.fn("_start", 9))
+	taskRBP := task.push(rbp0) // task_fn's frame, interrupted at +4
+	outerSP, outerRBP := sc.entry(StackNMI, pt, "asm_exc_nmi", sc.fn("task_fn", 4), task.sp, taskRBP)
+	fr := ptregs.IretFrame{IP: sc.fn("exc_nmi", 4), CS: 0x10, Flags: 0x46, SP: outerSP, SS: 0x18}
+	b := fr.Encode()
+	copy(nmi.mem[istSz-ptregs.IretFrameSize:], b[:])
+	return sc, regsOf(sc.fn("asm_exc_nmi", 0), nmi.hi-ptregs.IretFrameSize, outerRBP)
+}
+
+// TestNestedNMIBelow: the outer NMI's frames lie below the nested one's
+// hardware frame (Linux's layout keeps its pt_regs below the copies at the
+// top of the stack): the walk goes down the NMI stack once and on to the
+// task, reliable, nothing invalidated.
+func TestNestedNMIBelow(t *testing.T) {
+	sc, regs := nestedNMI(nmiLo + istSz - 304)
+	w := sc.check(t, regs, MethodFP|MethodPtRegs)
+	want := []string{"asm_exc_nmi", "exc_nmi", "asm_exc_nmi", "task_fn", "_start"}
+	if diff := cmp.Diff(want, names(w.frames)); diff != "" || w.err != nil || w.from != -1 {
+		t.Fatalf("%s\nerr %v, invalidated %d", diff, w.err, w.from)
+	}
+	if !strings.HasPrefix(w.end, "true ") {
+		t.Errorf("not reliable: %s", w.end)
+	}
+}
+
+// TestNestedNMIOverwrote: the outer NMI's pt_regs lies where the nested
+// NMI's entry pushed its own frame (a naive IST entry): the outer's frames
+// read into the nested one's, every frame read from the NMI stack is
+// invalidated (the walk cannot tell the nested NMI from an outer one that
+// returned through the overwritten frame).
+func TestNestedNMIOverwrote(t *testing.T) {
+	sc, regs := nestedNMI(nmiLo + istSz - ptregs.PtRegsSize)
+	w := sc.check(t, regs, MethodFP|MethodPtRegs)
+	if diff := cmp.Diff([]string{"asm_exc_nmi", "exc_nmi", "asm_exc_nmi"}, names(w.frames)); diff != "" {
+		t.Fatalf("%s\n%s", diff, w.end)
+	}
+	if !strings.Contains(fmt.Sprint(w.err), "into the nested nmi's frames") {
+		t.Errorf("err %v", w.err)
+	}
+	wantCorrupt(t, w, StackNMI, 1, sc.mem(), regs, &Options{Code: sc.code, Stacks: sc.stacks, Kernel: true, Methods: MethodFP | MethodPtRegs})
+}
+
+// TestNestedNMIUnconfirmed: below a nested NMI the walk stops (a
+// misaligned rbp) before the outer NMI's frames were seen to leave the NMI
+// stack clear of the nested one's: the frames read from it are
+// invalidated, and the error says why.
+func TestNestedNMIUnconfirmed(t *testing.T) {
+	sc, regs := nestedNMI(nmiLo + istSz - 304)
+	rbp, _ := regs.Get(ptregs.RBP)
+	regs.Set(ptregs.RBP, rbp+3)
+	w := sc.check(t, regs, MethodFP|MethodPtRegs)
+	if diff := cmp.Diff([]string{"asm_exc_nmi", "exc_nmi"}, names(w.frames)); diff != "" {
+		t.Fatalf("%s\n%s", diff, w.end)
+	}
+	if !strings.Contains(fmt.Sprint(w.err), "not confirmed intact") {
+		t.Errorf("err %v", w.err)
+	}
+	wantCorrupt(t, w, StackNMI, 1, sc.mem(), regs, &Options{Code: sc.code, Stacks: sc.stacks, Kernel: true, Methods: MethodFP | MethodPtRegs})
+}

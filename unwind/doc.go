@@ -86,9 +86,12 @@
 // stops the walk with an error. One exception, once per walk: an NMI
 // nested in an NMI on the same IST stack (its hardware frame at the very
 // top of the NMI stack, its interrupted code an outer NMI lower on that
-// stack) goes down to the outer NMI's frames. A user walk learns the
-// sigaltstack from the uc_stack of the rt_sigframes it meets (see
-// Options.Stacks); a core does not record it.
+// stack, below every frame the walk saw there) goes down to the outer
+// NMI's frames, which must then stay below the nested NMI's (whose entry
+// pushed them from the top of the stack, over whatever lay there) until
+// the walk leaves the NMI stack. A user walk learns the sigaltstack from
+// the uc_stack of the rt_sigframes it meets (see Options.Stacks); a core
+// does not record it.
 //
 // # Corrupt stacks
 //
@@ -104,8 +107,11 @@
 // and Invalidated returns that index. Every frame from there on may be
 // wrong; a caller that keeps frames marks them unreliable (Walk does).
 // Frames before it were read from other stacks or, frame 0, come from the
-// initial registers. Only callers derived from frames the walk trusts
-// count: after a guess every frame is unreliable already.
+// initial registers. A walk below a nested NMI that ends before leaving
+// the NMI stack, or goes on with a guess (a scan, the frame at the top of
+// a stack), has not confirmed the outer NMI's frames: the same holds.
+// Only callers derived from frames the walk trusts count: after a guess
+// every frame is unreliable already.
 //
 // # Entry kinds
 //

@@ -194,6 +194,14 @@ func callFrame(next *Frame, ra, sp, cfa, slot uint64, regs *ptregs.Regs, m Metho
 // stack as inconsistent (corrupt): when no strategy finds a caller, the
 // walk's error names the frames read from its memory.
 func (u *Unwinder) accept(next *Frame) error {
+	if u.nestCeil != 0 {
+		return u.acceptBelowNested(next)
+	}
+	return u.acceptStack(next)
+}
+
+// acceptStack is accept without the nested-NMI bound.
+func (u *Unwinder) acceptStack(next *Frame) error {
 	f := u.cur
 	if next.SP == 0 && next.PC == 0 {
 		return errNoCaller
@@ -243,7 +251,7 @@ func (u *Unwinder) accept(next *Frame) error {
 		}
 		next.Stack = Stack{Kind: StackUser, CPU: -1}
 		u.curStack, u.curStackOK = Stack{}, false
-		u.curRead = 0
+		u.curRead, u.curLow = 0, 0
 		return nil
 	}
 	// The frame's stack for display: where its return address lies.
@@ -292,11 +300,12 @@ func (u *Unwinder) accept(next *Frame) error {
 	return nil
 }
 
-// enterStack notes that next is the first frame on the current stack:
-// when next's return-address slot (or pt_regs) lies on it, next is the
-// first frame read from its memory (otherwise the step from next will be;
-// Next notes it).
+// enterStack notes that next is the first frame on the current stack: the
+// lowest stack pointer on it, and, when next's return-address slot (or
+// pt_regs) lies on it, that next is the first frame read from its memory
+// (otherwise the step from next will be; Next notes it).
 func (u *Unwinder) enterStack(next *Frame) {
+	u.curLow = next.SP
 	u.curRead = 0
 	if next.Slot != 0 && u.curStack.holds(next.Slot) {
 		u.curRead = u.n
@@ -356,14 +365,26 @@ func (u *Unwinder) cfiEndImproper() bool {
 // outer's handler unblocked NMIs, the IST pointer reset RSP to the top).
 // Its hardware frame lies at the very top of the NMI stack and names the
 // outer NMI's code, lower on the same stack. Allowed once per walk.
+//
+// The nested NMI's frames lie from the lowest stack pointer the walk saw on
+// that stack (curLow) to its top; the interrupted NMI's must lie below
+// them: its stack pointer to begin with, then, until the walk leaves the
+// NMI stack, everything a step reads there (accept checks it,
+// acceptBelowNested). A walk that ends before it leaves has not confirmed
+// them (settle).
 func (u *Unwinder) nestedNMI(next *Frame, cs Stack) bool {
 	if u.nestedSeen || cs.Kind != StackNMI || next.Kind != KindInterrupted || next.Entry != "nmi" ||
-		next.RegsAddr != cs.Hi-ptregs.IretFrameSize || ptregs.UserMode(next.PtRegs.CS) {
+		next.RegsAddr != cs.Hi-ptregs.IretFrameSize || ptregs.UserMode(next.PtRegs.CS) || next.SP >= u.curLow {
 		return false
 	}
 	if _, e := u.stubOf(u.cur); e != "nmi" {
 		return false
 	}
 	u.nestedSeen = true
+	if !u.tainted && !u.guessing {
+		// A guess leaves the walk unreliable anyway: no bound
+		// to check, no finding to make.
+		u.nestCeil = u.curLow
+	}
 	return true
 }

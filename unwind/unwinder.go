@@ -75,6 +75,8 @@ type Unwinder struct {
 
 	// Stack consistency (CorruptStackError).
 	curRead  int        // Index of the first frame read from the current stack's memory; 0: none yet
+	curLow   uint64     // SP of the first frame on the current stack
+	nestCeil uint64     // below a nested NMI, until the walk leaves its stack: its lowest SP (nestedNMI)
 	pend     corruption // the step's finding: a caller rejected because its stack is inconsistent
 	pendErr  error      // that rejection
 	guessing bool       // the step tries its last-resort guess
@@ -177,7 +179,7 @@ func (u *Unwinder) Reset(mem Memory, regs ptregs.Regs) {
 	u.curStack, u.curStackOK = Stack{}, false
 	u.nestedSeen = false
 	u.alt, u.altOK = Stack{}, false
-	u.curRead = 0
+	u.curRead, u.curLow, u.nestCeil = 0, 0, 0
 	u.pend, u.pendErr, u.corr, u.guessing = corruption{}, nil, corruption{}, false
 	u.scan = scanState{}
 }
@@ -213,8 +215,9 @@ func (u *Unwinder) Next() bool {
 	if u.inc && u.memoAt() {
 		return u.replayNext()
 	}
-	if f := u.cur; u.c != nil && !u.scan.active {
+	if f := u.cur; u.c != nil && !u.scan.active && u.nestCeil == 0 {
 		// With warm caches, the fused steps (fpWarm, cfiWarm), else step.
+		// (Below a nested NMI accept checks what a step reads.)
 		if u.fpFirst && f.Kind == KindCall {
 			if next := u.spare(); u.fpWarm(f, next) {
 				u.cur = next
@@ -431,6 +434,7 @@ func (u *Unwinder) first() bool {
 		if s, ok := u.stackOf(sp); ok {
 			f.Stack = s
 			u.curStack, u.curStackOK = s, true
+			u.curLow = sp
 		}
 	}
 	return true
