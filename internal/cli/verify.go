@@ -43,13 +43,15 @@ Each boundary is counted, per strategy, as
                   error) without marking a wrong frame reliable
   wrong_reliable  it does not, yet claims to be reliable (must be 0)
   wrong_flagged   flagged as a whole, but a frame marked reliable is wrong
-                  (must be 0 where the stack is intact)
+                  (must be 0)
 
-Scenarios whose bug corrupts the stack (an expect=fail invariant) only need
-wrong_reliable = 0. The first mismatches are shown with disassembly and both
-traces. Exit status 1 when any wrong_reliable > 0, or when a scenario that
-does not corrupt its stack is not 100% exact with CFI or has a
-wrong_flagged trace in any strategy.`,
+A frame counts as marked reliable unless the trace says otherwise, the
+frames a corrupt stack invalidates included (the walk names them when it
+finds the stack inconsistent). Scenarios whose bug corrupts the stack (an
+expect=fail invariant) need not be exact with CFI. The first mismatches are
+shown with disassembly and both traces. Exit status 1 when any
+wrong_reliable or wrong_flagged > 0, or when a scenario that does not
+corrupt its stack is not 100% exact with CFI.`,
 		Example: `  unwind verify nmi-irq-task
   unwind verify --all --every 10
   unwind verify --all -o json`,

@@ -43,9 +43,12 @@
 // deliberately leaves RSP or the return address undefined are counted in
 // Result.Undefined as well: no unwinder can be exact there.
 //
-// Scenarios with an expect=fail invariant demonstrate a stack-corrupting
-// bug (Result.Corrupts): there only WrongReliable must be zero. Elsewhere
-// CFI must be exact at every boundary (Result.Problems).
+// WrongReliable and WrongFlagged must be zero in every scenario
+// (Result.Problems). A frame that the walk's finding of a corrupt stack
+// invalidates (unwind.Unwinder.Invalidated) counts as unreliable: the
+// cursor yielded it before the walk found out. Scenarios with an
+// expect=fail invariant demonstrate a stack-corrupting bug
+// (Result.Corrupts); elsewhere CFI must also be exact at every boundary.
 //
 // # Driving the emulator
 //

@@ -98,7 +98,7 @@ func WriteText(w io.Writer, results []*Result) error {
 	for _, r := range results {
 		note := ""
 		if r.Corrupts {
-			note = ", corrupts its stack (bar: wrong_reliable = 0)"
+			note = ", corrupts its stack (bar: wrong_reliable = wrong_flagged = 0)"
 		}
 		ew.printf("%s (kernel %s, %d cpu): %d boundaries, %d instructions, %s%s\n",
 			r.Name, r.Kernel, r.CPUs, r.Boundaries, r.Instructions, r.StopReason, note)

@@ -143,7 +143,8 @@ type Result struct {
 	// per strategy).
 	Boundaries uint64
 	// Corrupts marks a scenario that demonstrates a stack-corrupting bug
-	// (it has an expect=fail invariant): there only WrongReliable must be 0.
+	// (it has an expect=fail invariant): there CFI need not be exact (the
+	// bar is that no wrong frame is marked reliable).
 	Corrupts   bool
 	Strategies [NumStrategies]Counts
 	// Undefined counts, per strategy, the flagged boundaries where the
@@ -159,19 +160,20 @@ type Result struct {
 }
 
 // Problems lists how the result misses the project's bar: a wrong but
-// reliable trace in any strategy, or (on a scenario that does not corrupt
-// its stack) a CFI unwind that is not exact, or a machine error.
+// reliable trace or a wrong frame marked reliable in any strategy, or (on
+// a scenario that does not corrupt its stack) a CFI unwind that is not
+// exact, or a machine error.
 func (r *Result) Problems() []string {
 	var out []string
 	for s := Strategy(0); s < NumStrategies; s++ {
 		if n := r.Strategies[s].WrongReliable; n > 0 {
 			out = append(out, fmt.Sprintf("%s: %s: %d wrong but reliable", r.Name, s, n))
 		}
-		// On an intact stack no frame marked reliable may be wrong, even
-		// in a trace flagged as a whole. (Where the bug corrupts a stack,
-		// frames before the point the walk finds it inconsistent can
-		// look right and be wrong: there the trace's verdict is the bar.)
-		if n := r.Strategies[s].WrongFlagged; n > 0 && !r.Corrupts {
+		// No frame marked reliable may be wrong, even in a trace flagged
+		// as a whole; on a stack the bug corrupted neither, once the walk
+		// has found it inconsistent and invalidated the frames it read
+		// from it (unwind.CorruptStackError).
+		if n := r.Strategies[s].WrongFlagged; n > 0 {
 			out = append(out, fmt.Sprintf("%s: %s: %d traces with a wrong frame marked reliable", r.Name, s, n))
 		}
 	}
