@@ -31,6 +31,11 @@ import (
 type traceMemo struct {
 	valid  bool // frames[:n], states[:n], steps[:n] and final describe a walk
 	n      int
+	// Frame 0 is recorded (has0) only when it is at the PC the walk
+	// before started from (pc0): a moving target's next frame 0 is not
+	// this one, and frame 0 is never replayed, only matched.
+	pc0  uint64
+	has0 bool
 	frames []Frame     // frame k as emitted
 	states []walkState // the walk state at frame k, before its step
 	steps  []stepRec   // what step k (from frame k, and emit of frame k+1) read
@@ -335,7 +340,16 @@ func (u *Unwinder) memoAt() bool {
 	if j < 0 || u.outInline {
 		return false
 	}
-	if m.valid && j < m.n && sameFrame(u.cur, &m.frames[j]) && u.sameState(&m.states[j]) {
+	if j == 0 {
+		if pc := u.cur.PC; pc != m.pc0 {
+			// Frame 0 of a target that moved on since the last walk:
+			// neither matched nor recorded, and step 0 not logged
+			// (the record's rest stays that of a whole walk).
+			m.pc0, m.has0 = pc, false
+			return false
+		}
+	}
+	if m.valid && j < m.n && (j > 0 || m.has0) && sameFrame(u.cur, &m.frames[j]) && u.sameState(&m.states[j]) {
 		if m.sfx.from != j || !m.sfx.built {
 			m.sfx.build(m, j)
 		}
@@ -354,6 +368,9 @@ func (u *Unwinder) memoAt() bool {
 	}
 	m.frames[j] = *u.cur
 	m.states[j] = u.walkState()
+	if j == 0 {
+		m.has0 = true
+	}
 	u.rec = &m.steps[j]
 	u.rec.reset()
 	return false
