@@ -11,14 +11,21 @@ import (
 
 // BenchmarkVerify runs the whole verification of a scenario (emulation,
 // shadow stack and three unwinds plus comparison per boundary) and reports
-// unwinds per second of wall time.
-func BenchmarkVerify(b *testing.B) {
+// unwinds per second of wall time: as Run does by default, in chunks on
+// GOMAXPROCS workers. BenchmarkVerifyOnePass is the same in one pass on
+// one goroutine.
+func BenchmarkVerify(b *testing.B) { benchmarkVerify(b, 0) }
+
+// BenchmarkVerifyOnePass is BenchmarkVerify with Parallel 1.
+func BenchmarkVerifyOnePass(b *testing.B) { benchmarkVerify(b, 1) }
+
+func benchmarkVerify(b *testing.B, parallel int) {
 	sc, k := loadScenario(b, "nmi-irq-task")
 	var unwinds uint64
 	var elapsed time.Duration
 	b.ReportAllocs()
 	for b.Loop() {
-		r, err := Run(sc, k, Options{MaxMismatches: -1})
+		r, err := Run(sc, k, Options{MaxMismatches: -1, Parallel: parallel})
 		if err != nil {
 			b.Fatal(err)
 		}

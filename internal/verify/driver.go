@@ -3,6 +3,7 @@ package verify
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"sort"
 
 	"github.com/unwind-dev/unwind/emu"
@@ -143,8 +144,19 @@ func (d *driver) fire(c *emu.CPU, i int) {
 // CPU reached (an instruction retired or an event delivered). It returns
 // why the run ended and the machine error, if any.
 func (d *driver) run(visit func(cpu int)) (string, error) {
+	_, reason, err := d.runUntil(d.sc.MaxSteps, visit)
+	if reason == "" {
+		reason = fmt.Sprintf("limit of %d steps", d.sc.MaxSteps)
+	}
+	return reason, err
+}
+
+// runUntil is run up to limit machine steps in all (d.steps): ended says
+// the run ended before (reason, err say why, as run does).
+func (d *driver) runUntil(limit uint64, visit func(cpu int)) (ended bool, reason string, err error) {
 	m := d.m
-	for d.steps < d.sc.MaxSteps {
+	limit = min(limit, d.sc.MaxSteps)
+	for d.steps < limit {
 		progress := false
 		for i, c := range m.CPUs {
 			if c.Done {
@@ -156,18 +168,34 @@ func (d *driver) run(visit func(cpu int)) (string, error) {
 				continue
 			}
 			if err != nil {
-				return err.Error(), err
+				return true, err.Error(), err
 			}
 			progress = true
 			visit(i)
 		}
 		if !progress {
-			return "stopped", nil
+			return true, "stopped", nil
 		}
 		d.steps++
 		if d.stop != "" {
-			return d.stop, nil
+			return true, d.stop, nil
 		}
 	}
-	return fmt.Sprintf("limit of %d steps", d.sc.MaxSteps), nil
+	if d.steps >= d.sc.MaxSteps {
+		return true, fmt.Sprintf("limit of %d steps", d.sc.MaxSteps), nil
+	}
+	return false, "", nil
+}
+
+// clone returns an independent copy of d and its machine, at the same
+// point of the run.
+func (d *driver) clone() *driver {
+	n := *d
+	n.m = d.m.Clone()
+	n.next = append([]int(nil), d.next...)
+	n.arrivals = make([]map[uint64]int, len(d.arrivals))
+	for i, a := range d.arrivals {
+		n.arrivals[i] = maps.Clone(a)
+	}
+	return &n
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"debug/elf"
 	"fmt"
+	"runtime"
+	"sync"
 	"time"
 
 	"github.com/unwind-dev/unwind/emu"
@@ -132,6 +134,11 @@ type Options struct {
 	// KernelPath names the kernel in symbols (default
 	// fixtures/kernel/build/kernel-VARIANT.elf).
 	KernelPath string
+	// Parallel is how many spans of the run are verified at once
+	// (default GOMAXPROCS; 1: one pass). The result does not depend on
+	// it, but OnMismatch and Progress are then called from several
+	// goroutines (Progress one call at a time).
+	Parallel int
 }
 
 // Result is the verification of one scenario.
@@ -271,11 +278,20 @@ type checker struct {
 	us   [][NumStrategies]*unwind.Unwinder // per CPU (each has its stack bounds)
 	kept [NumStrategies][numClasses]int
 	cmp  comparison
+	prog *progressCounter
 }
 
 // Run runs scenario sc on kernel (the image of the variant sc.Kernel names)
 // and checks every Every-th boundary of every CPU with the three strategy
 // sets.
+//
+// With Options.Parallel > 1 the run is verified in chunks of machine
+// steps, several at once: one goroutine runs the machine alone, without
+// unwinding (a few percent of the work), and hands out a copy of it at the
+// start of every chunk; workers, each with its own Unwinders (whose caches
+// carry over from chunk to chunk), verify the chunks. The
+// emulator is deterministic and unwinding does not change the machine, so
+// the result is the one a single pass gives.
 func Run(sc *emu.Scenario, kernel []byte, opts Options) (*Result, error) {
 	if opts.Every == 0 {
 		opts.Every = 1
@@ -286,31 +302,170 @@ func Run(sc *emu.Scenario, kernel []byte, opts Options) (*Result, error) {
 	if opts.KernelPath == "" {
 		opts.KernelPath = "fixtures/kernel/build/kernel-" + sc.Kernel + ".elf"
 	}
+	if opts.Parallel <= 0 {
+		opts.Parallel = runtime.GOMAXPROCS(0)
+	}
+	// One Code for all workers: a symbols.File is safe for concurrent
+	// use (its CFI is compiled on first use, once).
 	set, err := KernelCode(kernel, opts.KernelPath)
 	if err != nil {
 		return nil, err
 	}
+	code := verifyCode(set, kernel)
 	d, err := newDriver(sc, kernel)
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Name: sc.Name, Kernel: sc.Kernel, CPUs: sc.CPUs, Corrupts: Corrupts(sc)}
-	ck := &checker{m: d.m, res: res, opts: opts}
-	code := verifyCode(set, kernel)
-	ck.us = newUnwinders(d.m, code)
-	ck.cmp = comparison{code: code, fixups: exTable(d.m)}
-	seen := make([]uint64, sc.CPUs)
+	fixups := exTable(d.m) // the kernel's __ex_table, read-only from here on
+	prog := &progressCounter{fn: opts.Progress}
 	start := time.Now()
-	res.StopReason, res.Err = d.run(func(cpu int) {
+	var chunks []*chunk
+	if opts.Parallel == 1 {
+		w := newWorker(code, d.m, fixups, opts, prog)
+		c := &chunk{d: d, seen: make([]uint64, sc.CPUs), limit: sc.MaxSteps}
+		w.verify(c)
+		chunks = []*chunk{c}
+	} else {
+		chunks = runChunks(d, code, fixups, opts, prog)
+	}
+	res := &Result{Name: sc.Name, Kernel: sc.Kernel, CPUs: sc.CPUs, Corrupts: Corrupts(sc)}
+	// The chunks in order: counts add up, the mismatches kept are the
+	// first ones of the whole run, the run ended in the chunk that saw
+	// it end.
+	var kept [NumStrategies][numClasses]int
+	for _, c := range chunks {
+		r := c.res
+		res.Boundaries += r.Boundaries
+		for s := range res.Strategies {
+			res.Strategies[s].Add(r.Strategies[s])
+			res.Undefined[s] += r.Undefined[s]
+		}
+		for _, mm := range r.Mismatches {
+			if opts.MaxMismatches >= 0 && kept[mm.Strategy][mm.Class] < opts.MaxMismatches {
+				kept[mm.Strategy][mm.Class]++
+				res.Mismatches = append(res.Mismatches, mm)
+			}
+		}
+		if c.ended {
+			res.StopReason, res.Err = r.StopReason, r.Err
+			res.Instructions = c.insns
+			break
+		}
+	}
+	res.Elapsed = time.Since(start)
+	return res, nil
+}
+
+// chunkSteps is the length of a chunk, in machine steps: short enough
+// that the workers finish together, long enough that a chunk's first
+// walks (from scratch) and its copy of the machine cost little.
+const chunkSteps = 8192
+
+// chunk is a part of a run: the driver (a copy of the machine) at its
+// start, the boundaries each CPU had reached before it, the step count it
+// ends at; once verified, its result, and whether the run ended in it.
+type chunk struct {
+	d     *driver
+	seen  []uint64
+	limit uint64
+	res   *Result
+	ended bool
+	insns uint64 // instructions retired at its end
+}
+
+// runChunks verifies the run of d in chunks with opts.Parallel workers
+// and returns the chunks in order.
+func runChunks(d *driver, code noLines, fixups map[uint64]uint64, opts Options, prog *progressCounter) []*chunk {
+	workers := make([]*worker, opts.Parallel)
+	for i := range workers {
+		workers[i] = newWorker(code, d.m, fixups, opts, prog)
+	}
+	// The producer runs ahead of the workers by a few chunks at most
+	// (each holds a copy of the machine's memory).
+	todo := make(chan *chunk, opts.Parallel)
+	var chunks []*chunk
+	var mu sync.Mutex
+	go func() {
+		defer close(todo)
+		seen := make([]uint64, len(d.m.CPUs))
+		count := func(cpu int) { seen[cpu]++ }
+		for {
+			c := &chunk{d: d.clone(), seen: append([]uint64(nil), seen...), limit: d.steps + chunkSteps}
+			mu.Lock()
+			chunks = append(chunks, c)
+			mu.Unlock()
+			todo <- c
+			if ended, _, _ := d.runUntil(c.limit, count); ended {
+				return
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	for _, w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := range todo {
+				w.verify(c)
+				c.d = nil // its copy of the machine is not needed any more
+			}
+		}()
+	}
+	wg.Wait()
+	return chunks
+}
+
+// worker verifies chunks with its own Unwinders.
+type worker struct {
+	opts Options
+	us   [][NumStrategies]*unwind.Unwinder
+	cmp  comparison
+	prog *progressCounter
+}
+
+func newWorker(code noLines, m *emu.Machine, fixups map[uint64]uint64, opts Options, prog *progressCounter) *worker {
+	// The Unwinders' stack bounds are the scenario's, the same in every
+	// copy of the machine; Reset gives them each chunk's memory.
+	return &worker{opts: opts, us: newUnwinders(m, code), cmp: comparison{code: code, fixups: fixups}, prog: prog}
+}
+
+// verify checks the boundaries of chunk c and sets its result.
+func (w *worker) verify(c *chunk) {
+	c.res = &Result{}
+	ck := &checker{m: c.d.m, res: c.res, opts: w.opts, us: w.us, cmp: w.cmp, prog: w.prog}
+	every := w.opts.Every
+	seen := c.seen
+	ended, reason, err := c.d.runUntil(c.limit, func(cpu int) {
 		seen[cpu]++
-		if seen[cpu]%opts.Every != 0 {
+		if seen[cpu]%every != 0 {
 			return
 		}
 		ck.check(cpu)
 	})
-	res.Elapsed = time.Since(start)
-	res.Instructions = d.m.Instructions()
-	return res, nil
+	w.cmp = ck.cmp
+	c.insns = c.d.m.Instructions()
+	if ended {
+		c.ended = true
+		c.res.StopReason, c.res.Err = reason, err
+	}
+}
+
+// progressCounter adds up the boundaries the spans checked and calls the
+// progress callback, one call at a time.
+type progressCounter struct {
+	mu sync.Mutex
+	n  uint64
+	fn func(uint64)
+}
+
+func (p *progressCounter) add(k uint64) {
+	if p.fn == nil {
+		return
+	}
+	p.mu.Lock()
+	p.n += k
+	p.fn(p.n)
+	p.mu.Unlock()
 }
 
 // check unwinds CPU cpu's current state with every strategy and counts the
@@ -321,8 +476,8 @@ func (ck *checker) check(cpu int) {
 	regs := c.Regs()
 	truth := m.ShadowStack(cpu)
 	ck.res.Boundaries++
-	if ck.opts.Progress != nil && ck.res.Boundaries&0xffff == 0 {
-		ck.opts.Progress(ck.res.Boundaries)
+	if ck.res.Boundaries&0xffff == 0 {
+		ck.prog.add(0x10000)
 	}
 	for s := Strategy(0); s < NumStrategies; s++ {
 		u := ck.us[cpu][s]
