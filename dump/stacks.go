@@ -61,7 +61,36 @@ func (d *Dump) userStacks(i int) unwind.Stacks {
 		// bounds, and so the checks of a walk, stay what they were.
 		return unwind.Stacks{{Kind: unwind.StackUnknown, Lo: lo, Hi: hi, CPU: -1, Name: "not the thread's own stack"}}
 	}
+	if tcb, ok := d.threadTCB(i, sm); ok && tcb > sp && tcb < hi {
+		// A thread's stack ends below its control block: what lies
+		// above is its TLS and, in one mapping, maybe another
+		// thread's stack (a stack scan must not run on into it).
+		hi = tcb
+	}
 	return unwind.Stacks{{Kind: unwind.StackUser, Lo: lo, Hi: hi, CPU: -1, Name: "user"}}
+}
+
+// threadTCB returns the thread control block of thread i, not the
+// process's main thread, when the core shows one at its thread pointer:
+// glibc and musl put a thread's control block (struct pthread, whose
+// first word points to itself) at the top of its stack block, with the
+// static TLS below it and the stack below that. A runtime that uses the
+// thread pointer otherwise (Go's) has no self pointer there.
+func (d *Dump) threadTCB(i int, sm *segMemory) (uint64, bool) {
+	u := d.user
+	if u == nil || u.ps == nil {
+		return 0, false
+	}
+	th := &d.threads[i]
+	fs := th.PrStatus.Regs.FSBase
+	if th.TID == u.ps.Pid || fs == 0 || fs&7 != 0 {
+		return 0, false
+	}
+	self, err := unwind.ReadU64(sm, fs)
+	if err != nil || self != fs {
+		return 0, false
+	}
+	return fs, true
 }
 
 // Auxiliary-vector entries that point into the initial stack of a process.

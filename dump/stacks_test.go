@@ -58,12 +58,29 @@ func TestUserStacksOwnStack(t *testing.T) {
 				t.Errorf("signal: stacks %+v, want the stack of sp %#x as unknown (the main stack holds AT_EXECFN %#x)", st, sp, execfn)
 			}
 			d = openFixtureCore(t, v, "threads")
+			ps, _ := d.PsInfo()
+			tcbs := 0
 			for i, th := range d.Threads() {
 				sp, _ := th.Regs.Get(ptregs.RSP)
 				st := d.Stacks(i)
 				if len(st) != 1 || st[0].Kind != unwind.StackUser || !st[0].Contains(sp) {
 					t.Errorf("threads: thread %d (tid %d): stacks %+v, want the stack of sp %#x as user", i, th.TID, st, sp)
+					continue
 				}
+				// A thread's stack ends at its control block (the
+				// thread pointer); the main thread's does not.
+				fs := th.PrStatus.Regs.FSBase
+				if th.TID != ps.Pid {
+					if st[0].Hi != fs {
+						t.Errorf("threads: thread %d (tid %d): stack ends at %#x, not at its control block %#x", i, th.TID, st[0].Hi, fs)
+					}
+					tcbs++
+				} else if st[0].Hi == fs {
+					t.Errorf("threads: the main thread's stack ends at its thread pointer %#x", fs)
+				}
+			}
+			if tcbs < 3 {
+				t.Errorf("threads: %d threads besides main, want at least 3", tcbs)
 			}
 		})
 	}
