@@ -128,11 +128,9 @@ func (u *Unwinder) fpWarm(f, next *Frame) bool {
 	}
 	next.Partial, next.RegsAddr = false, 0
 	if sb {
-		// accept, on the same stack (most often the buffer's already:
-		// the frame two steps up was on it).
-		if next.Stack != u.curStack {
-			next.Stack = u.curStack
-		}
+		// accept, on the same stack. (A plain store: comparing first,
+		// to skip a store of the same value, costs more.)
+		next.Stack = u.curStack
 	} else {
 		next.Stack = Stack{}
 	}
@@ -265,9 +263,7 @@ func (u *Unwinder) cfiWarm(f, next *Frame) bool {
 	}
 	next.Partial, next.RegsAddr = false, 0
 	if sb {
-		if next.Stack != u.curStack {
-			next.Stack = u.curStack
-		}
+		next.Stack = u.curStack
 	} else {
 		next.Stack = Stack{}
 	}
