@@ -29,13 +29,13 @@ import (
 
 // traceMemo is the last walk of an incremental Unwinder.
 type traceMemo struct {
-	valid  bool // frames[:n], states[:n], steps[:n] and final describe a walk
-	n      int
+	valid bool // frames[:n], states[:n], steps[:n] and final describe a walk
+	n     int
 	// Frame 0 is recorded (has0) only when it is at the PC the walk
 	// before started from (pc0): a moving target's next frame 0 is not
 	// this one, and frame 0 is never replayed, only matched.
-	pc0  uint64
-	has0 bool
+	pc0    uint64
+	has0   bool
 	frames []Frame     // frame k as emitted
 	states []walkState // the walk state at frame k, before its step
 	steps  []stepRec   // what step k (from frame k, and emit of frame k+1) read
