@@ -194,7 +194,7 @@ func newSigaltstackCase(ssFlags uint64, nested bool) *sigaltstackCase {
 // one of kind StackUnknown); frames the signal interrupted are on the
 // user stack. Warm and incremental walks give the same frames.
 func TestUserSigaltstack(t *testing.T) {
-	const user, alt, none = StackUser, StackAltSignal, StackUnknown
+	const user, alt = StackUser, StackAltSignal
 	for _, tc := range []struct {
 		name    string
 		ssFlags uint64
@@ -228,7 +228,7 @@ func TestUserSigaltstack(t *testing.T) {
 		}, []StackKind{user, user, user, user}},
 		{"disabled-absent", ssDisable, false, func(c *sigaltstackCase) Stacks {
 			return Stacks{{Kind: StackUser, Lo: c.main.lo, Hi: c.main.hi}}
-		}, []StackKind{none, user, user, user}},
+		}, []StackKind{user, user, user, user}},
 	} {
 		for _, m := range []Method{0, MethodFP | MethodSignal, MethodScan | MethodSignal} {
 			t.Run(fmt.Sprintf("%s/%v", tc.name, m), func(t *testing.T) {

@@ -435,6 +435,10 @@ func (u *Unwinder) first() bool {
 			f.Stack = s
 			u.curStack, u.curStackOK = s, true
 			u.curLow = sp
+		} else if !u.opts.Kernel {
+			// A user stack the oracle does not know, as accept labels
+			// the frames on one.
+			f.Stack = Stack{Kind: StackUser, CPU: -1}
 		}
 	}
 	return true
