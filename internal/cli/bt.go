@@ -48,7 +48,7 @@ Exit status 3 means a trace was printed but the walk stopped on an error.`,
 	opts.register(f)
 	f.IntVar(&opts.cpu, "cpu", -1, "only this CPU (kernel dumps)")
 	f.IntVar(&opts.thread, "thread", -1, "only this thread id (user cores)")
-	f.StringVar(&opts.methods, "methods", "all", "unwind strategies: all, or a comma list of cfi,fp,ptregs,scan")
+	f.StringVar(&opts.methods, "methods", "all", "unwind strategies: all, or a comma list of cfi,fp,ptregs,signal,scan")
 	f.IntVar(&opts.maxFrames, "max-frames", 256, "stop a walk after this many frames")
 	f.VarP(&opts.output, "output", "o", "output format: text or json")
 	return cmd
@@ -68,10 +68,12 @@ func parseMethods(s string) (unwind.Method, error) {
 			m |= unwind.MethodFP
 		case "ptregs":
 			m |= unwind.MethodPtRegs
+		case "signal":
+			m |= unwind.MethodSignal
 		case "scan":
 			m |= unwind.MethodScan
 		default:
-			return 0, fmt.Errorf("unknown method %q (want cfi, fp, ptregs, scan)", p)
+			return 0, fmt.Errorf("unknown method %q (want cfi, fp, ptregs, signal, scan)", p)
 		}
 	}
 	return m, nil
