@@ -40,26 +40,7 @@ func FuzzIncremental(f *testing.F) {
 		inc := *opts
 		inc.Incremental = true
 		u := New(mem, regs, &inc)
-		walk := func(u *Unwinder) ([]Frame, string) {
-			var fs []Frame
-			for u.Next() {
-				fs = append(fs, u.Frame())
-			}
-			return fs, fmt.Sprintf("%v %q %v", u.Reliable(), u.StopReason(), u.Err())
-		}
-		check := func(what string) {
-			want, wantEnd := walk(New(mem, regs, opts))
-			u.Reset(mem, regs)
-			got, gotEnd := walk(u)
-			if gotEnd != wantEnd || len(got) != len(want) {
-				t.Fatalf("%s: %d frames, %s; from scratch %d frames, %s", what, len(got), gotEnd, len(want), wantEnd)
-			}
-			for i := range want {
-				if got[i] != want[i] {
-					t.Fatalf("%s: frame %d:\n%+v\nfrom scratch:\n%+v", what, i, got[i], want[i])
-				}
-			}
-		}
+		check := func(what string) { matchesScratch(t, what, u, mem, regs, opts) }
 		check("first walk")
 		check("again")
 		for k := 0; k+3 <= len(edits) && k < 3*16; k += 3 {

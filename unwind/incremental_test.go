@@ -13,13 +13,6 @@ import (
 // abandoning a walk halfway: every walk must equal a walk from scratch,
 // frame for frame, and so must the way it ends.
 func TestIncrementalMatchesScratch(t *testing.T) {
-	walk := func(u *Unwinder) ([]Frame, string) {
-		var fs []Frame
-		for u.Next() {
-			fs = append(fs, u.Frame())
-		}
-		return fs, fmt.Sprintf("%v %q %v %d", u.Reliable(), u.StopReason(), u.Err(), u.Invalidated())
-	}
 	for _, tc := range []struct {
 		name string
 		ch   func() *chain
@@ -51,17 +44,7 @@ func TestIncrementalMatchesScratch(t *testing.T) {
 						u := New(mem, ch.regs, &inc)
 						check := func(what string, regs ptregs.Regs) {
 							t.Helper()
-							want, wantEnd := walk(New(mem, regs, &opts))
-							u.Reset(mem, regs)
-							got, gotEnd := walk(u)
-							if gotEnd != wantEnd || len(got) != len(want) {
-								t.Fatalf("%s: %d frames, %s; from scratch %d frames, %s", what, len(got), gotEnd, len(want), wantEnd)
-							}
-							for i := range want {
-								if got[i] != want[i] {
-									t.Fatalf("%s: frame %d:\n%+v\nfrom scratch:\n%+v", what, i, got[i], want[i])
-								}
-							}
+							matchesScratch(t, what, u, mem, regs, &opts)
 						}
 						for i := 0; i < 3; i++ {
 							check(fmt.Sprintf("walk %d", i), ch.regs)
@@ -112,6 +95,31 @@ func TestIncrementalMatchesScratch(t *testing.T) {
 					})
 				}
 			}
+		}
+	}
+}
+
+// matchesScratch walks the incremental u again from regs over mem, and a
+// fresh Unwinder with opts, and fails t unless both give the same frames
+// and end the same way (reliability, stop reason, error, invalidation).
+func matchesScratch(t *testing.T, what string, u *Unwinder, mem Memory, regs ptregs.Regs, opts *Options) {
+	t.Helper()
+	walk := func(u *Unwinder) ([]Frame, string) {
+		var fs []Frame
+		for u.Next() {
+			fs = append(fs, u.Frame())
+		}
+		return fs, fmt.Sprintf("%v %q %v %d", u.Reliable(), u.StopReason(), u.Err(), u.Invalidated())
+	}
+	want, wantEnd := walk(New(mem, regs, opts))
+	u.Reset(mem, regs)
+	got, gotEnd := walk(u)
+	if gotEnd != wantEnd || len(got) != len(want) {
+		t.Fatalf("%s: %d frames, %s; from scratch %d frames, %s", what, len(got), gotEnd, len(want), wantEnd)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("%s: frame %d:\n%+v\nfrom scratch:\n%+v", what, i, got[i], want[i])
 		}
 	}
 }
