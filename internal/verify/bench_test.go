@@ -44,19 +44,10 @@ func benchmarkVerify(b *testing.B, parallel int) {
 // every byte it read); the .../walk variants walk it each time (warm
 // caches, not incremental).
 func BenchmarkUnwindAtBoundary(b *testing.B) {
-	sc, k := loadScenario(b, "demo")
-	d, err := newDriver(sc, k)
-	if err != nil {
-		b.Fatal(err)
-	}
+	d, code := loadRun(b, "demo")
 	if _, err := d.run(func(int) {}); err != nil {
 		b.Fatal(err)
 	}
-	set, err := KernelCode(k, "kernel")
-	if err != nil {
-		b.Fatal(err)
-	}
-	code := verifyCode(set, k)
 	us := newUnwinders(d.m, code)
 	regs := d.m.CPUs[0].Regs()
 	truth := d.m.ShadowStack(0)
@@ -97,19 +88,10 @@ func bench(b *testing.B, name string, u *unwind.Unwinder, mem unwind.Memory, reg
 // beyond what the unwinder itself allocates (warm caches, CFI strategy):
 // the comparison describes mismatches only on demand.
 func TestBoundaryAllocFree(t *testing.T) {
-	sc, k := loadScenario(t, "demo")
-	d, err := newDriver(sc, k)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, code := loadRun(t, "demo")
 	if _, err := d.run(func(int) {}); err != nil {
 		t.Fatal(err)
 	}
-	set, err := KernelCode(k, "kernel")
-	if err != nil {
-		t.Fatal(err)
-	}
-	code := verifyCode(set, k)
 	us := newUnwinders(d.m, code)
 	cmp := comparison{code: code, fixups: exTable(d.m)}
 	u := us[0][CFI]

@@ -63,16 +63,7 @@ func TestWarmCachesMatchFreshUnwind(t *testing.T) {
 	for _, name := range unwindfixtures.Scenarios() {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			sc, k := loadScenario(t, name)
-			d, err := newDriver(sc, k)
-			if err != nil {
-				t.Fatal(err)
-			}
-			set, err := KernelCode(k, "kernel")
-			if err != nil {
-				t.Fatal(err)
-			}
-			code := verifyCode(set, k)
+			d, code := loadRun(t, name)
 			us := newUnwinders(d.m, code)
 			var seen uint64
 			bad := 0

@@ -34,6 +34,22 @@ func loadScenario(t testing.TB, name string) (*emu.Scenario, []byte) {
 	return sc, k
 }
 
+// loadRun is loadScenario plus the driver (machine at its start) and the
+// kernel's Code, as Run sets them up.
+func loadRun(t testing.TB, name string) (*driver, noLines) {
+	t.Helper()
+	sc, k := loadScenario(t, name)
+	d, err := newDriver(sc, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := KernelCode(k, "kernel")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, verifyCode(set, k)
+}
+
 // TestSweep unwinds every sampled boundary of every built-in scenario with
 // the three strategy sets and holds the bar: no wrong-but-reliable trace
 // and no wrong frame marked reliable in any strategy, and CFI exact
