@@ -15,16 +15,17 @@ import (
 )
 
 // archives maps a corpus name to its archive file and the folder it unpacks to.
-var archives = map[string]string{
-	"user":   "user-dev.tar.zst",
-	"kernel": "kernel-dev.tar.zst",
-	"kdump":  "kernel-kdump-dev.tar.zst",
+var archives = map[string]struct{ file, dir string }{
+	"user":   {"user-dev.tar.zst", "user"},
+	"kernel": {"kernel-dev.tar.zst", "kernel"},
+	"kdump":  {"kernel-kdump-dev.tar.zst", "kdump"},
+	"prod":   {"prod-dev.tar.zst", "prod-dev"},
 }
 
 var mu sync.Mutex
 
-// Dir returns the unpacked folder of the named corpus ("user", "kernel" or
-// "kdump"), unpacking it on first use, or skips tb when it cannot be had.
+// Dir returns the unpacked folder of the named corpus ("user", "kernel",
+// "kdump" or "prod"), unpacking it on first use, or skips tb when it cannot be had.
 // The environment variable UNWIND_CORPUS_DIR names a folder that already
 // holds the unpacked corpora.
 func Dir(tb testing.TB, name string) string {
@@ -58,7 +59,7 @@ func Find(name string) (string, error) {
 		return "", fmt.Errorf("unknown corpus %q", name)
 	}
 	if env := os.Getenv("UNWIND_CORPUS_DIR"); env != "" {
-		d := filepath.Join(env, name)
+		d := filepath.Join(env, arch.dir)
 		if _, err := os.Stat(d); err == nil {
 			return d, nil
 		}
@@ -67,7 +68,7 @@ func Find(name string) (string, error) {
 	if shared == "" {
 		return "", fmt.Errorf("../shared/corpus not found")
 	}
-	src := filepath.Join(shared, arch)
+	src := filepath.Join(shared, arch.file)
 	fi, err := os.Stat(src)
 	if err != nil {
 		return "", err
@@ -79,7 +80,7 @@ func Find(name string) (string, error) {
 	// Key the cache on the archive's size and time so a rewritten archive is
 	// unpacked again.
 	dest := filepath.Join(cache, "unwind-corpus", fmt.Sprintf("%s-%d-%d", name, fi.Size(), fi.ModTime().Unix()))
-	out := filepath.Join(dest, name)
+	out := filepath.Join(dest, arch.dir)
 	mu.Lock()
 	defer mu.Unlock()
 	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {

@@ -18,3 +18,10 @@ func TestUnknown(t *testing.T) {
 		t.Fatal("Find of an unknown corpus succeeded")
 	}
 }
+
+func TestDirProd(t *testing.T) {
+	d := Dir(t, "prod")
+	if _, err := os.Stat(filepath.Join(d, "truth-dev.json")); err != nil {
+		t.Fatalf("unpacked prod corpus has no truth-dev.json: %v", err)
+	}
+}
