@@ -249,8 +249,17 @@ func TestLoopAndDepthBounded(t *testing.T) {
 	for u.Next() {
 		n++
 	}
-	if n != 10 || u.Err() == nil || u.Reliable() {
-		t.Errorf("max frames: %d frames, err %v", n, u.Err())
+	// The frame limit truncates the trace; it is no error, and the frames
+	// it yielded keep their verdict.
+	if n != 10 || u.Err() != nil || !u.Truncated() || !u.Reliable() || u.StopReason() != "frame limit" {
+		t.Errorf("max frames: %d frames, err %v, truncated %v, reliable %v, stop %q", n, u.Err(), u.Truncated(), u.Reliable(), u.StopReason())
+	}
+	ch = fpChain(40, true)
+	u = New(ch.mem, ch.regs, &Options{Code: ch.code, MaxFrames: -1})
+	for n = 0; u.Next(); n++ {
+	}
+	if u.Truncated() || n < 40 {
+		t.Errorf("no frame limit: %d frames, truncated %v, stop %q", n, u.Truncated(), u.StopReason())
 	}
 }
 
@@ -266,7 +275,7 @@ func TestLinesAndInlined(t *testing.T) {
 	if diff := cmp.Diff([]string{"leaf", "inl", "f2", "f1", "_start"}, names(fs)); diff != "" {
 		t.Fatal(diff)
 	}
-	if fs[1].Inlined || !fs[2].Inlined || fs[1].PC != fs[2].PC || fs[2].Line != 9 || fs[2].Index != 2 || fs[3].Index != 3 {
+	if !fs[1].Inlined || fs[2].Inlined || fs[1].PC != fs[2].PC || fs[2].Line != 9 || fs[2].Index != 2 || fs[3].Index != 3 {
 		t.Errorf("inlined frames: %+v %+v", fs[1], fs[2])
 	}
 }

@@ -122,9 +122,14 @@ type Frame struct {
 	// File and Line are the source position of LookupPC, when known.
 	File string
 	Line int
-	// Inlined marks the inlined callers of the frame before it: frames of
-	// their own with the same PC, registers and stack, which no real call
-	// created.
+	// Inlined marks a function that the compiler inlined into its caller.
+	// A PC inside inlined code gives one frame per source-level function,
+	// innermost first: each inlined function (Inlined true), then the
+	// function it was inlined into at the same PC, registers and stack,
+	// down to the function that holds the machine code (Inlined false),
+	// as delve's Stackframe.Inlined, gdb's inline frames and drgn's
+	// is_inline mark them. Count Inlined false frames for the machine's
+	// own call chain.
 	Inlined bool
 
 	// Kind says how the frame's registers came to be on the stack.

@@ -261,6 +261,7 @@ func sameFrame(a, b *Frame) bool {
 type finalState struct {
 	failed  bool
 	proper  bool
+	trunc   bool
 	allGood bool
 	tainted bool
 	stop    string
@@ -271,7 +272,7 @@ type finalState struct {
 }
 
 func (u *Unwinder) finalState() finalState {
-	f := finalState{failed: u.failed, proper: u.proper, allGood: u.allGood, tainted: u.tainted,
+	f := finalState{failed: u.failed, proper: u.proper, trunc: u.truncated, allGood: u.allGood, tainted: u.tainted,
 		fail: u.fail, def: u.def, lazy: u.lazy, corr: u.corr}
 	if !u.failed {
 		f.stop = u.stop // a failed walk builds its stop reason from its error, on demand
@@ -405,6 +406,7 @@ func (u *Unwinder) replayNext() bool {
 	u.replay = 0
 	f := &m.final
 	u.done, u.failed, u.proper, u.allGood, u.tainted = true, f.failed, f.proper, f.allGood, f.tainted
+	u.truncated = f.trunc
 	u.stop, u.fail, u.def, u.lazy, u.err = f.stop, f.fail, f.def, f.lazy, nil
 	u.corr = f.corr
 	return false

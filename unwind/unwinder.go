@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"math"
 
 	"github.com/unwind-dev/unwind/ptregs"
 	"github.com/unwind-dev/unwind/symbols"
@@ -19,9 +20,6 @@ const (
 	StopEndOfStack = "end of stack"
 	StopUserMode   = "user mode"
 )
-
-// ErrTooManyFrames ends a walk that reached Options.MaxFrames.
-var ErrTooManyFrames = errors.New("too many frames")
 
 // Unwinder is a cursor over the frames of one stack: create it with New,
 // call Next until it returns false, read each frame with Frame, then check
@@ -61,6 +59,7 @@ type Unwinder struct {
 	stop      string // the stop reason, once built
 	fail      failure
 	proper    bool // the walk reached a proper end
+	truncated bool // the walk reached the frame limit
 	allGood   bool // every frame so far was reliable
 	tainted   bool // an unreliable frame was emitted: later frames are guesses
 
@@ -117,8 +116,11 @@ func New(mem Memory, regs ptregs.Regs, opts *Options) *Unwinder {
 	u.fpFirst = u.has(MethodFP) && !u.has(MethodCFI) && u.opts.Code != nil
 	u.cfiFirst = u.has(MethodCFI) && u.opts.Code != nil
 	u.max = u.opts.MaxFrames
-	if u.max <= 0 {
+	switch {
+	case u.max == 0:
 		u.max = DefaultMaxFrames
+	case u.max < 0:
+		u.max = math.MaxInt
 	}
 	if ls, ok := u.opts.Code.(LineSource); ok {
 		u.lines = ls
@@ -174,7 +176,7 @@ func (u *Unwinder) Reset(mem Memory, regs ptregs.Regs) {
 	u.err, u.stop, u.failed = nil, "", false
 	u.fail = failure{}
 	u.def.set, u.lazy.set = false, false
-	u.proper, u.allGood, u.tainted = false, true, false
+	u.proper, u.allGood, u.tainted, u.truncated = false, true, false, false
 	u.nvisited = 0
 	u.curStack, u.curStackOK = Stack{}, false
 	u.nestedSeen = false
@@ -305,7 +307,15 @@ func (u *Unwinder) StopReason() string {
 // the walk reached a proper end (user pt_regs at the top of the task stack,
 // the bottom of a kernel thread, or the outermost user frame). It is only
 // meaningful after Next returned false.
-func (u *Unwinder) Reliable() bool { return u.done && u.proper && u.allGood && !u.failed }
+func (u *Unwinder) Reliable() bool {
+	return u.done && (u.proper || u.truncated) && u.allGood && !u.failed
+}
+
+// Truncated reports whether the walk stopped at the frame limit
+// (Options.MaxFrames) rather than at the stack's end or on an error. A
+// truncated walk is no error: its StopReason is "frame limit", and it is
+// Reliable when every frame it yielded is.
+func (u *Unwinder) Truncated() bool { return u.truncated }
 
 // Frames returns the remaining frames as an iterator. A walk that stops on
 // an error yields a final (Frame{}, err) pair after the frames found so far;
@@ -373,7 +383,6 @@ const (
 	failStep     failKind = iota + 1 // "frame %d at %#x: <why>"
 	failScan                         // the same, and the stack scan found nothing
 	failCFIUndef                     // the CFI ends the stack outside an outermost frame
-	failTooMany                      // the frame limit
 )
 
 // failure is a walk's ending error before it is built.
@@ -403,8 +412,6 @@ func (fl *failure) buildErr(u *Unwinder) error {
 		return fmt.Errorf("frame %d at %#x: %w; the stack scan found no return address", fl.index, fl.pc, why)
 	case failCFIUndef:
 		return fmt.Errorf("frame %d at %#x: cfi: return address undefined outside an outermost frame", fl.index, fl.pc)
-	case failTooMany:
-		return fmt.Errorf("%w: limit %d reached", ErrTooManyFrames, u.max)
 	}
 	return errors.New("walk failed")
 }
@@ -447,7 +454,8 @@ func (u *Unwinder) first() bool {
 // emit publishes u.cur (plus its inlined callers) as the next frame.
 func (u *Unwinder) emit() bool {
 	if u.n >= u.max {
-		u.failAt(failTooMany, 0, 0, nil)
+		u.finish("frame limit", false)
+		u.truncated = true
 		return false
 	}
 	f := u.cur
@@ -488,7 +496,7 @@ func (u *Unwinder) emit() bool {
 			if l.Function != "" {
 				f.Function = l.Function
 			}
-			f.File, f.Line = l.File, l.Line
+			f.File, f.Line, f.Inlined = l.File, l.Line, l.Inlined
 			u.inlineAt = 1
 		}
 	}
@@ -497,10 +505,12 @@ func (u *Unwinder) emit() bool {
 	return true
 }
 
-// emitInline publishes the next inlined caller of the current frame.
+// emitInline publishes the next source-level frame at the current frame's
+// pc: the function the last one was inlined into.
 func (u *Unwinder) emitInline() bool {
 	if u.n >= u.max {
-		u.failAt(failTooMany, 0, 0, nil)
+		u.finish("frame limit", false)
+		u.truncated = true
 		return false
 	}
 	l := u.inline[u.inlineAt]
@@ -510,7 +520,7 @@ func (u *Unwinder) emitInline() bool {
 		u.outInline = true
 	}
 	u.out.Index = u.n
-	u.out.Inlined = true
+	u.out.Inlined = l.Inlined
 	if l.Function != "" {
 		u.out.Function = l.Function
 	}

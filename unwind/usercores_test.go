@@ -212,12 +212,13 @@ func fxMatch(c *fxCore, v fxVariant, i int, fs []unwind.Frame, truth []fxFrame) 
 	default:
 		errs = append(errs, "want "+w.Fn)
 	}
-	inl := i > 0 && truth[i-1].Inline
-	if f.Inlined != inl {
-		errs = append(errs, fmt.Sprintf("inlined=%v, want %v", f.Inlined, inl))
+	// An inlined function is marked, and the function it was inlined into
+	// follows at the same pc.
+	if f.Inlined != w.Inline {
+		errs = append(errs, fmt.Sprintf("inlined=%v, want %v", f.Inlined, w.Inline))
 	}
-	if inl && f.PC != fs[i-1].PC {
-		errs = append(errs, "an inlined caller with a pc of its own")
+	if w.Inline && (i+1 >= len(fs) || f.PC != fs[i+1].PC) {
+		errs = append(errs, "an inlined function whose caller has another pc")
 	}
 	if w.Signal != (f.Kind == unwind.KindSignal) {
 		errs = append(errs, fmt.Sprintf("kind %s, want signal=%v", f.Kind, w.Signal))

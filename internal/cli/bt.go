@@ -49,7 +49,7 @@ Exit status 3 means a trace was printed but the walk stopped on an error.`,
 	f.IntVar(&opts.cpu, "cpu", -1, "only this CPU (kernel dumps)")
 	f.IntVar(&opts.thread, "thread", -1, "only this thread id (user cores)")
 	f.StringVar(&opts.methods, "methods", "all", "unwind strategies: all, or a comma list of cfi,fp,ptregs,signal,scan")
-	f.IntVar(&opts.maxFrames, "max-frames", 256, "stop a walk after this many frames")
+	f.IntVar(&opts.maxFrames, "max-frames", unwind.DefaultMaxFrames, "stop a walk after this many frames, counting inlined ones (0: no limit); a trace cut there says so and is no error")
 	f.VarP(&opts.output, "output", "o", "output format: text or json")
 	return cmd
 }
@@ -114,8 +114,12 @@ func runBt(ios *IOStreams, opts *btOptions, path string) error {
 		if info.Kind == dump.KindVmcore {
 			code = dumpCode{set, mem}
 		}
+		maxFrames := opts.maxFrames
+		if maxFrames == 0 {
+			maxFrames = -1 // the library's "no limit"
+		}
 		u := unwind.New(mem, th.Regs, &unwind.Options{
-			Code: code, Stacks: d.Stacks(i), Methods: methods, MaxFrames: opts.maxFrames, Kernel: kernel,
+			Code: code, Stacks: d.Stacks(i), Methods: methods, MaxFrames: maxFrames, Kernel: kernel,
 		})
 		var frames []unwind.Frame
 		for u.Next() {
@@ -132,9 +136,9 @@ func runBt(ios *IOStreams, opts *btOptions, path string) error {
 			truncated++
 		}
 		doc.Threads = append(doc.Threads, report.Thread{
-			TID: th.TID, CPU: th.CPU, Crashed: th.Crashed, Signal: th.Signal, Task: th.Comm,
+			TID: th.TID, CPU: th.CPU, Crashed: th.Crashed, Signal: th.Signal, Comm: th.Comm,
 			Kernel: kernel, Regs: th.Regs, Frames: frames, Reliable: u.Reliable(), StopReason: u.StopReason(),
-			Code: mem, StackHeader: stackHeader, Hardware: hardware,
+			Truncated: u.Truncated(), Unwalked: -1, Code: mem, StackHeader: stackHeader, Hardware: hardware,
 		})
 		if th.Crashed && info.Kind == dump.KindVmcore {
 			doc.Threads[len(doc.Threads)-1].CrashReason = info.Reason

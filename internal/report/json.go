@@ -10,8 +10,12 @@ import (
 )
 
 // JSONVersion is the document's "version"; it changes only when a field is
-// renamed or removed.
-const JSONVersion = 1
+// renamed or removed or changes meaning. Version 2 marks the inlined callee
+// (not its caller) "inlined", gives each thread "comm" (v1's "task" string)
+// and, for kernel tasks, a "task" object, makes "cpu" null for a thread that
+// is not running on a known CPU, adds "truncated" and "unwalked", and makes
+// "cfa" this frame's canonical frame address.
+const JSONVersion = 2
 
 type jsonDocument struct {
 	Version int          `json:"version"`
@@ -28,13 +32,27 @@ type jsonDump struct {
 
 type jsonThread struct {
 	TID        int         `json:"tid"`
-	CPU        int         `json:"cpu"`
+	CPU        *int        `json:"cpu"`
 	Crashed    bool        `json:"crashed"`
 	Signal     int         `json:"signal,omitempty"`
-	Task       string      `json:"task,omitempty"`
+	Comm       string      `json:"comm,omitempty"`
+	Task       *jsonTask   `json:"task,omitempty"`
 	Reliable   bool        `json:"reliable"`
+	Truncated  bool        `json:"truncated"`
+	Unwalked   *int        `json:"unwalked,omitempty"`
 	StopReason string      `json:"stop_reason"`
 	Frames     []jsonFrame `json:"frames"`
+}
+
+type jsonTask struct {
+	PID     int    `json:"pid"`
+	TGID    int    `json:"tgid"`
+	PPID    int    `json:"ppid"`
+	Comm    string `json:"comm"`
+	State   string `json:"state"`
+	CPU     int    `json:"cpu"`
+	KThread bool   `json:"kthread"`
+	Address string `json:"address"`
 }
 
 type jsonFrame struct {
@@ -70,8 +88,20 @@ func WriteJSON(w io.Writer, doc *Document) error {
 	for i := range doc.Threads {
 		t := &doc.Threads[i]
 		jt := jsonThread{
-			TID: t.TID, CPU: t.CPU, Crashed: t.Crashed, Signal: t.Signal, Task: t.Task,
-			Reliable: t.Reliable, StopReason: t.StopReason, Frames: make([]jsonFrame, 0, len(t.Frames)),
+			TID: t.TID, Crashed: t.Crashed, Signal: t.Signal, Comm: t.Comm,
+			Reliable: t.Reliable, Truncated: t.Truncated, StopReason: t.StopReason,
+			Frames: make([]jsonFrame, 0, len(t.Frames)),
+		}
+		if t.CPU >= 0 {
+			cpu := t.CPU
+			jt.CPU = &cpu
+		}
+		if t.Truncated && t.Unwalked >= 0 {
+			n := t.Unwalked
+			jt.Unwalked = &n
+		}
+		if k := t.Task; k != nil {
+			jt.Task = &jsonTask{k.PID, k.TGID, k.PPID, k.Comm, k.State, k.CPU, k.KThread, hex(k.Address)}
 		}
 		for j := range t.Frames {
 			jt.Frames = append(jt.Frames, frameJSON(&t.Frames[j]))

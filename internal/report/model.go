@@ -19,14 +19,20 @@ type DumpInfo struct {
 	Extra   map[string]string // other facts (scenario, crash time, …)
 }
 
-// Thread is one thread's (user core) or one CPU's (vmcore) backtrace.
+// Thread is one thread's (user core), one CPU's or one task's (vmcore)
+// backtrace.
 type Thread struct {
-	TID     int
-	CPU     int // -1 for a user thread
+	TID int
+	// CPU is the CPU the thread is running on; -1 when it is not running on
+	// a known CPU (a user thread, a sleeping task). JSON gives null then.
+	CPU     int
 	Crashed bool
 	Signal  int
-	Task    string // comm
-	Kernel  bool   // kernel-style text output
+	Comm    string // command name
+	// Task describes the kernel task whose stack this is (kernel dumps,
+	// when the task is known); nil otherwise.
+	Task   *Task
+	Kernel bool // kernel-style text output
 	// Kernel dumps: the rest of the kernel's own first line of a stack
 	// dump after "Comm: COMM " ("Not tainted 6.1.192 #3"), its
 	// "Hardware name:", and why this CPU is the crashing one. When
@@ -39,6 +45,11 @@ type Thread struct {
 	Frames      []unwind.Frame
 	Reliable    bool
 	StopReason  string
+	// Truncated says the walk was cut by the frame limit (--max-frames),
+	// not by the stack's end or an error; Unwalked counts the frames beyond
+	// the limit when known (-1 when not).
+	Truncated bool
+	Unwalked  int
 	// Code, when set, reads this thread's text for "Code:" lines (a CPU's
 	// own address space); it overrides TextOptions.Code.
 	Code CodeReader
@@ -48,4 +59,14 @@ type Thread struct {
 // nil leaves the line out.
 type CodeReader interface {
 	ReadAt(p []byte, addr uint64) (int, error)
+}
+
+// Task is a kernel task as `unwind ps` and the JSON "task" object show it.
+type Task struct {
+	PID, TGID, PPID int
+	Comm            string
+	State           string // as ps prints it: R, S, D, T, t, Z, X, I, P
+	CPU             int    // the CPU it runs on or last ran on
+	KThread         bool   // a kernel thread (PF_KTHREAD)
+	Address         uint64 // its task_struct
 }

@@ -68,9 +68,9 @@ func writeKernelThread(w *errWriter, t *Thread, opts TextOptions) {
 		opts.Code = t.Code
 	}
 	head := fmt.Sprintf("CPU: %d", t.CPU)
-	task := t.TID != 0 || t.Task != ""
+	task := t.TID != 0 || t.Comm != ""
 	if task {
-		head += fmt.Sprintf(" PID: %d Comm: %s", t.TID, t.Task)
+		head += fmt.Sprintf(" PID: %d Comm: %s", t.TID, t.Comm)
 	}
 	if t.StackHeader != "" && task {
 		// lib/dump_stack.c: "CPU: %d PID: %d Comm: %.20s %s%s %s %.*s".
@@ -109,6 +109,12 @@ func writeKernelThread(w *errWriter, t *Thread, opts TextOptions) {
 	}
 	for i := range t.Frames {
 		f := &t.Frames[i]
+		if f.Inlined {
+			// The kernel prints no inlined frames (-o json has them), and
+			// an interrupted frame's register block once, with the
+			// function that holds the code.
+			continue
+		}
 		if f.Interrupted() {
 			// The register block is printed where the pt_regs lies (the
 			// stack of the entry code that saved it), as the kernel does;
@@ -117,10 +123,6 @@ func writeKernelThread(w *errWriter, t *Thread, opts TextOptions) {
 				enter(f.Stack.Kind)
 			}
 			writeRegsBlock(w, f, opts)
-			continue
-		}
-		if f.Inlined {
-			// The kernel prints no inlined frames; -o json has them.
 			continue
 		}
 		enter(f.Stack.Kind)
@@ -213,6 +215,13 @@ func stopLine(t *Thread) string {
 	if !t.Reliable {
 		rel = "UNRELIABLE"
 	}
+	if t.Truncated {
+		more := "more not walked"
+		if t.Unwalked > 0 {
+			more = fmt.Sprintf("%d more not walked", t.Unwalked)
+		}
+		return fmt.Sprintf("(%d frames, %s, truncated at the frame limit: %s)", len(t.Frames), rel, more)
+	}
 	return fmt.Sprintf("(%d frames, %s, stopped: %s)", len(t.Frames), rel, t.StopReason)
 }
 
@@ -220,8 +229,8 @@ func stopLine(t *Thread) string {
 // "#1  0x0000000000401136 in func+0x6/0x20 (a.out) at t.c:12".
 func writeUserThread(w *errWriter, t *Thread) {
 	head := fmt.Sprintf("Thread %d", t.TID)
-	if t.Task != "" {
-		head += fmt.Sprintf(" (%s)", t.Task)
+	if t.Comm != "" {
+		head += fmt.Sprintf(" (%s)", t.Comm)
 	}
 	if t.Crashed {
 		head += fmt.Sprintf(": crashed, signal %d (%s)", t.Signal, SignalName(t.Signal))

@@ -56,8 +56,9 @@ func SnapshotTraces(sc *emu.Scenario, kernel []byte, kernelPath string) ([]Snaps
 			}
 			invalidate(frames, u)
 			doc.Threads = append(doc.Threads, report.Thread{
-				TID: th.TID, CPU: th.CPU, Crashed: th.Crashed, Signal: th.Signal, Task: th.Comm,
+				TID: th.TID, CPU: th.CPU, Crashed: th.Crashed, Signal: th.Signal, Comm: th.Comm,
 				Kernel: true, Regs: th.Regs, Frames: frames, Reliable: u.Reliable(), StopReason: u.StopReason(),
+				Truncated: u.Truncated(), Unwalked: -1,
 			})
 		}
 		if info := d.EmulatorInfo(); info != nil {
