@@ -5,8 +5,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -43,20 +46,54 @@ func golden(t *testing.T, name, got string) {
 	}
 }
 
+// `unwind version` and `unwind --version` print the same line: the
+// version, the Go toolchain and the JSON output version.
 func TestVersion(t *testing.T) {
 	out, _, code := run(t, "version")
-	if code != ExitOK || !strings.HasPrefix(out, "unwind ") {
+	if code != ExitOK || !strings.HasPrefix(out, "unwind ") || !strings.Contains(out, "go1.") ||
+		!strings.Contains(out, fmt.Sprintf("JSON output version %d", JSONVersion)) {
 		t.Fatalf("version: code %d, %q", code, out)
+	}
+	out2, _, code := run(t, "--version")
+	if code != ExitOK || out2 != out {
+		t.Fatalf("--version: code %d, %q; version printed %q", code, out2, out)
+	}
+}
+
+// A built binary names the commit it was built from, which Go embeds from
+// the git checkout (tests run without it, so build one; the environment
+// may say -buildvcs=false, and a git worktree gives Go no vcs data).
+func TestVersionNamesCommit(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "unwind")
+	if b, err := exec.Command("go", "build", "-buildvcs=auto", "-o", bin, "../../cmd/unwind").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, b)
+	}
+	mod, err := exec.Command("go", "version", "-m", bin).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(bin, "--version").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`vcs\.revision=([0-9a-f]{12})`).FindSubmatch(mod)
+	t.Logf("%s", out)
+	switch {
+	case m != nil && !bytes.Contains(out, []byte(", commit "+string(m[1]))):
+		t.Errorf("--version of a binary built at %s does not name it: %q", m[1], out)
+	case m == nil && bytes.Contains(out, []byte("commit")):
+		t.Errorf("--version names a commit Go did not embed: %q", out)
 	}
 }
 
 func TestUsageErrors(t *testing.T) {
 	for _, args := range [][]string{
 		{"nosuchcommand"},
-		{"symbolize", "0x1000"},           // no --sym
-		{"symbolize", "--sym", "x", "zz"}, // bad address
-		{"bt"},                            // no core
-		{"bt", "core", "-o", "yaml"},      // bad format
+		{"symbolize", "0x1000"}, // no --sym
+		{"symbolize", "--sym", "../../symbols/testdata/prog", "zz"},      // neither address nor symbol
+		{"symbolize", "--sym", "../../symbols/testdata/prog", "main+zz"}, // bad offset
+		{"bt"},                       // no core
+		{"bt", "core", "-o", "yaml"}, // bad format
 		{"symbolize", "--sym", "x", "--bias", "q", "1"}, // bad bias
 	} {
 		_, stderr, code := run(t, args...)
@@ -144,4 +181,26 @@ func TestSymbolizeText(t *testing.T) {
 		t.Errorf("exit %d, want %d: %s", code, ExitFailure, stderr)
 	}
 	golden(t, "symbolize.golden", out)
+}
+
+// symbolize takes a symbol's name, with an offset or not (crash's
+// `sym NAME`), as well as an address: the same answer, bias applied; an
+// argument that is neither says so and names no strconv function.
+func TestSymbolizeByName(t *testing.T) {
+	const prog = "../../symbols/testdata/prog"
+	byAddr, _, code := run(t, "symbolize", "--sym", prog, "--bias", "0x1000", "0x21c8", "0x21b0")
+	if code != ExitOK {
+		t.Fatalf("by address: exit %d", code)
+	}
+	byName, _, code := run(t, "symbolize", "--sym", prog, "--bias", "0x1000", "leaf+0x18", "leaf")
+	if code != ExitOK || byName != byAddr {
+		t.Errorf("by name: exit %d\n%s\nwant\n%s", code, byName, byAddr)
+	}
+	if !strings.Contains(byName, "leaf+0x18/") {
+		t.Errorf("leaf+0x18 did not resolve to leaf+0x18:\n%s", byName)
+	}
+	_, stderr, code := run(t, "symbolize", "--sym", prog, "no_such_fn")
+	if code != ExitUsage || !strings.Contains(stderr, `"no_such_fn" is neither an address nor the name of a symbol`) || strings.Contains(stderr, "strconv") {
+		t.Errorf("unknown name: exit %d, %q", code, stderr)
+	}
 }

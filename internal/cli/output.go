@@ -5,11 +5,15 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/unwind-dev/unwind/internal/report"
 )
 
 // JSONVersion is the "version" field of every JSON document the command
-// prints. It changes only when a field is renamed or removed.
-const JSONVersion = 1
+// prints (bt, info, symbolize, …): one version for them all, that of the
+// bt contract (report.JSONVersion). It changes only when a field is
+// renamed or removed or changes meaning.
+const JSONVersion = report.JSONVersion
 
 // outputFormat is the value of -o/--output: text or json.
 type outputFormat string

@@ -68,7 +68,9 @@ Exit codes: 0 success, 1 failure, 2 usage error, 3 trace printed but
 truncated or unreliable.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       versionLine(),
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.SetOut(ios.Out)
 	root.SetErr(ios.ErrOut)
 	root.SetIn(ios.In)

@@ -70,17 +70,17 @@ func runSymbolize(ios *IOStreams, opts *symbolizeOptions, args []string) error {
 	}
 	bias, err := parseAddr(opts.bias)
 	if err != nil {
-		return usagef("--bias: %v", err)
-	}
-	addrs := make([]uint64, len(args))
-	for i, a := range args {
-		if addrs[i], err = parseAddr(a); err != nil {
-			return usagef("address %q: %v", a, err)
-		}
+		return usagef("--bias %q is not a hex number", opts.bias)
 	}
 	set, err := loadSymbolFiles(opts.syms, bias)
 	if err != nil {
 		return err
+	}
+	addrs := make([]uint64, len(args))
+	for i, a := range args {
+		if addrs[i], err = resolveAddr(set, a); err != nil {
+			return err
+		}
 	}
 	var out []symbolizedAddr
 	var lines []symbols.Line
@@ -196,6 +196,44 @@ func sniffSymbolFile(path string) (string, error) {
 
 // parseAddr reads an address in hex (with or without 0x) or, with a 0d
 // prefix, decimal.
+// resolveAddr turns a command-line argument into an address: a symbol name,
+// optionally with +OFFSET (crash's `sym NAME`), or a hex address (0x
+// optional; "0d" for decimal). A bare word that is both a symbol's name and
+// valid hex ("add", "face") is the symbol; write 0xadd for the address.
+func resolveAddr(set *symbols.Set, arg string) (uint64, error) {
+	name, off, hasOff := strings.Cut(strings.TrimSpace(arg), "+")
+	if !strings.HasPrefix(name, "0x") && !strings.HasPrefix(name, "0X") && name != "" {
+		if s, ok := set.ByName(name); ok {
+			if !hasOff {
+				return s.Addr, nil
+			}
+			o, err := parseAddr(off)
+			if err != nil {
+				return 0, usagef("%q: the offset %q is not a number (write NAME+0x10)", arg, off)
+			}
+			return s.Addr + o, nil
+		}
+	}
+	a, err := parseAddr(arg)
+	if err != nil {
+		if hasOff || !isHexWord(arg) {
+			return 0, usagef("%q is neither an address nor the name of a symbol in the --sym files", arg)
+		}
+		return 0, usagef("%q is not a valid address", arg)
+	}
+	return a, nil
+}
+
+func isHexWord(s string) bool {
+	s = strings.TrimPrefix(strings.TrimPrefix(strings.TrimSpace(s), "0x"), "0X")
+	for _, c := range s {
+		if !strings.ContainsRune("0123456789abcdefABCDEF", c) {
+			return false
+		}
+	}
+	return s != ""
+}
+
 func parseAddr(s string) (uint64, error) {
 	s = strings.TrimSpace(s)
 	if strings.HasPrefix(s, "0d") {
