@@ -86,6 +86,7 @@ truncated or unreliable.`,
 		NewCmdVerify(ios),
 		NewCmdDemo(ios),
 	)
+	addCompletions(root)
 	return root
 }
 
