@@ -46,6 +46,10 @@ type File struct {
 	dwarfOnce sync.Once
 	dw        *dwarfIndex
 	dwErr     error
+
+	orcOnce sync.Once
+	orc     *ORCTable
+	orcErr  error
 }
 
 // textSection is one SHF_EXECINSTR section, its bytes read on first use.

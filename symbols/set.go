@@ -15,6 +15,12 @@ import (
 type Set struct {
 	files  []*File
 	tables []setTable
+	orcs   []setORC
+}
+
+type setORC struct {
+	t      *ORCTable
+	lo, hi uint64
 }
 
 type setTable struct {
@@ -163,3 +169,50 @@ func (s *Set) ByName(name string) (Sym, bool) {
 // Modules returns the files in address order. The slice is the Set's own:
 // do not modify it.
 func (s *Set) Modules() []*File { return s.files }
+
+// AddORC adds an ORC table that has no file, for the code in [lo, hi): a
+// table read from a dump's memory (vmlinux's when only System.map is
+// given, a loaded module's from its struct module, with lo and hi the
+// module's text). FindORC asks the files' own tables first.
+func (s *Set) AddORC(t *ORCTable, lo, hi uint64) {
+	if t == nil || t.Len() == 0 || lo >= hi {
+		return
+	}
+	s.orcs = append(s.orcs, setORC{t: t, lo: lo, hi: hi})
+}
+
+// FindORC returns the ORC entry in force at pc from the file whose text
+// holds pc, else from a table added with AddORC whose range holds it. It
+// does not allocate.
+func (s *Set) FindORC(pc uint64) (ORCEntry, bool) {
+	for _, f := range s.files {
+		if f.contains(pc) && f.IsText(pc) {
+			if e, ok := f.FindORC(pc); ok {
+				return e, true
+			}
+		}
+	}
+	for i := range s.orcs {
+		o := &s.orcs[i]
+		if pc >= o.lo && pc < o.hi {
+			if e, ok := o.t.Lookup(pc); ok {
+				return e, true
+			}
+		}
+	}
+	return ORCEntry{}, false
+}
+
+// HasORC reports whether any file or added table holds ORC: an unwinder
+// then tries ORC first for kernel walks.
+func (s *Set) HasORC() bool {
+	if len(s.orcs) > 0 {
+		return true
+	}
+	for _, f := range s.files {
+		if f.HasORC() {
+			return true
+		}
+	}
+	return false
+}
