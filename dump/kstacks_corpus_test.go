@@ -29,13 +29,9 @@ type truthCPU struct {
 
 func TestVmcoreStacksMatchTruth(t *testing.T) {
 	kdir := corpus.Dir(t, "kernel")
-	sd := corpus.SharedDir()
-	if env := os.Getenv("UNWIND_SHARED_CORPUS"); env != "" {
-		sd = env
-	}
-	b, err := os.ReadFile(filepath.Join(sd, "kernel-truth-dev.json"))
+	b, err := os.ReadFile(corpus.File(t, "kernel-truth-dev.json"))
 	if err != nil {
-		t.Skipf("kernel-truth-dev.json: %v", err)
+		t.Fatal(err)
 	}
 	var truth map[string]json.RawMessage
 	if err := json.Unmarshal(b, &truth); err != nil {
@@ -66,6 +62,11 @@ func TestVmcoreStacksMatchTruth(t *testing.T) {
 			}
 			for c, want := range capt.CPUs {
 				cpu, _ := strconv.Atoi(c)
+				if cpu >= len(d.Threads()) || d.Threads()[cpu].CPU != cpu {
+					t.Errorf("cpu %s of the truth: not thread %d of the dump (%d threads)", c, cpu, len(d.Threads()))
+					continue
+				}
+				corpus.Checked(t, 1)
 				rip, _ := strconv.ParseUint(want.Stopped.RIP[2:], 16, 64)
 				if got, _ := d.Threads()[cpu].Regs.PC(); got != rip {
 					t.Errorf("cpu %d: rip %#x, truth %#x", cpu, got, rip)

@@ -69,7 +69,7 @@ func openKernel(t *testing.T, scenario, name string) *Dump {
 func TestVmcoreRegistersMatchQEMU(t *testing.T) {
 	regs, _ := filepath.Glob(filepath.Join(kernelDir(t), "*", "*.qemu-regs.txt"))
 	if len(regs) == 0 {
-		t.Skip("no qemu-regs.txt files")
+		t.Fatalf("no qemu-regs.txt files in the kernel corpus %s", kernelDir(t))
 	}
 	type capture struct{ scenario, name string }
 	var caps []capture

@@ -2,6 +2,7 @@ package emu
 
 import (
 	"fmt"
+	"github.com/unwind-dev/unwind/internal/corpus"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,7 +15,7 @@ func loadFixture(t testing.TB, variant string, cpus int) *Machine {
 	t.Helper()
 	b, err := os.ReadFile("../fixtures/kernel/build/kernel-" + variant + ".elf")
 	if err != nil {
-		t.Skipf("fixture kernel not built: %v", err)
+		t.Fatalf("committed fixture kernel missing: %v", err)
 	}
 	m, err := New(b, cpus)
 	if err != nil {
@@ -72,7 +73,7 @@ func tail(b []byte) string {
 func TestFixtureScenarios(t *testing.T) {
 	files, _ := filepath.Glob("../fixtures/scenarios/*.scenario")
 	if len(files) == 0 {
-		t.Skip("no scenarios")
+		t.Fatal("no scenarios under ../fixtures/scenarios")
 	}
 	for _, f := range files {
 		name := strings.TrimSuffix(filepath.Base(f), ".scenario")
@@ -87,7 +88,7 @@ func TestFixtureScenarios(t *testing.T) {
 			}
 			kernel, err := os.ReadFile("../fixtures/kernel/build/kernel-" + sc.Kernel + ".elf")
 			if err != nil {
-				t.Skip(err)
+				t.Fatal(err)
 			}
 			res, err := RunScenario(sc, kernel, RunOptions{})
 			if err != nil {
@@ -159,14 +160,11 @@ var gdbFrame = regexp.MustCompile(`(?m)^#\d+\s+(?:0x[0-9a-f]+ in )?([A-Za-z_][A-
 // kernel ELF and checks that gdb's frames through C code are the ground
 // truth's (gdb shows an entry stub as "<signal handler called>").
 func TestFixtureSnapshotGDB(t *testing.T) {
-	gdb, err := exec.LookPath("gdb")
-	if err != nil {
-		t.Skip("gdb not installed")
-	}
+	gdb := corpus.Tool(t, "gdb")
 	kpath := "../fixtures/kernel/build/kernel-fp.elf"
 	kernel, err := os.ReadFile(kpath)
 	if err != nil {
-		t.Skip(err)
+		t.Fatal(err)
 	}
 	for _, name := range []string{"nmi-irq-task", "syscall-irq", "pf-kernel"} {
 		text, err := os.ReadFile("../fixtures/scenarios/" + name + ".scenario")

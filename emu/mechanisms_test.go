@@ -40,7 +40,7 @@ func loadScenarioFile(t *testing.T, name string) (*Scenario, []byte) {
 	}
 	kernel, err := os.ReadFile("../fixtures/kernel/build/kernel-" + sc.Kernel + ".elf")
 	if err != nil {
-		t.Skip(err)
+		t.Fatal(err)
 	}
 	return sc, kernel
 }

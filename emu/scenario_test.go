@@ -5,6 +5,7 @@ import (
 	"debug/elf"
 	"encoding/binary"
 	"flag"
+	"github.com/unwind-dev/unwind/internal/corpus"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -177,10 +178,7 @@ func TestSnapshotCoreReadsBack(t *testing.T) {
 
 // gdb opens the snapshot next to the kernel ELF.
 func TestSnapshotGDB(t *testing.T) {
-	gdb, err := exec.LookPath("gdb")
-	if err != nil {
-		t.Skip("gdb not installed")
-	}
+	gdb := corpus.Tool(t, "gdb")
 	res := runMiniScenario(t)
 	dir := t.TempDir()
 	core := filepath.Join(dir, "in-irq.core")

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/unwind-dev/unwind/internal/corpus"
@@ -122,7 +123,7 @@ func TestPrStatusVMCore(t *testing.T) {
 	for _, core := range cores {
 		name := filepath.Base(core)
 		regsFile := filepath.Join(filepath.Dir(core), name[:len(name)-len(".vmcore.zst")]+".qemu-regs.txt")
-		if _, err := os.Stat(regsFile); err != nil {
+		if strings.HasSuffix(name, "-paging.vmcore.zst") {
 			continue // the -paging twin has no regs file of its own
 		}
 		want := qemuRegs(t, regsFile)

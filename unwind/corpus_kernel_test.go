@@ -116,9 +116,9 @@ func kernelName(n string) string {
 
 func TestKernelCorpus(t *testing.T) {
 	kdir := corpus.Dir(t, "kernel")
-	b, err := os.ReadFile(filepath.Join(corpus.SharedDir(), "kernel-truth-dev.json"))
+	b, err := os.ReadFile(corpus.File(t, "kernel-truth-dev.json"))
 	if err != nil {
-		t.Skipf("kernel-truth-dev.json: %v", err)
+		t.Fatal(err)
 	}
 	var truth map[string]json.RawMessage
 	if err := json.Unmarshal(b, &truth); err != nil {
@@ -140,6 +140,7 @@ func TestKernelCorpus(t *testing.T) {
 		}
 		matches, _ := filepath.Glob(filepath.Join(kdir, "fp", "*", name+".vmcore.zst"))
 		if len(matches) != 1 {
+			t.Errorf("%s: %d vmcores named %s.vmcore.zst in the kernel corpus, want 1", name, len(matches), name)
 			continue
 		}
 		for _, withMap := range []bool{false, true} {
@@ -170,11 +171,26 @@ func checkKernelCapture(t *testing.T, kdir, src, name string, withMap bool, cpus
 	if err != nil {
 		t.Fatal(err)
 	}
+	// One trace for each CPU of the truth: loop over the truth, so a CPU
+	// the dump lacks (or has twice) fails.
+	threadOf := map[string][]int{}
 	for i, th := range d.Threads() {
-		want, ok := cpus[strconv.Itoa(th.CPU)]
-		if !ok {
+		threadOf[strconv.Itoa(th.CPU)] = append(threadOf[strconv.Itoa(th.CPU)], i)
+	}
+	var cpuNames []string
+	for c := range cpus {
+		cpuNames = append(cpuNames, c)
+	}
+	sort.Strings(cpuNames)
+	for _, c := range cpuNames {
+		want := cpus[c]
+		if len(threadOf[c]) != 1 {
+			t.Errorf("cpu %s of the truth: %d threads in the dump, want exactly 1", c, len(threadOf[c]))
 			continue
 		}
+		i := threadOf[c][0]
+		th := d.Threads()[i]
+		corpus.Checked(t, 1)
 		u := unwind.New(d.Memory(), th.Regs, &unwind.Options{Code: set, Stacks: d.Stacks(i), Kernel: true})
 		var fs []unwind.Frame
 		var got, gotSec []string
@@ -270,7 +286,7 @@ func TestKernelCorpusSystemMapOnly(t *testing.T) {
 	kdir := corpus.Dir(t, "kernel")
 	matches, _ := filepath.Glob(filepath.Join(kdir, "fp", "*", "*.vmcore.zst"))
 	if len(matches) == 0 {
-		t.Skip("no vmcores in the kernel corpus")
+		t.Fatalf("no vmcores in the kernel corpus %s", kdir)
 	}
 	for _, src := range matches {
 		name := strings.TrimSuffix(filepath.Base(src), ".vmcore.zst")
@@ -301,6 +317,7 @@ func TestKernelCorpusSystemMapOnly(t *testing.T) {
 			}
 			dFull, full := open(dump.SymbolOptions{Files: []string{filepath.Join(kdir, "fp", "vmlinux")}})
 			dMap, sm := open(dump.SymbolOptions{SystemMap: filepath.Join(kdir, "fp", "System.map")})
+			corpus.Checked(t, len(dMap.Threads()))
 			for i, th := range dMap.Threads() {
 				want, uw := walk(dFull, i, func(unwind.Memory) unwind.Code { return full })
 				got, u := walk(dMap, i, func(m unwind.Memory) unwind.Code { return mapCode{sm, m} })

@@ -2,7 +2,6 @@ package unwind_test
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -125,11 +124,9 @@ func TestUserCorpus(t *testing.T) {
 	for c, truthFn := range userTruths {
 		for _, v := range corpusVariants {
 			dir := filepath.Join(root, c, v)
-			if _, err := os.Stat(filepath.Join(dir, "core")); err != nil {
-				continue
-			}
 			t.Run(c+"/"+v, func(t *testing.T) {
 				d, code := openCase(t, dir)
+				corpus.Checked(t, 1)
 				crashed := 0
 				for i, th := range d.Threads() {
 					if th.Crashed {
@@ -182,11 +179,9 @@ func TestUserCorpusThreads(t *testing.T) {
 	}
 	for _, v := range corpusVariants {
 		dir := filepath.Join(root, "h_threads", v)
-		if _, err := os.Stat(filepath.Join(dir, "core")); err != nil {
-			continue
-		}
 		t.Run(v, func(t *testing.T) {
 			d, code := openCase(t, dir)
+			corpus.Checked(t, len(d.Threads()))
 			seen := map[string]bool{}
 			for i := range d.Threads() {
 				fs, u := walkThread(d, code, i)
@@ -227,11 +222,9 @@ func TestUserCorpusSignalCFI(t *testing.T) {
 	root := corpus.Dir(t, "user")
 	for _, v := range []string{"O0fp", "O2cfi", "O2nodbg", "static"} {
 		dir := filepath.Join(root, "c_sighandler", v)
-		if _, err := os.Stat(filepath.Join(dir, "core")); err != nil {
-			continue
-		}
 		t.Run(v, func(t *testing.T) {
 			d, code := openCase(t, dir)
+			corpus.Checked(t, 1)
 			th := d.Threads()[0]
 			u := unwind.New(d.Memory(), th.Regs, &unwind.Options{Code: code, Stacks: d.Stacks(0), Methods: unwind.MethodCFI | unwind.MethodFP})
 			var fs []unwind.Frame

@@ -199,14 +199,14 @@ func checkFile(t *testing.T, path string, maxPCs int) {
 			shortPath(path), sec.name, st.pcs, st.restoreDiffs, st.valOffsetDiffs, st.delvePanics)
 	}
 	if !any {
-		t.Logf("%s: no CFI sections", path)
+		t.Errorf("%s: no CFI sections", path)
 	}
 }
 
 func TestOracleCommittedBinaries(t *testing.T) {
 	for _, p := range []string{"../../symbols/testdata/prog", "../../symbols/testdata/prog-df"} {
 		if _, err := os.Stat(p); err != nil {
-			t.Skipf("%s: %v", p, err)
+			t.Fatalf("committed fixture missing: %v", err)
 		}
 		checkFile(t, p, 1<<20)
 	}
@@ -216,21 +216,24 @@ func TestOracleUserCorpus(t *testing.T) {
 	dir := corpus.Dir(t, "user")
 	paths, _ := filepath.Glob(filepath.Join(dir, "*", "O2cfi", "bin"))
 	libs, _ := filepath.Glob(filepath.Join(dir, "lib", "*.so*"))
-	paths = append(paths, libs...)
+	for _, l := range libs {
+		if !strings.HasSuffix(l, ".debug") { // separate debug files carry no CFI
+			paths = append(paths, l)
+		}
+	}
 	if len(paths) == 0 {
-		t.Skip("no binaries in the user corpus")
+		t.Fatalf("no binaries in the user corpus %s", dir)
 	}
 	for _, p := range paths {
-		if fi, err := os.Stat(p); err != nil || !fi.Mode().IsRegular() {
+		f, err := elf.Open(p)
+		if err != nil {
+			t.Errorf("%s: %v", p, err)
 			continue
 		}
-		if f, err := elf.Open(p); err != nil {
-			continue
-		} else {
-			f.Close()
-		}
+		f.Close()
 		checkFile(t, p, 20000)
 	}
+	corpus.Checked(t, len(paths))
 }
 
 func TestOracleKernel(t *testing.T) {
@@ -239,10 +242,7 @@ func TestOracleKernel(t *testing.T) {
 }
 
 func TestOracleGCCBuilt(t *testing.T) {
-	gcc, err := exec.LookPath("gcc")
-	if err != nil {
-		t.Skip("no gcc")
-	}
+	gcc := corpus.Tool(t, "gcc")
 	dir := t.TempDir()
 	src := filepath.Join(dir, "x.c")
 	os.WriteFile(src, []byte(`

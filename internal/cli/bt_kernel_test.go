@@ -70,13 +70,9 @@ func sameFunction(got, want string) bool {
 // and RSP. It also requires every frame to be reliable (the truth holds only
 // frames a good unwinder proves).
 func TestBtKernelTruth(t *testing.T) {
-	shared := corpus.SharedDir()
-	if shared == "" {
-		t.Skip("../shared/corpus not present")
-	}
-	raw, err := os.ReadFile(filepath.Join(shared, "kernel-truth-dev.json"))
+	raw, err := os.ReadFile(corpus.File(t, "kernel-truth-dev.json"))
 	if err != nil {
-		t.Skip(err)
+		t.Fatal(err)
 	}
 	var all map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &all); err != nil {
@@ -106,11 +102,26 @@ func TestBtKernelTruth(t *testing.T) {
 			if err := json.Unmarshal([]byte(out), &doc); err != nil {
 				t.Fatal(err)
 			}
-			for _, th := range doc.Threads {
-				want, ok := truth.CPUs[fmt.Sprint(th.CPU)]
-				if !ok {
+			// Loop over the truth: exactly one trace for each CPU it names.
+			var cpus []string
+			for c := range truth.CPUs {
+				cpus = append(cpus, c)
+			}
+			sort.Strings(cpus)
+			for _, c := range cpus {
+				want := truth.CPUs[c]
+				var traces []int
+				for i, th := range doc.Threads {
+					if fmt.Sprint(th.CPU) == c {
+						traces = append(traces, i)
+					}
+				}
+				if len(traces) != 1 {
+					t.Errorf("cpu %s of the truth: %d traces in bt's output, want exactly 1", c, len(traces))
 					continue
 				}
+				th := doc.Threads[traces[0]]
+				corpus.Checked(t, 1)
 				var got, gotStacks []string
 				type crossing struct{ entry, rip, rsp string }
 				var gotX []crossing
@@ -141,7 +152,7 @@ func TestBtKernelTruth(t *testing.T) {
 						gotX = append(gotX, crossing{f.Entry, f.Regs["rip"], f.Regs["rsp"]})
 					}
 				}
-				ok = len(got) == len(want.Frames)
+				ok := len(got) == len(want.Frames)
 				for i := 0; ok && i < len(got); i++ {
 					ok = sameFunction(got[i], want.Frames[i]) && gotStacks[i] == want.Sections[i]
 				}

@@ -168,11 +168,7 @@ func TestBtMatchesSerialLog(t *testing.T) {
 		type file struct{ name, path, serial string }
 		var files []file
 		if c.kdump {
-			ddir, err := corpus.Find("kdump")
-			if err != nil {
-				t.Logf("kdump corpus not available: %v", err)
-				continue
-			}
+			ddir := corpus.Dir(t, "kdump")
 			d := filepath.Join(ddir, "fp", c.scenario)
 			for _, f := range []string{".vmcore", ".kdump-zlib", ".kdump-lzo", ".kdump-snappy"} {
 				files = append(files, file{"kdump/" + c.capture + f, filepath.Join(d, c.capture+f), filepath.Join(ddir, "fp", c.serial, "serial.log")})
@@ -198,6 +194,7 @@ func TestBtMatchesSerialLog(t *testing.T) {
 				if err := compareTraces(ours, kern, c); err != "" {
 					t.Errorf("%s (%s)\nours:\n%s\nkernel:\n%s", err, c.why, strings.Join(ours, "\n"), strings.Join(kern, "\n"))
 				}
+				corpus.Checked(t, 1)
 			})
 		}
 	}

@@ -83,25 +83,35 @@ func runDocBlock(t *testing.T, spec, tmp string) (string, bool) {
 	if shown == "" {
 		shown = strings.ReplaceAll(argText, "$TMP", docTmp)
 	}
-	ok := true
+	var missing error
+	needsCorpus := false
 	argText = docVmcore.ReplaceAllStringFunc(argText, func(s string) string {
+		needsCorpus = true
 		m := docVmcore.FindStringSubmatch(s)
 		p, err := corpus.FindVmcore(m[1], m[2])
 		if err != nil {
-			ok = false
+			missing = err
 		}
 		return p
 	})
 	if strings.Contains(argText, "$KERNEL") {
+		needsCorpus = true
 		d, err := corpus.Find("kernel")
 		if err != nil {
-			ok = false
+			missing = err
 		}
 		argText = strings.ReplaceAll(argText, "$KERNEL", filepath.Join(d, "fp"))
 	}
-	if !ok {
-		t.Logf("left as it is (no corpus): %s", spec)
+	if missing != nil {
+		if corpus.Configured() || os.Getenv("CI") == "true" {
+			t.Errorf("%s: the corpus is configured but this block's files cannot be had: %v", spec, missing)
+		} else {
+			t.Logf("left as it is (no corpus): %s", spec)
+		}
 		return "", false
+	}
+	if needsCorpus {
+		corpus.Checked(t, 1)
 	}
 	args := strings.Fields(strings.ReplaceAll(argText, "$TMP", tmp))
 	for i, a := range args {

@@ -71,7 +71,7 @@ func TestInfoKernelCorpus(t *testing.T) {
 		sc, name, _ := strings.Cut(key, "/")
 		files = append(files, file{name, corpus.Vmcore(t, sc, name), "elf", ""})
 	}
-	if ddir, err := corpus.Find("kdump"); err == nil {
+	if ddir := corpus.Dir(t, "kdump"); ddir != "" {
 		for _, sc := range []string{"idle", "nmibt"} {
 			files = append(files, file{"kdump/" + sc, filepath.Join(ddir, "fp", sc, sc+".vmcore"), "elf", ""})
 			for _, c := range []string{"zlib", "lzo", "snappy"} {
@@ -124,7 +124,7 @@ func TestInfoUserCorpus(t *testing.T) {
 	dir := corpus.Dir(t, "user")
 	cores, _ := filepath.Glob(filepath.Join(dir, "*", "*", "core"))
 	if len(cores) == 0 {
-		t.Skip("no user cores")
+		t.Fatalf("no user cores in %s", dir)
 	}
 	for _, core := range cores {
 		rel, _ := filepath.Rel(dir, filepath.Dir(core))

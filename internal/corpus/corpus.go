@@ -1,7 +1,15 @@
 // Package corpus finds the project's outside reference dumps for tests: the
 // archives in ../shared/corpus (beside the repository), unpacked once into a
-// cache directory. Tests call Dir and are skipped, with a message, when the
-// archives are absent, as they are in a user's fresh clone.
+// cache directory. Tests call Dir. They are skipped, with a message, only when
+// no corpus is configured at all (no ../shared/corpus and no
+// UNWIND_CORPUS_DIR), as in a user's fresh clone, and never when the
+// environment variable CI is "true". Any other failure to get the corpus (a
+// failed unpack, an unwritable cache, a full disk, a missing file) fails the
+// test.
+//
+// Each test that got a corpus folder is recorded, with the number of cases it
+// checked (Checked), in the file named by UNWIND_CORPUS_REPORT when that is
+// set: .ci/run prints the total, so CI shows the corpus tests ran.
 package corpus
 
 import (
@@ -24,28 +32,85 @@ var archives = map[string]struct{ file, dir string }{
 
 var mu sync.Mutex
 
+// sharedOverride replaces ../shared/corpus in tests of this package.
+var sharedOverride string
+
 // Dir returns the unpacked folder of the named corpus ("user", "kernel",
-// "kdump" or "prod"), unpacking it on first use, or skips tb when it cannot be had.
-// The environment variable UNWIND_CORPUS_DIR names a folder that already
-// holds the unpacked corpora.
+// "kdump" or "prod"), unpacking it on first use. It skips tb when no corpus
+// is configured (see Configured) and fails it when the corpus is configured
+// but cannot be had. The environment variable UNWIND_CORPUS_DIR names a
+// folder that already holds the unpacked corpora.
 func Dir(tb testing.TB, name string) string {
 	tb.Helper()
 	d, err := Find(name)
 	if err != nil {
-		tb.Skipf("corpus %q not available: %v", name, err)
+		Unavailable(tb, fmt.Sprintf("corpus %q", name), err)
 	}
+	track(tb)
 	return d
+}
+
+// File returns the path of a file that sits beside the archives (such as
+// kernel-truth-dev.json): in UNWIND_CORPUS_DIR when that holds it, else in
+// ../shared/corpus. It skips or fails tb as Dir does.
+func File(tb testing.TB, name string) string {
+	tb.Helper()
+	p, err := FindFile(name)
+	if err != nil {
+		Unavailable(tb, name, err)
+	}
+	track(tb)
+	return p
+}
+
+// FindFile is File without a testing.TB.
+func FindFile(name string) (string, error) {
+	if env := os.Getenv("UNWIND_CORPUS_DIR"); env != "" {
+		p := filepath.Join(env, name)
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	shared := SharedDir()
+	if shared == "" {
+		return "", fmt.Errorf("%s: no corpus configured (../shared/corpus absent, UNWIND_CORPUS_DIR does not hold it)", name)
+	}
+	p := filepath.Join(shared, name)
+	if _, err := os.Stat(p); err != nil {
+		return "", err
+	}
+	return p, nil
+}
+
+// Configured reports whether a reference corpus is configured at all:
+// ../shared/corpus exists beside the repository or UNWIND_CORPUS_DIR is set.
+func Configured() bool {
+	return os.Getenv("UNWIND_CORPUS_DIR") != "" || SharedDir() != ""
+}
+
+// Unavailable ends tb because what could not be had: a skip when no corpus
+// is configured and CI is not "true", a failure otherwise. Tests call it for
+// any corpus file they cannot open.
+func Unavailable(tb testing.TB, what string, err error) {
+	tb.Helper()
+	if !Configured() && os.Getenv("CI") != "true" {
+		tb.Skipf("%s: no reference corpus configured (../shared/corpus absent, UNWIND_CORPUS_DIR unset): %v", what, err)
+	}
+	tb.Fatalf("%s: reference corpus configured but not usable: %v", what, err)
 }
 
 // SharedDir returns ../shared/corpus relative to the repository root, or ""
 // when it does not exist.
 func SharedDir() string {
-	_, file, _, ok := runtime.Caller(0)
-	if !ok {
-		return ""
+	d := sharedOverride
+	if d == "" {
+		_, file, _, ok := runtime.Caller(0)
+		if !ok {
+			return ""
+		}
+		root := filepath.Join(filepath.Dir(file), "..", "..")
+		d = filepath.Join(root, "..", "shared", "corpus")
 	}
-	root := filepath.Join(filepath.Dir(file), "..", "..")
-	d := filepath.Join(root, "..", "shared", "corpus")
 	if fi, err := os.Stat(d); err == nil && fi.IsDir() {
 		return d
 	}
@@ -112,4 +177,19 @@ func Find(name string) (string, error) {
 		return "", err
 	}
 	return out, nil
+}
+
+// Tool returns the path of an outside program a test compares with (gdb,
+// gcc...). When it is not installed the test is skipped, except under
+// CI=true, where .ci/run installs it: there a missing tool fails the test.
+func Tool(tb testing.TB, name string) string {
+	tb.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			tb.Fatalf("%s is needed by this test and not installed (.ci/run installs it): %v", name, err)
+		}
+		tb.Skipf("%s not installed: %v", name, err)
+	}
+	return p
 }

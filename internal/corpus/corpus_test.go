@@ -3,6 +3,7 @@ package corpus
 import (
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 )
 
@@ -23,5 +24,65 @@ func TestDirProd(t *testing.T) {
 	d := Dir(t, "prod")
 	if _, err := os.Stat(filepath.Join(d, "truth-dev.json")); err != nil {
 		t.Fatalf("unpacked prod corpus has no truth-dev.json: %v", err)
+	}
+}
+
+// fakeTB records how a test ended: Skipf and Fatalf stop its goroutine.
+type fakeTB struct {
+	testing.TB
+	ended string
+}
+
+func (f *fakeTB) Helper()                        {}
+func (f *fakeTB) Cleanup(func())                 {}
+func (f *fakeTB) Skipf(format string, a ...any)  { f.ended = "skip"; runtime.Goexit() }
+func (f *fakeTB) Fatalf(format string, a ...any) { f.ended = "fail"; runtime.Goexit() }
+
+func endOf(fn func(tb testing.TB)) string {
+	f := &fakeTB{}
+	done := make(chan struct{})
+	go func() { defer close(done); fn(f) }()
+	<-done
+	return f.ended
+}
+
+// TestUnusableCorpusFails: with a corpus configured (UNWIND_CORPUS_DIR set,
+// here to an empty folder, so Find falls back to ../shared/corpus), a cache
+// that cannot be written (a file where the cache folder should be) or a
+// missing file fails the test instead of skipping it.
+func TestUnusableCorpusFails(t *testing.T) {
+	blocker := filepath.Join(t.TempDir(), "cache")
+	if err := os.WriteFile(blocker, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("XDG_CACHE_HOME", blocker)
+	t.Setenv("UNWIND_CORPUS_DIR", t.TempDir())
+	if got := endOf(func(tb testing.TB) { Dir(tb, "user") }); got != "fail" {
+		t.Errorf("Dir with an unwritable cache: test ended %q, want fail", got)
+	}
+	if got := endOf(func(tb testing.TB) { File(tb, "no-such-file.json") }); got != "fail" {
+		t.Errorf("File of a missing file: test ended %q, want fail", got)
+	}
+	if got := endOf(func(tb testing.TB) { Vmcore(tb, "nmibt", "no-such") }); got != "fail" {
+		t.Errorf("Vmcore of a missing dump: test ended %q, want fail", got)
+	}
+}
+
+// TestUnconfiguredSkipsUnlessCI: with no corpus configured, Unavailable
+// skips, except under CI=true, where it fails.
+func TestUnconfiguredSkipsUnlessCI(t *testing.T) {
+	t.Setenv("UNWIND_CORPUS_DIR", "")
+	defer func(old string) { sharedOverride = old }(sharedOverride)
+	sharedOverride = filepath.Join(t.TempDir(), "absent")
+	if Configured() {
+		t.Fatal("Configured with no shared dir and no UNWIND_CORPUS_DIR")
+	}
+	t.Setenv("CI", "")
+	if got := endOf(func(tb testing.TB) { Dir(tb, "user") }); got != "skip" {
+		t.Errorf("no corpus, not CI: test ended %q, want skip", got)
+	}
+	t.Setenv("CI", "true")
+	if got := endOf(func(tb testing.TB) { Dir(tb, "user") }); got != "fail" {
+		t.Errorf("no corpus under CI=true: test ended %q, want fail", got)
 	}
 }

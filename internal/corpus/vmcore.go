@@ -12,13 +12,14 @@ import (
 
 // Vmcore returns the path of the decompressed kernel corpus dump
 // fp/SCENARIO/NAME.vmcore.zst, decompressing it once (sparse) into the user's
-// cache directory, or skips tb when the corpus is absent.
+// cache directory. It skips or fails tb as Dir does.
 func Vmcore(tb testing.TB, scenario, name string) string {
 	tb.Helper()
 	p, err := FindVmcore(scenario, name)
 	if err != nil {
-		tb.Skipf("vmcore %s/%s not available: %v", scenario, name, err)
+		Unavailable(tb, fmt.Sprintf("vmcore %s/%s", scenario, name), err)
 	}
+	track(tb)
 	return p
 }
 
