@@ -3,6 +3,7 @@ package report
 import (
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 
 	"github.com/unwind-dev/unwind/ptregs"
@@ -236,41 +237,83 @@ func writeUserThread(w *errWriter, t *Thread) {
 		head += fmt.Sprintf(": crashed, signal %d (%s)", t.Signal, SignalName(t.Signal))
 	}
 	w.printf("%s\n", head)
-	for i := range t.Frames {
+	var line, next string
+	for i := 0; i < len(t.Frames); {
 		f := &t.Frames[i]
 		if f.Kind == unwind.KindSignal {
 			w.printf("    <signal handler called>\n")
 		}
-		var b strings.Builder
-		fmt.Fprintf(&b, "#%-2d ", f.Index)
-		if !f.Reliable {
-			b.WriteString("? ")
-		}
-		if f.Inlined {
-			b.WriteString("(inlined) ")
-		} else {
-			fmt.Fprintf(&b, "0x%016x in ", f.PC)
-		}
-		switch {
-		case f.Inlined:
-			b.WriteString(orUnknown(f.Function))
-		case f.SymOK && f.Function != "" && f.Function != f.Sym.Name:
-			// The innermost source function is inlined into the symbol.
-			fmt.Fprintf(&b, "%s (in %s+%#x/%#x, %s)", f.Function, f.Sym.Name, f.PC-f.Sym.Addr, f.Sym.Size, baseName(f.Sym.Module))
-		case f.SymOK:
-			fmt.Fprintf(&b, "%s+%#x/%#x", f.Sym.Name, f.PC-f.Sym.Addr, f.Sym.Size)
-			if f.Sym.Module != "" {
-				fmt.Fprintf(&b, " (%s)", baseName(f.Sym.Module))
+		line = userFrameText(f)
+		// A run of identical frames (a deep recursion) prints its first
+		// frame, then one line for the rest, as Python folds repeated
+		// traceback lines; -o json keeps every frame.
+		j := i + 1
+		for ; j < len(t.Frames) && foldable(f, &t.Frames[j]); j++ {
+			if next = userFrameText(&t.Frames[j]); next != line {
+				break
 			}
-		default:
-			b.WriteString("??")
 		}
-		if f.File != "" {
-			fmt.Fprintf(&b, " at %s:%d", f.File, f.Line)
+		w.printf("#%-2d %s\n", f.Index, line)
+		if n := j - i - 1; n >= minFold {
+			w.printf("#%d … #%d  %s … (repeated %s times)\n", t.Frames[i+1].Index, t.Frames[j-1].Index, line, groupDigits(n))
+		} else {
+			for k := i + 1; k < j; k++ {
+				w.printf("#%-2d %s\n", t.Frames[k].Index, line)
+			}
 		}
-		w.printf("%s\n", b.String())
+		i = j
 	}
 	w.printf("%s\n", stopLine(t))
+}
+
+// minFold is the shortest run of repeated frames that text output folds
+// into one line.
+const minFold = 3
+
+// foldable says whether frame g may be folded into a run that f starts:
+// both plain calls, neither a signal frame.
+func foldable(f, g *unwind.Frame) bool {
+	return f.Kind == unwind.KindCall && g.Kind == unwind.KindCall && f.PC == g.PC && f.Inlined == g.Inlined
+}
+
+// userFrameText is a user frame's gdb-style line after its number.
+func userFrameText(f *unwind.Frame) string {
+	var b strings.Builder
+	if !f.Reliable {
+		b.WriteString("? ")
+	}
+	if f.Inlined {
+		b.WriteString("(inlined) ")
+	} else {
+		fmt.Fprintf(&b, "0x%016x in ", f.PC)
+	}
+	switch {
+	case f.Inlined:
+		b.WriteString(orUnknown(f.Function))
+	case f.SymOK && f.Function != "" && f.Function != f.Sym.Name:
+		// The innermost source function is inlined into the symbol.
+		fmt.Fprintf(&b, "%s (in %s+%#x/%#x, %s)", f.Function, f.Sym.Name, f.PC-f.Sym.Addr, f.Sym.Size, baseName(f.Sym.Module))
+	case f.SymOK:
+		fmt.Fprintf(&b, "%s+%#x/%#x", f.Sym.Name, f.PC-f.Sym.Addr, f.Sym.Size)
+		if f.Sym.Module != "" {
+			fmt.Fprintf(&b, " (%s)", baseName(f.Sym.Module))
+		}
+	default:
+		b.WriteString("??")
+	}
+	if f.File != "" {
+		fmt.Fprintf(&b, " at %s:%d", f.File, f.Line)
+	}
+	return b.String()
+}
+
+// groupDigits writes n with thousands separators: 99,976.
+func groupDigits(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }
 
 func orUnknown(s string) string {
