@@ -3,7 +3,9 @@ package cli
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/pflag"
 
@@ -35,6 +37,109 @@ func (s *symbolFlags) options() dump.SymbolOptions {
 
 func (s *symbolFlags) given() bool { return len(s.syms) > 0 || s.systemMap != "" }
 
+// check makes sure every symbol file named on the command line is there and
+// is what its flag says, before anything is opened: a missing file is an
+// error, not a silent skip; a System.map given to --sym is used as
+// --system-map, and an ELF file (vmlinux) given to --system-map as --sym,
+// since their contents say what they are; anything else is refused, naming
+// what the file seems to be.
+func (s *symbolFlags) check(kernel bool) error {
+	if !kernel && s.systemMap != "" {
+		return usagef("--system-map is for kernel dumps; this is a user core")
+	}
+	var syms []string
+	for _, p := range s.syms {
+		k, err := sniffSymbolFile(p)
+		if err != nil {
+			return fmt.Errorf("--sym %s: %w", p, err)
+		}
+		switch {
+		case k == symFileELF:
+			syms = append(syms, p)
+		case (k == symFileMap || k == symFileKallsyms) && !kernel:
+			return usagef("--sym %s is a kernel symbol list (%s); a user core needs ELF files", p, k)
+		case (k == symFileMap || k == symFileKallsyms) && s.systemMap == "":
+			s.systemMap = p
+		case k == symFileMap || k == symFileKallsyms:
+			return usagef("--sym %s is a System.map (kernel symbol list), and --system-map %s was given too", p, s.systemMap)
+		default:
+			return usagef("--sym %s is neither an ELF file nor a System.map: %s", p, k)
+		}
+	}
+	s.syms = syms
+	if s.systemMap != "" {
+		k, err := sniffSymbolFile(s.systemMap)
+		if err != nil {
+			return fmt.Errorf("--system-map %s: %w", s.systemMap, err)
+		}
+		switch k {
+		case symFileMap, symFileKallsyms:
+		case symFileELF:
+			s.syms, s.systemMap = append(s.syms, s.systemMap), ""
+		default:
+			return usagef("--system-map %s is not a System.map: %s", s.systemMap, k)
+		}
+	}
+	return nil
+}
+
+// symFileKind is what sniffSymbolFile found a file to be; other values
+// describe an unusable file.
+type symFileKind string
+
+const (
+	symFileELF      symFileKind = "ELF"
+	symFileMap      symFileKind = "System.map"
+	symFileKallsyms symFileKind = "kallsyms"
+)
+
+// sniffSymbolFile says from its first bytes whether path is an ELF file,
+// a System.map ("ffffffff81000000 T _text") or /proc/kallsyms text (which
+// may carry a "\t[module]" column). Only regular files are read, so a FIFO
+// or a device cannot block the command.
+func sniffSymbolFile(path string) (symFileKind, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return "", fmt.Errorf("no such file")
+		}
+		return "", err
+	}
+	if !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("not a regular file (%s)", fi.Mode().Type())
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	head := make([]byte, 64<<10)
+	n, _ := io.ReadFull(f, head)
+	head = head[:n]
+	if bytes.HasPrefix(head, []byte("\x7fELF")) {
+		return symFileELF, nil
+	}
+	line, _, _ := bytes.Cut(head, []byte("\n"))
+	if fs := strings.Fields(string(line)); len(fs) >= 3 && len(fs[1]) == 1 && isHexWord(fs[0]) && len(fs[0]) >= 8 {
+		if bytes.Contains(head, []byte("\t[")) || strings.Contains(path, "kallsyms") {
+			return symFileKallsyms, nil
+		}
+		return symFileMap, nil
+	}
+	switch {
+	case n == 0:
+		return "an empty file", nil
+	case bytes.HasPrefix(head, []byte("KDUMP   ")):
+		return "a kdump-compressed dump", nil
+	case bytes.IndexByte(head, 0) >= 0:
+		return "binary data", nil
+	}
+	if len(line) > 60 {
+		line = append(line[:60:60], "…"...)
+	}
+	return symFileKind(fmt.Sprintf("text starting %q", line)), nil
+}
+
 // openDump opens a dump and its symbols. An emulator snapshot opened
 // without --sym gets the fixture kernel its UNWIND note names (the file
 // on disk, else the embedded copy), provided its build id matches. The
@@ -42,6 +147,10 @@ func (s *symbolFlags) given() bool { return len(s.syms) > 0 || s.systemMap != ""
 func openDump(path string, sf *symbolFlags) (*dump.Dump, *symbols.Set, []string, error) {
 	d, err := dump.Open(path)
 	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := sf.check(d.Kind() != dump.KindUserCore); err != nil {
+		d.Close()
 		return nil, nil, nil, err
 	}
 	if d.Kind() == dump.KindEmulator && !sf.given() {

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -143,22 +142,22 @@ func loadSymbolFiles(paths []string, bias uint64) (*symbols.Set, error) {
 	for _, p := range paths {
 		kind, err := sniffSymbolFile(p)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("--sym %s: %w", p, err)
 		}
 		switch kind {
-		case "elf":
+		case symFileELF:
 			f, err := symbols.Open(p, bias)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", p, err)
 			}
 			set.Add(f)
-		default:
+		case symFileMap, symFileKallsyms:
 			fh, err := os.Open(p)
 			if err != nil {
 				return nil, err
 			}
 			var t *symbols.Table
-			if kind == "kallsyms" {
+			if kind == symFileKallsyms {
 				t, err = symbols.ParseKallsyms(bufio.NewReader(fh), bias)
 			} else {
 				t, err = symbols.ParseSystemMap(bufio.NewReader(fh), bias)
@@ -168,34 +167,13 @@ func loadSymbolFiles(paths []string, bias uint64) (*symbols.Set, error) {
 				return nil, fmt.Errorf("%s: %w", p, err)
 			}
 			set.AddTable(t, "")
+		default:
+			return nil, usagef("--sym %s is neither an ELF file nor a symbol list (System.map, kallsyms): %s", p, kind)
 		}
 	}
 	return set, nil
 }
 
-// sniffSymbolFile tells an ELF file from System.map and kallsyms text: an
-// ELF starts with \x7fELF; kallsyms lines may carry a "[module]" column and
-// lower-case types for locals, System.map never has a module column.
-func sniffSymbolFile(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	head := make([]byte, 64<<10)
-	n, _ := io.ReadFull(f, head)
-	head = head[:n]
-	if bytes.HasPrefix(head, []byte("\x7fELF")) {
-		return "elf", nil
-	}
-	if bytes.Contains(head, []byte("\t[")) || strings.Contains(path, "kallsyms") {
-		return "kallsyms", nil
-	}
-	return "systemmap", nil
-}
-
-// parseAddr reads an address in hex (with or without 0x) or, with a 0d
-// prefix, decimal.
 // resolveAddr turns a command-line argument into an address: a symbol name,
 // optionally with +OFFSET (crash's `sym NAME`), or a hex address (0x
 // optional; "0d" for decimal). A bare word that is both a symbol's name and
@@ -234,6 +212,8 @@ func isHexWord(s string) bool {
 	return s != ""
 }
 
+// parseAddr reads an address in hex (with or without 0x) or, with a 0d
+// prefix, decimal.
 func parseAddr(s string) (uint64, error) {
 	s = strings.TrimSpace(s)
 	if strings.HasPrefix(s, "0d") {

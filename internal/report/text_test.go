@@ -15,7 +15,9 @@ import (
 // recursion is a user thread 10,000 frames deep in one recursive call
 // site, between a leaf and main.
 func recursion() *Document {
-	sym := func(name string, addr, size uint64) symbols.Sym { return symbols.Sym{Name: name, Addr: addr, Size: size, Module: "/bin/rec"} }
+	sym := func(name string, addr, size uint64) symbols.Sym {
+		return symbols.Sym{Name: name, Addr: addr, Size: size, Module: "/bin/rec"}
+	}
 	fr := func(i int, pc uint64, s symbols.Sym) unwind.Frame {
 		return unwind.Frame{Index: i, PC: pc, SP: 0x7ffe0000 + uint64(i)*32, Sym: s, SymOK: true, Function: s.Name,
 			Kind: unwind.KindCall, Reliable: true}
@@ -60,7 +62,9 @@ func TestTextFoldsRecursion(t *testing.T) {
 	if err := WriteJSON(&out, recursion()); err != nil {
 		t.Fatal(err)
 	}
-	var j struct{ Threads []struct{ Frames []json.RawMessage } }
+	var j struct {
+		Threads []struct{ Frames []json.RawMessage }
+	}
 	if err := json.Unmarshal(out.Bytes(), &j); err != nil {
 		t.Fatal(err)
 	}
