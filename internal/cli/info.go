@@ -156,7 +156,7 @@ func writeInfo(w io.Writer, path string, info *dump.Info) {
 		fmt.Fprintln(w, s)
 	}
 	if info.Crashed < 0 && info.Kind != dump.KindUserCore {
-		fmt.Fprintln(w, "no CPU is known to have crashed (panic_cpu, crashing_cpu and die_owner unset, no crash message in the log)")
+		fmt.Fprintln(w, noCrashedCPU(info))
 	}
 }
 
@@ -176,4 +176,13 @@ func openInfoDump(path string, sf *symbolFlags) (*dump.Dump, []string, error) {
 	}
 	d, _, w, err := openDump(path, sf)
 	return d, w, err
+}
+
+// noCrashedCPU says why no CPU is marked crashed, without contradicting a
+// crash message printed above it.
+func noCrashedCPU(info *dump.Info) string {
+	if info.Panic != "" {
+		return "no CPU is known to have crashed: panic_cpu, crashing_cpu and die_owner are unset, and the log's crash message names no CPU"
+	}
+	return "no CPU is known to have crashed (panic_cpu, crashing_cpu and die_owner unset, no crash message in the log)"
 }
