@@ -130,7 +130,7 @@ func New(kernelELF []byte, cpus int) (*Machine, error) {
 		return nil, fmt.Errorf("emu: kernel: no PT_LOAD segments")
 	}
 	m.SetPtRegsHandlers(DefaultPtRegsHandlers...)
-	if s, ok := m.syms.byName["ret_from_entry_marker"]; ok {
+	if s, ok := m.syms.byName[fixtureEntryMarker]; ok {
 		m.markerRet = s.Addr
 	}
 	m.reset(cpus)

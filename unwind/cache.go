@@ -205,12 +205,12 @@ func (u *Unwinder) frameSymbol(f *Frame) {
 func (u *Unwinder) stubOf(f *Frame) (stub, entry string) {
 	if u.c == nil {
 		stub = u.stubName(f)
-		return stub, entryFromSymbol(stub)
+		return stub, u.entryOf(stub)
 	}
 	e := u.entry(f.PC, f.LookupPC)
 	if !e.has(efStub) {
 		e.stub = u.stubName(f)
-		e.entry = entryFromSymbol(e.stub)
+		e.entry = u.entryOf(e.stub)
 		e.flags |= efStub
 	}
 	return e.stub, e.entry

@@ -178,7 +178,9 @@ func compareEmu(u *unwind.Unwinder, truth []emu.Frame) (diff string, lie bool) {
 func runEmu(t *testing.T, r emuRun) emuStats {
 	t.Helper()
 	m, set := newEmuMachine(t, r.mode)
-	u := unwind.New(m.Memory(), ptregs.Regs{}, &unwind.Options{Code: set, Stacks: emuStacks(m.Stacks(0)), Kernel: true, Methods: r.methods})
+	o := &unwind.Options{Code: set, Stacks: emuStacks(m.Stacks(0)), Kernel: true, Methods: r.methods}
+	m.EntryConventions(o)
+	u := unwind.New(m.Memory(), ptregs.Regs{}, o)
 	st := emuStats{byKind: map[string]int{}, truthBugs: map[string]int{}}
 	c := m.CPUs[0]
 	for n := uint64(0); n < r.insns; n++ {
@@ -362,7 +364,9 @@ func TestEmuStubWalkInt3Gap(t *testing.T) {
 	}
 	truth := m.ShadowStack(0)
 	for _, meth := range []unwind.Method{unwind.MethodFP | unwind.MethodPtRegs, 0} {
-		u := unwind.New(m.Memory(), c.Regs(), &unwind.Options{Code: set, Stacks: emuStacks(m.Stacks(0)), Kernel: true, Methods: meth})
+		o := &unwind.Options{Code: set, Stacks: emuStacks(m.Stacks(0)), Kernel: true, Methods: meth}
+		m.EntryConventions(o)
+		u := unwind.New(m.Memory(), c.Regs(), o)
 		diff, _ := compareEmu(u, truth)
 		if diff != "" || !u.Reliable() {
 			t.Errorf("methods %v: %q, reliable=%v (%s)", meth, diff, u.Reliable(), u.StopReason())

@@ -25,7 +25,7 @@ import (
 //     kernel-mode one ends the walk ("end of stack", the bottom of a kernel
 //     thread).
 //  3. A marker return address: entry code that pushes a fake return
-//     address to a marker function (ret_from_entry_marker) and the
+//     address to a marker function (Options.EntryMarkers) and the
 //     interrupted rbp, then points rbp at that 2-word record, puts the
 //     pt_regs right above the record.
 //  4. An entry stub without an encoded rbp (entry_SYSCALL_64, or rbp not
@@ -255,19 +255,27 @@ var (
 	errRejected = errors.New("candidate rejected")
 )
 
-// entryMarkers are the fake return addresses entry code pushes before
-// calling a handler, so that a frame-pointer walk can tell that a pt_regs
-// follows (the fixture kernel's vector 0xed stub).
-var entryMarkers = map[string]bool{"ret_from_entry_marker": true}
-
-// isEntryMarker reports whether pc is the first byte of an entry marker
-// function.
+// isEntryMarker reports whether pc is one of Options.EntryMarkers: a fake
+// return address entry code pushes before calling a handler, so that a
+// frame-pointer walk can tell that a pt_regs follows.
 func (u *Unwinder) isEntryMarker(pc uint64) bool {
-	if u.opts.Code == nil || pc == 0 {
+	if pc == 0 {
 		return false
 	}
-	s, ok := u.symbol(pc)
-	return ok && s.Addr == pc && entryMarkers[s.Name]
+	for _, m := range u.opts.EntryMarkers {
+		if m == pc {
+			return true
+		}
+	}
+	return false
+}
+
+// entryOf is entryFromSymbol with Options.EntryVectors applied first.
+func (u *Unwinder) entryOf(stub string) string {
+	if v, ok := u.opts.EntryVectors[stub]; ok {
+		return irqName(v)
+	}
+	return entryFromSymbol(stub)
 }
 
 // Linux 6.1's nested-NMI layout at the top of the NMI (IST) stack, as
@@ -522,7 +530,7 @@ var sysvecVectors = map[string]int{
 	"thermal": 0xfa, "threshold": 0xf9, "reboot": 0xf8, "x86_platform_ipi": 0xf7,
 	"irq_work": 0xf6, "kvm_posted_intr_ipi": 0xf2, "kvm_posted_intr_wakeup_ipi": 0xf1,
 	"kvm_posted_intr_nested_ipi": 0xf0, "hyperv_callback": 0xf3, "xen_hvm_callback": 0xf3,
-	"deferred_error": 0xf4, "marker_interrupt": 0xed,
+	"deferred_error": 0xf4,
 }
 
 // exceptionNames maps asm_exc_* suffixes to entry names.

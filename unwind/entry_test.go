@@ -210,7 +210,8 @@ func TestStackSwitchInward(t *testing.T) {
 }
 
 // TestKernelMarkerEntry: the entry stub pushes a marker return address and
-// the interrupted rbp instead of encoding rbp.
+// the interrupted rbp instead of encoding rbp. The marker and the stub's
+// vector come from Options (names the unwinder has never heard of).
 func TestKernelMarkerEntry(t *testing.T) {
 	for _, withCFI := range []bool{false, true} {
 		rows := func(r []fakeRow) []fakeRow {
@@ -221,13 +222,13 @@ func TestKernelMarkerEntry(t *testing.T) {
 		}
 		c := newFakeCode(kText,
 			&fakeFunc{name: "work", code: clone(leafNoFrame), rows: rows(leafRows)},
-			&fakeFunc{name: "ret_from_entry_marker", code: []byte{0x0f, 0x0b}},
+			&fakeFunc{name: "my_entry_marker", code: []byte{0x0f, 0x0b}},
 			// push $marker; push %rbp; mov %rsp,%rbp; call X; nop (call at 9, return at 14)
-			&fakeFunc{name: "asm_sysvec_marker_interrupt", code: []byte{0x68, 0, 0, 0, 0, 0x55, 0x48, 0x89, 0xe5, 0xe8, 0, 0, 0, 0, 0x90}},
-			&fakeFunc{name: "sysvec_marker_interrupt", code: clone(fpLeaf), rows: rows(fpLeafRows)},
+			&fakeFunc{name: "asm_sysvec_my_vector", code: []byte{0x68, 0, 0, 0, 0, 0x55, 0x48, 0x89, 0xe5, 0xe8, 0, 0, 0, 0, 0x90}},
+			&fakeFunc{name: "sysvec_my_vector", code: clone(fpLeaf), rows: rows(fpLeafRows)},
 			&fakeFunc{name: "_start", code: clone(fpCaller), rows: rows(fpRows)})
-		stub := c.fn("asm_sysvec_marker_interrupt")
-		binary.LittleEndian.PutUint32(c.text[stub.addr-kText+1:], uint32(c.fn("ret_from_entry_marker").addr))
+		stub := c.fn("asm_sysvec_my_vector")
+		binary.LittleEndian.PutUint32(c.text[stub.addr-kText+1:], uint32(c.fn("my_entry_marker").addr))
 		task := newStack(taskLo, kStackSz)
 		task.sp = task.hi - ptregs.PtRegsSize // kernel thread: kernel-mode pt_regs at the top
 		putPtRegs(task, task.sp, ptregs.PtRegs{IP: c.fn("_start").addr + 9, CS: 0x10, Flags: 0x2, SP: task.sp, SS: 0x18})
@@ -239,18 +240,19 @@ func TestKernelMarkerEntry(t *testing.T) {
 		task.sp -= ptregs.PtRegsSize
 		pt := task.sp
 		putPtRegs(task, pt, ptregs.PtRegs{IP: c.fn("work").addr + 1, CS: 0x10, Flags: 0x202, SP: workSP, SS: 0x18, BP: rbp0, OrigAX: ^uint64(0)})
-		task.push(c.fn("ret_from_entry_marker").addr)
+		task.push(c.fn("my_entry_marker").addr)
 		rec := task.push(rbp0)
-		task.push(c.callAt("asm_sysvec_marker_interrupt", 9, "sysvec_marker_interrupt"))
+		task.push(c.callAt("asm_sysvec_my_vector", 9, "sysvec_my_vector"))
 		rbp := task.push(rec)
 		mem := NewSplicedMemory(Region{Addr: taskLo, Data: task.mem}, Region{Addr: kText, Data: c.text})
-		regs := regsOf(c.fn("sysvec_marker_interrupt").addr+4, task.sp, rbp)
-		u := New(mem, regs, &Options{Code: c, Stacks: Stacks{{Kind: StackTask, Lo: task.lo, Hi: task.hi}}, Kernel: true})
+		regs := regsOf(c.fn("sysvec_my_vector").addr+4, task.sp, rbp)
+		u := New(mem, regs, &Options{Code: c, Stacks: Stacks{{Kind: StackTask, Lo: task.lo, Hi: task.hi}}, Kernel: true,
+			EntryMarkers: []uint64{c.fn("my_entry_marker").addr}, EntryVectors: map[string]int{"asm_sysvec_my_vector": 0xed}})
 		var fs []Frame
 		for u.Next() {
 			fs = append(fs, u.Frame())
 		}
-		if diff := cmp.Diff([]string{"sysvec_marker_interrupt", "asm_sysvec_marker_interrupt", "work", "_start"}, names(fs)); diff != "" {
+		if diff := cmp.Diff([]string{"sysvec_my_vector", "asm_sysvec_my_vector", "work", "_start"}, names(fs)); diff != "" {
 			t.Fatalf("cfi=%v: %s\nstop %s", withCFI, diff, u.StopReason())
 		}
 		if w := fs[2]; w.Kind != KindInterrupted || w.RegsAddr != pt || w.Entry != "irq:237" {

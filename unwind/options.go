@@ -65,4 +65,18 @@ type Options struct {
 	// costs a copy of every frame, and is ignored when Code provides
 	// source lines.
 	Incremental bool
+	// EntryMarkers are the addresses of marker functions: fake return
+	// addresses that the code being unwound has its entry stubs push,
+	// with the interrupted rbp, right below a pt_regs before they call a
+	// handler, pointing rbp at that two-word record, so that a
+	// frame-pointer walk finds the pt_regs. Linux has none; a kernel
+	// that uses the scheme names its marker symbols, and its loader
+	// passes their addresses here (emu.EntryConventions does it for the
+	// fixture kernel).
+	EntryMarkers []uint64
+	// EntryVectors gives the vector of the entry stubs (by symbol name)
+	// whose vector the unwinder cannot tell from Linux's names
+	// (asm_sysvec_NAME for Linux's system vectors, orig_ax for the
+	// others): a stub listed here names its frames' entry "irq:VECTOR".
+	EntryVectors map[string]int
 }

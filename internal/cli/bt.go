@@ -8,7 +8,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/unwind-dev/unwind/dump"
+	"github.com/unwind-dev/unwind/emu"
 	"github.com/unwind-dev/unwind/internal/report"
+	"github.com/unwind-dev/unwind/internal/verify"
 	"github.com/unwind-dev/unwind/unwind"
 )
 
@@ -118,9 +120,13 @@ func runBt(ios *IOStreams, opts *btOptions, path string) error {
 		if maxFrames == 0 {
 			maxFrames = -1 // the library's "no limit"
 		}
-		u := unwind.New(mem, th.Regs, &unwind.Options{
+		uo := &unwind.Options{
 			Code: code, Stacks: d.Stacks(i), Methods: methods, MaxFrames: maxFrames, Kernel: kernel,
-		})
+		}
+		if info.Kind == dump.KindEmulator {
+			emu.EntryConventions(uo, verify.SymbolAddr(set))
+		}
+		u := unwind.New(mem, th.Regs, uo)
 		var frames []unwind.Frame
 		for u.Next() {
 			frames = append(frames, u.Frame())

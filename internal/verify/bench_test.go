@@ -54,8 +54,9 @@ func BenchmarkUnwindAtBoundary(b *testing.B) {
 	cmp := comparison{code: code, fixups: exTable(d.m)}
 	var zero ptregs.Regs
 	for _, s := range []Strategy{CFI, FP, Combined} {
-		walk := unwind.New(d.m.Memory(), zero, &unwind.Options{
-			Code: code, Stacks: topInclusive(d.m.Stacks(0)), Methods: s.Methods(), Kernel: true})
+		o := &unwind.Options{Code: code, Stacks: topInclusive(d.m.Stacks(0)), Methods: s.Methods(), Kernel: true}
+		d.m.EntryConventions(o)
+		walk := unwind.New(d.m.Memory(), zero, o)
 		for _, v := range []struct {
 			name string
 			u    *unwind.Unwinder

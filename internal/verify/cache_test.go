@@ -83,8 +83,9 @@ func TestWarmCachesMatchFreshUnwind(t *testing.T) {
 					return
 				}
 				for s := Strategy(0); s < NumStrategies; s++ {
-					fresh := unwind.New(m.Memory(), regs, &unwind.Options{
-						Code: code, Stacks: topInclusive(m.Stacks(cpu)), Methods: s.Methods(), Kernel: true})
+					o := &unwind.Options{Code: code, Stacks: topInclusive(m.Stacks(cpu)), Methods: s.Methods(), Kernel: true}
+					m.EntryConventions(o)
+					fresh := unwind.New(m.Memory(), regs, o)
 					ft := walkTrace(fresh, fb)
 					u := us[cpu][s]
 					u.Reset(m.Memory(), regs)

@@ -49,7 +49,9 @@ func SnapshotTraces(sc *emu.Scenario, kernel []byte, kernelPath string) ([]Snaps
 		}}
 		st := SnapshotTrace{Scenario: sc.Name, Snapshot: s, Doc: doc, Memory: d.Memory()}
 		for i, th := range d.Threads() {
-			u := unwind.New(d.Memory(), th.Regs, &unwind.Options{Code: set, Stacks: d.Stacks(i), Kernel: true})
+			o := &unwind.Options{Code: set, Stacks: d.Stacks(i), Kernel: true}
+			emu.EntryConventions(o, SymbolAddr(set))
+			u := unwind.New(d.Memory(), th.Regs, o)
 			var frames []unwind.Frame
 			for u.Next() {
 				frames = append(frames, u.Frame())

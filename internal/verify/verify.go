@@ -270,6 +270,14 @@ func KernelCode(kernel []byte, path string) (*symbols.Set, error) {
 	return set, nil
 }
 
+// SymbolAddr adapts set's ByName to emu.EntryConventions.
+func SymbolAddr(set *symbols.Set) func(string) (uint64, bool) {
+	return func(name string) (uint64, bool) {
+		s, ok := set.ByName(name)
+		return s.Addr, ok
+	}
+}
+
 // checker holds the per-run state of the comparison.
 type checker struct {
 	m    *emu.Machine
@@ -562,9 +570,11 @@ func newUnwinders(m *emu.Machine, code unwind.Code) [][NumStrategies]*unwind.Unw
 	var zero ptregs.Regs
 	us := make([][NumStrategies]*unwind.Unwinder, len(m.CPUs))
 	for cpu := range us {
-		first := unwind.New(m.Memory(), zero, &unwind.Options{
+		o := &unwind.Options{
 			Code: code, Stacks: topInclusive(m.Stacks(cpu)), Methods: Strategy(0).Methods(), Kernel: true,
-			Incremental: true})
+			Incremental: true}
+		m.EntryConventions(o)
+		first := unwind.New(m.Memory(), zero, o)
 		us[cpu][0] = first
 		for s := Strategy(1); s < NumStrategies; s++ {
 			us[cpu][s] = first.Sibling(m.Memory(), zero, s.Methods())
