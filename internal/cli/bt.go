@@ -21,6 +21,7 @@ type btOptions struct {
 	methods   string
 	output    outputFormat
 	maxFrames int
+	lines     bool
 }
 
 // NewCmdBt builds `unwind bt CORE`.
@@ -50,6 +51,7 @@ Exit status 3 means a trace was printed but the walk stopped on an error.`,
 	opts.register(f)
 	f.IntVar(&opts.cpu, "cpu", -1, "only this CPU (kernel dumps)")
 	f.IntVar(&opts.thread, "thread", -1, "only this thread id (user cores)")
+	f.BoolVarP(&opts.lines, "lines", "l", false, "kernel frames: add the source file and line, and inlined functions (crash's bt -l)")
 	f.StringVar(&opts.methods, "methods", "all", "unwind strategies: all, or a comma list of cfi,fp,ptregs,signal,scan")
 	f.IntVar(&opts.maxFrames, "max-frames", unwind.DefaultMaxFrames, "stop a walk after this many frames, counting inlined ones (0: no limit); a trace cut there says so and is no error")
 	f.VarP(&opts.output, "output", "o", "output format: text or json")
@@ -156,7 +158,7 @@ func runBt(ios *IOStreams, opts *btOptions, path string) error {
 	if opts.output == outputJSON {
 		err = report.WriteJSON(ios.Out, doc)
 	} else {
-		err = report.WriteText(ios.Out, doc, report.TextOptions{})
+		err = report.WriteText(ios.Out, doc, report.TextOptions{Lines: opts.lines})
 	}
 	if err != nil {
 		return err

@@ -203,3 +203,45 @@ func TestBtKernelNullCallRIP(t *testing.T) {
 		}
 	}
 }
+
+// bt -l adds the source file and line to every kernel frame the vmlinux
+// DWARF covers, and a line for each inlined function, as crash's bt -l;
+// without -l the kernel's own layout is unchanged.
+func TestBtKernelLines(t *testing.T) {
+	core := corpus.Vmcore(t, "nmibt", "nmibt")
+	vmlinux := filepath.Join(corpus.Dir(t, "kernel"), "fp", "vmlinux")
+	plain, errOut, code := run(t, "bt", core, "--sym", vmlinux, "--cpu", "1")
+	if code != ExitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	withLines, errOut, code := run(t, "bt", core, "--sym", vmlinux, "--cpu", "1", "-l")
+	if code != ExitOK {
+		t.Fatalf("-l: exit %d: %s", code, errOut)
+	}
+	if strings.Contains(plain, ".c:") {
+		t.Errorf("source lines without -l:\n%s", plain)
+	}
+	lineRE := regexp.MustCompile(`^ (\S+\+0x[0-9a-f]+/0x[0-9a-f]+) \((\S+\.[cSh]):(\d+)\)$`)
+	frames, withLine := 0, 0
+	for _, l := range strings.Split(withLines, "\n") {
+		if strings.HasPrefix(l, " ") && strings.Contains(l, "+0x") && !strings.Contains(l, "RIP") {
+			frames++
+			if lineRE.MatchString(l) {
+				withLine++
+			}
+		}
+	}
+	corpus.Checked(t, 1)
+	if frames < 15 || withLine != frames {
+		t.Errorf("-l: %d of %d frames have a source line:\n%s", withLine, frames, withLines)
+	}
+	for _, want := range []string{
+		`(?m)^ read_zero\+0x59/0x100 \(\S*/drivers/char/mem\.c:521\)$`,
+		`(?m)^ \(inlined\) clear_user \(\S*/arch/x86/include/asm/uaccess_64\.h:124\)$`,
+		`(?m)^ ksys_read\+0x5f/0xd0 \(\S*/fs/read_write\.c:613\)$`,
+	} {
+		if !regexp.MustCompile(want).MatchString(withLines) {
+			t.Errorf("-l output lacks %s:\n%s", want, withLines)
+		}
+	}
+}

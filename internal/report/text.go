@@ -15,6 +15,9 @@ type TextOptions struct {
 	// Code, when set, supplies text bytes for the kernel's "Code:" line under
 	// each interrupted frame's RIP.
 	Code CodeReader
+	// Lines adds the source file and line to kernel frames, and a line for
+	// each inlined function (crash's bt -l); user frames always have them.
+	Lines bool
 }
 
 // WriteText prints every thread: kernel threads (CPUs of a vmcore or the
@@ -113,7 +116,12 @@ func writeKernelThread(w *errWriter, t *Thread, opts TextOptions) {
 		if f.Inlined {
 			// The kernel prints no inlined frames (-o json has them), and
 			// an interrupted frame's register block once, with the
-			// function that holds the code.
+			// function that holds the code. With Lines, each inlined
+			// function gets a line of its own before that function.
+			if opts.Lines && !f.Interrupted() {
+				enter(f.Stack.Kind)
+				w.printf(" %s(inlined) %s%s\n", unreliableMark(f), orUnknown(f.Function), lineSuffix(f))
+			}
 			continue
 		}
 		if f.Interrupted() {
@@ -127,7 +135,11 @@ func writeKernelThread(w *errWriter, t *Thread, opts TextOptions) {
 			continue
 		}
 		enter(f.Stack.Kind)
-		w.printf(" %s\n", kernelFrameText(f))
+		if opts.Lines {
+			w.printf(" %s%s\n", kernelFrameText(f), lineSuffix(f))
+		} else {
+			w.printf(" %s\n", kernelFrameText(f))
+		}
 	}
 	if opened {
 		w.printf(" </%s>\n", sectionName(open))
@@ -151,6 +163,22 @@ func kernelFrameText(f *unwind.Frame) string {
 		fmt.Fprintf(&b, "%#x", f.PC)
 	}
 	return b.String()
+}
+
+// lineSuffix is " (FILE:LINE)" for a frame whose source line is known,
+// as the kernel's scripts/decode_stacktrace.sh adds it; "" otherwise.
+func lineSuffix(f *unwind.Frame) string {
+	if f.File == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (%s:%d)", f.File, f.Line)
+}
+
+func unreliableMark(f *unwind.Frame) string {
+	if f.Reliable {
+		return ""
+	}
+	return "? "
 }
 
 func symFunc(f *unwind.Frame) ptregs.SymbolFunc {
