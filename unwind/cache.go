@@ -112,6 +112,9 @@ const (
 	efRetText              // IsText(pc-1): pc can be a return address
 	efRow                  // row (or rowErr) is set
 	efRowMiss              // no row: rowErr says why
+	efSite                 // the call-site check's verdict for pc as a return address is set (callWin)
+	efSiteOK               // the verdict
+	efSiteRule             // it passed by rule (no call in memory)
 )
 
 func (e *pcEntry) has(f entryFlags) bool { return e.flags&f != 0 }
@@ -323,6 +326,9 @@ func (u *Unwinder) atRestoreRTCached(pc uint64) bool {
 // setCall records the call-site verdict for callee, decoded from the n
 // bytes of win.
 func (e *pcEntry) setCall(callee uint64, ok bool, n uint8, win *[9]byte) {
+	if e.callWin != *win || e.has(efCallMem) != (n == 9) {
+		e.flags &^= efSite | efSiteOK | efSiteRule // decoded from other bytes
+	}
 	e.callee, e.callWin = callee, *win
 	e.set(efCall, efCallOK, ok)
 	e.set(0, efCallMem, n == 9)

@@ -197,16 +197,10 @@ func (u *Unwinder) fpStep(next *Frame) (ok, end bool, err error) {
 	if u.opts.Code != nil && !u.isRetText(ra) {
 		return false, false, u.errorf("fp: return address %#x at %#x is not text", xarg(ra), xarg(rbp+8))
 	}
-	valid := u.callsiteOK(ra, callee)
-	reliable := valid && st.ok && st.rbpFrame
-	if st.ok && !st.rbpFrame && !st.rbpSaved && !top {
-		// The function never set up rbp: following it skips this
-		// frame's caller, as the kernel's frame-pointer unwinder does.
-		reliable = false
-	}
-	if !valid && u.opts.Code != nil {
-		reliable = false
-	}
+	// The call site is checked (callSiteCheck) when the frame is
+	// emitted; a direct call's target that is not this function is no
+	// reason to doubt it (a tail call).
+	reliable := st.ok && st.rbpFrame
 	next.Regs = ptregs.Regs{}
 	next.Regs.Set(ptregs.RBP, nbp)
 	callFrame(next, ra, rbp+16, rbp+16, rbp+8, &next.Regs, MethodFP, reliable)

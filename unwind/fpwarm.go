@@ -56,7 +56,7 @@ func (u *Unwinder) fpWarm(f, next *Frame) bool {
 		} else {
 			nbp, okNBP = rbp, okBP
 		}
-		sp, slot, reliable = cfa, cfa-8, f.Index == 0 // top: a call frame
+		sp, slot, reliable = cfa, cfa-8, f.Index == 0 && u.siteWarm(ra, cfa-8, fnStart, re) // top: a call frame
 	} else {
 		// The rbp chain.
 		if !okBP || rbp == 0 || rbp&7 != 0 || rbp < f.SP {
@@ -81,20 +81,19 @@ func (u *Unwinder) fpWarm(f, next *Frame) bool {
 			return false
 		}
 		re = u.entry(ra, ra-1)
-		if re.flags&(efRT|efRetText|efCall) != efRT|efRetText|efCall || re.callee != fnStart {
+		if re.flags&(efRT|efRetText) != efRT|efRetText {
 			return false
 		}
-		if b := u.win[codeWin].at(ra-9, 9); b != nil && ra >= 9 && u.rec == nil {
-			if !re.has(efCallMem) || re.callWin != [9]byte(b) {
-				return false
-			}
-		} else if !u.sameCallWindow(ra, re) {
-			return false
-		}
-		valid := re.has(efCallOK)
 		// fpStep's verdict for a function with an rbp frame: reliable
-		// when the call site is valid.
-		sp, slot, okNBP, reliable = rbp+16, rbp+8, true, valid
+		// when the call site is (emit's callSiteCheck).
+		sp, slot, okNBP = rbp+16, rbp+8, true
+		// siteWarm, inlined.
+		if b := u.win[codeWin].at(ra-9, 9); b != nil && ra >= 9 && u.rec == nil && re.flags&siteWarmNeed == siteWarmNeed &&
+			re.callee == fnStart && slot != u.opts.ForkReturnSlot && re.callWin == [9]byte(b) {
+			reliable = true
+		} else {
+			reliable = u.siteSlow(ra, slot, fnStart, re)
+		}
 	}
 	sb := u.opts.Stacks != nil
 	if sp <= f.SP || sb && (!u.curStackOK || !u.curStack.holds(sp) || !u.curStack.holds(slot)) {
@@ -236,6 +235,17 @@ func (u *Unwinder) cfiWarm(f, next *Frame) bool {
 	if raSlot {
 		slot = cfa + uint64(raOff)
 	}
+	if !e.has(efFn) {
+		return false // the callee's start, for the call-site check
+	}
+	// siteWarm, inlined.
+	var reliable bool
+	if b := u.win[codeWin].at(pc-9, 9); b != nil && pc >= 9 && u.rec == nil && re.flags&siteWarmNeed == siteWarmNeed &&
+		re.callee == e.fnStart && slot != u.opts.ForkReturnSlot && re.callWin == [9]byte(b) {
+		reliable = true
+	} else {
+		reliable = u.siteSlow(pc, slot, e.fnStart, re)
+	}
 	// accept, on the same stack (fixIRQTop leaves the SP alone).
 	if sp <= f.SP {
 		return false
@@ -257,7 +267,7 @@ func (u *Unwinder) cfiWarm(f, next *Frame) bool {
 	next.PC, next.LookupPC, next.SP, next.CFA, next.Slot = pc, pc-1, sp, cfa, slot
 	next.Regs.Set(ptregs.RIP, pc)
 	next.Regs.Set(ptregs.RSP, sp)
-	next.Kind, next.Method, next.Reliable = KindCall, MethodCFI, true
+	next.Kind, next.Method, next.Reliable = KindCall, MethodCFI, reliable
 	if next.Entry != "" {
 		next.Entry = ""
 	}

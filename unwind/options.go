@@ -79,4 +79,11 @@ type Options struct {
 	// (asm_sysvec_NAME for Linux's system vectors, orig_ax for the
 	// others): a stub listed here names its frames' entry "irq:VECTOR".
 	EntryVectors map[string]int
+	// ForkReturnSlot is, for a kernel task that has never run, the stack
+	// address of the return-address word of the inactive_task_frame
+	// copy_thread left at its thread.sp: ret_from_fork is planted there
+	// without a call, and a frame whose return address is read from this
+	// slot and is the start of ret_from_fork (ret_from_fork_asm) passes
+	// the call-site check by rule. 0: no such slot.
+	ForkReturnSlot uint64
 }

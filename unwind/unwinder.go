@@ -466,6 +466,9 @@ func (u *Unwinder) emit() bool {
 	if u.tainted && f.Kind != KindScan {
 		f.Reliable = false
 	}
+	if f.Reliable && !u.pcTrusted(f) {
+		f.Reliable = false
+	}
 	if !f.Reliable {
 		u.allGood = false
 		u.tainted = true // frames above a guess are guesses too

@@ -87,7 +87,12 @@ func (c Class) String() string {
 
 // Counts are the boundaries of one strategy by verdict.
 type Counts struct {
-	Exact         uint64 `json:"exact"`
+	Exact uint64 `json:"exact"`
+	// ExactReliable counts the exact traces that also say they are
+	// reliable (Unwinder.Reliable): a subset of Exact, which judges the
+	// frames alone. A reliability check that doubts true frames shows
+	// here.
+	ExactReliable uint64 `json:"exact_reliable"`
 	Flagged       uint64 `json:"flagged"`
 	WrongReliable uint64 `json:"wrong_reliable"`
 	WrongFlagged  uint64 `json:"wrong_flagged"`
@@ -99,6 +104,7 @@ func (c Counts) Total() uint64 { return c.Exact + c.Flagged + c.WrongReliable + 
 // Add adds o to c.
 func (c *Counts) Add(o Counts) {
 	c.Exact += o.Exact
+	c.ExactReliable += o.ExactReliable
 	c.Flagged += o.Flagged
 	c.WrongReliable += o.WrongReliable
 	c.WrongFlagged += o.WrongFlagged
@@ -492,6 +498,9 @@ func (ck *checker) check(cpu int) {
 		u.Reset(m.Memory(), regs)
 		cl := ck.cmp.classify(u, truth)
 		ck.res.Strategies[s].count(cl)
+		if cl == Exact && u.Reliable() {
+			ck.res.Strategies[s].ExactReliable++
+		}
 		if ck.cmp.undefined {
 			ck.res.Undefined[s]++
 			continue
