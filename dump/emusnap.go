@@ -14,7 +14,9 @@ type emuState struct {
 // NT_PRSTATUS per CPU and the UNWIND note with stack bounds and the truth.
 func (d *Dump) initEmulator() error {
 	d.emu = &emuState{}
-	d.mem = newSegMemory(d.r, d.size, d.elf.progs, false)
+	sm := newSegMemory(d.r, d.size, d.elf.progs, false)
+	sm.zeroTail = true
+	d.mem = sm
 	cpu := 0
 	for _, n := range d.notes {
 		switch {

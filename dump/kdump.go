@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/zlib"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"math/bits"
 	"sync"
@@ -42,6 +43,10 @@ type KdumpHeader struct {
 	PhysBase   uint64
 	Timestamp  int64  // seconds since the epoch
 	Status     uint32 // DUMP_DH_* flags: the compression, incomplete
+	// DumpLevel is makedumpfile's -d (a bit mask: 1 zero pages, 2 cache,
+	// 4 private cache, 8 user pages, 16 free pages excluded); -1 when
+	// the file has no sub-header to say.
+	DumpLevel int
 }
 
 // Compression names the page compression the header announces: "zlib",
@@ -69,9 +74,11 @@ type kdumpMemory struct {
 	size     int64
 	blk      uint64
 	bitmap   []uint64 // second (dumpable) bitmap
+	ram      []uint64 // first bitmap: the pages the machine had
 	rank     []uint32 // set bits before each 512-bit chunk
 	descOff  uint64
 	maxMapNr uint64
+	level    int // makedumpfile's dump level, -1 unknown
 
 	mu    sync.Mutex
 	cache [pageCacheSize]struct {
@@ -100,6 +107,7 @@ func parseKdumpHeader(r io.ReaderAt, size int64) (*KdumpHeader, []byte, error) {
 		BitmapBlks: le.Uint32(b[436:]),
 		MaxMapNr:   uint64(le.Uint32(b[440:])),
 		NrCPUs:     int(int32(le.Uint32(b[460:]))),
+		DumpLevel:  -1,
 	}
 	if h.Version < 1 || h.Version > kdumpMaxVersion {
 		return nil, nil, formatErr(8, ErrUnsupported, "kdump header version %d (1–%d understood)", h.Version, kdumpMaxVersion)
@@ -117,6 +125,9 @@ func parseKdumpHeader(r io.ReaderAt, size int64) (*KdumpHeader, []byte, error) {
 		sub = sub[:n]
 		if n >= 8 {
 			h.PhysBase = le.Uint64(sub)
+		}
+		if n >= 12 {
+			h.DumpLevel = int(int32(le.Uint32(sub[8:])))
 		}
 		if h.Version >= 6 && n >= 104 {
 			if m := le.Uint64(sub[96:]); m != 0 {
@@ -142,19 +153,12 @@ func newKdump(r io.ReaderAt, size int64) (*Dump, error) {
 	if h.MaxMapNr > half*8 {
 		return nil, formatErr(440, nil, "kdump max_mapnr %d larger than the bitmap (%d bits)", h.MaxMapNr, half*8)
 	}
-	raw := make([]byte, (h.MaxMapNr+7)/8)
-	if _, err := r.ReadAt(raw, int64(bmOff+half)); err != nil {
-		return nil, formatErr(int64(bmOff+half), err, "reading the kdump bitmap")
+	m := &kdumpMemory{r: r, size: size, blk: blk, maxMapNr: h.MaxMapNr, descOff: bmOff + bmLen, level: h.DumpLevel}
+	if m.ram, err = readBitmap(r, bmOff, h.MaxMapNr); err != nil {
+		return nil, err
 	}
-	m := &kdumpMemory{r: r, size: size, blk: blk, maxMapNr: h.MaxMapNr, descOff: bmOff + bmLen}
-	m.bitmap = make([]uint64, (len(raw)+7)/8)
-	for i := range m.bitmap {
-		var w [8]byte
-		copy(w[:], raw[i*8:])
-		m.bitmap[i] = binary.LittleEndian.Uint64(w[:])
-	}
-	if h.MaxMapNr%64 != 0 && len(m.bitmap) > 0 {
-		m.bitmap[len(m.bitmap)-1] &= 1<<(h.MaxMapNr%64) - 1
+	if m.bitmap, err = readBitmap(r, bmOff+half, h.MaxMapNr); err != nil {
+		return nil, err
 	}
 	m.rank = make([]uint32, len(m.bitmap)/8+1)
 	n := uint32(0)
@@ -206,6 +210,24 @@ func newKdump(r io.ReaderAt, size int64) (*Dump, error) {
 	return d, nil
 }
 
+// readBitmap reads a bitmap of n bits at file offset off.
+func readBitmap(r io.ReaderAt, off, n uint64) ([]uint64, error) {
+	raw := make([]byte, (n+7)/8)
+	if _, err := r.ReadAt(raw, int64(off)); err != nil {
+		return nil, formatErr(int64(off), err, "reading the kdump bitmap")
+	}
+	bm := make([]uint64, (len(raw)+7)/8)
+	for i := range bm {
+		var w [8]byte
+		copy(w[:], raw[i*8:])
+		bm[i] = binary.LittleEndian.Uint64(w[:])
+	}
+	if n%64 != 0 && len(bm) > 0 {
+		bm[len(bm)-1] &= 1<<(n%64) - 1
+	}
+	return bm, nil
+}
+
 // present reports whether page frame pfn is in the dump and its
 // descriptor index.
 func (m *kdumpMemory) present(pfn uint64) (uint64, bool) {
@@ -236,6 +258,11 @@ func (m *kdumpMemory) page(pfn uint64) ([]byte, error) {
 	m.mu.Unlock()
 	idx, ok := m.present(pfn)
 	if !ok {
+		if pfn < m.maxMapNr && m.ram[pfn/64]&(1<<(pfn%64)) != 0 {
+			// In the first bitmap (memory the machine had), not in the
+			// second (what was dumped): makedumpfile left it out.
+			return nil, &ExcludedPageError{Addr: pfn * m.blk, PFN: pfn, Level: m.level}
+		}
 		return nil, &unwind.MemoryError{Addr: pfn * m.blk, Len: int(m.blk)}
 	}
 	var db [pageDescSize]byte
@@ -248,21 +275,44 @@ func (m *kdumpMemory) page(pfn uint64) ([]byte, error) {
 	if sz > 2*m.blk || off > uint64(m.size) || sz > uint64(m.size)-off {
 		return nil, formatErr(doff, nil, "page descriptor for pfn %#x: %d bytes at %#x", pfn, sz, off)
 	}
+	codec := pageCodec(flags)
+	if codec == "" {
+		return nil, formatErr(doff, ErrUnsupported, "page descriptor for pfn %#x: unknown compression flags %#x", pfn, flags)
+	}
 	buf := make([]byte, sz)
 	if _, err := m.r.ReadAt(buf, int64(off)); err != nil {
 		return nil, formatErr(int64(off), err, "reading page %#x", pfn)
 	}
 	out, err := m.decompress(buf, flags)
 	if err != nil {
-		return nil, formatErr(int64(off), err, "page %#x (flags %#x)", pfn, flags)
+		return nil, formatErr(int64(off), err, "corrupt %s page: pfn %#x, %d bytes (descriptor at %#x)", codec, pfn, sz, doff)
 	}
 	if uint64(len(out)) != m.blk {
-		return nil, formatErr(int64(off), nil, "page %#x decompressed to %d bytes, want %d", pfn, len(out), m.blk)
+		return nil, formatErr(int64(off), nil, "corrupt %s page: pfn %#x, %d bytes (descriptor at %#x) decompress to %d bytes, want %d",
+			codec, pfn, sz, doff, len(out), m.blk)
 	}
 	m.mu.Lock()
 	slot.pfn, slot.data = pfn+1, out
 	m.mu.Unlock()
 	return out, nil
+}
+
+// pageCodec names the compression of a page from its descriptor's flags:
+// "raw" for a page stored as is, "" for flags this package does not know.
+func pageCodec(flags uint32) string {
+	switch flags {
+	case 0:
+		return "raw"
+	case dumpZlib:
+		return "zlib"
+	case dumpLZO:
+		return "lzo"
+	case dumpSnappy:
+		return "snappy"
+	case dumpZstd:
+		return "zstd"
+	}
+	return ""
 }
 
 func (m *kdumpMemory) decompress(b []byte, flags uint32) ([]byte, error) {
@@ -284,7 +334,7 @@ func (m *kdumpMemory) decompress(b []byte, flags uint32) ([]byte, error) {
 			return nil, err
 		}
 		if uint64(n) != m.blk {
-			return nil, formatErr(0, nil, "snappy page of %d bytes", n)
+			return nil, fmt.Errorf("snappy: decodes to %d bytes, want %d", n, m.blk)
 		}
 		return snappy.Decode(nil, b)
 	case flags&dumpZstd != 0:
@@ -313,8 +363,11 @@ func (m *kdumpMemory) ReadAt(p []byte, addr uint64) (int, error) {
 		a := addr + uint64(done)
 		pg, err := m.page(a / m.blk)
 		if err != nil {
-			if _, ok := err.(*unwind.MemoryError); ok {
+			switch e := err.(type) {
+			case *unwind.MemoryError:
 				return done, &unwind.MemoryError{Addr: a, Len: len(p) - done}
+			case *ExcludedPageError:
+				return done, e.at(a)
 			}
 			return done, err
 		}

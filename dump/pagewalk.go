@@ -63,7 +63,10 @@ func (w *PageWalker) walk(va uint64) (uint64, error) {
 	for lvl := levels; lvl >= 1; lvl-- {
 		shift := 12 + 9*uint(lvl-1)
 		idx := (va >> shift) & 0x1ff
-		if n, _ := w.Phys.ReadAt(b[:], table+idx*8); n != 8 {
+		if n, err := w.Phys.ReadAt(b[:], table+idx*8); n != 8 {
+			if notable(err) {
+				return 0, err // an excluded or damaged page-table page
+			}
 			return 0, &unwind.MemoryError{Addr: va, Len: 1}
 		}
 		e := binary.LittleEndian.Uint64(b[:])
@@ -90,7 +93,10 @@ type walkedMemory struct {
 	w    *PageWalker
 }
 
-// ReadAt implements unwind.Memory.
+// ReadAt implements unwind.Memory. A read that fails on a page the dump
+// excluded, or on damaged file contents, returns that error (an
+// *ExcludedPageError at the virtual address asked), not a bare
+// *unwind.MemoryError.
 func (m *walkedMemory) ReadAt(p []byte, addr uint64) (int, error) {
 	done := 0
 	for done < len(p) {
@@ -98,19 +104,32 @@ func (m *walkedMemory) ReadAt(p []byte, addr uint64) (int, error) {
 		n := min(len(p)-done, int(pageSize-a%pageSize))
 		q := p[done : done+n]
 		ok := false
+		var why error
 		if m.virt != nil && m.virt.contains(a) {
-			if k, _ := m.virt.ReadAt(q, a); k == n {
-				ok = true
+			k, err := m.virt.ReadAt(q, a)
+			ok = k == n
+			if !ok && notable(err) {
+				why = err
 			}
 		}
 		if !ok && m.w != nil {
-			if pa, err := m.w.Translate(a); err == nil {
-				if k, _ := m.w.Phys.ReadAt(q, pa); k == n {
-					ok = true
-				}
+			pa, err := m.w.Translate(a)
+			if err == nil {
+				var k int
+				k, err = m.w.Phys.ReadAt(q, pa)
+				ok = k == n
+			}
+			if !ok && why == nil && notable(err) {
+				why = err
 			}
 		}
 		if !ok {
+			if e, isEx := why.(*ExcludedPageError); isEx {
+				return done, e.at(a)
+			}
+			if why != nil {
+				return done, why
+			}
 			return done, &unwind.MemoryError{Addr: a, Len: len(p) - done}
 		}
 		done += n

@@ -13,6 +13,8 @@ import (
 type span struct {
 	addr, memsz uint64
 	off, filesz uint64
+	declared    uint64 // p_filesz as the header says, before clipping to the file
+	phys        uint64 // p_paddr of addr
 	flags       uint32 // p_flags: 0 for PROT_NONE (guard pages)
 }
 
@@ -26,9 +28,15 @@ type segMemory struct {
 	// strict (user cores): bytes past p_filesz were not dumped (file-backed
 	// text the kernel left out, PROT_NONE guard pages). They are read from
 	// a registered backing file, else reported as unmapped, never as zeros.
-	strict  bool
-	mu      sync.RWMutex
-	backing []backing // sorted by start
+	strict bool
+	// zeroTail (emulator snapshots): bytes past p_filesz read as zeros.
+	// Otherwise (kernel dumps, neither flag) they are pages makedumpfile
+	// left out (its ELF output ends a PT_LOAD's file data before a run of
+	// 256 or more excluded pages): reads of them fail with an
+	// *ExcludedPageError, never zeros.
+	zeroTail bool
+	mu       sync.RWMutex
+	backing  []backing // sorted by start
 }
 
 // backing is a file mapping whose contents fill the parts of a user core's
@@ -73,6 +81,7 @@ func newSegMemory(r io.ReaderAt, size int64, progs []Segment, phys bool) *segMem
 			a = p.Paddr
 		}
 		s := span{addr: a, memsz: p.Memsz, off: p.Off, filesz: min(p.Filesz, p.Memsz), flags: p.Flags}
+		s.declared, s.phys = s.filesz, p.Paddr
 		if s.addr+s.memsz < s.addr { // wraps
 			s.memsz = -s.addr
 			s.filesz = min(s.filesz, s.memsz)
@@ -107,6 +116,8 @@ func newSegMemory(r io.ReaderAt, size int64, progs []Segment, phys bool) *segMem
 				} else {
 					s.filesz -= cut
 				}
+				s.declared -= min(cut, s.declared)
+				s.phys += cut
 			}
 		}
 		out = append(out, s)
@@ -147,11 +158,11 @@ func (m *segMemory) ReadAt(p []byte, addr uint64) (int, error) {
 				_ = err
 				return done + k, &unwind.MemoryError{Addr: a + uint64(k), Len: len(p) - done - k}
 			}
-			if !m.tail(q[fn:], a+fn, s) {
-				return done + int(fn), &unwind.MemoryError{Addr: a + fn, Len: len(p) - done - int(fn)}
+			if err := m.tail(q[fn:], a+fn, s); err != nil {
+				return done + int(fn), err
 			}
-		} else if !m.tail(q, a, s) {
-			return done, &unwind.MemoryError{Addr: a, Len: len(p) - done}
+		} else if err := m.tail(q, a, s); err != nil {
+			return done, err
 		}
 		done += int(n)
 		if a+n < a { // wrapped past the top of the address space
@@ -164,13 +175,26 @@ func (m *segMemory) ReadAt(p []byte, addr uint64) (int, error) {
 	return done, nil
 }
 
-// tail fills q, at address a past the file contents of span s.
-func (m *segMemory) tail(q []byte, a uint64, s span) bool {
-	if !m.strict || len(q) == 0 {
-		clear(q)
-		return true
+// tail fills q, at address a past the file contents of span s, or says
+// why it cannot.
+func (m *segMemory) tail(q []byte, a uint64, s span) error {
+	if len(q) == 0 {
+		return nil
 	}
-	return s.flags != 0 && m.readBacking(q, a)
+	if rel := a - s.addr; rel < s.declared {
+		// The header says the file holds these bytes, but it ends first.
+		return formatErr(int64(s.off+rel), nil, "segment data for address %#x past the end of the file (the dump is truncated)", a)
+	}
+	switch {
+	case m.zeroTail:
+		clear(q)
+		return nil
+	case !m.strict:
+		return &ExcludedPageError{Addr: a, PFN: (s.phys + (a - s.addr)) / pageSize, Level: -1}
+	case s.flags != 0 && m.readBacking(q, a):
+		return nil
+	}
+	return &unwind.MemoryError{Addr: a, Len: len(q)}
 }
 
 // segmentOf returns the span containing a.

@@ -11,6 +11,7 @@ import (
 func (u *Unwinder) step() bool {
 	f := u.cur
 	u.def.set, u.lazy.set, u.pend.set = false, false, false
+	u.memErr = nil
 	if u.scan.active {
 		// A scanned return address to the signal trampoline: the caller
 		// is the code the signal interrupted, in the rt_sigframe, not a

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"iter"
 	"math"
+	"strings"
 
 	"github.com/unwind-dev/unwind/ptregs"
 	"github.com/unwind-dev/unwind/symbols"
@@ -82,6 +83,8 @@ type Unwinder struct {
 	corr     corruption // the walk's finding
 
 	scan scanState
+
+	memErr error // the step's last failed read that said why (an excluded page, a damaged file)
 
 	noEntry   pcEntry         // the entry of a PC the caches do not keep
 	lastStack [2]*stackAnswer // the stack oracle's last two answers
@@ -373,7 +376,7 @@ func (u *Unwinder) failf(format string, args ...any) { u.failErr(fmt.Errorf(form
 // failScan.
 func (u *Unwinder) failAt(k failKind, index int, pc uint64, why error) {
 	u.done, u.failed = true, true
-	u.fail = failure{kind: k, index: index, pc: pc, why: why}
+	u.fail = failure{kind: k, index: index, pc: pc, why: why, mem: u.memErr}
 }
 
 // failKind says which error a failure describes.
@@ -391,6 +394,7 @@ type failure struct {
 	index   int
 	pc      uint64
 	why     error
+	mem     error      // a failed read of the step that said why (Memory's own error)
 	corrupt corruption // a stack found inconsistent: the error is a CorruptStackError
 }
 
@@ -405,6 +409,14 @@ func (fl *failure) build(u *Unwinder) error {
 
 func (fl *failure) buildErr(u *Unwinder) error {
 	why := u.realize(fl.why)
+	if fl.mem != nil && (fl.kind == failStep || fl.kind == failScan) {
+		// The memory said why a read failed: that is the reason to show.
+		if why == nil {
+			why = fl.mem
+		} else if !errors.Is(why, fl.mem) && !strings.Contains(why.Error(), fl.mem.Error()) {
+			why = fmt.Errorf("%w: %w", why, fl.mem)
+		}
+	}
 	switch fl.kind {
 	case failStep:
 		return fmt.Errorf("frame %d at %#x: %w", fl.index, fl.pc, why)
@@ -585,6 +597,11 @@ func (u *Unwinder) readAt(p []byte, addr uint64) (int, error) {
 	n, err := u.mem.ReadAt(p, addr)
 	if u.rec != nil {
 		u.rec.log(addr, p, n)
+	}
+	if n < len(p) && err != nil {
+		if _, plain := err.(*MemoryError); !plain {
+			u.memErr = err
+		}
 	}
 	return n, err
 }
