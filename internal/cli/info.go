@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/unwind-dev/unwind/dump"
+	"github.com/unwind-dev/unwind/internal/report"
 )
 
 // NewCmdInfo builds `unwind info CORE`.
@@ -47,7 +48,7 @@ CPU stopped in a crash-path function.`,
 				fmt.Fprintln(ios.ErrOut, "note: give vmlinux (--sym) or --system-map for each CPU's task, the taint state and the crashing CPU")
 			}
 			for _, w := range append(warnings, info.Warnings...) {
-				fmt.Fprintln(ios.ErrOut, "warning:", w)
+				fmt.Fprintln(ios.ErrOut, "warning:", report.Escape(w))
 			}
 			return nil
 		},
@@ -59,7 +60,7 @@ CPU stopped in a crash-path function.`,
 
 func writeInfo(w io.Writer, path string, info *dump.Info) {
 	line := func(k, format string, args ...any) {
-		fmt.Fprintf(w, "%-9s %s\n", k+":", fmt.Sprintf(format, args...))
+		fmt.Fprintf(w, "%-9s %s\n", k+":", report.Escape(fmt.Sprintf(format, args...)))
 	}
 	line("file", "%s", path)
 	format := info.Format
@@ -153,7 +154,7 @@ func writeInfo(w io.Writer, path string, info *dump.Info) {
 				s += ": " + info.Reason
 			}
 		}
-		fmt.Fprintln(w, s)
+		fmt.Fprintln(w, report.Escape(s))
 	}
 	if info.Crashed < 0 && info.Kind != dump.KindUserCore {
 		fmt.Fprintln(w, noCrashedCPU(info))

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	unwindfixtures "github.com/unwind-dev/unwind"
+	"github.com/unwind-dev/unwind/internal/report"
 )
 
 // Main runs the unwind command with os.Args and returns the process exit
@@ -29,11 +30,11 @@ func Run(ios *IOStreams, args []string) int {
 	var ee *ExitError
 	if errors.As(err, &ee) {
 		if ee.Err != nil {
-			fmt.Fprintln(ios.ErrOut, "unwind:", ee.Err)
+			fmt.Fprintln(ios.ErrOut, "unwind:", report.Escape(ee.Err.Error()))
 		}
 		return ee.Code
 	}
-	fmt.Fprintln(ios.ErrOut, "unwind:", err)
+	fmt.Fprintln(ios.ErrOut, "unwind:", report.Escape(err.Error()))
 	var ue usageError
 	if errors.As(err, &ue) || isCobraUsage(err) {
 		return ExitUsage

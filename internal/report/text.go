@@ -184,7 +184,7 @@ func unreliableMark(f *unwind.Frame) string {
 func symFunc(f *unwind.Frame) ptregs.SymbolFunc {
 	return func(addr uint64) (string, uint64, uint64, bool) {
 		if f.SymOK && addr == f.PC {
-			return f.Sym.Name, addr - f.Sym.Addr, f.Sym.Size, true
+			return Escape(f.Sym.Name), addr - f.Sym.Addr, f.Sym.Size, true
 		}
 		return "", 0, 0, false
 	}
@@ -210,7 +210,7 @@ func writeRegsBlock(w *errWriter, f *unwind.Frame, opts TextOptions) {
 	} else {
 		_ = ptregs.FormatPtRegsCode(&b, &f.PtRegs, symFunc(f), code)
 	}
-	w.printf("%s", b.String())
+	w.raw(b.String())
 	mark := ""
 	if !f.Reliable {
 		mark = "? "
@@ -374,8 +374,24 @@ type errWriter struct {
 	err error
 }
 
-func (e *errWriter) printf(format string, args ...any) {
+// raw writes text that is already escaped or holds nothing from the dump.
+func (e *errWriter) raw(s string) {
 	if e.err == nil {
-		_, e.err = fmt.Fprintf(e.w, format, args...)
+		_, e.err = io.WriteString(e.w, s)
 	}
+}
+
+// printf writes formatted text; every string argument, which may come
+// from the dump (comm, symbol and file names, the log), is escaped first so
+// that it cannot write control characters to a terminal.
+func (e *errWriter) printf(format string, args ...any) {
+	if e.err != nil {
+		return
+	}
+	for i, a := range args {
+		if s, ok := a.(string); ok {
+			args[i] = Escape(s)
+		}
+	}
+	_, e.err = fmt.Fprintf(e.w, format, args...)
 }
