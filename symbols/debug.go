@@ -63,6 +63,9 @@ func (f *File) AttachDebug(path string) error {
 }
 
 func (f *File) attachDebug(r io.ReaderAt, path string, closer io.Closer) (err error) {
+	if f.reloc != nil {
+		return fmt.Errorf("symbols: %s: a kernel module opened with OpenModule takes its debug info from the .ko it was opened from; open the debug .ko (%s) with OpenModule instead", f.Path, path)
+	}
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("symbols: %s: malformed ELF: %v", path, p)

@@ -34,6 +34,30 @@
 // "" for built-in kernel code and the module name for a .ko or a kallsyms
 // "[module]" column. See Sym.
 //
+// # Loadable kernel modules
+//
+// A .ko is a relocatable object (ET_REL): every section starts at 0 and
+// the module loader places each one at its own address and applies the
+// relocations. OpenModule does the same with the addresses a running
+// kernel or a dump records (/sys/module/NAME/sections/, struct module's
+// sect_attrs), so that the module's symbols, DWARF lines and inlined
+// frames, .debug_frame CFI, code and ORC tables (ModuleORC) are all at
+// run-time addresses, and the File joins a Set beside vmlinux:
+//
+//	mod, err := symbols.OpenModule("prodcrash.ko", symbols.Placement{
+//		Sections: sections,                  // name → address, init sections left out once freed
+//		TextEnds: []uint64{base + textSize}, // optional: exact kallsyms sizes
+//	})
+//	err = mod.MatchModuleSymbols("prodcrash", inMemorySymbols) // the right file? (no build id in Debian 6.1)
+//	s.Add(mod)
+//	sym, _ := s.Symbol(pc)                   // prod_write+0xb1/0xd3 [prodcrash]
+//
+// Its symbols are named and sized as the kernel's module kallsyms prints
+// them (Sym.Module the module name; aliases resolved in symbol-table
+// order). debug/elf's own DWARF method for ET_REL files applies only
+// absolute relocations with every section at 0, and never to .debug_frame
+// or the ORC tables; this package relocates them all itself.
+//
 // # Separate debug files
 //
 // A stripped library and its debug file (objcopy --only-keep-debug) make

@@ -1,6 +1,7 @@
 package symbols
 
 import (
+	"cmp"
 	"debug/elf"
 	"encoding/binary"
 	"errors"
@@ -15,8 +16,9 @@ import (
 )
 
 // File is one ELF module (an executable, shared library or vmlinux) loaded
-// at Bias: its symbols, executable sections, CFI and DWARF lines, all at
-// run-time addresses. Symbols are read by Open; code, CFI and DWARF are read
+// at Bias, or a kernel module placed section by section (OpenModule; Bias
+// is 0 there): its symbols, executable sections, CFI and DWARF lines, all
+// at run-time addresses. Symbols are read by Open; code, CFI and DWARF are read
 // on first use. AttachDebug adds a separate debug file. A File is safe for
 // concurrent use once AttachDebug (if used) has returned.
 type File struct {
@@ -39,6 +41,15 @@ type File struct {
 	lo, hi   uint64        // run-time span of the allocated sections
 	buildID  []byte
 
+	// A kernel module opened with OpenModule: each section's run-time
+	// address, which sections the placement put somewhere, the placed
+	// sections' ranges (sorted) and the relocator for their bytes.
+	secAddr  []uint64
+	placed   []bool
+	spans    []span
+	reloc    *relocator
+	textEnds []uint64 // Placement.TextEnds, sorted
+
 	cfiOnce   sync.Once
 	debugCFI  *cfi.Table
 	ehCFI     *cfi.Table
@@ -59,6 +70,7 @@ type textSection struct {
 	sec        *elf.Section
 	once       *sync.Once
 	data       *[]byte
+	load       func() ([]byte, error) // the bytes, relocated (modules); nil: the section's own
 }
 
 // Open opens the ELF file at path with load bias bias (the KASLR offset for
@@ -162,7 +174,9 @@ func (f *File) readSymbols() *Table {
 		}
 	}
 	kernel := false
-	if f.kind == kindKernelText {
+	if f.secAddr != nil {
+		kernel = true // a placed kernel module: kallsyms-style sizes and order, its own name
+	} else if f.kind == kindKernelText {
 	find:
 		for _, sr := range srcs {
 			for _, s := range sr.syms {
@@ -175,12 +189,12 @@ func (f *File) readSymbols() *Table {
 	}
 	f.kernel = kernel
 	module := f.module
-	if kernel {
+	if kernel && f.secAddr == nil {
 		module = ""
 	}
 	var es []entry
 	for _, sr := range srcs {
-		for _, s := range sr.syms {
+		for j, s := range sr.syms {
 			typ := elf.ST_TYPE(s.Info)
 			switch typ {
 			case elf.STT_FUNC, elf.STT_GNU_IFUNC, elf.STT_OBJECT, elf.STT_NOTYPE:
@@ -191,7 +205,14 @@ func (f *File) readSymbols() *Table {
 				continue
 			}
 			addr := s.Value
-			if s.Section != elf.SHN_ABS {
+			if f.secAddr != nil {
+				// A module: only symbols in placed sections exist at run
+				// time (kallsyms keeps no absolute ones either).
+				if s.Section >= elf.SHN_LORESERVE || int(s.Section) >= len(f.placed) || !f.placed[s.Section] {
+					continue
+				}
+				addr += f.secAddr[s.Section]
+			} else if s.Section != elf.SHN_ABS {
 				addr += f.Bias
 			}
 			name := s.Name
@@ -199,6 +220,19 @@ func (f *File) readSymbols() *Table {
 				name = name[:i] // dynsym version suffix, as in "memcpy@@GLIBC_2.14"
 			}
 			sym := Sym{Name: name, Addr: addr, Size: s.Size, ELFSize: s.Size, Module: module}
+			if f.secAddr != nil {
+				// A module's kallsyms answers with the first symbol in
+				// symbol-table order among aliases (find_kallsyms_symbol),
+				// and sizes text symbols by the next symbol.
+				if moduleKallsymsIgnored(name) {
+					continue
+				}
+				if f.ef.Sections[s.Section].Flags&elf.SHF_EXECINSTR != 0 {
+					sym.Size = 0
+				}
+				es = append(es, entry{Sym: sym, rank: j})
+				continue
+			}
 			if kernel {
 				if kallsymsIgnored(name) {
 					continue
@@ -232,7 +266,9 @@ func (f *File) readSymbols() *Table {
 			es = append(es, entry{Sym: sym, rank: rank})
 		}
 	}
-	return newTable(es)
+	t := newTable(es)
+	f.capTextSizes(t)
+	return t
 }
 
 // readBuildID returns the NT_GNU_BUILD_ID descriptor from any SHT_NOTE section.
@@ -304,9 +340,12 @@ func (f *File) CodeAt(pc uint64) []byte {
 		if t.sec.Size > 1<<31 {
 			return
 		}
-		b, err := t.sec.Data()
-		if err == nil {
-			*t.data = b
+		load := t.load
+		if load == nil {
+			load = t.sec.Data
+		}
+		if b, err := load(); b != nil && (err == nil || t.load != nil) {
+			*t.data = b // a module's code relocated as far as possible is still its code
 		}
 	})
 	off := pc - t.start
@@ -319,6 +358,10 @@ func (f *File) CodeAt(pc uint64) []byte {
 // loadCFI parses .debug_frame (the debug file's, if one is attached and has
 // it) and the main file's .eh_frame on first use.
 func (f *File) loadCFI() {
+	if f.reloc != nil {
+		f.moduleCFI()
+		return
+	}
 	var errs []error
 	s := (*elf.Section)(nil)
 	if f.dbg != nil {
@@ -373,5 +416,20 @@ func (f *File) HasCFI() bool {
 	return f.debugCFI.Len()+f.ehCFI.Len() > 0
 }
 
-// contains reports whether pc is in the file's allocated address span.
-func (f *File) contains(pc uint64) bool { return pc >= f.lo && pc < f.hi }
+// contains reports whether pc is in the file's allocated address span
+// (for a placed module, in one of its placed sections).
+func (f *File) contains(pc uint64) bool {
+	if pc < f.lo || pc >= f.hi {
+		return false
+	}
+	if f.spans == nil {
+		return true
+	}
+	i, _ := slices.BinarySearchFunc(f.spans, pc, func(s span, pc uint64) int { return cmp.Compare(s.lo, pc) })
+	// spans[i-1] is the last range starting at or below pc (ranges of a
+	// module's sections do not overlap, except empty ones).
+	if i < len(f.spans) && f.spans[i].lo == pc {
+		return true
+	}
+	return i > 0 && pc < f.spans[i-1].hi
+}

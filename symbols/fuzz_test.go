@@ -2,6 +2,8 @@ package symbols
 
 import (
 	"bytes"
+	"debug/elf"
+	"os"
 	"testing"
 )
 
@@ -41,5 +43,67 @@ func FuzzParseKallsyms(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte, bias uint64) {
 		tab, err := ParseKallsyms(bytes.NewReader(data), bias)
 		checkTable(t, tab, err)
+	})
+}
+
+// fuzzPlacement places every allocated section of an ELF file one after
+// the other, as a module loader would.
+func fuzzPlacement(data []byte) Placement {
+	p := Placement{Sections: map[string]uint64{}, Resolve: resolveExport}
+	ef, err := elf.NewFile(bytes.NewReader(data))
+	if err != nil {
+		return p
+	}
+	a := uint64(0xffffffffc0000000)
+	for _, s := range ef.Sections {
+		if s.Flags&elf.SHF_ALLOC != 0 {
+			p.Sections[s.Name] = a
+			a += min(s.Size, 1<<20) + 64
+		}
+	}
+	p.TextEnds = []uint64{a}
+	return p
+}
+
+// FuzzModuleFile drives the ET_REL relocation path: open a module placed
+// section by section, then read its symbols, code, CFI, lines, ORC and
+// section data. It must never panic; a File comes back exactly when the
+// error is nil.
+func FuzzModuleFile(f *testing.F) {
+	for _, name := range []string{"testdata/relocmod.ko", "testdata/hello-mod.ko"} {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+		f.Add(b[:len(b)*3/4])
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p := fuzzPlacement(data)
+		m, err := NewModuleFile(bytes.NewReader(data), "fuzz.ko", p)
+		if (m == nil) == (err == nil) {
+			t.Fatalf("file %v with error %v", m != nil, err)
+		}
+		if m == nil {
+			return
+		}
+		checkTable(t, m.Syms, nil)
+		_ = m.DebugInfoErr()
+		var row CFIRow
+		var buf []Line
+		for _, ts := range m.text {
+			for _, pc := range []uint64{ts.start, ts.start + (ts.end-ts.start)/2, ts.end - 1} {
+				_ = m.CodeAt(pc)
+				_ = m.FindCFI(pc, &row)
+				buf = m.Lines(pc, buf)
+			}
+		}
+		for name := range p.Sections {
+			_, _, _ = m.SectionData(name)
+		}
+		if ips, entries, err := m.ModuleORC(); err == nil && len(entries) != len(ips)*ORCEntrySize {
+			t.Fatalf("%d ORC ips, %d entry bytes", len(ips), len(entries))
+		}
+		_ = m.MatchModuleSymbols(m.ModuleName(), []ModuleSymbol{{Name: "x", Value: 1, Size: 2, Section: 1}})
 	})
 }

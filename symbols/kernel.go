@@ -75,6 +75,16 @@ func kallsymsIgnored(name string) bool {
 	return false
 }
 
+// moduleKallsymsIgnored reports whether a module's kallsyms skips a
+// symbol name when naming an address (find_kallsyms_symbol with
+// is_mapping_symbol): local labels and ARM-style mapping symbols.
+func moduleKallsymsIgnored(name string) bool {
+	if strings.HasPrefix(name, ".L") {
+		return true
+	}
+	return len(name) >= 2 && name[0] == '$' && strings.IndexByte("axtd", name[1]) >= 0 && (len(name) == 2 || name[2] == '.')
+}
+
 // kallsymsRank orders aliases at one address as scripts/kallsyms does (its
 // compare_symbols): strong before weak, then symbols that do not look like
 // linker-script markers (__start_x, __stop_x, __end_x, __x_start, __x_end)

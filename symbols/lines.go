@@ -400,6 +400,16 @@ func (f *File) loadDWARF() {
 			f.dw, f.dwErr = nil, fmt.Errorf("symbols: %s: malformed DWARF: %v", f.Path, p)
 		}
 	}()
+	if f.reloc != nil {
+		d, err := f.moduleDWARF()
+		if d == nil {
+			f.dwErr = fmt.Errorf("symbols: %s: %w", f.Path, err)
+			return
+		}
+		f.dw, f.dwErr = buildDWARFIndex(d)
+		f.dwErr = errors.Join(err, f.dwErr)
+		return
+	}
 	ef, path := f.ef, f.Path
 	if f.dbg != nil && hasData(f.dbg, ".debug_info") {
 		ef, path = f.dbg, f.DebugPath
