@@ -96,6 +96,7 @@ func FuzzModuleFile(f *testing.F) {
 				_ = m.CodeAt(pc)
 				_ = m.FindCFI(pc, &row)
 				buf = m.Lines(pc, buf)
+				_, _ = m.FindORC(pc)
 			}
 		}
 		for name := range p.Sections {

@@ -43,14 +43,8 @@ func classify(ef *elf.File, path string) (fileKind, string) {
 // "[name]": the .modinfo name= tag, else the file name without .ko (and a
 // compression suffix), with '-' turned into '_'.
 func moduleName(ef *elf.File, path string) string {
-	if s := ef.Section(".modinfo"); s != nil && s.Type != elf.SHT_NOBITS && s.Size < 1<<20 {
-		if b, err := s.Data(); err == nil {
-			for _, kv := range bytes.Split(b, []byte{0}) {
-				if v, ok := bytes.CutPrefix(kv, []byte("name=")); ok && len(v) > 0 {
-					return string(v)
-				}
-			}
-		}
+	if v := modinfo(ef, "name"); v != "" {
+		return v
 	}
 	name := filepath.Base(path)
 	for _, ext := range []string{".gz", ".xz", ".zst"} {
@@ -58,6 +52,25 @@ func moduleName(ef *elf.File, path string) string {
 	}
 	name = strings.TrimSuffix(name, ".ko")
 	return strings.ReplaceAll(name, "-", "_")
+}
+
+// modinfo returns the value of a kernel module's .modinfo tag ("name",
+// "vermagic", ...), or "".
+func modinfo(ef *elf.File, tag string) string {
+	s := ef.Section(".modinfo")
+	if s == nil || s.Type == elf.SHT_NOBITS || s.Size >= 1<<20 {
+		return ""
+	}
+	b, err := s.Data()
+	if err != nil {
+		return ""
+	}
+	for _, kv := range bytes.Split(b, []byte{0}) {
+		if v, ok := bytes.CutPrefix(kv, []byte(tag+"=")); ok && len(v) > 0 {
+			return string(v)
+		}
+	}
+	return ""
 }
 
 // kallsymsIgnored reports whether scripts/mksysmap or scripts/kallsyms drop

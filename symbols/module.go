@@ -482,3 +482,54 @@ func (f *File) ModuleORC() (ips []uint64, entries []byte, err error) {
 	}
 	return ips, entries, nil
 }
+
+// loadModuleORC builds a placed module's ORC table from its relocated
+// .orc_unwind_ip and .orc_unwind (ModuleORC), in the layout its
+// .orc_header names or, without one, the layout of the kernel release its
+// .modinfo vermagic names.
+func (f *File) loadModuleORC() {
+	ips, entries, err := f.ModuleORC()
+	if err != nil {
+		f.orcErr = fmt.Errorf("%w (%w)", err, ErrNoORC)
+		return
+	}
+	if len(ips) == 0 {
+		f.orcErr = fmt.Errorf("symbols: %s: no ORC entries for the placed code: %w", f.Path, ErrNoORC)
+		return
+	}
+	var header []byte
+	if h := f.ef.Section(".orc_header"); h != nil && h.Type == elf.SHT_PROGBITS && h.Size <= 64 {
+		if header, err = h.Data(); err != nil {
+			f.orcErr = fmt.Errorf("symbols: %s: .orc_header: %w", f.Path, err)
+			return
+		}
+	}
+	release, _, _ := strings.Cut(modinfo(f.ef, "vermagic"), " ")
+	layout, err := ORCLayoutOf(header, release)
+	if err != nil {
+		f.orcErr = fmt.Errorf("symbols: %s: %w", f.Path, err)
+		return
+	}
+	// Re-encode the kept entries relative to their new slots, so that the
+	// table is what the loader leaves in memory, less the freed sections.
+	ipAddr, _, err := f.SectionData(".orc_unwind_ip")
+	if err != nil {
+		f.orcErr = err
+		return
+	}
+	ipb := make([]byte, 4*len(ips))
+	for j, ip := range ips {
+		rel := int64(ip - (ipAddr + 4*uint64(j)))
+		if rel != int64(int32(rel)) {
+			f.orcErr = fmt.Errorf("symbols: %s: ORC entry for %#x out of reach of .orc_unwind_ip at %#x", f.Path, ip, ipAddr)
+			return
+		}
+		binary.LittleEndian.PutUint32(ipb[4*j:], uint32(rel))
+	}
+	t, err := NewORCTable(ipb, ipAddr, entries, layout)
+	if err != nil {
+		f.orcErr = fmt.Errorf("symbols: %s: %w", f.Path, err)
+		return
+	}
+	f.orc = t
+}

@@ -215,6 +215,9 @@ func TestModuleProdFrames(t *testing.T) {
 		if err := s.FindCFI(look, &row); err != nil || row.CFA.Reg != 7 || row.CFA.Offset != c.cfa {
 			t.Errorf("%#x: CFA r%d%+d %v, want rsp%+d", look, row.CFA.Reg, row.CFA.Offset, err, c.cfa)
 		}
+		if e, ok := s.FindORC(look); !ok || e.Type != ORCCall || e.SPReg != ORCRegSP || int64(e.SPOffset) != c.cfa {
+			t.Errorf("%#x: ORC %+v %v, want a call frame at rsp%+d", look, e, ok, c.cfa)
+		}
 	}
 }
 
@@ -346,6 +349,10 @@ func TestModuleProdCFIvsORC(t *testing.T) {
 					}
 					if i < 0 || rows[i].e.typ != orcTypeCall || rows[i].e.spReg != orcRegSP {
 						continue
+					}
+					// The File's own ORC table (FindORC) is the same.
+					if e, ok := f.FindORC(pc); !ok || e.Type != ORCCall || e.SPReg != ORCRegSP || e.SPOffset != rows[i].e.spOffset {
+						t.Fatalf("%#x: FindORC %+v %v, .orc_unwind says call rsp%+d", pc, e, ok, rows[i].e.spOffset)
 					}
 					var cr CFIRow
 					if f.FindCFI(pc, &cr) != nil {

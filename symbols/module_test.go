@@ -206,6 +206,9 @@ func TestModuleRelocmodCFI(t *testing.T) {
 			t.Errorf("FindCFI(%#x): CFA r%d%+d rows [%#x,%#x), want rsp%+d", c.pc, row.CFA.Reg, row.CFA.Offset, row.Start, row.End, c.cfa)
 		}
 	}
+	if _, err := f.ORC(); !errors.Is(err, ErrNoORC) || f.HasORC() {
+		t.Errorf("ORC of a module without ORC sections: %v", err)
+	}
 	var row CFIRow
 	if err := f.FindCFI(0x20, &row); !errors.Is(err, ErrNoFDE) {
 		t.Errorf("FindCFI at a file offset: %v", err)

@@ -367,6 +367,10 @@ func (f *File) loadORC() {
 		f.orcErr = fmt.Errorf("symbols: %s: %w", f.Path, ErrNoORC)
 		return
 	}
+	if f.reloc != nil {
+		f.loadModuleORC() // a module placed by OpenModule: relocated tables
+		return
+	}
 	if f.ef.Type != elf.ET_EXEC {
 		// A .ko's .orc_unwind_ip is relocated by the module loader.
 		f.orcErr = fmt.Errorf("symbols: %s: ORC of a relocatable file needs its relocations: read the loaded module's tables from memory (NewORCTable)", f.Path)
