@@ -16,6 +16,12 @@ var ErrNotCore = errors.New("not a core file or vmcore")
 // when no decoder is available).
 var ErrUnsupported = errors.New("unsupported dump feature")
 
+// ErrKernelDump is returned by Symbols for a kernel vmcore: its symbols,
+// stacks and tasks are the kernel model's, so open it with linux.Open
+// (package github.com/unwind-dev/unwind/linux), which takes the same
+// SymbolOptions.
+var ErrKernelDump = errors.New("a kernel vmcore's symbols are loaded by linux.Open")
+
 // FormatError reports malformed dump contents at a file offset. Err, when
 // set, is a sentinel such as ErrNotCore that errors.Is can match.
 type FormatError struct {

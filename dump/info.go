@@ -68,8 +68,10 @@ type ThreadInfo struct {
 }
 
 // Info returns what the dump is, its threads or CPUs and the crashing one.
-// For a kernel dump, call Symbols first: the current task of each CPU,
-// the taint state and most ways of telling the crashing CPU need them.
+// For a kernel dump it holds what the file says (format, release, the
+// crash time from VMCOREINFO or the kdump header, each CPU's registers);
+// linux.Kernel.Info adds what the kernel's own data says (uname, taint,
+// log, each CPU's task, the crashing CPU).
 func (d *Dump) Info() Info {
 	in := Info{Kind: d.kind, Format: "elf", Crashed: -1, Warnings: d.Warnings()}
 	if d.kdump != nil {
@@ -96,19 +98,9 @@ func (d *Dump) Info() Info {
 	case d.user != nil:
 		d.userInfo(&in)
 	case d.kern != nil:
+		// The kernel's own data (uname, taint, log, crashing CPU)
+		// is package linux's: its Kernel.Info completes this.
 		in.Release = d.Release()
-		if uts, ok := d.UTSName(); ok {
-			if in.Release == "" {
-				in.Release = uts.Release
-			}
-			in.Version, in.Machine = uts.Version, uts.Machine
-		}
-		in.Taint, _ = d.Taint()
-		if a, ok := d.kernelSym("kexec_crash_image"); ok && d.kern.syms != nil {
-			p, _ := d.readU64(a)
-			in.KdumpReady = p != 0
-		}
-		in.Panic = d.PanicMessage()
 		if ct, ok := d.kern.info["CRASHTIME"]; ok {
 			if s, err := strconv.ParseInt(ct, 10, 64); err == nil {
 				t := time.Unix(s, 0).UTC()
@@ -118,18 +110,6 @@ func (d *Dump) Info() Info {
 		if in.CrashTime == nil && d.kdump != nil && d.kdump.Timestamp > 0 {
 			t := time.Unix(d.kdump.Timestamp, 0).UTC()
 			in.CrashTime, in.CrashTimeSource = &t, "kdump header"
-		}
-		if in.CrashTime == nil {
-			if t, ok := d.WallClock(); ok {
-				in.CrashTime, in.CrashTimeSource = &t, "tk_core"
-			}
-		}
-		if recs := d.KernelLog(1); len(recs) == 1 {
-			s := recs[0].Time.Seconds()
-			in.LogTime = &s
-		}
-		if in.Crashed >= 0 {
-			in.Reason = d.kern.crashWhy
 		}
 	case d.emu != nil:
 		if info := d.emu.info; info != nil {

@@ -2,6 +2,7 @@ package dump
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"math/bits"
@@ -16,7 +17,6 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/unwind-dev/unwind/internal/corpus"
 	"github.com/unwind-dev/unwind/ptregs"
-	"github.com/unwind-dev/unwind/unwind"
 )
 
 // pagecheckPages reads the physical addresses of NAME.pagecheck.txt: the
@@ -43,22 +43,22 @@ func pagecheckPages(t *testing.T, path string) []uint64 {
 	return nil
 }
 
-// kernelFrames unwinds every CPU of d and renders the frames compactly.
+// kernelFrames renders what every CPU's trace reads from d: its registers
+// and the 16 KiB of virtual memory from its stack pointer's page up, read
+// through the CPU's page tables (the traces themselves are package
+// linux's: TestKdumpTracesEqualELF there).
 func kernelFrames(t *testing.T, d *Dump) []string {
 	t.Helper()
-	kd := kernelDir(t)
-	set, _, err := d.Symbols(SymbolOptions{Files: []string{filepath.Join(kd, "vmlinux")}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []string
-	for i, th := range d.Threads() {
-		u := unwind.New(d.CPUMemory(th.CPU), th.Regs, &unwind.Options{Code: set, Stacks: d.Stacks(i), Kernel: true})
-		for u.Next() {
-			f := u.Frame()
-			out = append(out, fmt.Sprintf("cpu%d %#x %#x %s %s %s %s %v", th.CPU, f.PC, f.SP, f.Sym.Name, f.Kind, f.Entry, f.Stack.Kind, f.Reliable))
+	buf := make([]byte, 16<<10)
+	for _, th := range d.Threads() {
+		sp, _ := th.Regs.SP()
+		pc, _ := th.Regs.PC()
+		n, err := d.CPUMemory(th.CPU).ReadAt(buf, sp&^0xfff)
+		if n == 0 {
+			t.Fatalf("cpu%d: stack at %#x: %v", th.CPU, sp, err)
 		}
-		out = append(out, fmt.Sprintf("cpu%d pid %d %s: %s reliable=%v", th.CPU, th.TID, th.Comm, u.StopReason(), u.Reliable()))
+		out = append(out, fmt.Sprintf("cpu%d pc %#x sp %#x regs %v stack %x", th.CPU, pc, sp, th.Regs, sha256.Sum256(buf[:n])))
 	}
 	return out
 }
@@ -78,7 +78,7 @@ func TestKdumpEqualsELF(t *testing.T) {
 		}
 		defer elfDump.Close()
 		wantFrames := kernelFrames(t, elfDump)
-		if len(wantFrames) < 10 {
+		if len(wantFrames) < 2 {
 			t.Fatalf("%s: ELF dump unwinds to %v", sc, wantFrames)
 		}
 		pages := pagecheckPages(t, base+".pagecheck.txt")

@@ -56,18 +56,12 @@ func decodeQEMUNote(b []byte) (QEMUCPUState, bool) {
 }
 
 type kernel struct {
-	info    VMCoreInfo
-	phys    unwind.Memory
-	virt    *segMemory // virtual PT_LOADs (paging / kdump dumps), nil when all are physical
-	qemu    []QEMUCPUState
-	walker  *PageWalker
-	cpuMem  []unwind.Memory
-	syms    map[string]uint64 // kernel symbols this package uses, from Symbols()
-	symSize map[string]uint64 // their ELF sizes, when read from vmlinux
-	bias    *uint64           // KASLR offset computed by Symbols when VMCOREINFO has no KERNELOFFSET
-	offsets kernelOffsets
-	// crashWhy says why a CPU is marked Crashed ("" when none is).
-	crashWhy string
+	info   VMCoreInfo
+	phys   unwind.Memory
+	virt   *segMemory // virtual PT_LOADs (paging / kdump dumps), nil when all are physical
+	qemu   []QEMUCPUState
+	walker *PageWalker
+	cpuMem []unwind.Memory
 }
 
 func (d *Dump) initKernel() error {
@@ -136,7 +130,6 @@ func (d *Dump) initKernelFrom(phys unwind.Memory, virt *segMemory) {
 			k.cpuMem[i] = d.mem
 		}
 	}
-	d.detectCrash(nil)
 }
 
 // kernelWalker builds the page walker for CPU cpu's CR3, or for the kernel's
@@ -212,18 +205,14 @@ func (d *Dump) CPUMemory(cpu int) unwind.Memory {
 	return d.kern.cpuMem[cpu]
 }
 
-// KernelOffset returns the KASLR offset (VMCOREINFO KERNELOFFSET, or the
-// difference between the run-time and link-time _stext once Symbols has
-// run), the bias to apply to vmlinux and System.map addresses; 0 when
-// unknown.
+// KernelOffset returns the KASLR offset from VMCOREINFO's KERNELOFFSET,
+// the bias to apply to vmlinux and System.map addresses; 0 when the note
+// has none (package linux then compares the run-time and link-time _stext).
 func (d *Dump) KernelOffset() uint64 {
 	if d.kern == nil {
 		return 0
 	}
-	if d.kern.bias != nil {
-		return *d.kern.bias
-	}
-	v, _ := d.kern.info.hex("KERNELOFFSET")
+	v, _ := d.kern.info.Hex("KERNELOFFSET")
 	return v
 }
 
@@ -233,25 +222,4 @@ func (d *Dump) Release() string {
 		return ""
 	}
 	return d.kern.info["OSRELEASE"]
-}
-
-// kernelSym returns a kernel symbol's run-time address: from the symbols
-// loaded by Symbols, else from VMCOREINFO.
-func (d *Dump) kernelSym(name string) (uint64, bool) {
-	if a, ok := d.kern.syms[name]; ok {
-		return a, true
-	}
-	return d.kern.info.Symbol(name)
-}
-
-func (d *Dump) readKernelInt32(sym string) (int32, bool) {
-	a, ok := d.kernelSym(sym)
-	if !ok {
-		return 0, false
-	}
-	var b [4]byte
-	if n, _ := d.mem.ReadAt(b[:], a); n != 4 {
-		return 0, false
-	}
-	return int32(binary.LittleEndian.Uint32(b[:])), true
 }

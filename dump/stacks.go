@@ -18,15 +18,16 @@ import (
 // frame above, and reports other frames on a StackUnknown user stack as
 // StackUser.
 //
-// For a kernel CPU it is the task, IRQ, exception and entry stacks found
-// from the kernel's per-CPU data. An unknown index gives nil.
+// For an emulator CPU it is the stacks the snapshot records. A kernel
+// CPU's stacks come from the kernel's per-CPU data: use linux.Kernel's
+// Stacks; here they are nil, as for an unknown index.
 func (d *Dump) Stacks(i int) unwind.Stacks {
 	if i < 0 || i >= len(d.threads) {
 		return nil
 	}
 	switch {
 	case d.kern != nil:
-		return d.kernelStacks(i)
+		return nil
 	case d.emu != nil:
 		return d.emulatorStacks(i)
 	}

@@ -38,8 +38,9 @@ type SymbolOptions struct {
 // the main file keeps .eh_frame, the debug file adds the full symbol table,
 // DWARF and .debug_frame. The vDSO is read from the core's memory.
 //
-// For a kernel dump the Files (vmlinux) and SystemMap are opened with the
-// KASLR offset from VMCOREINFO's KERNELOFFSET as the bias.
+// For an emulator snapshot the Files (its kernel) and SystemMap are opened
+// as linked. A kernel vmcore's symbols are the kernel model's: Symbols
+// returns ErrKernelDump, and linux.Open takes the same SymbolOptions.
 func (d *Dump) Symbols(opts SymbolOptions) (*symbols.Set, []string, error) {
 	set := &symbols.Set{}
 	var warns []string
@@ -47,20 +48,10 @@ func (d *Dump) Symbols(opts SymbolOptions) (*symbols.Set, []string, error) {
 		warns = d.userSymbols(set, opts)
 		return set, warns, nil
 	}
-	bias := d.KernelOffset()
-	if d.kern != nil {
-		if _, ok := d.kern.info["KERNELOFFSET"]; !ok {
-			// Older kernels: compare the run-time _stext with the link-time one.
-			if run, ok := d.kern.info.Symbol("_stext"); ok {
-				if link, ok := linkTimeSymbol(opts, "_stext"); ok {
-					bias = run - link
-					d.kern.bias = &bias
-				}
-			}
-		}
-		warns = append(warns, d.loadKernelSyms(opts, bias)...)
-		d.fillCurrentTasks()
+	if d.kind == KindVmcore {
+		return nil, nil, ErrKernelDump
 	}
+	bias := uint64(0)
 	opened := 0
 	for _, f := range opts.Files {
 		sf, err := symbols.Open(f, bias)
@@ -86,9 +77,6 @@ func (d *Dump) Symbols(opts SymbolOptions) (*symbols.Set, []string, error) {
 	}
 	if opened == 0 {
 		warns = append(warns, "no kernel symbols given (vmlinux or System.map)")
-	}
-	if d.kern != nil {
-		d.detectCrash(set)
 	}
 	return set, warns, nil
 }
@@ -363,36 +351,6 @@ func (r *memReaderAt) ReadAt(p []byte, off int64) (int, error) {
 		return n, io.EOF
 	}
 	return n, nil
-}
-
-// linkTimeSymbol finds a symbol's link-time address in the System.map or
-// the vmlinux files of opts.
-func linkTimeSymbol(opts SymbolOptions, name string) (uint64, bool) {
-	if opts.SystemMap != "" {
-		if f, err := os.Open(opts.SystemMap); err == nil {
-			defer f.Close()
-			t, err := symbols.ParseSystemMap(f, 0)
-			if err == nil {
-				if s, ok := t.ByName(name); ok {
-					return s.Addr, true
-				}
-			}
-		}
-	}
-	for _, path := range opts.Files {
-		f, err := elf.Open(path)
-		if err != nil {
-			continue
-		}
-		syms, _ := f.Symbols()
-		f.Close()
-		for _, s := range syms {
-			if s.Name == name {
-				return s.Value, true
-			}
-		}
-	}
-	return 0, false
 }
 
 // backWithFile makes the parts of the core's segments that the kernel did

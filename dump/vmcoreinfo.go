@@ -23,7 +23,7 @@ func parseVMCoreInfo(b []byte) VMCoreInfo {
 
 // Symbol returns SYMBOL(name) as an address.
 func (v VMCoreInfo) Symbol(name string) (uint64, bool) {
-	return v.hex("SYMBOL(" + name + ")")
+	return v.Hex("SYMBOL(" + name + ")")
 }
 
 // Number returns NUMBER(name), a signed decimal.
@@ -36,7 +36,9 @@ func (v VMCoreInfo) Number(name string) (int64, bool) {
 	return n, err == nil
 }
 
-func (v VMCoreInfo) hex(key string) (uint64, bool) {
+// Hex returns the value of key read as a hexadecimal number (with or
+// without 0x), as KERNELOFFSET and SYMBOL(name) are written.
+func (v VMCoreInfo) Hex(key string) (uint64, bool) {
 	s, ok := v[key]
 	if !ok {
 		return 0, false
@@ -45,8 +47,8 @@ func (v VMCoreInfo) hex(key string) (uint64, bool) {
 	return n, err == nil
 }
 
-// offset returns OFFSET(name), a structure member's byte offset.
-func (v VMCoreInfo) offset(name string) (uint64, bool) {
+// Offset returns OFFSET(name), a structure member's byte offset.
+func (v VMCoreInfo) Offset(name string) (uint64, bool) {
 	s, ok := v["OFFSET("+name+")"]
 	if !ok {
 		return 0, false

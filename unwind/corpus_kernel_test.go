@@ -15,6 +15,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/unwind-dev/unwind/dump"
 	"github.com/unwind-dev/unwind/internal/corpus"
+	"github.com/unwind-dev/unwind/linux"
 	"github.com/unwind-dev/unwind/ptregs"
 	"github.com/unwind-dev/unwind/symbols"
 	"github.com/unwind-dev/unwind/unwind"
@@ -167,14 +168,15 @@ func checkKernelCapture(t *testing.T, kdir, src, name string, withMap bool, cpus
 	if withMap {
 		opts.SystemMap = filepath.Join(kdir, "fp", "System.map")
 	}
-	set, _, err := d.Symbols(opts)
+	k, err := linux.Open(d, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
+	set := k.Symbols()
 	// One trace for each CPU of the truth: loop over the truth, so a CPU
 	// the dump lacks (or has twice) fails.
 	threadOf := map[string][]int{}
-	for i, th := range d.Threads() {
+	for i, th := range k.CPUs() {
 		threadOf[strconv.Itoa(th.CPU)] = append(threadOf[strconv.Itoa(th.CPU)], i)
 	}
 	var cpuNames []string
@@ -189,9 +191,9 @@ func checkKernelCapture(t *testing.T, kdir, src, name string, withMap bool, cpus
 			continue
 		}
 		i := threadOf[c][0]
-		th := d.Threads()[i]
+		th := k.CPUs()[i]
 		corpus.Checked(t, 1)
-		u := unwind.New(d.Memory(), th.Regs, &unwind.Options{Code: set, Stacks: d.Stacks(i), Kernel: true})
+		u := unwind.New(d.Memory(), th.Regs, &unwind.Options{Code: set, Stacks: k.Stacks(i), Kernel: true})
 		var fs []unwind.Frame
 		var got, gotSec []string
 		for u.Next() {
@@ -291,22 +293,22 @@ func TestKernelCorpusSystemMapOnly(t *testing.T) {
 	for _, src := range matches {
 		name := strings.TrimSuffix(filepath.Base(src), ".vmcore.zst")
 		t.Run(name, func(t *testing.T) {
-			open := func(opts dump.SymbolOptions) (*dump.Dump, *symbols.Set) {
+			open := func(opts dump.SymbolOptions) (*linux.Kernel, *symbols.Set) {
 				d, err := dump.Open(unpackVMCore(t, src, name))
 				if err != nil {
 					t.Fatal(err)
 				}
 				t.Cleanup(func() { d.Close() })
-				set, _, err := d.Symbols(opts)
+				k, err := linux.Open(d, opts)
 				if err != nil {
 					t.Fatal(err)
 				}
-				return d, set
+				return k, k.Symbols()
 			}
-			walk := func(d *dump.Dump, i int, code func(unwind.Memory) unwind.Code) ([]unwind.Frame, *unwind.Unwinder) {
-				th := d.Threads()[i]
-				mem := d.CPUMemory(th.CPU)
-				u := unwind.New(mem, th.Regs, &unwind.Options{Code: code(mem), Stacks: d.Stacks(i), Kernel: true})
+			walk := func(k *linux.Kernel, i int, code func(unwind.Memory) unwind.Code) ([]unwind.Frame, *unwind.Unwinder) {
+				th := k.CPUs()[i]
+				mem := k.Dump().CPUMemory(th.CPU)
+				u := unwind.New(mem, th.Regs, &unwind.Options{Code: code(mem), Stacks: k.Stacks(i), Kernel: true})
 				var fs []unwind.Frame
 				for u.Next() {
 					if f := u.Frame(); !f.Inlined {
@@ -317,8 +319,8 @@ func TestKernelCorpusSystemMapOnly(t *testing.T) {
 			}
 			dFull, full := open(dump.SymbolOptions{Files: []string{filepath.Join(kdir, "fp", "vmlinux")}})
 			dMap, sm := open(dump.SymbolOptions{SystemMap: filepath.Join(kdir, "fp", "System.map")})
-			corpus.Checked(t, len(dMap.Threads()))
-			for i, th := range dMap.Threads() {
+			corpus.Checked(t, len(dMap.CPUs()))
+			for i, th := range dMap.CPUs() {
 				want, uw := walk(dFull, i, func(unwind.Memory) unwind.Code { return full })
 				got, u := walk(dMap, i, func(m unwind.Memory) unwind.Code { return mapCode{sm, m} })
 				same := sysrqCPU0[name] && th.CPU == 0

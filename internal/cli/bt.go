@@ -88,7 +88,7 @@ func runBt(ios *IOStreams, opts *btOptions, path string) error {
 	if err != nil {
 		return usageError{err}
 	}
-	d, set, warnings, err := openDump(path, &opts.symbolFlags)
+	d, warnings, err := openDump(path, &opts.symbolFlags)
 	if err != nil {
 		return err
 	}
@@ -100,53 +100,44 @@ func runBt(ios *IOStreams, opts *btOptions, path string) error {
 	doc := &report.Document{Dump: report.DumpInfo{Kind: string(info.Kind), Path: path, Release: info.Release, Extra: dumpFacts(&info)}}
 	kernel := info.Kind != "user-core"
 	var stackHeader, hardware string
-	if info.Kind == dump.KindVmcore {
-		stackHeader, hardware = d.StackHeader(), d.HardwareName()
+	threads := d.Threads()
+	if d.k != nil {
+		stackHeader, hardware = d.k.StackHeader(), d.k.HardwareName()
+		threads = d.k.CPUs()
 	}
 	truncated := 0
-	for i, th := range d.Threads() {
+	for i, th := range threads {
 		if opts.cpu >= 0 && th.CPU != opts.cpu {
 			continue
 		}
 		if opts.thread >= 0 && th.TID != opts.thread {
 			continue
 		}
-		// A CPU's own address space (its CR3) also reaches the user half,
-		// for the Code: line of a user-mode RIP.
-		mem := d.CPUMemory(th.CPU)
-		var code unwind.Code = set
-		if info.Kind == dump.KindVmcore {
-			code = dumpCode{set, mem}
-		}
 		maxFrames := opts.maxFrames
 		if maxFrames == 0 {
 			maxFrames = -1 // the library's "no limit"
 		}
-		uo := &unwind.Options{
-			Code: code, Stacks: d.Stacks(i), Methods: methods, MaxFrames: maxFrames, Kernel: kernel,
+		uo := unwind.Options{Methods: methods, MaxFrames: maxFrames}
+		var tr dump.Trace
+		switch {
+		case d.k != nil:
+			tr, err = d.k.UnwindCPU(i, uo)
+		case info.Kind == dump.KindEmulator:
+			emu.EntryConventions(&uo, verify.SymbolAddr(d.set))
+			fallthrough
+		default:
+			tr, err = d.Unwind(i, d.set, uo)
 		}
-		if info.Kind == dump.KindEmulator {
-			emu.EntryConventions(uo, verify.SymbolAddr(set))
+		if err != nil {
+			return err
 		}
-		u := unwind.New(mem, th.Regs, uo)
-		var frames []unwind.Frame
-		for u.Next() {
-			frames = append(frames, u.Frame())
-		}
-		// The frames a corrupt stack invalidates, yielded before the
-		// walk found out, print with "? " (reliable=false in JSON).
-		if from := u.Invalidated(); from >= 0 {
-			for i := from; i < len(frames); i++ {
-				frames[i].Reliable = false
-			}
-		}
-		if u.Err() != nil {
+		if tr.Err != nil {
 			truncated++
 		}
 		doc.Threads = append(doc.Threads, report.Thread{
 			TID: th.TID, CPU: th.CPU, Crashed: th.Crashed, Signal: th.Signal, Comm: th.Comm,
-			Kernel: kernel, Regs: th.Regs, Frames: frames, Reliable: u.Reliable(), StopReason: u.StopReason(),
-			Truncated: u.Truncated(), Unwalked: -1, Code: mem, StackHeader: stackHeader, Hardware: hardware,
+			Kernel: kernel, Regs: th.Regs, Frames: tr.Frames, Reliable: tr.Reliable, StopReason: tr.StopReason,
+			Truncated: tr.Truncated, Unwalked: -1, Code: tr.Mem, StackHeader: stackHeader, Hardware: hardware,
 		})
 		if th.Crashed && info.Kind == dump.KindVmcore {
 			doc.Threads[len(doc.Threads)-1].CrashReason = info.Reason

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/unwind-dev/unwind/dump"
+	"github.com/unwind-dev/unwind/linux"
 	"github.com/unwind-dev/unwind/symbols"
 )
 
@@ -140,31 +141,56 @@ func sniffSymbolFile(path string) (symFileKind, error) {
 	return symFileKind(fmt.Sprintf("text starting %q", line)), nil
 }
 
-// openDump opens a dump and its symbols. An emulator snapshot opened
-// without --sym gets the fixture kernel its UNWIND note names (the file
-// on disk, else the embedded copy), provided its build id matches. The
-// warnings are for the user; the Dump is the caller's to close.
-func openDump(path string, sf *symbolFlags) (*dump.Dump, *symbols.Set, []string, error) {
+// openedDump is a dump with its symbols and, for a kernel vmcore, its
+// kernel model.
+type openedDump struct {
+	*dump.Dump
+	set *symbols.Set
+	k   *linux.Kernel // nil unless the dump is a kernel vmcore
+}
+
+// Info is the dump's summary, the kernel model's for a vmcore.
+func (o *openedDump) Info() dump.Info {
+	if o.k != nil {
+		return o.k.Info()
+	}
+	return o.Dump.Info()
+}
+
+// openDump opens a dump and its symbols: a kernel vmcore through
+// linux.Open, any other dump through its Symbols. An emulator snapshot
+// opened without --sym gets the fixture kernel its UNWIND note names (the
+// file on disk, else the embedded copy), provided its build id matches.
+// The warnings are for the user; the Dump is the caller's to close.
+func openDump(path string, sf *symbolFlags) (*openedDump, []string, error) {
 	d, err := dump.Open(path)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	if err := sf.check(d.Kind() != dump.KindUserCore); err != nil {
 		d.Close()
-		return nil, nil, nil, err
+		return nil, nil, err
+	}
+	if d.Kind() == dump.KindVmcore {
+		k, err := linux.Open(d, sf.options())
+		if err != nil {
+			d.Close()
+			return nil, nil, err
+		}
+		return &openedDump{d, k.Symbols(), k}, k.Warnings(), nil
 	}
 	if d.Kind() == dump.KindEmulator && !sf.given() {
 		set, err := fixtureKernel(d.EmulatorInfo())
 		if err != nil {
 			d.Close()
-			return nil, nil, nil, usagef("%v: give the snapshot's kernel with --sym", err)
+			return nil, nil, usagef("%v: give the snapshot's kernel with --sym", err)
 		}
-		return d, set, nil, nil
+		return &openedDump{d, set, nil}, nil, nil
 	}
 	set, warnings, err := d.Symbols(sf.options())
 	if err != nil {
 		d.Close()
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	if info := d.EmulatorInfo(); info != nil && info.KernelBuildID != "" {
 		match := false
@@ -175,7 +201,7 @@ func openDump(path string, sf *symbolFlags) (*dump.Dump, *symbols.Set, []string,
 			warnings = append(warnings, fmt.Sprintf("no --sym file has the build id of the snapshot's kernel %s (%s)", info.KernelPath, info.KernelBuildID))
 		}
 	}
-	return d, set, warnings, nil
+	return &openedDump{d, set, nil}, warnings, nil
 }
 
 // fixtureKernel loads the kernel an emulator snapshot ran.
@@ -215,39 +241,4 @@ func fixtureKernel(info *dump.EmulatorInfo) (*symbols.Set, error) {
 		return nil, fmt.Errorf("kernel %s not found", name)
 	}
 	return nil, fmt.Errorf("no matching kernel: %v", tried)
-}
-
-// dumpCode is the unwinder's Code for a dump: the symbols' own, with the
-// machine code read from the dump's memory where no file has it (a
-// kernel dump opened with only System.map or kallsyms: the kernel's text
-// is in the dump). It reads from pc to the end of pc's symbol, at most
-// maxDumpCode bytes, so prologue analysis works as with vmlinux.
-type dumpCode struct {
-	*symbols.Set
-	mem interface {
-		ReadAt(p []byte, addr uint64) (int, error)
-	}
-}
-
-const maxDumpCode = 64 << 10
-
-// CodeAt implements unwind.Code.
-func (c dumpCode) CodeAt(pc uint64) []byte {
-	if b := c.Set.CodeAt(pc); b != nil {
-		return b
-	}
-	if !c.Set.IsText(pc) {
-		return nil
-	}
-	s, ok := c.Set.Symbol(pc)
-	if !ok || s.Size == 0 || pc-s.Addr >= s.Size {
-		return nil
-	}
-	n := min(s.Addr+s.Size-pc, maxDumpCode)
-	b := make([]byte, n)
-	k, _ := c.mem.ReadAt(b, pc)
-	if k == 0 {
-		return nil
-	}
-	return b[:k]
 }

@@ -164,19 +164,18 @@ func writeInfo(w io.Writer, path string, info *dump.Info) {
 // openInfoDump opens a dump for info: with its symbols for a kernel dump
 // (they tell the CPUs' tasks and the crashing CPU), without them for a
 // user core unless a symbol flag asks (info never unwinds).
-func openInfoDump(path string, sf *symbolFlags) (*dump.Dump, []string, error) {
+func openInfoDump(path string, sf *symbolFlags) (*openedDump, []string, error) {
 	if !sf.given() && sf.exe == "" && sf.sysroot == "" && len(sf.searchDirs) == 0 {
 		d, err := dump.Open(path)
 		if err != nil {
 			return nil, nil, err
 		}
 		if d.Kind() == dump.KindUserCore {
-			return d, nil, nil
+			return &openedDump{Dump: d}, nil, nil
 		}
 		d.Close()
 	}
-	d, _, w, err := openDump(path, sf)
-	return d, w, err
+	return openDump(path, sf)
 }
 
 // noCrashedCPU says why no CPU is marked crashed, without contradicting a

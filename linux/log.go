@@ -1,4 +1,4 @@
-package dump
+package linux
 
 import (
 	"encoding/binary"
@@ -29,15 +29,15 @@ const (
 	maxLogText      = 1024
 )
 
-// KernelLog returns up to max of the newest records of a kernel dump's log
+// Log returns up to max of the newest records of a kernel dump's log
 // buffer, oldest first, using the printk ring-buffer layout (Linux ≥ 5.10)
 // described by the VMCOREINFO note. It returns nil when the dump has no log
 // or an older layout.
-func (d *Dump) KernelLog(max int) []LogRecord {
-	if d.kern == nil || max <= 0 {
+func (k *Kernel) Log(max int) []LogRecord {
+	if max <= 0 {
 		return nil
 	}
-	info := d.kern.info
+	info := k.info
 	prbSym, ok := info.Symbol("prb")
 	if !ok {
 		return nil
@@ -58,28 +58,28 @@ func (d *Dump) KernelLog(max int) []LogRecord {
 		}
 		return uint64(def)
 	}
-	rb, ok := d.readU64(prbSym)
+	rb, ok := k.readU64(prbSym)
 	if !ok {
 		return nil
 	}
 	descRing := rb + off("printk_ringbuffer.desc_ring", 0)
 	textRing := rb + off("printk_ringbuffer.text_data_ring", 48)
 	var b4 [4]byte
-	if n, _ := d.mem.ReadAt(b4[:], descRing+off("prb_desc_ring.count_bits", 0)); n != 4 {
+	if n, _ := k.mem.ReadAt(b4[:], descRing+off("prb_desc_ring.count_bits", 0)); n != 4 {
 		return nil
 	}
 	countBits := binary.LittleEndian.Uint32(b4[:])
-	if n, _ := d.mem.ReadAt(b4[:], textRing+off("prb_data_ring.size_bits", 0)); n != 4 {
+	if n, _ := k.mem.ReadAt(b4[:], textRing+off("prb_data_ring.size_bits", 0)); n != 4 {
 		return nil
 	}
 	sizeBits := binary.LittleEndian.Uint32(b4[:])
 	if countBits > maxPrbCountBits || sizeBits > maxPrbSizeBits {
 		return nil
 	}
-	descs, _ := d.readU64(descRing + off("prb_desc_ring.descs", 8))
-	infos, _ := d.readU64(descRing + off("prb_desc_ring.infos", 16))
-	head, _ := d.readU64(descRing + off("prb_desc_ring.head_id", 24))
-	data, _ := d.readU64(textRing + off("prb_data_ring.data", 8))
+	descs, _ := k.readU64(descRing + off("prb_desc_ring.descs", 8))
+	infos, _ := k.readU64(descRing + off("prb_desc_ring.infos", 16))
+	head, _ := k.readU64(descRing + off("prb_desc_ring.head_id", 24))
+	data, _ := k.readU64(textRing + off("prb_data_ring.data", 8))
 	if descs == 0 || infos == 0 || data == 0 {
 		return nil
 	}
@@ -94,7 +94,7 @@ func (d *Dump) KernelLog(max int) []LogRecord {
 		id := (head - i) & idMask
 		idx := id & (count - 1)
 		da := descs + idx*descSize
-		sv, ok := d.readU64(da + off("prb_desc.state_var", 0))
+		sv, ok := k.readU64(da + off("prb_desc.state_var", 0))
 		if !ok {
 			break
 		}
@@ -105,23 +105,23 @@ func (d *Dump) KernelLog(max int) []LogRecord {
 			continue
 		}
 		lpos := da + off("prb_desc.text_blk_lpos", 8)
-		begin, _ := d.readU64(lpos + off("prb_data_blk_lpos.begin", 0))
-		next, _ := d.readU64(lpos + off("prb_data_blk_lpos.next", 8))
+		begin, _ := k.readU64(lpos + off("prb_data_blk_lpos.begin", 0))
+		next, _ := k.readU64(lpos + off("prb_data_blk_lpos.next", 8))
 		if begin&1 != 0 || next&1 != 0 {
 			continue // data-less record
 		}
 		ia := infos + idx*infoSize
-		seq, _ := d.readU64(ia + off("printk_info.seq", 0))
-		ts, _ := d.readU64(ia + off("printk_info.ts_nsec", 8))
+		seq, _ := k.readU64(ia + off("printk_info.seq", 0))
+		ts, _ := k.readU64(ia + off("printk_info.ts_nsec", 8))
 		var l2 [2]byte
-		if n, _ := d.mem.ReadAt(l2[:], ia+off("printk_info.text_len", 16)); n != 2 {
+		if n, _ := k.mem.ReadAt(l2[:], ia+off("printk_info.text_len", 16)); n != 2 {
 			continue
 		}
 		textLen := uint64(binary.LittleEndian.Uint16(l2[:]))
 		var caller uint32
 		if co, ok := info["OFFSET(printk_info.caller_id)"]; ok {
 			if n, err := strconv.ParseUint(co, 10, 8); err == nil {
-				if k, _ := d.mem.ReadAt(b4[:], ia+n); k == 4 {
+				if nr, _ := k.mem.ReadAt(b4[:], ia+n); nr == 4 {
 					caller = binary.LittleEndian.Uint32(b4[:])
 				}
 			}
@@ -137,7 +137,7 @@ func (d *Dump) KernelLog(max int) []LogRecord {
 		}
 		textLen = min(textLen, maxLogText, dataSize-min(dataSize, blk+8))
 		buf := make([]byte, textLen)
-		if n, _ := d.mem.ReadAt(buf, data+blk+8); uint64(n) != textLen {
+		if n, _ := k.mem.ReadAt(buf, data+blk+8); uint64(n) != textLen {
 			continue
 		}
 		recs = append(recs, LogRecord{Seq: seq, Time: time.Duration(ts), Text: string(buf), Caller: caller})
@@ -153,14 +153,14 @@ var panicMarkers = []string{"Kernel panic - not syncing", "BUG: ", "Oops: ", "ge
 
 // PanicMessage returns the newest crash message in the kernel log ("Kernel
 // panic - not syncing: …", "BUG: …", "Oops: …"), or "" when there is none.
-func (d *Dump) PanicMessage() string {
-	r, _ := d.crashRecord()
+func (k *Kernel) PanicMessage() string {
+	r, _ := k.crashRecord()
 	return r.Text
 }
 
 // crashRecord returns the log record PanicMessage reports.
-func (d *Dump) crashRecord() (LogRecord, bool) {
-	recs := d.KernelLog(256)
+func (k *Kernel) crashRecord() (LogRecord, bool) {
+	recs := k.Log(256)
 	for _, m := range panicMarkers {
 		for i := len(recs) - 1; i >= 0; i-- {
 			if strings.HasPrefix(recs[i].Text, m) {

@@ -1,4 +1,4 @@
-package dump
+package linux
 
 import (
 	"fmt"
@@ -17,21 +17,18 @@ const utsLen = 65 // __NEW_UTS_LEN + 1
 // VMCOREINFO or the kernel symbols, the member offset from VMCOREINFO's
 // OFFSET(uts_namespace.name), else 0 or 4, whichever holds "Linux": before
 // 5.11 a 4-byte kref came first). ok is false when it cannot be read.
-func (d *Dump) UTSName() (UTSName, bool) {
-	if d.kern == nil {
-		return UTSName{}, false
-	}
-	base, ok := d.kernelSym("init_uts_ns")
+func (k *Kernel) UTSName() (UTSName, bool) {
+	base, ok := k.kernelSym("init_uts_ns")
 	if !ok {
 		return UTSName{}, false
 	}
 	var b [6 * utsLen]byte
 	offs := []uint64{0, 4}
-	if v, ok := d.kern.info.offset("uts_namespace.name"); ok {
+	if v, ok := k.info.Offset("uts_namespace.name"); ok {
 		offs = []uint64{v}
 	}
 	for _, off := range offs {
-		if n, _ := d.mem.ReadAt(b[:], base+off); n != len(b) {
+		if n, _ := k.mem.ReadAt(b[:], base+off); n != len(b) {
 			continue
 		}
 		if string(b[:6]) != "Linux\x00" {
@@ -47,22 +44,19 @@ func (d *Dump) UTSName() (UTSName, bool) {
 // "Not tainted", or "Tainted: " and one letter (or space) per taint flag,
 // read from tainted_mask and the kernel's own taint_flags table. It needs
 // the kernel symbols (call Symbols first); ok is false without them.
-func (d *Dump) Taint() (string, bool) {
-	if d.kern == nil {
-		return "", false
-	}
-	a, ok := d.kernelSym("tainted_mask")
+func (k *Kernel) Taint() (string, bool) {
+	a, ok := k.kernelSym("tainted_mask")
 	if !ok {
 		return "", false
 	}
-	mask, ok := d.readU64(a)
+	mask, ok := k.readU64(a)
 	if !ok {
 		return "", false
 	}
 	if mask == 0 {
 		return "Not tainted", true
 	}
-	if s := d.taintLetters(mask); s != "" {
+	if s := k.taintLetters(mask); s != "" {
 		return "Tainted: " + s, true
 	}
 	return fmt.Sprintf("Tainted: %#x", mask), true
@@ -77,14 +71,14 @@ const maxTaintFlags = 64
 // its first entry, 'P'/'G' (proprietary module) in every release; the
 // table ends at its ELF symbol size when known, else at the first entry
 // that is not a letter/space pair.
-func (d *Dump) taintLetters(mask uint64) string {
-	a, ok := d.kernelSym("taint_flags")
+func (k *Kernel) taintLetters(mask uint64) string {
+	a, ok := k.kernelSym("taint_flags")
 	if !ok {
 		return ""
 	}
-	size := d.kern.symSize["taint_flags"]
+	size := k.symSize["taint_flags"]
 	var buf [maxTaintFlags * 16]byte
-	n, _ := d.mem.ReadAt(buf[:], a)
+	n, _ := k.mem.ReadAt(buf[:], a)
 	for _, es := range []int{3, 16} {
 		if n < 2*es || buf[0] != 'P' || buf[1] != 'G' {
 			continue
@@ -122,18 +116,18 @@ func (d *Dump) taintLetters(mask uint64) string {
 // loaded, the taint state, the release and the first word of the version,
 // as in "Not tainted 6.1.192 #3". It is "" when the kernel symbols or
 // init_uts_ns cannot be read.
-func (d *Dump) StackHeader() string {
-	taint, ok := d.Taint()
+func (k *Kernel) StackHeader() string {
+	taint, ok := k.Taint()
 	if !ok {
 		return ""
 	}
-	uts, ok := d.UTSName()
+	uts, ok := k.UTSName()
 	if !ok {
 		return ""
 	}
 	s := ""
-	if a, ok := d.kernelSym("kexec_crash_image"); ok {
-		if p, ok := d.readU64(a); ok && p != 0 {
+	if a, ok := k.kernelSym("kexec_crash_image"); ok {
+		if p, ok := k.readU64(a); ok && p != 0 {
 			s = "Kdump: loaded "
 		}
 	}
@@ -144,16 +138,13 @@ func (d *Dump) StackHeader() string {
 // HardwareName returns the kernel's "Hardware name:" string
 // (dump_stack_arch_desc_str, the DMI description), "" when it is empty or
 // unknown.
-func (d *Dump) HardwareName() string {
-	if d.kern == nil {
-		return ""
-	}
-	a, ok := d.kernelSym("dump_stack_arch_desc_str")
+func (k *Kernel) HardwareName() string {
+	a, ok := k.kernelSym("dump_stack_arch_desc_str")
 	if !ok {
 		return ""
 	}
 	var b [128]byte
-	if n, _ := d.mem.ReadAt(b[:], a); n != len(b) {
+	if n, _ := k.mem.ReadAt(b[:], a); n != len(b) {
 		return ""
 	}
 	return trimNUL(b[:])

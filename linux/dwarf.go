@@ -1,4 +1,4 @@
-package dump
+package linux
 
 import (
 	"bufio"
@@ -6,6 +6,7 @@ import (
 	"debug/elf"
 	"encoding/binary"
 	"errors"
+	"github.com/unwind-dev/unwind/dump"
 	"io"
 	"os"
 	"strconv"
@@ -37,9 +38,8 @@ func noOffsets() kernelOffsets { return kernelOffsets{-1, -1, -1, -1, -1, -1, -1
 
 // loadKernelSyms reads the few symbols and offsets the dump reader needs
 // from vmlinux files and a System.map, relocated by bias.
-func (d *Dump) loadKernelSyms(opts SymbolOptions, bias uint64) []string {
+func (k *Kernel) loadKernelSyms(opts dump.SymbolOptions, bias uint64) []string {
 	var warns []string
-	k := d.kern
 	if k.syms == nil {
 		k.syms = map[string]uint64{}
 		k.symSize = map[string]uint64{}

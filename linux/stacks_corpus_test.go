@@ -1,4 +1,4 @@
-package dump
+package linux
 
 import (
 	"encoding/json"
@@ -55,20 +55,16 @@ func TestVmcoreStacksMatchTruth(t *testing.T) {
 		scenario := filepath.Base(filepath.Dir(matches[0]))
 		t.Run(name, func(t *testing.T) {
 			d := openKernel(t, scenario, name)
-			kd := kernelDir(t)
-			set, _, err := d.Symbols(SymbolOptions{Files: []string{filepath.Join(kd, "vmlinux")}, SystemMap: filepath.Join(kd, "System.map")})
-			if err != nil {
-				t.Fatal(err)
-			}
+			set := d.Symbols()
 			for c, want := range capt.CPUs {
 				cpu, _ := strconv.Atoi(c)
-				if cpu >= len(d.Threads()) || d.Threads()[cpu].CPU != cpu {
-					t.Errorf("cpu %s of the truth: not thread %d of the dump (%d threads)", c, cpu, len(d.Threads()))
+				if cpu >= len(d.CPUs()) || d.CPUs()[cpu].CPU != cpu {
+					t.Errorf("cpu %s of the truth: not thread %d of the dump (%d threads)", c, cpu, len(d.CPUs()))
 					continue
 				}
 				corpus.Checked(t, 1)
 				rip, _ := strconv.ParseUint(want.Stopped.RIP[2:], 16, 64)
-				if got, _ := d.Threads()[cpu].Regs.PC(); got != rip {
+				if got, _ := d.CPUs()[cpu].Regs.PC(); got != rip {
 					t.Errorf("cpu %d: rip %#x, truth %#x", cpu, got, rip)
 				}
 				if s, ok := set.Symbol(rip); !ok || s.Name != want.Frames[0] {
@@ -104,11 +100,11 @@ func TestVmcoreStacksFromSymbolsAlone(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			d := openKernel(t, c.scenario, c.name)
 			var want []unwind.Stacks
-			for i := range d.Threads() {
+			for i := range d.CPUs() {
 				want = append(want, d.Stacks(i))
 			}
-			d.kern.qemu = nil
-			for i := range d.Threads() {
+			d.qemu = nil
+			for i := range d.CPUs() {
 				got := d.Stacks(i)
 				kinds := map[unwind.StackKind]bool{}
 				for _, s := range got {

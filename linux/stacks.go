@@ -1,4 +1,4 @@
-package dump
+package linux
 
 import (
 	"encoding/binary"
@@ -34,23 +34,22 @@ type cpuData struct {
 	ist     [numIST]unwind.StackKind
 }
 
-func (d *Dump) readU64(a uint64) (uint64, bool) {
-	v, err := unwind.ReadU64(d.mem, a)
+func (k *Kernel) readU64(a uint64) (uint64, bool) {
+	v, err := unwind.ReadU64(k.mem, a)
 	return v, err == nil
 }
 
 // cpuInfo gathers CPU cpu's per-CPU data from the symbols loaded by Symbols
 // (or VMCOREINFO) and from QEMU's note.
-func (d *Dump) cpuInfo(cpu int) cpuData {
-	k := d.kern
+func (k *Kernel) cpuInfo(cpu int) cpuData {
 	var c cpuData
-	if pco, ok := d.kernelSym("__per_cpu_offset"); ok {
-		c.perCPU, _ = d.readU64(pco + 8*uint64(cpu))
+	if pco, ok := k.kernelSym("__per_cpu_offset"); ok {
+		c.perCPU, _ = k.readU64(pco + 8*uint64(cpu))
 	} else if cpu < len(k.qemu) && k.qemu[cpu].GSBase >= 1<<63 {
 		c.perCPU = k.qemu[cpu].GSBase // in kernel mode GS points at the per-CPU area
 	}
 	o := k.offsets
-	if hot, ok := d.kernelSym("pcpu_hot"); ok && c.perCPU != 0 { // Linux ≥ 6.2
+	if hot, ok := k.kernelSym("pcpu_hot"); ok && c.perCPU != 0 { // Linux ≥ 6.2
 		base := hot + c.perCPU
 		cur, top, irq := int64(0), int64(16), int64(24)
 		if o.hotCurrent >= 0 {
@@ -62,22 +61,22 @@ func (d *Dump) cpuInfo(cpu int) cpuData {
 		if o.hotIRQ >= 0 {
 			irq = o.hotIRQ
 		}
-		c.current, _ = d.readU64(base + uint64(cur))
-		c.top, _ = d.readU64(base + uint64(top))
-		c.irq, _ = d.readU64(base + uint64(irq))
+		c.current, _ = k.readU64(base + uint64(cur))
+		c.top, _ = k.readU64(base + uint64(top))
+		c.irq, _ = k.readU64(base + uint64(irq))
 	} else if c.perCPU != 0 { // Linux 4.x–6.1 per-CPU variables
-		if a, ok := d.kernelSym("current_task"); ok {
-			c.current, _ = d.readU64(a + c.perCPU)
+		if a, ok := k.kernelSym("current_task"); ok {
+			c.current, _ = k.readU64(a + c.perCPU)
 		}
-		if a, ok := d.kernelSym("cpu_current_top_of_stack"); ok {
-			c.top, _ = d.readU64(a + c.perCPU)
+		if a, ok := k.kernelSym("cpu_current_top_of_stack"); ok {
+			c.top, _ = k.readU64(a + c.perCPU)
 		}
-		if a, ok := d.kernelSym("hardirq_stack_ptr"); ok {
-			c.irq, _ = d.readU64(a + c.perCPU)
+		if a, ok := k.kernelSym("hardirq_stack_ptr"); ok {
+			c.irq, _ = k.readU64(a + c.perCPU)
 		}
 	}
 	if c.top == 0 && c.current != 0 && o.taskStack >= 0 {
-		if s, ok := d.readU64(c.current + uint64(o.taskStack)); ok && s != 0 {
+		if s, ok := k.readU64(c.current + uint64(o.taskStack)); ok && s != 0 {
 			c.top = s + threadSize
 		}
 	}
@@ -85,27 +84,26 @@ func (d *Dump) cpuInfo(cpu int) cpuData {
 	tss := uint64(0)
 	if cpu < len(k.qemu) && k.qemu[cpu].TRBase != 0 {
 		tss = k.qemu[cpu].TRBase
-	} else if a, ok := d.kernelSym("cpu_tss_rw"); ok && c.perCPU != 0 {
+	} else if a, ok := k.kernelSym("cpu_tss_rw"); ok && c.perCPU != 0 {
 		tss = a + c.perCPU
 	}
 	if tss != 0 {
-		if n, _ := d.mem.ReadAt(c.tss[:], tss); n == tssSize {
+		if n, _ := k.mem.ReadAt(c.tss[:], tss); n == tssSize {
 			c.haveTSS = true
 		}
 	}
 	c.ist = defaultIST
-	d.istFromIDT(cpu, &c)
+	k.istFromIDT(cpu, &c)
 	return c
 }
 
 // istFromIDT reads the IDT gates of NMI, #DB, #DF, #MC and #VC to learn
 // which IST slot each exception uses.
-func (d *Dump) istFromIDT(cpu int, c *cpuData) {
-	k := d.kern
+func (k *Kernel) istFromIDT(cpu int, c *cpuData) {
 	idt := uint64(0)
 	if cpu < len(k.qemu) && k.qemu[cpu].IDTBase != 0 {
 		idt = k.qemu[cpu].IDTBase
-	} else if a, ok := d.kernelSym("idt_table"); ok {
+	} else if a, ok := k.kernelSym("idt_table"); ok {
 		idt = a
 	}
 	if idt == 0 {
@@ -119,7 +117,7 @@ func (d *Dump) istFromIDT(cpu int, c *cpuData) {
 	found := false
 	for _, v := range vectors {
 		var g [16]byte
-		if n, _ := d.mem.ReadAt(g[:], idt+16*v.vec); n != 16 || g[5]&0x80 == 0 {
+		if n, _ := k.mem.ReadAt(g[:], idt+16*v.vec); n != 16 || g[5]&0x80 == 0 {
 			continue
 		}
 		if i := g[4] & 7; i != 0 && ist[i-1] == unwind.StackUnknown {
@@ -132,8 +130,8 @@ func (d *Dump) istFromIDT(cpu int, c *cpuData) {
 	}
 }
 
-func (d *Dump) kernelStacks(cpu int) unwind.Stacks {
-	c := d.cpuInfo(cpu)
+func (k *Kernel) kernelStacks(cpu int) unwind.Stacks {
+	c := k.cpuInfo(cpu)
 	var ss unwind.Stacks
 	le := binary.LittleEndian
 	if c.haveTSS {
@@ -164,23 +162,23 @@ func (d *Dump) kernelStacks(cpu int) unwind.Stacks {
 
 // fillCurrentTasks sets each CPU thread's TID and Comm from its current
 // task, when vmlinux's DWARF gave the task_struct offsets.
-func (d *Dump) fillCurrentTasks() {
-	o := d.kern.offsets
-	for i := range d.threads {
-		c := d.cpuInfo(i)
+func (k *Kernel) fillCurrentTasks() {
+	o := k.offsets
+	for i := range k.threads {
+		c := k.cpuInfo(i)
 		if c.current == 0 {
 			continue
 		}
 		if o.taskPid >= 0 {
 			var b [4]byte
-			if n, _ := d.mem.ReadAt(b[:], c.current+uint64(o.taskPid)); n == 4 {
-				d.threads[i].TID = int(int32(le32(b[:])))
+			if n, _ := k.mem.ReadAt(b[:], c.current+uint64(o.taskPid)); n == 4 {
+				k.threads[i].TID = int(int32(le32(b[:])))
 			}
 		}
 		if o.taskComm >= 0 {
 			var b [16]byte
-			if n, _ := d.mem.ReadAt(b[:], c.current+uint64(o.taskComm)); n == 16 {
-				d.threads[i].Comm = trimNUL(b[:])
+			if n, _ := k.mem.ReadAt(b[:], c.current+uint64(o.taskComm)); n == 16 {
+				k.threads[i].Comm = trimNUL(b[:])
 			}
 		}
 	}
@@ -209,35 +207,34 @@ var crashFuncs = map[string]bool{
 // newest crash message in the kernel log (printk's caller id: a CPU, or a
 // pid that is current on exactly one CPU), else the only CPU whose
 // registers stop in a crash-path function (needs code, may be nil).
-func (d *Dump) detectCrash(code interface {
+func (k *Kernel) detectCrash(code interface {
 	Symbol(uint64) (symbols.Sym, bool)
 }) {
-	k := d.kern
 	mark := func(cpu int, why string) {
-		for i := range d.threads {
-			d.threads[i].Crashed = i == cpu
+		for i := range k.threads {
+			k.threads[i].Crashed = i == cpu
 		}
 		k.crashWhy = why
 	}
 	for _, src := range crashSources {
-		if pc, ok := d.readKernelInt32(src.sym); ok && pc >= 0 && int(pc) < len(d.threads) {
+		if pc, ok := k.readKernelInt32(src.sym); ok && pc >= 0 && int(pc) < len(k.threads) {
 			mark(int(pc), src.why)
 			return
 		}
 	}
-	if rec, ok := d.crashRecord(); ok && rec.Caller != 0 {
+	if rec, ok := k.crashRecord(); ok && rec.Caller != 0 {
 		msg := rec.Text
 		if len(msg) > 60 {
 			msg = msg[:57] + "..."
 		}
 		if rec.Caller&CallerCPU != 0 {
-			if cpu := int(rec.Caller &^ CallerCPU); cpu < len(d.threads) {
+			if cpu := int(rec.Caller &^ CallerCPU); cpu < len(k.threads) {
 				mark(cpu, fmt.Sprintf("it printed %q (printk caller CPU%d)", msg, cpu))
 				return
 			}
 		} else {
 			found := -1
-			for i, t := range d.threads {
+			for i, t := range k.threads {
 				if t.TID == int(rec.Caller) {
 					if found >= 0 {
 						found = -2
@@ -256,7 +253,7 @@ func (d *Dump) detectCrash(code interface {
 		return
 	}
 	found, fn := -1, ""
-	for i, t := range d.threads {
+	for i, t := range k.threads {
 		pc, ok := t.Regs.PC()
 		if !ok {
 			continue

@@ -1,6 +1,7 @@
-package dump
+package linux
 
 import (
+	"github.com/unwind-dev/unwind/dump"
 	"path/filepath"
 	"testing"
 
@@ -11,30 +12,29 @@ import (
 // 4 KiB of each CPU's stack, and finds its stack bounds.
 func benchOpen(b *testing.B, withSymbols bool) {
 	path := vmcore(b, "idle", "idle")
-	var opts SymbolOptions
+	var opts dump.SymbolOptions
 	if withSymbols {
 		dir := kernelDirTB(b)
-		opts = SymbolOptions{Files: []string{filepath.Join(dir, "vmlinux")}, SystemMap: filepath.Join(dir, "System.map")}
+		opts = dump.SymbolOptions{Files: []string{filepath.Join(dir, "vmlinux")}, SystemMap: filepath.Join(dir, "System.map")}
 	}
 	buf := make([]byte, 4096)
 	b.ReportAllocs()
 	cpus := 0
 	for b.Loop() {
-		d, err := Open(path)
+		d, err := dump.Open(path)
 		if err != nil {
 			b.Fatal(err)
 		}
-		if withSymbols {
-			if _, _, err := d.Symbols(opts); err != nil {
-				b.Fatal(err)
-			}
+		k, err := Open(d, opts)
+		if err != nil {
+			b.Fatal(err)
 		}
-		for i, th := range d.Threads() {
+		for i, th := range k.CPUs() {
 			sp, _ := th.Regs.SP()
 			if _, err := d.Memory().ReadAt(buf, sp&^0xfff); err != nil {
 				b.Fatal(err)
 			}
-			if len(d.Stacks(i)) == 0 {
+			if len(k.Stacks(i)) == 0 {
 				b.Fatal("no stacks")
 			}
 			cpus++
@@ -56,21 +56,23 @@ func BenchmarkOpenAndUnwindVmcore(b *testing.B) {
 	b.ReportAllocs()
 	frames := 0
 	for b.Loop() {
-		d, err := Open(path)
+		d, err := dump.Open(path)
 		if err != nil {
 			b.Fatal(err)
 		}
-		set, _, err := d.Symbols(SymbolOptions{Files: []string{vmlinux}})
+		k, err := Open(d, dump.SymbolOptions{Files: []string{vmlinux}})
 		if err != nil {
 			b.Fatal(err)
 		}
-		for i, th := range d.Threads() {
-			u := unwind.New(d.CPUMemory(th.CPU), th.Regs, &unwind.Options{Code: set, Stacks: d.Stacks(i), Kernel: true})
-			for u.Next() {
-				frames++
+		set := k.Symbols()
+		for i := range k.CPUs() {
+			tr, err := k.UnwindCPU(i, unwind.Options{})
+			if err != nil {
+				b.Fatal(err)
 			}
-			if u.Err() != nil {
-				b.Fatal(u.Err())
+			frames += len(tr.Frames)
+			if tr.Err != nil {
+				b.Fatal(tr.Err)
 			}
 		}
 		d.Close()

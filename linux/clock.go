@@ -1,4 +1,4 @@
-package dump
+package linux
 
 import (
 	"debug/dwarf"
@@ -145,15 +145,15 @@ func unitAt(f *elf.File, addr uint64) (uint64, error) {
 // (tk_core.timekeeper.xtime_sec), the moment of the dump to within the
 // timekeeper's last update (a tick). It needs vmlinux with DWARF (call
 // Symbols first); ok is false otherwise.
-func (d *Dump) WallClock() (time.Time, bool) {
-	if d.kern == nil || d.kern.offsets.tkXtimeSec < 0 {
+func (k *Kernel) WallClock() (time.Time, bool) {
+	if k.offsets.tkXtimeSec < 0 {
 		return time.Time{}, false
 	}
-	a, ok := d.kernelSym("tk_core")
+	a, ok := k.kernelSym("tk_core")
 	if !ok {
 		return time.Time{}, false
 	}
-	v, ok := d.readU64(a + uint64(d.kern.offsets.tkXtimeSec))
+	v, ok := k.readU64(a + uint64(k.offsets.tkXtimeSec))
 	if !ok || int64(v) <= 0 {
 		return time.Time{}, false
 	}

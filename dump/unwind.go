@@ -1,0 +1,54 @@
+package dump
+
+import (
+	"fmt"
+
+	"github.com/unwind-dev/unwind/ptregs"
+	"github.com/unwind-dev/unwind/unwind"
+)
+
+// Trace is one unwound thread, CPU or task.
+type Trace struct {
+	Frames     []unwind.Frame
+	Reliable   bool   // every frame reliable and the walk reached a proper end
+	StopReason string // why the walk ended (unwind.Unwinder.StopReason)
+	Err        error  // the error that stopped the walk, nil at a proper end or the frame limit
+	Truncated  bool   // the walk stopped at the frame limit (unwind.Unwinder.Truncated)
+	// Mem is the memory the walk read (for a kernel CPU its own address
+	// space, which also holds its current process's user half).
+	Mem unwind.Memory
+}
+
+// Unwind unwinds thread i of Threads (a user thread or an emulator CPU)
+// from its registers in the dump with code (the Set from Symbols) and the
+// stack bounds of Stacks. opts may set Methods and MaxFrames. A kernel
+// vmcore's CPUs and tasks are unwound by linux.Kernel.
+func (d *Dump) Unwind(i int, code unwind.Code, opts unwind.Options) (Trace, error) {
+	if d.kern != nil {
+		return Trace{}, ErrKernelDump
+	}
+	if i < 0 || i >= len(d.threads) {
+		return Trace{}, fmt.Errorf("no thread index %d (the dump has %d)", i, len(d.threads))
+	}
+	opts.Code = code
+	opts.Stacks = d.Stacks(i)
+	opts.Kernel = d.kind != KindUserCore
+	return Walk(d.mem, d.threads[i].Regs, &opts), nil
+}
+
+// Walk runs one unwind from regs to its end and collects its frames. The
+// frames a corrupt stack invalidates, yielded before the walk found out,
+// are marked unreliable.
+func Walk(mem unwind.Memory, regs ptregs.Regs, opts *unwind.Options) Trace {
+	u := unwind.New(mem, regs, opts)
+	var frames []unwind.Frame
+	for u.Next() {
+		frames = append(frames, u.Frame())
+	}
+	if from := u.Invalidated(); from >= 0 {
+		for i := from; i < len(frames); i++ {
+			frames[i].Reliable = false
+		}
+	}
+	return Trace{Frames: frames, Reliable: u.Reliable(), StopReason: u.StopReason(), Err: u.Err(), Truncated: u.Truncated(), Mem: mem}
+}

@@ -1,0 +1,297 @@
+package linux
+
+import (
+	"debug/elf"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/unwind-dev/unwind/dump"
+	"github.com/unwind-dev/unwind/symbols"
+	"github.com/unwind-dev/unwind/unwind"
+)
+
+const (
+	startKernelMap = 0xffffffff80000000 // __START_KERNEL_map
+	pageSize       = 4096
+)
+
+// ErrNotKernel is returned by Open for a dump that is not a kernel vmcore
+// (a user core or an emulator snapshot: package dump unwinds those).
+var ErrNotKernel = errors.New("not a kernel vmcore")
+
+// Kernel is the Linux kernel of a vmcore: its CPUs with their current
+// tasks and stacks, its log, uname and taint state, and its symbols. Make
+// it with Open; its methods are safe for concurrent use.
+type Kernel struct {
+	d       *dump.Dump
+	mem     unwind.Memory
+	info    dump.VMCoreInfo
+	qemu    []dump.QEMUCPUState
+	threads []dump.Thread
+	set     *symbols.Set
+	warns   []string
+
+	syms    map[string]uint64 // kernel symbols this package uses
+	symSize map[string]uint64 // their ELF sizes, when read from vmlinux
+	bias    uint64            // KASLR offset
+	offsets kernelOffsets
+	// crashWhy says why a CPU is marked Crashed ("" when none is).
+	crashWhy string
+}
+
+// Open builds the kernel model of the vmcore d from the binaries opts
+// names: vmlinux (opts.Files) and/or a System.map, relocated by the KASLR
+// offset (VMCOREINFO's KERNELOFFSET, else the difference between the
+// run-time and link-time _stext). Missing or unusable symbol files are
+// warnings (Warnings), not errors: without them the model knows what
+// VMCOREINFO says. The Kernel reads d until d is closed.
+//
+//	d, _ := dump.Open("vmcore")
+//	k, err := linux.Open(d, dump.SymbolOptions{Files: []string{"vmlinux"}})
+//	for i := range k.CPUs() {
+//		tr, _ := k.UnwindCPU(i, unwind.Options{})
+//		...
+//	}
+func Open(d *dump.Dump, opts dump.SymbolOptions) (*Kernel, error) {
+	if d.Kind() != dump.KindVmcore {
+		return nil, fmt.Errorf("%w: the dump is a %s", ErrNotKernel, d.Kind())
+	}
+	k := &Kernel{d: d, mem: d.Memory(), info: d.VMCoreInfo(), threads: d.Threads(), set: &symbols.Set{}}
+	for i := range k.threads {
+		s, ok := d.QEMUState(i)
+		if !ok {
+			break
+		}
+		k.qemu = append(k.qemu, s)
+	}
+	k.offsets = noOffsets()
+	k.detectCrash(nil)
+	bias := d.KernelOffset()
+	if _, ok := k.info["KERNELOFFSET"]; !ok {
+		// Older kernels: compare the run-time _stext with the link-time one.
+		if run, ok := k.info.Symbol("_stext"); ok {
+			if link, ok := linkTimeSymbol(opts, "_stext"); ok {
+				bias = run - link
+			}
+		}
+	}
+	k.bias = bias
+	k.warns = append(k.warns, k.loadKernelSyms(opts, bias)...)
+	k.fillCurrentTasks()
+	opened := 0
+	for _, f := range opts.Files {
+		sf, err := symbols.Open(f, bias)
+		if err != nil {
+			k.warns = append(k.warns, fmt.Sprintf("%s: %v", f, err))
+			continue
+		}
+		k.set.Add(sf)
+		opened++
+	}
+	if opts.SystemMap != "" {
+		f, err := os.Open(opts.SystemMap)
+		if err != nil {
+			return nil, err
+		}
+		t, err := symbols.ParseSystemMap(f, bias)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", opts.SystemMap, err)
+		}
+		k.set.AddTable(t, "")
+		opened++
+	}
+	if opened == 0 {
+		k.warns = append(k.warns, "no kernel symbols given (vmlinux or System.map)")
+	}
+	k.detectCrash(k.set)
+	return k, nil
+}
+
+// Dump returns the dump the kernel was read from.
+func (k *Kernel) Dump() *dump.Dump { return k.d }
+
+// Symbols returns the kernel's symbols (vmlinux, System.map), relocated
+// to where they ran.
+func (k *Kernel) Symbols() *symbols.Set { return k.set }
+
+// Warnings returns what Open could not find or use (a symbol file, the
+// DWARF of vmlinux), to show the user.
+func (k *Kernel) Warnings() []string { return append([]string(nil), k.warns...) }
+
+// Offset returns the KASLR offset applied to the symbols.
+func (k *Kernel) Offset() uint64 { return k.bias }
+
+// CPUs returns the dump's CPUs, in the order of their NT_PRSTATUS notes,
+// with the pid and comm of each CPU's current task (when vmlinux's DWARF
+// gave the task_struct layout) and the crashing CPU marked. The slice is
+// the caller's to modify.
+func (k *Kernel) CPUs() []dump.Thread { return append([]dump.Thread(nil), k.threads...) }
+
+// Stacks returns the stack-bounds oracle of CPU i (an index into CPUs):
+// the task, IRQ, exception (IST) and entry stacks found from the kernel's
+// per-CPU data and the CPU's TSS. An unknown index gives nil.
+func (k *Kernel) Stacks(i int) unwind.Stacks {
+	if i < 0 || i >= len(k.threads) {
+		return nil
+	}
+	return k.kernelStacks(i)
+}
+
+// Info returns the dump's summary (dump.Dump.Info) completed with what
+// the kernel's data says: uname, taint, whether a crash kernel was loaded,
+// the crash message and the time of the newest log record, the wall clock
+// when the dump has no crash time, each CPU's task and the crashing CPU.
+func (k *Kernel) Info() dump.Info {
+	in := k.d.Info()
+	in.Crashed = -1
+	for i := range in.Threads {
+		if i < len(k.threads) {
+			t := k.threads[i]
+			in.Threads[i].TID, in.Threads[i].Comm, in.Threads[i].Crashed = t.TID, t.Comm, t.Crashed
+			if t.Crashed && in.Crashed < 0 {
+				in.Crashed = i
+			}
+		}
+	}
+	ct, cts := in.CrashTime, in.CrashTimeSource
+	in.CrashTime, in.CrashTimeSource = nil, ""
+	if uts, ok := k.UTSName(); ok {
+		if in.Release == "" {
+			in.Release = uts.Release
+		}
+		in.Version, in.Machine = uts.Version, uts.Machine
+	}
+	in.Taint, _ = k.Taint()
+	if a, ok := k.kernelSym("kexec_crash_image"); ok && k.syms != nil {
+		p, _ := k.readU64(a)
+		in.KdumpReady = p != 0
+	}
+	in.Panic = k.PanicMessage()
+	in.CrashTime, in.CrashTimeSource = ct, cts
+	if in.CrashTime == nil {
+		if t, ok := k.WallClock(); ok {
+			in.CrashTime, in.CrashTimeSource = &t, "tk_core"
+		}
+	}
+	if recs := k.Log(1); len(recs) == 1 {
+		s := recs[0].Time.Seconds()
+		in.LogTime = &s
+	}
+	if in.Crashed >= 0 {
+		in.Reason = k.crashWhy
+	}
+	return in
+}
+
+// UnwindCPU unwinds CPU i (an index into CPUs) from its registers in the
+// dump, across its IRQ, exception and entry stacks, with the kernel's
+// symbols and the machine code of the dump. opts may set Methods and
+// MaxFrames; Code, Stacks and Kernel are the kernel's. Frames that a
+// corrupt stack invalidated after they were found are marked unreliable.
+func (k *Kernel) UnwindCPU(i int, opts unwind.Options) (dump.Trace, error) {
+	if i < 0 || i >= len(k.threads) {
+		return dump.Trace{}, fmt.Errorf("no CPU index %d (the dump has %d)", i, len(k.threads))
+	}
+	th := k.threads[i]
+	mem := k.d.CPUMemory(th.CPU)
+	opts.Code = Code{k.set, mem}
+	opts.Stacks = k.Stacks(i)
+	opts.Kernel = true
+	return dump.Walk(mem, th.Regs, &opts), nil
+}
+
+// kernelSym returns a kernel symbol's run-time address: from the symbols
+// loaded by Open, else from VMCOREINFO.
+func (k *Kernel) kernelSym(name string) (uint64, bool) {
+	if a, ok := k.syms[name]; ok {
+		return a, true
+	}
+	return k.info.Symbol(name)
+}
+
+func (k *Kernel) readKernelInt32(sym string) (int32, bool) {
+	a, ok := k.kernelSym(sym)
+	if !ok {
+		return 0, false
+	}
+	var b [4]byte
+	if n, _ := k.mem.ReadAt(b[:], a); n != 4 {
+		return 0, false
+	}
+	return int32(binary.LittleEndian.Uint32(b[:])), true
+}
+
+func trimNUL(b []byte) string {
+	for i, c := range b {
+		if c == 0 {
+			return string(b[:i])
+		}
+	}
+	return string(b)
+}
+
+// linkTimeSymbol finds a symbol's link-time address in the System.map or
+// the vmlinux files of opts.
+func linkTimeSymbol(opts dump.SymbolOptions, name string) (uint64, bool) {
+	if opts.SystemMap != "" {
+		if f, err := os.Open(opts.SystemMap); err == nil {
+			defer f.Close()
+			t, err := symbols.ParseSystemMap(f, 0)
+			if err == nil {
+				if s, ok := t.ByName(name); ok {
+					return s.Addr, true
+				}
+			}
+		}
+	}
+	for _, path := range opts.Files {
+		f, err := elf.Open(path)
+		if err != nil {
+			continue
+		}
+		syms, _ := f.Symbols()
+		f.Close()
+		for _, s := range syms {
+			if s.Name == name {
+				return s.Value, true
+			}
+		}
+	}
+	return 0, false
+}
+
+// Code is the unwinder's Code for a kernel: the symbols' own, with the
+// machine code read from the dump's memory where no file has it (a
+// kernel opened with only System.map: the kernel's text is in the
+// dump). It reads from pc to the end of pc's symbol, at most maxDumpCode
+// bytes, so prologue analysis works as with vmlinux.
+type Code struct {
+	*symbols.Set
+	Mem unwind.Memory
+}
+
+const maxDumpCode = 64 << 10
+
+// CodeAt implements unwind.Code.
+func (c Code) CodeAt(pc uint64) []byte {
+	if b := c.Set.CodeAt(pc); b != nil {
+		return b
+	}
+	if !c.Set.IsText(pc) {
+		return nil
+	}
+	s, ok := c.Set.Symbol(pc)
+	if !ok || s.Size == 0 || pc-s.Addr >= s.Size {
+		return nil
+	}
+	n := min(s.Addr+s.Size-pc, maxDumpCode)
+	b := make([]byte, n)
+	got, _ := c.Mem.ReadAt(b, pc)
+	if got == 0 {
+		return nil
+	}
+	return b[:got]
+}
