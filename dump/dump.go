@@ -44,6 +44,10 @@ type Dump struct {
 	elf      *elfFile
 	notes    []Note
 	warnings []string
+	// notesEnd is the file offset where the notes end (or the damage that
+	// stopped reading them), notesProblem that damage: for ThreadsErr.
+	notesEnd     int64
+	notesProblem error
 
 	threads []Thread
 	mem     unwind.Memory
@@ -116,13 +120,13 @@ func newFile(r io.ReaderAt, size int64, flatOK bool) (*Dump, error) {
 		return nil, formatErr(16, ErrNotCore, "ELF type %d is not ET_CORE", ef.typ)
 	}
 	d := &Dump{r: r, size: size, elf: ef}
-	notes, warns, err := readNotes(r, size, ef.progs)
+	sc, err := readNotes(r, size, ef.progs)
 	if err != nil {
 		return nil, err
 	}
-	d.notes = notes
-	d.warnings = warns
-	d.kind = classify(notes)
+	d.notes, d.warnings = sc.notes, sc.warns
+	d.notesEnd, d.notesProblem = sc.end, sc.problem
+	d.kind = classify(d.notes)
 	switch d.kind {
 	case KindVmcore:
 		err = d.initKernel()

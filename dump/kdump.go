@@ -2,6 +2,7 @@ package dump
 
 import (
 	"bytes"
+	"cmp"
 	"compress/zlib"
 	"encoding/binary"
 	"fmt"
@@ -177,17 +178,32 @@ func newKdump(r io.ReaderAt, size int64) (*Dump, error) {
 	if h.Version >= 4 && len(sub) >= 64 {
 		off, sz := le.Uint64(sub[48:]), le.Uint64(sub[56:])
 		if sz > 0 {
-			if sz > kdumpMaxNoteSize || off > uint64(size) || sz > uint64(size)-off {
-				d.warnf("kdump notes (%d bytes at %#x) do not fit in the file", sz, off)
-			} else {
+			switch {
+			case sz > kdumpMaxNoteSize || off > uint64(size):
+				e := formatErr(56, nil, "kdump notes (%d bytes at %#x) do not fit in the file", sz, off)
+				d.warnings = append(d.warnings, e.Error())
+				d.notesEnd, d.notesProblem = 48, e
+				sz = 0
+			case sz > uint64(size)-off:
+				e := formatErr(size, nil, "the %d bytes of kdump notes at %#x are cut short: the file ends", sz, off)
+				d.warnings = append(d.warnings, e.Error())
+				d.notesProblem = e
+				sz = uint64(size) - off
+			}
+			if sz > 0 {
 				b := make([]byte, sz)
 				if _, err := r.ReadAt(b, int64(off)); err != nil {
 					return nil, formatErr(int64(off), err, "reading kdump notes")
 				}
 				notes, err := ParseNotes(b, int64(off))
 				d.notes = notes
+				d.notesEnd = int64(off + sz)
 				if err != nil {
 					d.warnings = append(d.warnings, err.Error())
+					if fe, ok := err.(*FormatError); ok {
+						d.notesEnd = fe.Off
+					}
+					d.notesProblem = cmp.Or(d.notesProblem, err)
 				}
 			}
 		}

@@ -1,7 +1,10 @@
 package dump
 
 import (
+	"cmp"
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"io"
 )
 
@@ -91,33 +94,83 @@ func trimNUL(b []byte) string {
 	return string(b)
 }
 
+// noteScan is what readNotes found: the notes, warnings, and where the
+// notes end (the end of the last note read, or the offset of the damage
+// that stopped the walk) with that damage, if any.
+type noteScan struct {
+	notes   []Note
+	warns   []string
+	end     int64
+	problem error
+}
+
 // readNotes reads and walks every PT_NOTE segment of a dump. Problems are
-// returned as warnings so a dump with one bad note still opens.
-func readNotes(r io.ReaderAt, size int64, progs []Segment) ([]Note, []string, error) {
-	var all []Note
-	var warns []string
+// returned as warnings so a dump with one bad note still opens; a segment
+// cut short by the end of the file is read as far as it goes.
+func readNotes(r io.ReaderAt, size int64, progs []Segment) (noteScan, error) {
+	var sc noteScan
 	total := uint64(0)
 	for _, p := range progs {
 		if p.Type != ptNote || p.Filesz == 0 {
 			continue
 		}
-		if p.Off > uint64(size) || p.Filesz > uint64(size)-p.Off {
-			warns = append(warns, formatErr(int64(p.Off), nil, "note segment of %d bytes past the end of the file", p.Filesz).Error())
+		n := p.Filesz
+		if p.Off > uint64(size) {
+			e := formatErr(int64(p.Off), nil, "note segment of %d bytes starts past the end of the file (%d bytes)", p.Filesz, size)
+			sc.warns = append(sc.warns, e.Error())
+			sc.problem = cmp.Or(sc.problem, error(e))
 			continue
 		}
-		total += p.Filesz
-		if total > maxNoteSegment {
-			return all, warns, formatErr(int64(p.Off), nil, "note segments larger than %d bytes", maxNoteSegment)
+		if n > uint64(size)-p.Off {
+			n = uint64(size) - p.Off
+			e := formatErr(size, nil, "the %d-byte note segment at %#x is cut short: the file ends", p.Filesz, p.Off)
+			sc.warns = append(sc.warns, e.Error())
+			sc.problem = cmp.Or(sc.problem, error(e))
 		}
-		buf := make([]byte, p.Filesz)
+		total += n
+		if total > maxNoteSegment {
+			return sc, formatErr(int64(p.Off), nil, "note segments larger than %d bytes", maxNoteSegment)
+		}
+		buf := make([]byte, n)
 		if _, err := r.ReadAt(buf, int64(p.Off)); err != nil {
-			return all, warns, formatErr(int64(p.Off), err, "reading note segment")
+			return sc, formatErr(int64(p.Off), err, "reading note segment")
 		}
 		notes, err := ParseNotes(buf, int64(p.Off))
-		all = append(all, notes...)
+		sc.notes = append(sc.notes, notes...)
+		sc.end = max(sc.end, int64(p.Off+n))
 		if err != nil {
-			warns = append(warns, err.Error())
+			sc.warns = append(sc.warns, err.Error())
+			if fe, ok := err.(*FormatError); ok {
+				sc.end = fe.Off
+			}
+			sc.problem = cmp.Or(sc.problem, err)
 		}
 	}
-	return all, warns, nil
+	return sc, nil
+}
+
+// ErrNoRegisters is wrapped by the error ThreadsErr returns for a dump
+// whose notes hold no registers (NT_PRSTATUS) for any thread or CPU.
+var ErrNoRegisters = errors.New("no registers for any thread or CPU")
+
+// ThreadsErr says why Threads is empty: nil when the dump holds registers
+// for some thread or CPU, else a *FormatError wrapping ErrNoRegisters that
+// says where the dump's notes end and what cut them short, for a tool to
+// print instead of an empty trace.
+func (d *Dump) ThreadsErr() error {
+	if len(d.threads) > 0 {
+		return nil
+	}
+	if len(d.notes) == 0 && d.notesProblem == nil {
+		return formatErr(d.notesEnd, ErrNoRegisters, "the dump has no notes")
+	}
+	msg := fmt.Sprintf("%d notes, none an NT_PRSTATUS; the notes end", len(d.notes))
+	switch p := d.notesProblem.(type) {
+	case nil:
+	case *FormatError:
+		msg = fmt.Sprintf("%s where they are damaged (%s at offset %#x)", msg, p.Msg, p.Off)
+	default:
+		msg = fmt.Sprintf("%s where they are damaged (%v)", msg, p)
+	}
+	return formatErr(d.notesEnd, ErrNoRegisters, "%s", msg)
 }

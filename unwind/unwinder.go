@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"iter"
 	"math"
-	"strings"
+	"reflect"
 
 	"github.com/unwind-dev/unwind/ptregs"
 	"github.com/unwind-dev/unwind/symbols"
@@ -413,7 +413,7 @@ func (fl *failure) buildErr(u *Unwinder) error {
 		// The memory said why a read failed: that is the reason to show.
 		if why == nil {
 			why = fl.mem
-		} else if !errors.Is(why, fl.mem) && !strings.Contains(why.Error(), fl.mem.Error()) {
+		} else if !wrapsType(why, fl.mem) {
 			why = fmt.Errorf("%w: %w", why, fl.mem)
 		}
 	}
@@ -426,6 +426,31 @@ func (fl *failure) buildErr(u *Unwinder) error {
 		return fmt.Errorf("frame %d at %#x: cfi: return address undefined outside an outermost frame", fl.index, fl.pc)
 	}
 	return errors.New("walk failed")
+}
+
+// wrapsType reports whether err's chain holds an error of target's
+// dynamic type: the step's error already tells what the memory said.
+func wrapsType(err, target error) bool {
+	t := reflect.TypeOf(target)
+	for err != nil {
+		if reflect.TypeOf(err) == t {
+			return true
+		}
+		switch e := err.(type) {
+		case interface{ Unwrap() error }:
+			err = e.Unwrap()
+		case interface{ Unwrap() []error }:
+			for _, x := range e.Unwrap() {
+				if wrapsType(x, target) {
+					return true
+				}
+			}
+			return false
+		default:
+			return false
+		}
+	}
+	return false
 }
 
 // first builds frame 0 from the initial registers.

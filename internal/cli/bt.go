@@ -105,6 +105,9 @@ func runBt(ios *IOStreams, opts *btOptions, path string) error {
 		stackHeader, hardware = d.k.StackHeader(), d.k.HardwareName()
 		threads = d.k.CPUs()
 	}
+	if err := d.ThreadsErr(); err != nil {
+		return err // the notes hold no registers: say where they end
+	}
 	truncated := 0
 	for i, th := range threads {
 		if opts.cpu >= 0 && th.CPU != opts.cpu {
@@ -144,7 +147,7 @@ func runBt(ios *IOStreams, opts *btOptions, path string) error {
 		}
 	}
 	if len(doc.Threads) == 0 {
-		return fmt.Errorf("no thread or CPU matches the selection")
+		return fmt.Errorf("no thread or CPU matches the selection (the dump has %d: %s)", len(d.Threads()), threadList(d.Threads()))
 	}
 	if opts.output == outputJSON {
 		err = report.WriteJSON(ios.Out, doc)
@@ -158,6 +161,27 @@ func runBt(ios *IOStreams, opts *btOptions, path string) error {
 		return &ExitError{Code: ExitPartial, Err: fmt.Errorf("%d trace(s) stopped on an error", truncated)}
 	}
 	return nil
+}
+
+// threadList names a dump's CPUs (kernel dumps) or thread ids, for a
+// selection that matched none.
+func threadList(ths []dump.Thread) string {
+	var b strings.Builder
+	for i, th := range ths {
+		if i == 8 {
+			b.WriteString(", …")
+			break
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		if th.CPU >= 0 {
+			fmt.Fprintf(&b, "CPU %d", th.CPU)
+		} else {
+			fmt.Fprintf(&b, "thread %d", th.TID)
+		}
+	}
+	return b.String()
 }
 
 // dumpFacts are the Info fields bt's JSON carries in "dump"."extra".
