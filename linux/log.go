@@ -2,6 +2,7 @@ package linux
 
 import (
 	"encoding/binary"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -16,6 +17,21 @@ type LogRecord struct {
 	// pid of the task that printed, or CallerCPU|cpu when it printed
 	// outside task context; 0 when unknown.
 	Caller uint32
+	// Level is the record's log level (0 KERN_EMERG … 7 KERN_DEBUG) and
+	// Facility its syslog facility (0 for the kernel's own messages), as
+	// `dmesg -r` prints them ("<6>" is level 6, facility 0).
+	Level, Facility uint8
+}
+
+// CallerString is the caller as CONFIG_PRINTK_CALLER prints it: "T118"
+// for a task, "C1" for a CPU. (Every kernel whose log Log reads records
+// callers, so 0 is task 0, the idle task.)
+func (r *LogRecord) CallerString() string {
+	switch {
+	case r.Caller&CallerCPU != 0:
+		return "C" + strconv.FormatUint(uint64(r.Caller&^CallerCPU), 10)
+	}
+	return "T" + strconv.FormatUint(uint64(r.Caller), 10)
 }
 
 // CallerCPU is set in LogRecord.Caller when the caller was a CPU (in
@@ -29,13 +45,16 @@ const (
 	maxLogText      = 1024
 )
 
-// Log returns up to max of the newest records of a kernel dump's log
+// Log returns up to max of the newest records (max < 0: all of them) of a kernel dump's log
 // buffer, oldest first, using the printk ring-buffer layout (Linux ≥ 5.10)
 // described by the VMCOREINFO note. It returns nil when the dump has no log
 // or an older layout.
 func (k *Kernel) Log(max int) []LogRecord {
-	if max <= 0 {
+	if max == 0 {
 		return nil
+	}
+	if max < 0 {
+		max = math.MaxInt
 	}
 	info := k.info
 	prbSym, ok := info.Symbol("prb")
@@ -118,6 +137,9 @@ func (k *Kernel) Log(max int) []LogRecord {
 			continue
 		}
 		textLen := uint64(binary.LittleEndian.Uint16(l2[:]))
+		// struct printk_info: u16 text_len; u8 facility; u8 flags:5, level:3.
+		var lf [2]byte
+		k.mem.ReadAt(lf[:], ia+off("printk_info.text_len", 16)+2)
 		var caller uint32
 		if co, ok := info["OFFSET(printk_info.caller_id)"]; ok {
 			if n, err := strconv.ParseUint(co, 10, 8); err == nil {
@@ -140,7 +162,8 @@ func (k *Kernel) Log(max int) []LogRecord {
 		if n, _ := k.mem.ReadAt(buf, data+blk+8); uint64(n) != textLen {
 			continue
 		}
-		recs = append(recs, LogRecord{Seq: seq, Time: time.Duration(ts), Text: string(buf), Caller: caller})
+		recs = append(recs, LogRecord{Seq: seq, Time: time.Duration(ts), Text: string(buf), Caller: caller,
+			Facility: lf[0], Level: lf[1] >> 5})
 	}
 	for i, j := 0, len(recs)-1; i < j; i, j = i+1, j-1 {
 		recs[i], recs[j] = recs[j], recs[i]

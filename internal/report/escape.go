@@ -8,9 +8,10 @@ import (
 )
 
 // Escape makes a string read from a dump safe to print on a terminal:
-// control characters (C0, DEL, C1, which could move the cursor, clear the
-// screen or fake a line of output) and invalid UTF-8 become \n, \t, \xNN or
-// \u escapes; everything else is left as it is. A string that needs no
+// control characters (C0 but tab, DEL, C1, which could move the cursor,
+// clear the screen or fake a line of output) and invalid UTF-8 become \n,
+// \xNN or \u escapes; everything else, tabs included (the kernel log has
+// them), is left as it is. A string that needs no
 // escaping is returned without allocating.
 func Escape(s string) string {
 	i := 0
@@ -45,7 +46,7 @@ func Escape(s string) string {
 }
 
 func needsEscape(r rune, n int) bool {
-	return (r == utf8.RuneError && n == 1) || unicode.IsControl(r) || r == '\u2028' || r == '\u2029'
+	return (r == utf8.RuneError && n == 1) || (unicode.IsControl(r) && r != '\t') || r == '\u2028' || r == '\u2029'
 }
 
 func hex2(c byte) string {

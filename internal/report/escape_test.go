@@ -15,7 +15,7 @@ func TestEscape(t *testing.T) {
 		"héllo wörld":             "héllo wörld",
 		"a\x1b[2Jb":               `a\x1b[2Jb`,
 		"two\nlines":              `two\nlines`,
-		"tab\there":               `tab\there`,
+		"tab\there":               "tab\there",
 		"del\x7f":                 `del\x7f`,
 		"c1\u0085":                `c1\u0085`,
 		"bad\xffutf8":             `bad\xffutf8`,
