@@ -263,15 +263,18 @@ func (u *Unwinder) siteVerdict(ra uint64, win *[9]byte, n uint8) (ok, rule, stat
 		if kind, _ := decodeCallBefore(win, 9, ra); kind != notCall {
 			return true, false, static
 		}
-		ok := u.patchedSite(ra, win)
+		ok := u.patchedSite(ra, win) || u.bootReturn(ra, win[7:])
 		return ok, ok, static
 	}
 	for l := 9; l >= 2; l-- {
 		if b := c.CodeAt(ra - uint64(l)); len(b) >= l {
 			var fw [9]byte
 			copy(fw[9-l:], b[:l])
-			kind, _ := decodeCallBefore(&fw, l, ra)
-			return kind != notCall, false, static
+			if kind, _ := decodeCallBefore(&fw, l, ra); kind != notCall {
+				return true, false, static
+			}
+			ok := u.bootReturn(ra, fw[7:])
+			return ok, ok, static
 		}
 	}
 	return false, false, static
@@ -342,6 +345,19 @@ func (u *Unwinder) patchedSite(ra uint64, mem *[9]byte) bool {
 		}
 	}
 	return false
+}
+
+// bootReturn reports whether ra is the return address the boot code of
+// a kernel plants for unwinders at the bottom of the boot and idle stacks:
+// secondary_startup_64 pushes the address right after its lretq (Linux's
+// .Lafter_lret) before it far-returns into initial_code, so the bytes
+// before ra (last2) are lretq, in a known outermost function.
+func (u *Unwinder) bootReturn(ra uint64, last2 []byte) bool {
+	if !u.opts.Kernel || len(last2) != 2 || last2[0] != 0x48 || last2[1] != 0xcb {
+		return false
+	}
+	s, ok := u.opts.Code.Symbol(ra - 1)
+	return ok && outermostFuncs[s.Name]
 }
 
 // forkReturn reports whether ra is where a new task's first switch

@@ -94,6 +94,7 @@ func (u *Unwinder) cfiStep(next *Frame) (ok, end bool, err error) {
 func (u *Unwinder) cfiEntryFrame(next *Frame, r15Full bool, cfa uint64) {
 	f := u.cur
 	next.Kind = KindInterrupted
+	next.nullCall = next.PC == 0 // the stub's CFI signal frame is cross-checked
 	stub, e := u.stubOf(f)
 	b := u.scratch[:ptregs.IretFrameSize]
 	iret := cfa - ptregs.IretFrameSize

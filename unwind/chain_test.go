@@ -207,12 +207,12 @@ func TestFPCorruptNeverReliable(t *testing.T) {
 
 func TestNullCall(t *testing.T) {
 	c := newFakeCode(textBase,
-		&fakeFunc{name: "main", code: clone(fpCaller), rows: fpRows},
+		&fakeFunc{name: "_start", code: clone(fpCaller), rows: fpRows},
 		&fakeFunc{name: "n3", code: clone(fpIndirect), rows: fpIndRows})
 	s := newStack(stackBase, 4096)
 	s.push(0)
 	rbp := s.push(0)
-	s.push(c.callAt("main", 4, "n3"))
+	s.push(c.callAt("_start", 4, "n3"))
 	rbp = s.push(rbp)
 	s.push(c.fn("n3").addr + 6) // return address of call *%rax
 	mem := SplicedMemory{{Addr: textBase, Data: c.text}, s.region()}
@@ -221,7 +221,7 @@ func TestNullCall(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if diff := cmp.Diff([]string{"?", "n3", "main"}, names(fs)); diff != "" {
+		if diff := cmp.Diff([]string{"?", "n3", "_start"}, names(fs)); diff != "" {
 			t.Errorf("methods %v: %s", m, diff)
 		}
 		for _, f := range fs {

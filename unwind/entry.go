@@ -85,11 +85,16 @@ func (u *Unwinder) entryStep(next *Frame) (ok, end bool, err error) {
 		}
 	}
 	if u.opts.Stacks != nil && f.Index > 0 && u.stackAt(f.SP).taskTop {
+		if u.zeroPtRegs(f.SP) {
+			return false, true, nil // a kernel thread's bottom
+		}
 		if err := u.ptregsFrame(next, f.SP, stub, entry, false, false); err != nil {
 			return false, false, err
 		}
-		if !ptregs.UserMode(next.PtRegs.CS) {
-			return false, true, nil
+		if cs := next.PtRegs.CS; !ptregs.UserMode(cs) {
+			// Where user entry saved its registers, a kernel
+			// selector: inconsistent, not an end.
+			return false, true, fmt.Errorf("pt_regs at %#x, the top of the task stack: kernel-mode cs %#x where a kernel thread has zeros and a syscall user mode", f.SP, cs)
 		}
 		return true, false, nil
 	}
@@ -99,6 +104,23 @@ func (u *Unwinder) entryStep(next *Frame) (ok, end bool, err error) {
 		}
 	}
 	return false, false, nil
+}
+
+// zeroPtRegs reports whether the pt_regs at addr is all zero, as
+// copy_thread leaves a kernel thread's task_pt_regs().
+func (u *Unwinder) zeroPtRegs(addr uint64) bool {
+	if u.mem == nil {
+		return false
+	}
+	if n, _ := u.readAt(u.block[:], addr); n != len(u.block) {
+		return false
+	}
+	for _, b := range u.block {
+		if b != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func (u *Unwinder) checkOptions() ptregs.CheckOptions {
@@ -151,7 +173,7 @@ func (u *Unwinder) ptregsFrame(next *Frame, addr uint64, stub, entry string, str
 	s, _ := u.stackOf(addr)
 	*next = Frame{PC: p.IP, LookupPC: p.IP, SP: p.SP, Slot: addr + ptregs.PtRegsIretOffset,
 		Regs: p.Regs(), Kind: KindInterrupted, PtRegs: p, RegsAddr: addr, Method: MethodPtRegs, Reliable: true,
-		Entry: entryNameOf(stub, entry, &p, s.Kind)}
+		Entry: entryNameOf(stub, entry, &p, s.Kind), nullCall: strong && p.IP == 0}
 	return nil
 }
 

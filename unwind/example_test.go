@@ -10,7 +10,8 @@ import (
 
 // Example walks a two-frame frame-pointer stack with no symbols: without a
 // Code the rbp chain is followed but cannot be validated, so the frames
-// are not reliable.
+// are not reliable, nor is the end of the chain (the walk says where it
+// stopped and why).
 func Example() {
 	const base = 0x7ff000
 	stack := make([]byte, 64)
@@ -36,5 +37,5 @@ func Example() {
 	// #0 pc=0x401000 sp=0x7ff008 regs reliable=true
 	// #1 pc=0x401234 sp=0x7ff020 fp reliable=false
 	// #2 pc=0x401567 sp=0x7ff030 fp reliable=false
-	// end of stack
+	// error: frame 2 at 0x401567: fp: the frame-pointer chain ends outside an outermost function
 }

@@ -274,4 +274,4 @@ func (u *Unwinder) endOfChain(f *Frame) error {
 
 // errImproperEnd marks an end of the frame-pointer chain in a function
 // not known to be outermost: the trace may be truncated.
-var errImproperEnd = errors.New("frame-pointer chain ends")
+var errImproperEnd = errors.New("fp: the frame-pointer chain ends outside an outermost function")

@@ -162,6 +162,12 @@ type Frame struct {
 	// cursor yields it as the walk judges it then: a later finding of a
 	// corrupt stack can invalidate it (Unwinder.Invalidated).
 	Reliable bool
+
+	// nullCall marks an interrupted frame whose pt_regs a cross-checked
+	// signal found (an encoded rbp at SP in an entry stub, a marker, an
+	// entry stub's CFI signal frame) and whose RIP is 0: a call through a
+	// NULL pointer, its caller's return address at [sp].
+	nullCall bool
 }
 
 // Interrupted reports whether the frame was resumed from saved registers

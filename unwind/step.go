@@ -62,7 +62,13 @@ func (u *Unwinder) step() bool {
 	if u.opts.Kernel && u.has(MethodPtRegs) {
 		ok, end, err := u.entryStep(next)
 		if end {
-			u.finish(StopEndOfStack, true)
+			if err != nil {
+				// A pt_regs at the top of the task stack that is
+				// neither user mode nor a kernel thread's bottom.
+				u.failAt(failStep, f.Index, f.PC, err)
+			} else {
+				u.finish(StopEndOfStack, true)
+			}
 			return false
 		}
 		if try(ok, err) {
@@ -106,7 +112,13 @@ func (u *Unwinder) step() bool {
 	if u.has(MethodFP) {
 		ok, end, err := u.fpStep(next)
 		if end {
-			u.finish(StopEndOfStack, err == nil)
+			if err != nil {
+				// The chain ends outside an outermost function: the
+				// trace may be cut short.
+				u.failAt(failStep, f.Index, f.PC, err)
+			} else {
+				u.finish(StopEndOfStack, true)
+			}
 			return false
 		}
 		if try(ok, err) {
@@ -184,6 +196,7 @@ func callFrame(next *Frame, ra, sp, cfa, slot uint64, regs *ptregs.Regs, m Metho
 	next.Regs.Set(ptregs.RSP, sp)
 	next.Kind, next.Method, next.Reliable = KindCall, m, reliable
 	next.Entry, next.Partial, next.RegsAddr = "", false, 0
+	next.nullCall = false
 	next.Stack = Stack{}
 	next.SymOK = false // emit looks the symbol up
 }
@@ -352,12 +365,13 @@ func (u *Unwinder) atISTEntry() bool {
 }
 
 // cfiEndImproper judges a CFI row that ends the stack (the return address
-// undefined or 0). In a kernel walk that is a proper end only in a known
-// outermost function (_start, ret_from_fork…): entry code also leaves the
-// return address undefined where it is only in a per-CPU slot (the int3
-// trampolines' first instruction), and a walk stopping there is truncated.
+// undefined or 0). That is a proper end only in a known outermost function
+// (_start, start_thread, clone3, ret_from_fork…): kernel entry code also
+// leaves the return address undefined where it is only in a per-CPU slot
+// (the int3 trampolines' first instruction), and a return address of 0
+// read mid-stack (an overwritten stack) cuts a trace short.
 func (u *Unwinder) cfiEndImproper() bool {
-	return u.opts.Kernel && !u.outermost(u.cur)
+	return !u.outermost(u.cur)
 }
 
 // nestedNMI reports whether next, on the NMI stack cs at or below the

@@ -505,11 +505,20 @@ func (u *Unwinder) emit() bool {
 	}
 	if f.Reliable && !u.pcTrusted(f) {
 		f.Reliable = false
+		if f.nullCall && f.Kind == KindInterrupted && f.PC == 0 {
+			// A call through NULL: the frame is no code, and the
+			// trace cannot be reliable, but its pt_regs was found
+			// by a cross-checked signal and the caller's return
+			// address is checked: the frames above are no guesses.
+			u.allGood = false
+			goto judged
+		}
 	}
 	if !f.Reliable {
 		u.allGood = false
 		u.tainted = true // frames above a guess are guesses too
 	}
+judged:
 	f.Function, f.File, f.Line, f.Inlined = "", "", 0, false
 	f.SymOK = false
 	tramp := (f.Kind == KindCall || f.Kind == KindScan) && f.Index > 0 && !u.opts.Kernel && u.has(MethodSignal) && u.atRestoreRTCached(f.PC)

@@ -215,7 +215,7 @@ func compareTraces(ours, kern []string, c serialCase) string {
 	}
 	var o, k []string
 	for _, l := range ours[oi:] {
-		if !strings.HasPrefix(l, "(") { // our annotations: entry kind, pt_regs address, trace summary
+		if !strings.HasPrefix(l, "(") && !strings.HasPrefix(l, "? (") { // our annotations: entry kind, pt_regs address, trace summary
 			o = append(o, l)
 		}
 	}
