@@ -17,6 +17,7 @@ type dwarfIndex struct {
 	d      *dwarf.Data
 	ranges []cuRange // sorted by lo (link-time addresses)
 	units  []*cuInfo
+	vars   varState // variables, read per function on demand (vars.go)
 }
 
 type cuRange struct {
@@ -45,6 +46,7 @@ type lineRow struct {
 
 // scope is a subprogram or inlined subroutine with the scopes nested in it.
 type scope struct {
+	off      dwarf.Offset // the DIE
 	name     string
 	callFile int
 	callLine int
@@ -236,7 +238,7 @@ func (u *cuInfo) readScopes(d *dwarf.Data) {
 		if e.Tag == dwarf.TagSubprogram || e.Tag == dwarf.TagInlinedSubroutine {
 			rs, _ := d.Ranges(e)
 			if len(rs) > 0 {
-				cur = &scope{inlined: e.Tag == dwarf.TagInlinedSubroutine}
+				cur = &scope{off: e.Offset, inlined: e.Tag == dwarf.TagInlinedSubroutine}
 				all = append(all, cur)
 				if n, ok := e.Val(dwarf.AttrName).(string); ok {
 					cur.name = n
@@ -423,6 +425,9 @@ func (f *File) loadDWARF() {
 		return
 	}
 	f.dw, f.dwErr = buildDWARFIndex(d)
+	if f.dw != nil {
+		f.dw.vars.ef, f.dw.vars.path = ef, path
+	}
 }
 
 // Lines appends to buf[:0] the source frames for the run-time pc, innermost

@@ -22,6 +22,7 @@ type btOptions struct {
 	output    outputFormat
 	maxFrames int
 	lines     bool
+	values    valueFlags
 }
 
 // NewCmdBt builds `unwind bt CORE`.
@@ -55,6 +56,7 @@ Exit status 3 means a trace was printed but the walk stopped on an error.`,
 	f.StringVar(&opts.methods, "methods", "all", "unwind strategies: all, or a comma list of cfi,fp,ptregs,signal,scan")
 	f.IntVar(&opts.maxFrames, "max-frames", unwind.DefaultMaxFrames, "stop a walk after this many frames, counting inlined ones (0: no limit); a trace cut there says so and is no error")
 	f.VarP(&opts.output, "output", "o", "output format: text or json")
+	opts.values.register(f)
 	return cmd
 }
 
@@ -137,10 +139,12 @@ func runBt(ios *IOStreams, opts *btOptions, path string) error {
 		if tr.Err != nil {
 			truncated++
 		}
+		values := opts.values.compute(tr.Frames, tr.Mem, d.set)
 		doc.Threads = append(doc.Threads, report.Thread{
 			TID: th.TID, CPU: th.CPU, Crashed: th.Crashed, Signal: th.Signal, Comm: th.Comm,
 			Kernel: kernel, Regs: th.Regs, Frames: tr.Frames, Reliable: tr.Reliable, StopReason: tr.StopReason,
 			Truncated: tr.Truncated, Unwalked: -1, Code: tr.Mem, StackHeader: stackHeader, Hardware: hardware,
+			Values: values,
 		})
 		if th.Crashed && info.Kind == dump.KindVmcore {
 			doc.Threads[len(doc.Threads)-1].CrashReason = info.Reason
@@ -152,7 +156,7 @@ func runBt(ios *IOStreams, opts *btOptions, path string) error {
 	if opts.output == outputJSON {
 		err = report.WriteJSON(ios.Out, doc)
 	} else {
-		err = report.WriteText(ios.Out, doc, report.TextOptions{Lines: opts.lines})
+		err = report.WriteText(ios.Out, doc, report.TextOptions{Lines: opts.lines, Locals: opts.values.locals})
 	}
 	if err != nil {
 		return err

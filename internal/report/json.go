@@ -76,6 +76,8 @@ type jsonFrame struct {
 	Method   string            `json:"method"`
 	Reliable bool              `json:"reliable"`
 	Regs     map[string]string `json:"regs,omitempty"`
+	Args     *[]jsonValue      `json:"args,omitempty"`
+	Locals   *[]jsonValue      `json:"locals,omitempty"`
 }
 
 // WriteJSON prints doc as the versioned JSON contract of `unwind bt -o json`.
@@ -105,6 +107,11 @@ func WriteJSON(w io.Writer, doc *Document) error {
 		}
 		for j := range t.Frames {
 			jt.Frames = append(jt.Frames, frameJSON(&t.Frames[j]))
+			if j < len(t.Values) && t.Values[j].OK {
+				jf := &jt.Frames[len(jt.Frames)-1]
+				args, locals := valuesJSON(t.Values[j].Args), valuesJSON(t.Values[j].Locals)
+				jf.Args, jf.Locals = &args, &locals
+			}
 		}
 		out.Threads = append(out.Threads, jt)
 	}

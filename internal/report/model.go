@@ -53,6 +53,10 @@ type Thread struct {
 	// Code, when set, reads this thread's text for "Code:" lines (a CPU's
 	// own address space); it overrides TextOptions.Code.
 	Code CodeReader
+	// Values, when set, holds each frame's parameters and locals (by
+	// frame index): text prints the parameters on the frame line, JSON
+	// gives "args" and "locals".
+	Values []FrameValues
 }
 
 // CodeReader supplies the bytes around a RIP for the kernel's "Code:" line;

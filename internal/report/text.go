@@ -18,6 +18,10 @@ type TextOptions struct {
 	// Lines adds the source file and line to kernel frames, and a line for
 	// each inlined function (crash's bt -l); user frames always have them.
 	Lines bool
+	// Locals prints each frame's local variables under it, as gdb's bt
+	// full does (Thread.Values must be set; the parameters go on the
+	// frame line whenever Values is set).
+	Locals bool
 }
 
 // WriteText prints every thread: kernel threads (CPUs of a vmcore or the
@@ -33,7 +37,7 @@ func WriteText(w io.Writer, doc *Document, opts TextOptions) error {
 		if t.Kernel {
 			writeKernelThread(ew, t, opts)
 		} else {
-			writeUserThread(ew, t)
+			writeUserThread(ew, t, opts)
 		}
 	}
 	return ew.err
@@ -120,7 +124,10 @@ func writeKernelThread(w *errWriter, t *Thread, opts TextOptions) {
 			// function gets a line of its own before that function.
 			if opts.Lines && !f.Interrupted() {
 				enter(f.Stack.Kind)
-				w.printf(" %s(inlined) %s%s\n", unreliableMark(f), orUnknown(f.Function), lineSuffix(f))
+				w.printf(" %s(inlined) %s%s%s\n", unreliableMark(f), orUnknown(f.Function), argsText(t, i), lineSuffix(f))
+				if opts.Locals {
+					writeLocals(w, t, i, "    ")
+				}
 			}
 			continue
 		}
@@ -136,9 +143,12 @@ func writeKernelThread(w *errWriter, t *Thread, opts TextOptions) {
 		}
 		enter(f.Stack.Kind)
 		if opts.Lines {
-			w.printf(" %s%s\n", kernelFrameText(f), lineSuffix(f))
+			w.printf(" %s%s%s\n", kernelFrameText(f), argsText(t, i), lineSuffix(f))
 		} else {
-			w.printf(" %s\n", kernelFrameText(f))
+			w.printf(" %s%s\n", kernelFrameText(f), argsText(t, i))
+		}
+		if opts.Locals {
+			writeLocals(w, t, i, "    ")
 		}
 	}
 	if opened {
@@ -256,7 +266,7 @@ func stopLine(t *Thread) string {
 
 // writeUserThread prints a numbered list like gdb's bt:
 // "#1  0x0000000000401136 in func+0x6/0x20 (a.out) at t.c:12".
-func writeUserThread(w *errWriter, t *Thread) {
+func writeUserThread(w *errWriter, t *Thread, opts TextOptions) {
 	head := fmt.Sprintf("Thread %d", t.TID)
 	if t.Comm != "" {
 		head += fmt.Sprintf(" (%s)", t.Comm)
@@ -271,17 +281,21 @@ func writeUserThread(w *errWriter, t *Thread) {
 		if f.Kind == unwind.KindSignal {
 			w.printf("    <signal handler called>\n")
 		}
-		line = userFrameText(f)
+		line = userFrameText(f, argsText(t, i))
 		// A run of identical frames (a deep recursion) prints its first
 		// frame, then one line for the rest, as Python folds repeated
-		// traceback lines; -o json keeps every frame.
+		// traceback lines; -o json keeps every frame. Locals are printed
+		// for every frame: no folding then.
 		j := i + 1
-		for ; j < len(t.Frames) && foldable(f, &t.Frames[j]); j++ {
-			if next = userFrameText(&t.Frames[j]); next != line {
+		for ; j < len(t.Frames) && foldable(f, &t.Frames[j]) && !opts.Locals; j++ {
+			if next = userFrameText(&t.Frames[j], argsText(t, j)); next != line {
 				break
 			}
 		}
 		w.printf("#%-2d %s\n", f.Index, line)
+		if opts.Locals {
+			writeLocals(w, t, i, "        ")
+		}
 		if n := j - i - 1; n >= minFold {
 			w.printf("#%d … #%d  %s … (repeated %s times)\n", t.Frames[i+1].Index, t.Frames[j-1].Index, line, groupDigits(n))
 		} else {
@@ -305,7 +319,7 @@ func foldable(f, g *unwind.Frame) bool {
 }
 
 // userFrameText is a user frame's gdb-style line after its number.
-func userFrameText(f *unwind.Frame) string {
+func userFrameText(f *unwind.Frame, args string) string {
 	var b strings.Builder
 	if !f.Reliable {
 		b.WriteString("? ")
@@ -318,16 +332,18 @@ func userFrameText(f *unwind.Frame) string {
 	switch {
 	case f.Inlined:
 		b.WriteString(orUnknown(f.Function))
+		b.WriteString(args)
 	case f.SymOK && f.Function != "" && f.Function != f.Sym.Name:
 		// The innermost source function is inlined into the symbol.
-		fmt.Fprintf(&b, "%s (in %s+%#x/%#x, %s)", f.Function, f.Sym.Name, f.PC-f.Sym.Addr, f.Sym.Size, baseName(f.Sym.Module))
+		fmt.Fprintf(&b, "%s%s (in %s+%#x/%#x, %s)", f.Function, args, f.Sym.Name, f.PC-f.Sym.Addr, f.Sym.Size, baseName(f.Sym.Module))
 	case f.SymOK:
-		fmt.Fprintf(&b, "%s+%#x/%#x", f.Sym.Name, f.PC-f.Sym.Addr, f.Sym.Size)
+		fmt.Fprintf(&b, "%s+%#x/%#x%s", f.Sym.Name, f.PC-f.Sym.Addr, f.Sym.Size, args)
 		if f.Sym.Module != "" {
 			fmt.Fprintf(&b, " (%s)", baseName(f.Sym.Module))
 		}
 	default:
 		b.WriteString("??")
+		b.WriteString(args)
 	}
 	if f.File != "" {
 		fmt.Fprintf(&b, " at %s:%d", f.File, f.Line)
