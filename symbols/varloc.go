@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/go-delve/delve/pkg/dwarf/godwarf"
@@ -209,7 +210,7 @@ type evaluator struct {
 }
 
 // maxEntryDepth bounds chains of entry values through callers.
-const maxEntryDepth = 6
+const maxEntryDepth = 32
 
 func (s *Set) evaluator(fr *VarFrame, mem MemoryReader) *evaluator {
 	if fr == nil || fr.Regs == nil {
@@ -715,6 +716,9 @@ func (ev *evaluator) entryValue(blk []byte) (uint64, string, error) {
 		}
 		p := ce.segment(prm.value, 8, true)
 		if !p.rec.Known() {
+			if strings.HasPrefix(p.why, "caller's value of") {
+				return 0, w, errors.New(p.why)
+			}
 			return 0, w, fmt.Errorf("caller's value of %s: %s", w, orQ(p.why))
 		}
 		return binary.LittleEndian.Uint64(p.b), w, nil

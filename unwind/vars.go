@@ -48,7 +48,7 @@ func FrameValues(frames []Frame, i int, mem Memory, src ValueSource, opts *symbo
 
 // maxValueChain is how many physical frames (the frame and its callers)
 // entry values may reach through.
-const maxValueChain = 8
+const maxValueChain = 40
 
 // valueChain fills vf with the physical frame of frames[i] and its callers
 // reached by calls, each linked to the next; it returns how many.
