@@ -23,6 +23,7 @@ var kernelSymNames = map[string]bool{
 	"die_owner": true, "tainted_mask": true, "taint_flags": true,
 	"kexec_crash_image": true, "dump_stack_arch_desc_str": true,
 	"tk_core": true, "ktime_get_real_seconds": true,
+	"init_task": true, "idle_threads": true,
 }
 
 // kernelOffsets are structure offsets read from vmlinux's DWARF; -1 when
@@ -79,8 +80,12 @@ func (k *Kernel) loadKernelSyms(opts dump.SymbolOptions, bias uint64) []string {
 		}
 		_, hot := k.syms["pcpu_hot"]
 		secs := &dwarfSections{f: f}
-		if off, err := readKernelOffsets(secs, hot); err == nil {
-			k.offsets = off
+		dw, err := firstUnitsDWARF(secs)
+		if err == nil {
+			k.offsets = readKernelOffsets(dw, hot)
+			if k.layout == nil {
+				k.layout = NewDWARFLayout(dw)
+			}
 		} else {
 			warns = append(warns, path+": "+err.Error())
 		}
@@ -98,12 +103,8 @@ func (k *Kernel) loadKernelSyms(opts dump.SymbolOptions, bias uint64) []string {
 // DWARF and returns the member offsets the stack finder uses.
 // pcpu_hot is looked for only when the kernel has it (Linux ≥ 6.2), so that
 // the scan stops at the first complete task_struct.
-func readKernelOffsets(secs *dwarfSections, hot bool) (kernelOffsets, error) {
+func readKernelOffsets(dw *dwarf.Data, hot bool) kernelOffsets {
 	off := noOffsets()
-	dw, err := firstUnitsDWARF(secs)
-	if err != nil {
-		return off, err
-	}
 	off.haveDWARF = true
 
 	want := map[string]bool{"task_struct": true}
@@ -149,7 +150,7 @@ func readKernelOffsets(secs *dwarfSections, hot bool) (kernelOffsets, error) {
 			off.hotCurrent, off.hotTop, off.hotIRQ = get("current_task"), get("top_of_stack"), get("hardirq_stack_ptr")
 		}
 	}
-	return off, nil
+	return off
 }
 
 // readMembers reads a struct's members (the reader is positioned at its

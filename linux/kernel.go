@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 
 	"github.com/unwind-dev/unwind/dump"
 	"github.com/unwind-dev/unwind/symbols"
@@ -36,9 +37,14 @@ type Kernel struct {
 	syms    map[string]uint64 // kernel symbols this package uses
 	symSize map[string]uint64 // their ELF sizes, when read from vmlinux
 	bias    uint64            // KASLR offset
+	layout  Layout            // structure layouts (vmlinux DWARF), nil when unknown
 	offsets kernelOffsets
 	// crashWhy says why a CPU is marked Crashed ("" when none is).
 	crashWhy string
+
+	tasksOnce sync.Once
+	tasks     []Task
+	tasksErr  error
 }
 
 // Open builds the kernel model of the vmcore d from the binaries opts

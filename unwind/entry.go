@@ -55,6 +55,13 @@ func (u *Unwinder) entryStep(next *Frame) (ok, end bool, err error) {
 	stub, entry := u.stubOf(f)
 	isStub := entry != ""
 	rbp, okBP := f.Regs.Get(ptregs.RBP)
+	top := u.opts.Stacks != nil && f.Index > 0 && u.stackAt(f.SP).taskTop
+	if top && u.zeroPtRegs(f.SP) {
+		// A kernel thread's bottom, whatever points at it:
+		// copy_thread also leaves rbp encoding this pt_regs's
+		// address (the encoded-rbp signal below would reject it).
+		return false, true, nil
+	}
 	if okBP && rbp&7 == 0 && (rbp == f.SP || (isStub && rbp > f.SP && rbp-f.SP < 4096)) {
 		// A marker return address: rbp points at {interrupted rbp,
 		// marker}, the pt_regs follows the record. Only in the stub
@@ -84,10 +91,7 @@ func (u *Unwinder) entryStep(next *Frame) (ok, end bool, err error) {
 			}
 		}
 	}
-	if u.opts.Stacks != nil && f.Index > 0 && u.stackAt(f.SP).taskTop {
-		if u.zeroPtRegs(f.SP) {
-			return false, true, nil // a kernel thread's bottom
-		}
+	if top {
 		if err := u.ptregsFrame(next, f.SP, stub, entry, false, false); err != nil {
 			return false, false, err
 		}

@@ -1,0 +1,341 @@
+package linux
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/unwind-dev/unwind/dump"
+	"github.com/unwind-dev/unwind/internal/corpus"
+	"github.com/unwind-dev/unwind/ptregs"
+	"github.com/unwind-dev/unwind/unwind"
+)
+
+const prodVmlinux = "vmlinux-6.1.0-47-cloud-amd64"
+
+// prodTruth is the part of the prod corpus's truth-dev.json the task tests
+// read.
+type prodTruth struct {
+	Captures []struct {
+		Name  string `json:"name"`
+		Tasks []struct {
+			PID        int      `json:"pid"`
+			Comm       string   `json:"comm"`
+			State      string   `json:"state"`
+			Frames     []string `json:"frames"`
+			Printed    []string `json:"printed"`
+			Expect     []string `json:"expect"`
+			Confidence string   `json:"confidence"`
+		} `json:"tasks"`
+	} `json:"captures"`
+}
+
+func readProdTruth(t *testing.T) (string, prodTruth) {
+	dir := corpus.Dir(t, "prod")
+	b, err := os.ReadFile(filepath.Join(dir, "truth-dev.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tr prodTruth
+	if err := json.Unmarshal(b, &tr); err != nil {
+		t.Fatal(err)
+	}
+	if len(tr.Captures) == 0 {
+		t.Fatal("truth-dev.json has no captures")
+	}
+	return dir, tr
+}
+
+func openProd(t testing.TB, dir, capture string) *Kernel {
+	return openWith(t, filepath.Join(dir, capture), dump.SymbolOptions{Files: []string{filepath.Join(dir, "kernel", prodVmlinux)}})
+}
+
+// traceNames renders a trace as the truth writes it: the physical
+// function of every frame that is not a scan guess (the kernel's "? "
+// lines are left out of the truth), and "RIP: 0033:0x…" for the user
+// registers at the top of the stack.
+func traceNames(tr dump.Trace) []string {
+	var out []string
+	for _, f := range tr.Frames {
+		switch {
+		case f.Kind == unwind.KindScan || f.Inlined:
+		case f.Kind == unwind.KindInterrupted && ptregs.UserMode(f.PtRegs.CS):
+			out = append(out, fmt.Sprintf("RIP: %04x:%#x", f.PtRegs.CS&0xffff, f.PtRegs.IP))
+		default:
+			out = append(out, f.Sym.Name)
+		}
+	}
+	return out
+}
+
+// TestProdTasksMatchSysrqT checks every task of the prod corpus's truth
+// (the kernel's own sysrq-t print of the tasks that cannot have moved
+// since) against the dumped kernel: exactly one task with its pid, comm
+// and state, and its trace frame for frame, on the kdump capture and the
+// QEMU ELF capture.
+//
+// Frames inside the module prodcrash (the prodsleep kthread) need module
+// symbols, which linux.Open does not load yet: for those tasks the trace
+// must match up to the first module frame, and the test says which
+// entries wait on it.
+func TestProdTasksMatchSysrqT(t *testing.T) {
+	dir, truth := readProdTruth(t)
+	for _, c := range truth.Captures {
+		t.Run(c.Name, func(t *testing.T) {
+			k := openProd(t, dir, c.Name)
+			tasks, err := k.Tasks()
+			if err != nil {
+				t.Fatal(err)
+			}
+			byPID := map[int][]Task{}
+			for _, tk := range tasks {
+				byPID[tk.PID] = append(byPID[tk.PID], tk)
+			}
+			checked := 0
+			for _, want := range c.Tasks {
+				if want.Confidence != "high" {
+					continue
+				}
+				got := byPID[want.PID]
+				if len(got) != 1 {
+					t.Errorf("pid %d (%s): %d tasks in the dump, want exactly 1", want.PID, want.Comm, len(got))
+					continue
+				}
+				tk := got[0]
+				if tk.Comm != want.Comm || tk.State != want.State || tk.Running {
+					t.Errorf("pid %d: comm %q state %s running %v, truth %q %s", want.PID, tk.Comm, tk.State, tk.Running, want.Comm, want.State)
+				}
+				tr, err := k.UnwindTask(tk, unwind.Options{})
+				if err != nil {
+					t.Errorf("pid %d (%s): %v", want.PID, want.Comm, err)
+					continue
+				}
+				frames := want.Expect
+				if frames == nil {
+					frames = want.Frames
+				}
+				var w []string
+				for _, n := range frames {
+					if !strings.HasPrefix(n, "<") {
+						w = append(w, n)
+					}
+				}
+				g := traceNames(tr)
+				if mod := firstModuleFrame(want.Printed); mod >= 0 {
+					// Waits on module symbolization: the built-in
+					// frames before the first module frame.
+					t.Logf("pid %d (%s): frames from %s on are in module prodcrash; checked up to there", want.PID, want.Comm, w[mod])
+					w = w[:mod]
+					if len(g) > mod {
+						g = g[:mod]
+					}
+				} else if tk.KThread && (!tr.Reliable || tr.StopReason != "end of stack") {
+					// A kernel thread ends at ret_from_fork on the
+					// all-zero pt_regs at the top of its stack.
+					t.Errorf("pid %d (%s): kernel thread's trace not reliable (%s)", want.PID, want.Comm, tr.StopReason)
+				} else if !tr.Reliable {
+					t.Logf("pid %d (%s): frames right, trace not reliable (%s)", want.PID, want.Comm, tr.StopReason)
+				}
+				if !slices.Equal(g, w) {
+					t.Errorf("pid %d (%s):\n got %v\nwant %v", want.PID, want.Comm, g, w)
+				}
+				checked++
+				corpus.Checked(t, 1)
+			}
+			if checked == 0 {
+				t.Fatal("no task of high confidence in the truth")
+			}
+		})
+	}
+}
+
+// firstModuleFrame returns the index, among the frames that are not
+// section markers, of the first frame the kernel printed inside a module
+// ("[prodcrash]"), -1 when none is.
+func firstModuleFrame(printed []string) int {
+	i := 0
+	for _, p := range printed {
+		if strings.HasPrefix(p, "<") {
+			continue
+		}
+		if strings.Contains(p, "[prodcrash]") {
+			return i
+		}
+		i++
+	}
+	return -1
+}
+
+var drgnTaskRE = regexp.MustCompile(`^=== PID (\d+) comm (.*) cpu (\d+)$`)
+var drgnFrameRE = regexp.MustCompile(`^#\d+\s+0x([0-9a-f]+) (\S+)( \(inline\))?`)
+
+// drgnTasks reads drgn's stack_trace(task) of every task that was not
+// running (the "=== PID" sections): pid → the pcs of its physical frames
+// in the kernel half.
+func drgnTasks(t *testing.T, path string) map[int][]uint64 {
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	out := map[int][]uint64{}
+	pid := -1
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		if m := drgnTaskRE.FindStringSubmatch(line); m != nil {
+			pid, _ = strconv.Atoi(m[1])
+			out[pid] = []uint64{}
+			continue
+		}
+		if strings.HasPrefix(line, "===") {
+			pid = -1
+			continue
+		}
+		m := drgnFrameRE.FindStringSubmatch(line)
+		if m == nil || pid < 0 || m[3] != "" {
+			continue
+		}
+		pc, _ := strconv.ParseUint(m[1], 16, 64)
+		if pc >= startKernelMap {
+			out[pid] = append(out[pid], pc)
+		}
+	}
+	return out
+}
+
+// TestProdTasksMatchDrgn compares every sleeping task's kernel frames,
+// address for address, with drgn's stack_trace(task) of the same dump
+// (the second reference: drgn reads the kdump capture, and the QEMU one
+// converted to virtual addresses). Tasks with module frames wait on
+// module symbolization (see TestProdTasksMatchSysrqT).
+func TestProdTasksMatchDrgn(t *testing.T) {
+	dir := corpus.Dir(t, "prod")
+	for _, c := range []struct {
+		capture, drgn string
+		wrong         map[int]string // drgn's traces known wrong, and why
+	}{
+		{"kdump-sysrqc/vmcore.kdump-lzo", "kdump-sysrqc/vmcore.kdump-lzo.drgn.txt", nil},
+		{"live/vmcore.qemu-elf", "live/vmcore.qemu-elf.drgn-converted.txt", map[int]string{
+			// QEMU's notes number vCPUs pr_pid = cpu+1: drgn takes
+			// pid 1 for the task running on CPU 0 ("crashed thread:
+			// pid 1") and prints CPU 0's idle loop as init's stack.
+			1: "drgn unwinds CPU 0's registers for it (QEMU's pr_pid 1)",
+		}},
+	} {
+		t.Run(c.capture, func(t *testing.T) {
+			want := drgnTasks(t, filepath.Join(dir, c.drgn))
+			if len(want) < 40 {
+				t.Fatalf("%d tasks in %s", len(want), c.drgn)
+			}
+			k := openProd(t, dir, c.capture)
+			tasks, err := k.Tasks()
+			if err != nil {
+				t.Fatal(err)
+			}
+			byPID := map[int][]Task{}
+			for _, tk := range tasks {
+				byPID[tk.PID] = append(byPID[tk.PID], tk)
+			}
+			for pid, pcs := range want {
+				got := byPID[pid]
+				if len(got) != 1 {
+					t.Errorf("pid %d: %d tasks, want 1", pid, len(got))
+					continue
+				}
+				if why, ok := c.wrong[pid]; ok {
+					t.Logf("pid %d: not compared: %s", pid, why)
+					continue
+				}
+				if got[0].Running {
+					continue // a CPU's trace: the CPU tests check those
+				}
+				if len(pcs) == 0 {
+					t.Errorf("pid %d (%s): drgn has no frames for a task that is not running", pid, got[0].Comm)
+					continue
+				}
+				tr, err := k.UnwindTask(got[0], unwind.Options{})
+				if err != nil {
+					t.Errorf("pid %d: %v", pid, err)
+					continue
+				}
+				var g []uint64
+				module := false
+				for _, f := range tr.Frames {
+					if f.Inlined || f.Kind == unwind.KindScan || f.PC < startKernelMap {
+						continue
+					}
+					g = append(g, f.PC)
+				}
+				for _, pc := range pcs {
+					if pc >= 0xffffffffc0000000 {
+						module = true
+					}
+				}
+				if module {
+					t.Logf("pid %d (%s): module frames, waits on module symbolization", pid, got[0].Comm)
+					continue
+				}
+				corpus.Checked(t, 1)
+				if !slices.Equal(g, pcs) {
+					t.Errorf("pid %d (%s): pcs\n %x\ndrgn\n %x", pid, got[0].Comm, g, pcs)
+				}
+			}
+		})
+	}
+}
+
+// TestLabTasks lists the tasks of every lab vmcore (corpus "kernel", a
+// frame-pointer 6.1.192 kernel): init, kthreadd and one idle task per CPU
+// are there, and every kernel thread that is not running ends reliably at
+// ret_from_fork.
+func TestLabTasks(t *testing.T) {
+	matches, _ := filepath.Glob(filepath.Join(kernelDir(t), "*", "*.vmcore.zst"))
+	if len(matches) == 0 {
+		t.Fatal("no vmcores in the kernel corpus")
+	}
+	for _, src := range matches {
+		name := strings.TrimSuffix(filepath.Base(src), ".vmcore.zst")
+		scenario := filepath.Base(filepath.Dir(src))
+		t.Run(name, func(t *testing.T) {
+			k := openKernel(t, scenario, name)
+			tasks, err := k.Tasks()
+			if err != nil {
+				t.Fatal(err)
+			}
+			idle, kthreads := 0, 0
+			pids := map[int]string{}
+			for _, tk := range tasks {
+				if tk.Idle {
+					idle++
+					continue
+				}
+				pids[tk.PID] = tk.Comm
+				if !tk.KThread || tk.Running {
+					continue
+				}
+				tr, err := k.UnwindTask(tk, unwind.Options{})
+				if err != nil {
+					t.Errorf("pid %d (%s): %v", tk.PID, tk.Comm, err)
+					continue
+				}
+				kthreads++
+				corpus.Checked(t, 1)
+				names := traceNames(tr)
+				if !tr.Reliable || tr.StopReason != "end of stack" || len(names) < 3 || names[len(names)-1] != "ret_from_fork" || names[0] != "__schedule" {
+					t.Errorf("pid %d (%s): %v reliable=%v (%s)", tk.PID, tk.Comm, names, tr.Reliable, tr.StopReason)
+				}
+			}
+			if idle != len(k.CPUs()) || pids[1] == "" || pids[2] != "kthreadd" || kthreads < 10 {
+				t.Errorf("%d idle tasks for %d CPUs, pid 1 %q, pid 2 %q, %d kernel threads", idle, len(k.CPUs()), pids[1], pids[2], kthreads)
+			}
+		})
+	}
+}
