@@ -21,9 +21,11 @@ import (
 //     known entry symbol and rbp-1 lies above SP on the same stack).
 //  2. The top of the task stack: a frame whose SP is Hi-168 of a task stack
 //     sits on the task's own pt_regs (syscall entry, or the kernel thread's
-//     initial frame). A user-mode one is reported as the <user> frame; a
-//     kernel-mode one ends the walk ("end of stack", the bottom of a kernel
-//     thread).
+//     initial frame). A user-mode one is reported as the <user> frame; an
+//     all-zero one, a kernel thread's as copy_thread leaves it, ends the
+//     walk ("end of stack"), checked before signal 1 since copy_thread
+//     also points an encoded rbp at it; a kernel selector there is an
+//     error.
 //  3. A marker return address: entry code that pushes a fake return
 //     address to a marker function (Options.EntryMarkers) and the
 //     interrupted rbp, then points rbp at that 2-word record, puts the
