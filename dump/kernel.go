@@ -27,6 +27,10 @@ type QEMUCPUState struct {
 	IDTLimit        uint32
 	CR0, CR2, CR3   uint64
 	CR4             uint64
+	// The segment registers' selectors and the FS base, as the kernel's
+	// show_regs prints them ("FS:  base(sel) GS:base(sel)", "CS: DS: ES:").
+	FSBase             uint64
+	CS, DS, ES, FS, GS uint16
 }
 
 func decodeQEMUNote(b []byte) (QEMUCPUState, bool) {
@@ -35,12 +39,17 @@ func decodeQEMUNote(b []byte) (QEMUCPUState, bool) {
 		return s, false
 	}
 	le := binary.LittleEndian
-	seg := func(i int) uint64 { return le.Uint64(b[152+24*i+16:]) } // QEMUCPUSegment.base
+	// QEMUCPUSegment: selector, limit, flags, pad (u32 each), base (u64);
+	// the order is cs, ds, es, fs, gs, ss, ldt, tr, gdt, idt.
+	seg := func(i int) uint64 { return le.Uint64(b[152+24*i+16:]) }
+	sel := func(i int) uint16 { return uint16(le.Uint32(b[152+24*i:])) }
 	s.Version = le.Uint32(b)
 	s.RSP = le.Uint64(b[56:])
 	s.RIP = le.Uint64(b[136:])
 	s.Flags = le.Uint64(b[144:])
 	s.GSBase = seg(4)
+	s.FSBase = seg(3)
+	s.CS, s.DS, s.ES, s.FS, s.GS = sel(0), sel(1), sel(2), sel(3), sel(4)
 	s.TRBase = seg(7)
 	s.GDTBase = seg(8)
 	s.IDTBase = seg(9)

@@ -168,3 +168,26 @@ func appendHexPad(b []byte, v uint64, width int) []byte {
 	}
 	return append(b, s...)
 }
+
+// ControlRegs are the registers besides pt_regs that Linux's show_regs
+// prints for a kernel-mode oops: the FS and GS bases and selectors (GS is
+// the kernel's per-CPU base in kernel mode, knlGS the user's, swapped in
+// by swapgs), the data segment selectors and the control registers. A
+// dump holds them in QEMU's per-CPU notes.
+type ControlRegs struct {
+	FSBase, GSBase, KernelGSBase uint64
+	FS, GS, DS, ES               uint16
+	CR0, CR2, CR3, CR4           uint64
+}
+
+// FormatControlRegs writes c as Linux 6.1's __show_regs(regs, SHOW_REGS_ALL)
+// prints it after the general registers, cs taken from the pt_regs:
+//
+//	FS:  0000000010b813c0(0000) GS:ffff888007a00000(0000) knlGS:0000000000000000
+//	CS:  0010 DS: 0000 ES: 0000 CR0: 0000000080050033
+//	CR2: ffffffffffffffd6 CR3: 0000000000966000 CR4: 00000000000006f0
+func FormatControlRegs(w io.Writer, c *ControlRegs, cs uint64) error {
+	_, err := fmt.Fprintf(w, "FS:  %016x(%04x) GS:%016x(%04x) knlGS:%016x\nCS:  %04x DS: %04x ES: %04x CR0: %016x\nCR2: %016x CR3: %016x CR4: %016x\n",
+		c.FSBase, c.FS, c.GSBase, c.GS, c.KernelGSBase, cs&0xffff, c.DS, c.ES, c.CR0, c.CR2, c.CR3, c.CR4)
+	return err
+}

@@ -11,6 +11,7 @@ import (
 	"github.com/unwind-dev/unwind/emu"
 	"github.com/unwind-dev/unwind/internal/report"
 	"github.com/unwind-dev/unwind/internal/verify"
+	"github.com/unwind-dev/unwind/ptregs"
 	"github.com/unwind-dev/unwind/unwind"
 )
 
@@ -147,7 +148,12 @@ func runBt(ios *IOStreams, opts *btOptions, path string) error {
 			Values: values,
 		})
 		if th.Crashed && info.Kind == dump.KindVmcore {
-			doc.Threads[len(doc.Threads)-1].CrashReason = info.Reason
+			t := &doc.Threads[len(doc.Threads)-1]
+			t.CrashReason = info.Reason
+			if q, ok := d.QEMUState(th.CPU); ok {
+				t.Control = &ptregs.ControlRegs{FSBase: q.FSBase, GSBase: q.GSBase, KernelGSBase: q.KernelGSBase,
+					FS: q.FS, GS: q.GS, DS: q.DS, ES: q.ES, CR0: q.CR0, CR2: q.CR2, CR3: q.CR3, CR4: q.CR4}
+			}
 		}
 	}
 	if len(doc.Threads) == 0 {

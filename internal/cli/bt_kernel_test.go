@@ -253,3 +253,43 @@ func TestBtKernelLines(t *testing.T) {
 		}
 	}
 }
+
+// The crashed CPU's first kernel-mode register block carries show_regs'
+// FS/GS/CS/CR lines from the dump's QEMU notes, as the kernel's own oops
+// print has them: equal to serial.log's, but for CR2, which the kernel
+// printed after a second fault (reading the Code: bytes at RIP-42 =
+// 0xffffffffffffffd6) while the dump holds the NULL call's own fault, 0.
+func TestBtControlRegs(t *testing.T) {
+	core := corpus.Vmcore(t, "oops", "oops-die")
+	kdir := corpus.Dir(t, "kernel")
+	out, errOut, code := run(t, "bt", core, "--sym", filepath.Join(kdir, "fp", "vmlinux"))
+	if code == ExitFailure || code == ExitUsage {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	serial, err := os.ReadFile(filepath.Join(kdir, "fp", "oops", "serial.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var printed []string
+	for _, l := range strings.Split(string(serial), "\n") {
+		if i := strings.Index(l, "] "); i > 0 && (strings.Contains(l, "] FS:  ") || strings.Contains(l, "] CS:  ")) {
+			printed = append(printed, strings.TrimRight(l[i+2:], "\r"))
+		}
+	}
+	if len(printed) < 2 {
+		t.Fatalf("serial.log has no FS:/CS: lines")
+	}
+	cpus := strings.Split(out, "\nCPU: ")
+	if len(cpus) != 2 {
+		t.Fatalf("%d CPUs in output", len(cpus))
+	}
+	for _, want := range append(printed[:2], "CR2: 0000000000000000 CR3: 0000000000966000 CR4: 00000000000006f0") {
+		if strings.Count(cpus[0], "\n"+want+"\n") != 1 {
+			t.Errorf("crashed CPU 0 lacks %q once:\n%s", want, cpus[0])
+		}
+	}
+	if strings.Contains(cpus[1], "\nFS:  ") || strings.Contains(cpus[1], "\nCR2: ") {
+		t.Errorf("CPU 1, which did not crash, has control registers:\n%s", cpus[1])
+	}
+	corpus.Checked(t, 1)
+}

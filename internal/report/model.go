@@ -42,9 +42,13 @@ type Thread struct {
 	Hardware    string
 	CrashReason string
 	Regs        ptregs.Regs
-	Frames      []unwind.Frame
-	Reliable    bool
-	StopReason  string
+	// Control, for a crashed CPU of a dump that holds them (QEMU's notes),
+	// adds the FS/GS/CS/CR lines of the kernel's show_regs to the register
+	// block of the first kernel-mode pt_regs, as an oops prints them.
+	Control    *ptregs.ControlRegs
+	Frames     []unwind.Frame
+	Reliable   bool
+	StopReason string
 	// Truncated says the walk was cut by the frame limit (--max-frames),
 	// not by the stack's end or an error; Unwalked counts the frames beyond
 	// the limit when known (-1 when not).

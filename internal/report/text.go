@@ -115,6 +115,7 @@ func writeKernelThread(w *errWriter, t *Thread, opts TextOptions) {
 		open, opened = k, true
 		w.printf(" <%s>\n", sectionName(k))
 	}
+	shownControl := false
 	for i := range t.Frames {
 		f := &t.Frames[i]
 		if f.Inlined {
@@ -138,7 +139,12 @@ func writeKernelThread(w *errWriter, t *Thread, opts TextOptions) {
 			if !opened {
 				enter(f.Stack.Kind)
 			}
-			writeRegsBlock(w, f, opts)
+			ctl := t.Control
+			if f.PtRegs.CS&3 != 0 || f.Partial || shownControl {
+				ctl = nil // the oops layout: for the first kernel-mode pt_regs only
+			}
+			shownControl = shownControl || ctl != nil
+			writeRegsBlock(w, f, ctl, opts)
 			continue
 		}
 		enter(f.Stack.Kind)
@@ -205,7 +211,7 @@ func symFunc(f *unwind.Frame) ptregs.SymbolFunc {
 // frame is partial), as ptregs formats them, then a line naming the entry,
 // which starts with "? " when the frame is unreliable (the register block
 // itself keeps the kernel's format).
-func writeRegsBlock(w *errWriter, f *unwind.Frame, opts TextOptions) {
+func writeRegsBlock(w *errWriter, f *unwind.Frame, ctl *ptregs.ControlRegs, opts TextOptions) {
 	var b strings.Builder
 	var code ptregs.CodeFunc
 	if opts.Code != nil {
@@ -219,6 +225,9 @@ func writeRegsBlock(w *errWriter, f *unwind.Frame, opts TextOptions) {
 		_ = ptregs.FormatIretCode(&b, &iret, symFunc(f), code)
 	} else {
 		_ = ptregs.FormatPtRegsCode(&b, &f.PtRegs, symFunc(f), code)
+		if ctl != nil {
+			_ = ptregs.FormatControlRegs(&b, ctl, f.PtRegs.CS)
+		}
 	}
 	w.raw(b.String())
 	mark := ""
