@@ -20,15 +20,20 @@ const (
 )
 
 // Thread is one thread of a user core or one CPU of a kernel dump, with the
-// registers to start unwinding from.
+// registers to start unwinding from. Every method that takes a thread index
+// (Stacks, Unwind) means an index into Threads, for every kind of dump.
+//
+// For a vmcore, Dump.Threads has the CPUs as the notes give them (TID 0,
+// no Comm, not Crashed); linux.Kernel.CPUs returns the same CPUs with
+// their current task's pid and comm and the crashing CPU marked.
 type Thread struct {
-	TID      int // thread id (user core); for a vmcore the pid of the CPU's current task when known, else 0
+	TID      int // thread id (user core); for a vmcore CPU the pid of its current task when known, else 0
 	CPU      int // CPU number for a kernel dump, -1 for a user thread
 	Regs     ptregs.Regs
 	PrStatus ptregs.PrStatus // the NT_PRSTATUS note the registers came from
 	Signal   int             // signal that stopped the thread (pr_cursig), 0 if none
 	Crashed  bool            // the thread or CPU that caused the dump
-	Comm     string          // command name (user core) or the current task's comm (vmcore, after Symbols)
+	Comm     string          // command name (user core), or a CPU's current task's (linux.Kernel.CPUs)
 }
 
 // Dump is an opened crash dump. Its methods are safe for concurrent use
