@@ -23,9 +23,10 @@ const (
 // registers to start unwinding from. Every method that takes a thread index
 // (Stacks, Unwind) means an index into Threads, for every kind of dump.
 //
-// For a vmcore, Dump.Threads has the CPUs as the notes give them (TID 0,
-// no Comm, not Crashed); linux.Kernel.CPUs returns the same CPUs with
-// their current task's pid and comm and the crashing CPU marked.
+// For a vmcore, Dump.Threads has the CPUs as the notes give them (a TID
+// only where pr_pid is a task's pid, as kdump writes it; no Comm; none
+// Crashed); linux.Kernel.CPUs returns the same CPUs with their current
+// task's pid and comm and the crashing CPU marked.
 type Thread struct {
 	TID      int // thread id (user core); for a vmcore CPU the pid of its current task when known, else 0
 	CPU      int // CPU number for a kernel dump, -1 for a user thread
