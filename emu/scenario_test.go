@@ -160,15 +160,24 @@ func TestSnapshotCoreReadsBack(t *testing.T) {
 	if info.Scenario != "mini-irq" || info.Snapshot != "in-irq" || len(info.CPUs) != 2 {
 		t.Errorf("info %+v", info)
 	}
-	// The stack word at SP (saved rbp pushed by handle_event) is in a PT_LOAD.
+	// The snapshot stops at handle_event+0: the stack word at SP is the
+	// return address the entry stub's call pushed, which the machine's
+	// shadow stack recorded, at the moment of the snapshot, as frame 1's
+	// PC. (The machine's memory itself has moved on since.)
+	if len(truth) < 2 || truth[0].Function != "handle_event" || truth[1].Kind != "call" {
+		t.Fatalf("truth %+v: want handle_event called", truth)
+	}
 	found := false
 	for _, p := range f.Progs {
-		if p.Type == elf.PT_LOAD && st.Regs.SP >= p.Vaddr && st.Regs.SP+8 <= p.Vaddr+p.Memsz {
+		if p.Type == elf.PT_LOAD && st.Regs.SP >= p.Vaddr && st.Regs.SP+8 <= p.Vaddr+p.Filesz {
 			var b [8]byte
-			p.ReadAt(b[:], int64(st.Regs.SP-p.Vaddr))
-			want, _ := res.Machine.mem.read(st.Regs.SP, 8)
-			_ = want // memory moved on since the snapshot; presence is the check
+			if _, err := p.ReadAt(b[:], int64(st.Regs.SP-p.Vaddr)); err != nil {
+				t.Fatal(err)
+			}
 			found = true
+			if got, want := binary.LittleEndian.Uint64(b[:]), uint64(truth[1].PC); got != want {
+				t.Errorf("snapshot word at sp %#x = %#x; the machine's return address (truth frame 1 pc) %#x", st.Regs.SP, got, want)
+			}
 		}
 	}
 	if !found {

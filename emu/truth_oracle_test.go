@@ -152,6 +152,12 @@ func TestShadowAgreesWithCFI(t *testing.T) {
 					}
 				}
 				t.Logf("mode %d: %d boundaries, %d mismatches", mode, n, bad)
+				if n == 0 {
+					t.Errorf("mode %d: no kernel boundary checked", mode)
+				}
+				if bad > 0 {
+					t.Errorf("mode %d: the shadow stack and the CFI unwind differ at %d of %d boundaries (first ones logged above)", mode, bad, n)
+				}
 			})
 		}
 	}
