@@ -38,13 +38,14 @@ func (d *Dump) Unwind(i int, code unwind.Code, opts unwind.Options) (Trace, erro
 
 // Walk runs one unwind from regs to its end and collects its frames. The
 // frames a corrupt stack invalidates, yielded before the walk found out,
-// are marked unreliable.
+// are marked unreliable, and each frame's CFA is set (unwind.FillCFA).
 func Walk(mem unwind.Memory, regs ptregs.Regs, opts *unwind.Options) Trace {
 	u := unwind.New(mem, regs, opts)
 	var frames []unwind.Frame
 	for u.Next() {
 		frames = append(frames, u.Frame())
 	}
+	unwind.FillCFA(frames)
 	if from := u.Invalidated(); from >= 0 {
 		for i := from; i < len(frames); i++ {
 			frames[i].Reliable = false

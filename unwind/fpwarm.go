@@ -107,7 +107,7 @@ func (u *Unwinder) fpWarm(f, next *Frame) bool {
 	if next.Kind != KindCall || next.RegsAddr != 0 {
 		next.PtRegs = ptregs.PtRegs{}
 	}
-	next.PC, next.LookupPC, next.SP, next.CFA, next.Slot = ra, ra-1, sp, sp, slot
+	next.PC, next.LookupPC, next.SP, next.calleeCFA, next.Slot = ra, ra-1, sp, sp, slot
 	// Regs{rbp, rip, rsp}. A register that is not valid is zero, so when
 	// the buffer held no other register (the frame two steps up, made
 	// here too) only these three are written.
@@ -264,7 +264,7 @@ func (u *Unwinder) cfiWarm(f, next *Frame) bool {
 	if next.Kind != KindCall || next.RegsAddr != 0 {
 		next.PtRegs = ptregs.PtRegs{}
 	}
-	next.PC, next.LookupPC, next.SP, next.CFA, next.Slot = pc, pc-1, sp, cfa, slot
+	next.PC, next.LookupPC, next.SP, next.calleeCFA, next.Slot = pc, pc-1, sp, cfa, slot
 	next.Regs.Set(ptregs.RIP, pc)
 	next.Regs.Set(ptregs.RSP, sp)
 	next.Kind, next.Method, next.Reliable = KindCall, MethodCFI, reliable

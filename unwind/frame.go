@@ -104,9 +104,19 @@ type Frame struct {
 	// SP is the frame's stack pointer (the caller's RSP after the return,
 	// that is the callee's CFA; for interrupted frames the saved RSP).
 	SP uint64
-	// CFA is this frame's canonical frame address when known (0 otherwise):
-	// the SP its caller had before the call.
+	// CFA is this frame's canonical frame address, as DWARF, gdb and
+	// delve mean it: the value of the caller's SP at the call that made
+	// this frame (for a frame whose caller was interrupted, the entry
+	// code's convention). A walk computes it when it steps past the frame,
+	// after Next has yielded it: Next leaves CFA 0, and FillCFA sets it on
+	// the frames of a walk once the step past each was made. It stays 0
+	// when unknown: the outermost frame, a frame whose caller was found
+	// through a pt_regs or signal frame, or a frame the walk could not
+	// step past.
 	CFA uint64
+	// calleeCFA is the CFA of the frame before this one (its callee),
+	// computed by the step that made this frame; FillCFA moves it there.
+	calleeCFA uint64
 	// Slot is the stack address PC was read from (the return-address slot,
 	// the scanned word, or the pt_regs ip field), 0 for frame 0. Text
 	// output interleaves "? " scan lines with real frames by this address.

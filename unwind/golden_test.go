@@ -50,6 +50,7 @@ func TestGoldenTraces(t *testing.T) {
 		for u.Next() {
 			fs = append(fs, u.Frame())
 		}
+		FillCFA(fs)
 		return formatTrace(fs, u)
 	}
 	sc := irqOverSyscall(true)

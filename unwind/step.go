@@ -185,7 +185,7 @@ func callFrame(next *Frame, ra, sp, cfa, slot uint64, regs *ptregs.Regs, m Metho
 	if next.Kind != KindCall || next.RegsAddr != 0 {
 		next.PtRegs = ptregs.PtRegs{}
 	}
-	next.PC, next.LookupPC, next.SP, next.CFA, next.Slot = ra, ra-1, sp, cfa, slot
+	next.PC, next.LookupPC, next.SP, next.calleeCFA, next.Slot = ra, ra-1, sp, cfa, slot
 	if ra == 0 {
 		next.LookupPC = 0
 	}

@@ -340,13 +340,14 @@ func (u *Unwinder) Frames() iter.Seq2[Frame, error] {
 // Walk unwinds the whole stack and returns its frames. When the walk stops
 // early, the frames found so far are returned together with the error.
 // The frames a finding of a corrupt stack invalidates (Invalidated) are
-// marked unreliable.
+// marked unreliable, and each frame's CFA is set (FillCFA).
 func Walk(mem Memory, regs ptregs.Regs, opts *Options) ([]Frame, error) {
 	u := New(mem, regs, opts)
 	var frames []Frame
 	for u.Next() {
 		frames = append(frames, u.Frame())
 	}
+	FillCFA(frames)
 	if from := u.Invalidated(); from >= 0 {
 		for i := from; i < len(frames); i++ {
 			frames[i].Reliable = false

@@ -23,6 +23,10 @@ type comparison struct {
 	undefined bool
 	// undefAt remembers cfiUndefinedAt per PC (the CFI does not change).
 	undefAt map[uint64]bool
+	// win holds the last two frames of the walk being classified: a
+	// frame's own CFA is known once the walk has stepped past it
+	// (unwind.FillCFA).
+	win [2]unwind.Frame
 }
 
 // cfiUndefinedAt is cfiUndefinedAt(c.code, pc), remembered.
@@ -70,11 +74,15 @@ func (c *comparison) classify(u *unwind.Unwinder, truth []emu.Frame) Class {
 	n := 0
 	for u.Next() {
 		f := u.Current()
-		var calleeCFA uint64
-		if n > 0 && n <= len(truth) {
-			calleeCFA = truth[n-1].CFA
+		ok := n < len(truth) && c.frameOK(n, f, &truth[n], -1)
+		// The step to f gave the frame before it its own CFA: compare it
+		// exactly with the truth's. A wrong one is that step's error, so
+		// f's.
+		c.win[0], c.win[1] = c.win[1], *f
+		if ok && n > 0 {
+			unwind.FillCFA(c.win[:])
+			ok = c.cfaOK(n-1, &c.win[0], &c.win[1], truth)
 		}
-		ok := n < len(truth) && c.frameOK(n, f, &truth[n], calleeCFA)
 		if !ok && failAt < 0 {
 			failAt, failPC = n, prevPC
 		}
@@ -122,6 +130,26 @@ func (c *comparison) classify(u *unwind.Unwinder, truth []emu.Frame) Class {
 	return Flagged
 }
 
+// cfaOK checks the own CFA of frame i (f, after unwind.FillCFA with its
+// caller next) against the truth's (truth[i]):
+// exactly equal, and 0 only where the caller was not reached by a call
+// step (then the CFA is the entry code's convention, which the interrupted
+// frame's registers check instead). The truth's outermost frame may have
+// no CFA (the shadow stack began there).
+func (c *comparison) cfaOK(i int, f, next *unwind.Frame, truth []emu.Frame) bool {
+	t := &truth[i]
+	if f.CFA == 0 && next.Kind != unwind.KindCall || t.CFA == 0 && i == len(truth)-1 {
+		return true
+	}
+	if f.CFA != t.CFA {
+		if c.explain && c.reason == "" {
+			c.reason = fmt.Sprintf("frame %d: %s: cfa %#x, truth %#x", i, t.Function, f.CFA, t.CFA)
+		}
+		return false
+	}
+	return true
+}
+
 func frameName(f *unwind.Frame) string {
 	if f.SymOK {
 		return fmt.Sprintf("%s+%#x (pc %#x)", f.Sym.Name, f.PC-f.Sym.Addr, f.PC)
@@ -141,12 +169,11 @@ func truthName(t *emu.Frame) string {
 // frames the registers the unwinder recovered (RIP and RSP must be among
 // them) and the pt_regs address.
 //
-// The unwinder reports on each frame the CFA computed when stepping to it,
-// that is the CFA of the frame below it (the callee), which equals this
-// frame's SP after the return; the truth gives each frame its own CFA. So
-// frame i's CFA is checked against truth frame i-1's (calleeCFA) or, should
-// the unwinder follow its documentation, truth frame i's.
-func (c *comparison) frameOK(i int, f *unwind.Frame, t *emu.Frame, calleeCFA uint64) bool {
+// Frame.CFA, this frame's own CFA, is known only after the walk has
+// stepped past the frame (unwind.FillCFA): cfa is -1 while streaming
+// (classify checks it with cfaOK when the next frame comes), else the
+// frame's CFA, which must be the truth's exactly.
+func (c *comparison) frameOK(i int, f *unwind.Frame, t *emu.Frame, cfa int64) bool {
 	// fail records the first difference; call it as `c.explain &&
 	// fail(...)` so that its arguments are not even boxed (no allocation)
 	// when no description is wanted.
@@ -171,15 +198,8 @@ func (c *comparison) frameOK(i int, f *unwind.Frame, t *emu.Frame, calleeCFA uin
 	// tables name entry-code labels differently (symbols, like kallsyms,
 	// calls asm_exc_nmi+0xf9 "first_nmi"; emu's table keeps the sized
 	// function symbol).
-	// An entry stub's CFA is a convention: the fixture kernel's NMI entry
-	// describes whichever valid copy of the iret frame is current, the
-	// truth the hardware frame. The interrupted frame's registers, checked
-	// below, are what matters; so no CFA check on the frame an entry
-	// interrupted. The unwinder today reports on each frame the CFA of the
-	// frame below it (calleeCFA); its documentation says the frame's own
-	// (t.CFA). Either is accepted, anything else is wrong.
-	if t.Entry == "" && f.CFA != 0 && f.CFA != calleeCFA && f.CFA != t.CFA {
-		return c.explain && fail("%s: cfa %#x, truth %#x (this frame) or %#x (its callee)", t.Function, f.CFA, t.CFA, calleeCFA)
+	if cfa > 0 && uint64(cfa) != t.CFA {
+		return c.explain && fail("%s: cfa %#x, truth %#x", t.Function, cfa, t.CFA)
 	}
 	if (t.Entry != "") != f.Interrupted() {
 		if t.Entry != "" {

@@ -19,11 +19,11 @@
 //
 // Each frame is compared with the truth frame at the same index: the PC
 // (which fixes the function: names are not compared, because the two
-// symbol tables label entry-code local labels differently); the CFA where
-// both know it (the unwinder reports on each frame the CFA of the frame
-// below, so frame i's is checked against truth frame i-1's, or frame i's
-// own as its documentation says; not for the frame an entry interrupted,
-// whose stub's CFA is a convention); whether
+// symbol tables label entry-code local labels differently); the frame's
+// own CFA (unwind.FillCFA, known once the walk has stepped past the frame),
+// exactly, and 0 only where the caller was found through a pt_regs or
+// signal frame (an entry stub's CFA is the entry code's convention; the
+// interrupted frame's registers are checked instead); whether
 // the frame was interrupted; and for interrupted frames the entry name
 // ("irq" without a vector matches any "irq:N"), the pt_regs address, and
 // every register the unwinder recovered (RIP and RSP must be among them;

@@ -56,6 +56,7 @@ func SnapshotTraces(sc *emu.Scenario, kernel []byte, kernelPath string) ([]Snaps
 			for u.Next() {
 				frames = append(frames, u.Frame())
 			}
+			unwind.FillCFA(frames)
 			invalidate(frames, u)
 			doc.Threads = append(doc.Threads, report.Thread{
 				TID: th.TID, CPU: th.CPU, Crashed: th.Crashed, Signal: th.Signal, Comm: th.Comm,
@@ -100,6 +101,20 @@ func TruthFrames(tf []dump.TruthFrame) []emu.Frame {
 	return out
 }
 
+// nextPhysical returns the index of the first frame after frames[i]'s
+// physical frame (its inlined callees and itself), or -1.
+func nextPhysical(frames []unwind.Frame, i int) int {
+	for j := i; j < len(frames); j++ {
+		if !frames[j].Inlined {
+			if j+1 < len(frames) {
+				return j + 1
+			}
+			return -1
+		}
+	}
+	return -1
+}
+
 // FrameCheck compares an unwound trace with the truth frame by frame, the
 // way Run does: ok[i] says frame i matches, reason is the first difference
 // ("" when the trace is exact).
@@ -113,11 +128,21 @@ func FrameCheck(frames []unwind.Frame, truth []emu.Frame, code unwind.Code) (ok 
 			ok[i] = true
 			continue
 		}
-		var callee uint64
-		if n > 0 && n <= len(truth) {
-			callee = truth[n-1].CFA
+		// The frame's own CFA: 0 only where FillCFA cannot know it (the
+		// caller was not reached by a call step, or no caller).
+		cfa := int64(f.CFA)
+		if next := nextPhysical(frames, i); f.CFA == 0 && next >= 0 && frames[next].Kind == unwind.KindCall {
+			ok[i] = false
+			if c.reason == "" {
+				c.reason = fmt.Sprintf("frame %d: %s: no cfa, though its caller was reached by a call step", n, frameName(f))
+			}
+			n++
+			continue
 		}
-		ok[i] = n < len(truth) && c.frameOK(n, f, &truth[n], callee)
+		if f.CFA == 0 {
+			cfa = -1
+		}
+		ok[i] = n < len(truth) && c.frameOK(n, f, &truth[n], cfa)
 		if !ok[i] && n >= len(truth) && c.reason == "" {
 			c.reason = fmt.Sprintf("frame %d: %s beyond the truth's %d frames", n, frameName(f), len(truth))
 		}
