@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 
 	"github.com/unwind-dev/unwind/dump"
@@ -45,6 +46,10 @@ type Kernel struct {
 	tasksOnce sync.Once
 	tasks     []Task
 	tasksErr  error
+
+	modules  []Module        // loadable modules (modules.go)
+	modErr   error           // why the modules list could not be read
+	modFiles []*symbols.File // accepted .ko files, closed by nobody: the Set uses them
 }
 
 // Open builds the kernel model of the vmcore d from the binaries opts
@@ -65,6 +70,8 @@ func Open(d *dump.Dump, opts dump.SymbolOptions) (*Kernel, error) {
 		return nil, fmt.Errorf("%w: the dump is a %s", ErrNotKernel, d.Kind())
 	}
 	k := &Kernel{d: d, mem: d.Memory(), info: d.VMCoreInfo(), threads: d.Threads(), set: &symbols.Set{}}
+	modOpts := opts
+	opts.Files = slices.DeleteFunc(slices.Clone(opts.Files), isModuleFile) // .ko files are modules' (loadModules)
 	for i := range k.threads {
 		s, ok := d.QEMUState(i)
 		if !ok {
@@ -111,6 +118,9 @@ func Open(d *dump.Dump, opts dump.SymbolOptions) (*Kernel, error) {
 	}
 	if opened == 0 {
 		k.warns = append(k.warns, "no kernel symbols given (vmlinux or System.map)")
+	}
+	if opened > 0 {
+		k.warns = append(k.warns, k.loadModules(modOpts)...)
 	}
 	k.detectCrash(k.set)
 	return k, nil

@@ -317,6 +317,56 @@ type ModuleSymbol struct {
 	Value   uint64 // run-time address: st_value after loading
 	Size    uint64 // st_size
 	Section uint16 // st_shndx: the section's index in the .ko
+	Type    byte   // the kallsyms type letter (mod_kallsyms typetab: 't', 'd', ...), 0 when unknown
+}
+
+// NewModuleTable makes the symbol table of a loaded module from the
+// symbols the kernel keeps for it in memory (mod->kallsyms), so that a
+// module's addresses are named with no file at all, exactly as the
+// kernel's own "func+0x1c/0x80 [mod]" (find_kallsyms_symbol): among
+// symbols at one address the first in table order; a text symbol's size
+// the distance to the module's next symbol, at most to the end of its
+// code region (textEnds: core and, while it exists, init text ends; see
+// Placement.TextEnds). Local labels (.L*) and mapping symbols are left
+// out, as the kernel skips them; Sym.Module is module. Add it to a Set
+// with AddTable.
+func NewModuleTable(module string, syms []ModuleSymbol, textEnds []uint64) *Table {
+	ends := slices.Sorted(slices.Values(textEnds))
+	var vals []uint64
+	for _, s := range syms {
+		if s.Name != "" && s.Section != uint16(elf.SHN_UNDEF) && !moduleKallsymsIgnored(s.Name) {
+			vals = append(vals, s.Value)
+		}
+	}
+	slices.Sort(vals)
+	vals = slices.Compact(vals)
+	es := make([]entry, 0, len(vals))
+	for i, s := range syms {
+		if s.Name == "" || s.Section == uint16(elf.SHN_UNDEF) || moduleKallsymsIgnored(s.Name) {
+			continue
+		}
+		size := s.Size
+		text := IsTextType(s.Type)
+		if s.Type == 0 {
+			// No type letters: a symbol in a code region counts as text.
+			j, _ := slices.BinarySearch(ends, s.Value+1)
+			text = j < len(ends)
+		}
+		if text {
+			end := uint64(0)
+			if j, _ := slices.BinarySearch(ends, s.Value+1); j < len(ends) {
+				end = ends[j]
+			}
+			if j, _ := slices.BinarySearch(vals, s.Value+1); j < len(vals) && (end == 0 || vals[j] < end) {
+				end = vals[j]
+			}
+			if end > s.Value {
+				size = end - s.Value
+			}
+		}
+		es = append(es, entry{Sym: Sym{Name: s.Name, Addr: s.Value, Size: size, ELFSize: s.Size, Module: module}, rank: i, typ: s.Type})
+	}
+	return newTable(es)
 }
 
 // MatchModuleSymbols checks that f, opened with OpenModule and placed where

@@ -157,6 +157,7 @@ func TestModuleProdKallsyms(t *testing.T) {
 					}
 				}
 			}
+			corpus.Checked(t, n)
 			if n < 256 {
 				t.Errorf("only %d code bytes", n)
 			}
@@ -211,6 +212,7 @@ func TestModuleProdFrames(t *testing.T) {
 		if got := strings.Join(parts, " < "); got != c.lines {
 			t.Errorf("%#x: lines %s, want %s", look, got, c.lines)
 		}
+		corpus.Checked(t, 1)
 		var row CFIRow
 		if err := s.FindCFI(look, &row); err != nil || row.CFA.Reg != 7 || row.CFA.Offset != c.cfa {
 			t.Errorf("%#x: CFA r%d%+d %v, want rsp%+d", look, row.CFA.Reg, row.CFA.Offset, err, c.cfa)
@@ -286,6 +288,7 @@ func TestModuleProdLines(t *testing.T) {
 				}
 			}
 			t.Logf("%d addresses, %d with inlined frames", n, inl)
+			corpus.Checked(t, n)
 			if n < 64 {
 				t.Errorf("only %d addresses", n)
 			}
@@ -367,6 +370,7 @@ func TestModuleProdCFIvsORC(t *testing.T) {
 				}
 			}
 			t.Logf("%d ORC rows, CFA agrees at %d code bytes, differs at %d", len(rows), agree, differ)
+			corpus.Checked(t, agree)
 			if agree < 100 {
 				t.Errorf("CFA compared at only %d code bytes", agree)
 			}
