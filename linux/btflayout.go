@@ -11,8 +11,8 @@ import (
 	"github.com/unwind-dev/unwind/unwind"
 )
 
-// btfLayouts answers structure layouts (member offsets, sizes) from the
-// kernel's BTF: vmlinux's .BTF section, or the same bytes in the dump's
+// btfLayouts is a Layout (member offsets, sizes) read from the kernel's
+// BTF: vmlinux's .BTF section, or the same bytes in the dump's
 // memory (__start_BTF … __stop_BTF, CONFIG_DEBUG_INFO_BTF) when only a
 // System.map is given. BTF holds every type of the kernel, also those
 // defined in a single .c file (struct module_sect_attrs in
@@ -122,12 +122,18 @@ func (l *btfLayouts) offset(structName, path string) (int64, btf.Type, error) {
 	return off, t, nil
 }
 
-// size returns sizeof(struct name).
-func (l *btfLayouts) size(name string) (int64, error) {
+// StructSize implements Layout.
+func (l *btfLayouts) StructSize(name string) (int64, bool) {
 	t, err := l.structType(name)
 	if err != nil {
-		return 0, err
+		return 0, false
 	}
 	n, err := btf.Sizeof(t)
-	return int64(n), err
+	return int64(n), err == nil && n > 0
+}
+
+// MemberOffset implements Layout.
+func (l *btfLayouts) MemberOffset(structName, member string) (int64, bool) {
+	off, _, err := l.offset(structName, member)
+	return off, err == nil
 }

@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/cilium/ebpf/btf"
 	"github.com/unwind-dev/unwind/dump"
 	"github.com/unwind-dev/unwind/symbols"
 )
@@ -81,33 +80,37 @@ type moduleLayout struct {
 	orcIP, orc, numOrcs                                         int64
 }
 
-// readModuleLayout reads the offsets from the kernel's BTF.
-func readModuleLayout(l *btfLayouts) (*moduleLayout, error) {
-	var errs []error
+// moduleNameLen is MODULE_NAME_LEN on 64-bit kernels (64 - sizeof(long)).
+const moduleNameLen = 56
+
+// readModuleLayout reads the offsets from a Layout (the kernel's BTF: it
+// has struct module_sect_attrs, which only kernel/module/sysfs.c defines).
+func readModuleLayout(l Layout) (*moduleLayout, error) {
+	var missing []string
 	get := func(st, path string) int64 {
-		off, _, err := l.offset(st, path)
-		if err != nil {
-			errs = append(errs, err)
+		off, ok := l.MemberOffset(st, path)
+		if !ok {
+			missing = append(missing, st+"."+path)
 			return -1
 		}
 		return off
 	}
 	opt := func(st, path string) int64 {
-		off, _, err := l.offset(st, path)
-		if err != nil {
-			return -1
+		if off, ok := l.MemberOffset(st, path); ok {
+			return off
 		}
-		return off
+		return -1
 	}
-	m := &moduleLayout{}
+	size := func(st string) int64 {
+		n, ok := l.StructSize(st)
+		if !ok {
+			missing = append(missing, "sizeof(struct "+st+")")
+		}
+		return n
+	}
+	m := &moduleLayout{nameLen: moduleNameLen}
 	m.list = get("module", "list")
-	var nameT btf.Type
-	m.name, nameT, _ = l.offset("module", "name")
-	if arr, ok := btf.UnderlyingType(nameT).(*btf.Array); ok && arr.Nelems > 0 && arr.Nelems <= moduleNameLimit {
-		m.nameLen = int64(arr.Nelems)
-	} else {
-		errs = append(errs, fmt.Errorf("%s: struct module's name is no char array", l.from))
-	}
+	m.name = get("module", "name")
 	m.state = get("module", "state")
 	m.taints = get("module", "taints")
 	if m.core = opt("module", "core_layout"); m.core >= 0 {
@@ -115,32 +118,19 @@ func readModuleLayout(l *btfLayouts) (*moduleLayout, error) {
 		m.lBase = get("module_layout", "base")
 		m.lSize = get("module_layout", "size")
 		m.lText = get("module_layout", "text_size")
+	} else if m.mem = opt("module", "mem"); m.mem >= 0 {
+		// 6.4+: mem[MOD_TEXT] ... mem[MOD_INIT_RODATA].
+		m.memNum = 7
+		m.memStride = size("module_memory")
+		m.memBase = get("module_memory", "base")
+		m.memSize = get("module_memory", "size")
 	} else {
-		// 6.4+: mem[MOD_TEXT], ... mem[MOD_INIT_RODATA].
-		var memT btf.Type
-		var err error
-		m.mem, memT, err = l.offset("module", "mem")
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: struct module has neither core_layout (≤ 6.3) nor mem (≥ 6.4)", l.from))
-		} else if arr, ok := btf.UnderlyingType(memT).(*btf.Array); ok && arr.Nelems >= 7 {
-			m.memNum = int64(arr.Nelems)
-			if n, err := btf.Sizeof(arr.Type); err == nil {
-				m.memStride = int64(n)
-			}
-			m.memBase = get("module_memory", "base")
-			m.memSize = get("module_memory", "size")
-		} else {
-			errs = append(errs, fmt.Errorf("%s: struct module's mem is no array of module_memory", l.from))
-		}
+		missing = append(missing, "module.core_layout (≤ 6.3) or module.mem (≥ 6.4)")
 	}
 	m.sectAttrs = get("module", "sect_attrs")
 	m.nsections = get("module_sect_attrs", "nsections")
 	m.attrs = get("module_sect_attrs", "attrs")
-	if n, err := l.size("module_sect_attr"); err == nil {
-		m.attrStride = n
-	} else {
-		errs = append(errs, err)
-	}
+	m.attrStride = size("module_sect_attr")
 	m.attrAddr = get("module_sect_attr", "address")
 	if m.attrName = opt("module_sect_attr", "battr.attr.name"); m.attrName < 0 {
 		m.attrName = get("module_sect_attr", "name") // before 5.8
@@ -153,7 +143,10 @@ func readModuleLayout(l *btfLayouts) (*moduleLayout, error) {
 	m.orcIP = opt("module", "arch.orc_unwind_ip")
 	m.orc = opt("module", "arch.orc_unwind")
 	m.numOrcs = opt("module", "arch.num_orcs")
-	return m, errors.Join(errs...)
+	if len(missing) > 0 {
+		return m, fmt.Errorf("unknown: %s", strings.Join(missing, ", "))
+	}
+	return m, nil
 }
 
 // moduleReader reads modules from the kernel's memory.
@@ -504,7 +497,7 @@ func (k *Kernel) Modules() ([]Module, error) {
 // kernel's symbol set, and returns warnings.
 func (k *Kernel) loadModules(opts dump.SymbolOptions) []string {
 	var warns []string
-	l, err := k.layouts(opts)
+	l, err := k.moduleLayouts(opts)
 	if err != nil {
 		k.modErr = fmt.Errorf("modules: %w", err)
 		return []string{k.modErr.Error()}
@@ -547,9 +540,12 @@ func (k *Kernel) modulesHead() (uint64, bool) {
 	return k.kernelSym("modules")
 }
 
-// layouts returns the kernel's BTF: from a vmlinux given, else from the
-// dump's memory.
-func (k *Kernel) layouts(opts dump.SymbolOptions) (*btfLayouts, error) {
+// moduleLayouts returns the structure layouts modules are read with: the
+// kernel's BTF, from a vmlinux given or else from the dump's memory
+// (vmlinux's DWARF as the kernel model reads it lacks struct
+// module_sect_attrs). A kernel model without layouts (System.map only)
+// takes the BTF's for its tasks too.
+func (k *Kernel) moduleLayouts(opts dump.SymbolOptions) (Layout, error) {
 	var errs []error
 	for _, f := range opts.Files {
 		if isModuleFile(f) {
@@ -566,6 +562,9 @@ func (k *Kernel) layouts(opts dump.SymbolOptions) (*btfLayouts, error) {
 	if ok1 && ok2 {
 		l, err := btfFromMemory(k.mem, start.Addr, stop.Addr)
 		if err == nil {
+			if k.layout == nil {
+				k.layout = l
+			}
 			return l, nil
 		}
 		errs = append(errs, err)

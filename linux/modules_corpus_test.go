@@ -16,9 +16,9 @@ import (
 	"github.com/unwind-dev/unwind/unwind"
 )
 
-// prodTruth is the part of the prod corpus's truth-dev.json the module
+// prodModTruth is the part of the prod corpus's truth-dev.json the module
 // tests read.
-type prodTruth struct {
+type prodModTruth struct {
 	Captures []struct {
 		Name    string `json:"name"`
 		Modules []struct {
@@ -38,14 +38,14 @@ type prodTruth struct {
 	} `json:"captures"`
 }
 
-func readProdTruth(t *testing.T) (string, *prodTruth) {
+func readProdModTruth(t *testing.T) (string, *prodModTruth) {
 	t.Helper()
 	dir := corpus.Dir(t, "prod")
 	b, err := os.ReadFile(filepath.Join(dir, "truth-dev.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var tr prodTruth
+	var tr prodModTruth
 	if err := json.Unmarshal(b, &tr); err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func prodSymbolModes(dir string) map[string]dump.SymbolOptions {
 // them with what the running kernel's /proc/modules said (truth-dev.json:
 // names, order, base, size), with vmlinux and with System.map only.
 func TestModulesProd(t *testing.T) {
-	dir, truth := readProdTruth(t)
+	dir, truth := readProdModTruth(t)
 	modes := prodSymbolModes(dir)
 	for _, c := range truth.Captures {
 		for _, mode := range []string{"vmlinux", "System.map"} {
@@ -124,7 +124,7 @@ func TestModulesProd(t *testing.T) {
 // and the in-memory kallsyms of every module, core_layout) and the ORC
 // table's entry count (arch.num_orcs).
 func TestModulesProdMemory(t *testing.T) {
-	dir, _ := readProdTruth(t)
+	dir, _ := readProdModTruth(t)
 	k := openWith(t, filepath.Join(dir, "kdump-sysrqc", "vmcore.kdump-lzo"), prodSymbolModes(dir)["System.map"])
 	mods, err := k.Modules()
 	if err != nil {
@@ -210,7 +210,7 @@ func frameText(f unwind.Frame) string {
 // offsets, sizes and [module] included, found and reliable; with the .ko
 // they also get prodcrash.c lines.
 func TestModuleFramesProd(t *testing.T) {
-	dir, truth := readProdTruth(t)
+	dir, truth := readProdModTruth(t)
 	c := truth.Captures[0]
 	if c.Name != "kdump-sysrqc/vmcore.kdump-lzo" {
 		t.Fatalf("first capture %s", c.Name)
@@ -281,7 +281,7 @@ func TestModuleFramesProd(t *testing.T) {
 // module's .ko is not where they said (--search), and when the file found
 // under the module's name is not the one the module was loaded from.
 func TestModuleFileMissingOrWrong(t *testing.T) {
-	dir, _ := readProdTruth(t)
+	dir, _ := readProdModTruth(t)
 	empty := t.TempDir()
 	wrong := t.TempDir()
 	b, err := os.ReadFile(filepath.Join(dir, "kernel", "modules", "virtio.ko"))
