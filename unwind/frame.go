@@ -61,14 +61,19 @@ const (
 	// MethodRegs marks frame 0, which comes from the initial registers. It is not
 	// a strategy and is ignored in Options.Methods.
 	MethodRegs
+	// MethodORC steps with the kernel's ORC tables (Code implementing
+	// ORCSource), as Linux's own unwinder does: call frames, and the
+	// pt_regs and iret frames of entry code. It is tried first in kernel
+	// walks whose Code has ORC.
+	MethodORC
 
-	allMethods = MethodCFI | MethodFP | MethodPtRegs | MethodSignal | MethodScan
+	allMethods = MethodCFI | MethodFP | MethodPtRegs | MethodSignal | MethodScan | MethodORC
 )
 
 // String returns the JSON name of a single method ("cfi", "fp", "ptregs",
-// "signal", "scan", "regs"); a set prints as names joined by "|".
+// "signal", "scan", "regs", "orc"); a set prints as names joined by "|".
 func (m Method) String() string {
-	names := [...]string{"cfi", "fp", "ptregs", "signal", "scan", "regs"}
+	names := [...]string{"cfi", "fp", "ptregs", "signal", "scan", "regs", "orc"}
 	s := ""
 	for i, n := range names {
 		if m&(1<<i) != 0 {

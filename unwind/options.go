@@ -28,6 +28,16 @@ type LineSource interface {
 	Lines(pc uint64, buf []symbols.Line) []symbols.Line
 }
 
+// ORCSource is the optional part of Code that holds Linux ORC tables
+// (*symbols.Set implements it: a vmlinux's sections, tables read from a
+// dump with Set.AddORC). FindORC returns the entry in force at pc;
+// HasORC says whether there are any tables, and then a kernel walk tries
+// ORC (MethodORC) before every other strategy.
+type ORCSource interface {
+	FindORC(pc uint64) (symbols.ORCEntry, bool)
+	HasORC() bool
+}
+
 // Options configures a walk. The zero value (or a nil *Options) walks with
 // every strategy, no symbols, no stack bounds and 256 frames at most.
 type Options struct {

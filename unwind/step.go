@@ -58,6 +58,17 @@ func (u *Unwinder) step() bool {
 			why = err
 		}
 	}
+	// The kernel's own tables, first where they exist.
+	if u.orc != nil {
+		ok, end, err := u.orcStep(next)
+		if end {
+			u.finish(StopEndOfStack, true)
+			return false
+		}
+		if try(ok, err) {
+			return u.commit(next)
+		}
+	}
 	// Kernel entry frames: an encoded rbp, or a pt_regs right at SP.
 	if u.opts.Kernel && u.has(MethodPtRegs) {
 		ok, end, err := u.entryStep(next)

@@ -45,6 +45,7 @@ type Unwinder struct {
 	warm     *pcEntry     // the entry of the frame fpWarm or cfiWarm made
 	max      int
 	lines    LineSource
+	orc      ORCSource // the Code's ORC tables in a kernel walk with MethodORC, else nil
 
 	cur       *Frame // last physical frame produced: one of fr
 	fr        [2]Frame
@@ -116,8 +117,11 @@ func New(mem Memory, regs ptregs.Regs, opts *Options) *Unwinder {
 	if u.methods == 0 {
 		u.methods = allMethods
 	}
-	u.fpFirst = u.has(MethodFP) && !u.has(MethodCFI) && u.opts.Code != nil
-	u.cfiFirst = u.has(MethodCFI) && u.opts.Code != nil
+	if o, ok := u.opts.Code.(ORCSource); ok && u.opts.Kernel && u.has(MethodORC) && o.HasORC() {
+		u.orc = o // tried first: not the fused warm steps
+	}
+	u.fpFirst = u.has(MethodFP) && !u.has(MethodCFI) && u.opts.Code != nil && u.orc == nil
+	u.cfiFirst = u.has(MethodCFI) && u.opts.Code != nil && u.orc == nil
 	u.max = u.opts.MaxFrames
 	switch {
 	case u.max == 0:

@@ -54,7 +54,7 @@ Exit status 3 means a trace was printed but the walk stopped on an error.`,
 	f.IntVar(&opts.cpu, "cpu", -1, "only this CPU (kernel dumps)")
 	f.IntVar(&opts.thread, "thread", -1, "only this thread id (user cores)")
 	f.BoolVarP(&opts.lines, "lines", "l", false, "kernel frames: add the source file and line, and inlined functions (crash's bt -l)")
-	f.StringVar(&opts.methods, "methods", "all", "unwind strategies: all, or a comma list of cfi,fp,ptregs,signal,scan")
+	f.StringVar(&opts.methods, "methods", "all", "unwind strategies: all, or a comma list of orc,cfi,fp,ptregs,signal,scan")
 	f.IntVar(&opts.maxFrames, "max-frames", unwind.DefaultMaxFrames, "stop a walk after this many frames, counting inlined ones (0: no limit); a trace cut there says so and is no error")
 	f.VarP(&opts.output, "output", "o", "output format: text or json")
 	opts.values.register(f)
@@ -69,6 +69,8 @@ func parseMethods(s string) (unwind.Method, error) {
 	var m unwind.Method
 	for _, p := range strings.Split(s, ",") {
 		switch strings.TrimSpace(p) {
+		case "orc":
+			m |= unwind.MethodORC
 		case "cfi":
 			m |= unwind.MethodCFI
 		case "fp":
@@ -80,7 +82,7 @@ func parseMethods(s string) (unwind.Method, error) {
 		case "scan":
 			m |= unwind.MethodScan
 		default:
-			return 0, fmt.Errorf("unknown method %q (want cfi, fp, ptregs, signal, scan)", p)
+			return 0, fmt.Errorf("unknown method %q (want orc, cfi, fp, ptregs, signal, scan)", p)
 		}
 	}
 	return m, nil

@@ -19,6 +19,8 @@ func TestParseMethods(t *testing.T) {
 		{"cfi", unwind.MethodCFI, false},
 		{"fp, ptregs", unwind.MethodFP | unwind.MethodPtRegs, false},
 		{"signal", unwind.MethodSignal, false},
+		{"orc", unwind.MethodORC, false},
+		{"orc,ptregs", unwind.MethodORC | unwind.MethodPtRegs, false},
 		{"scan,signal", unwind.MethodScan | unwind.MethodSignal, false},
 		{"cfi,fp,ptregs,signal,scan", unwind.MethodCFI | unwind.MethodFP | unwind.MethodPtRegs | unwind.MethodSignal | unwind.MethodScan, false},
 		{"regs", 0, true},
