@@ -259,6 +259,9 @@ func (u *Unwinder) siteVerdict(ra uint64, win *[9]byte, n uint8) (ok, rule, stat
 			return true, true, static
 		}
 	}
+	if u.opts.Kernel && u.bootReturn(ra, win, n) {
+		return true, true, true
+	}
 	if n == 9 {
 		if kind, _ := decodeCallBefore(win, 9, ra); kind != notCall {
 			return true, false, static
@@ -278,6 +281,23 @@ func (u *Unwinder) siteVerdict(ra uint64, win *[9]byte, n uint8) (ok, rule, stat
 		}
 	}
 	return false, false, static
+}
+
+// bootReturn reports whether ra is the return address Linux's
+// secondary_startup_64 plants without a call under the idle task's first
+// frame: it pushes .Lafter_lret and far-returns (lretq, 48 cb) into
+// start_kernel or start_secondary, so ra follows that lretq. mem holds the
+// n (9 or 0) bytes before ra in memory.
+func (u *Unwinder) bootReturn(ra uint64, mem *[9]byte, n uint8) bool {
+	s, ok := u.symbol(ra)
+	if !ok || s.Name != "secondary_startup_64_no_verify" && s.Name != "secondary_startup_64" {
+		return false
+	}
+	if n == 9 {
+		return mem[7] == 0x48 && mem[8] == 0xcb
+	}
+	c := u.opts.Code.CodeAt(ra - 2)
+	return len(c) >= 2 && c[0] == 0x48 && c[1] == 0xcb
 }
 
 // nop5 is the 5-byte NOP patchable call sites hold when disabled.

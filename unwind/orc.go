@@ -21,7 +21,7 @@ import (
 // As in the kernel, pc 0 (a call through a NULL function pointer, as
 // interrupted by the #PF) has an entry of its own: the return address at
 // sp. Unlike the kernel, the return address of a CALL frame must pass the
-// call-site check (callsiteOK) for the frame to be reliable, and an ORC
+// call-site check (callSiteCheck) for the frame to be reliable, and an ORC
 // end of stack is a proper end only in a function where a stack ends
 // (orcEnds): Linux 6.1's UNWIND_HINT_EMPTY also marks the retpoline
 // thunks and return_to_handler with the end bit.
@@ -38,23 +38,6 @@ var orcEnds = map[string]bool{
 	"syscall_return_via_sysret": true, "common_interrupt_return": true,
 	"startup_64": true, "startup_xen": true, "asm_cpu_bringup_and_idle": true,
 	"secondary_startup_64_no_verify": true,
-}
-
-// bootReturn reports whether ra is the return address the boot CPU's
-// secondary_startup_64 plants without a call: it pushes .Lafter_lret and
-// far-returns (lretq) into start_kernel or start_secondary, so the idle
-// task's last frame returns to just after that lretq.
-func (u *Unwinder) bootReturn(ra uint64) bool {
-	s, ok := u.symbol(ra)
-	if !ok || s.Name != "secondary_startup_64_no_verify" && s.Name != "secondary_startup_64" {
-		return false
-	}
-	var b [2]byte
-	if n, _ := u.readAt(b[:], ra-2); n == 2 && b == [2]byte{0x48, 0xcb} {
-		return true
-	}
-	c := u.opts.Code.CodeAt(ra - 2)
-	return len(c) >= 2 && c[0] == 0x48 && c[1] == 0xcb
 }
 
 var (
@@ -204,11 +187,9 @@ func (u *Unwinder) orcCall(next *Frame, e *symbols.ORCEntry, cfa, bp uint64, okB
 	default:
 		return false, false, fmt.Errorf("orc: unknown bp base register %d", e.BPReg)
 	}
-	// The call must end at ra; its target, when direct, is not held
-	// against the frame (DESIGN: tail calls make it differ), since ORC
-	// itself says where the return address is.
-	reliable := u.callsiteOK(ra, 0) || u.bootReturn(ra)
-	callFrame(next, ra, cfa, cfa, cfa-8, &regs, MethodORC, reliable)
+	// ORC says where the return address is; emit's call-site check
+	// (pcTrusted) decides whether it is one.
+	callFrame(next, ra, cfa, cfa, cfa-8, &regs, MethodORC, true)
 	if e.Signal {
 		// Linux 6.3+: the caller's pc is looked up as is.
 		next.LookupPC = ra
