@@ -208,6 +208,7 @@ func TestORCProdVmlinux(t *testing.T) {
 		counts[e.Type]++
 	}
 	t.Logf("entries by type: %v", counts)
+	corpus.Checked(t, tab.Len())
 	for _, ty := range []ORCType{ORCUndefined, ORCEndOfStack, ORCCall, ORCRegs, ORCRegsPartial} {
 		if counts[ty] == 0 {
 			t.Errorf("no %v entry", ty)

@@ -433,7 +433,31 @@ func (u *Unwinder) interruptedPCOK(f *Frame) bool {
 	if u.opts.Kernel && f.Kind == KindInterrupted && ptregs.UserMode(f.PtRegs.CS) {
 		return pc < 1<<47
 	}
-	return u.isText(pc)
+	return u.isText(pc) || u.nullCall(f)
+}
+
+// nullCall reports whether the interrupted frame f is a kernel call
+// through a NULL function pointer, caught as it is: the #PF saved RIP 0,
+// and the word at the saved RSP is a return address whose call site is an
+// indirect call, or a call to a retpoline thunk (the kernel's unwinder
+// crosses it with its entry for ip 0).
+func (u *Unwinder) nullCall(f *Frame) bool {
+	if f.PC != 0 || f.Kind != KindInterrupted || f.Entry != "page_fault" || !u.opts.Kernel {
+		return false
+	}
+	ra, ok := u.read64(f.SP)
+	if !ok || !u.isRetText(ra) {
+		return false
+	}
+	switch kind, target := u.callBefore(ra); kind {
+	case indirectCall:
+		return true
+	case directCall:
+		// A retpoline kernel's indirect call: to a thunk.
+		s, ok := u.symbol(target)
+		return ok && s.Addr == target && strings.HasPrefix(s.Name, "__x86_indirect_")
+	}
+	return false
 }
 
 // siteWarm is callSiteCheck(ra, slot, callee) for the fused steps, with

@@ -137,7 +137,7 @@ func TestORCNullCall(t *testing.T) {
 		t.Errorf("reliable %v, stop %q, err %v", u.Reliable(), u.StopReason(), u.Err())
 	}
 	pf := fs[2]
-	if pf.Kind != KindInterrupted || pf.Entry != "page_fault" || pf.PC != 0 || pf.RegsAddr != k.ptr || pf.Partial || pf.Method != MethodORC {
+	if pf.Kind != KindInterrupted || pf.Entry != "page_fault" || pf.PC != 0 || pf.RegsAddr != k.ptr || pf.Partial || pf.Method != MethodORC || !pf.Reliable {
 		t.Errorf("interrupted frame %+v", pf)
 	}
 	if v, _ := pf.Regs.Get(ptregs.RBP); v != k.stack.get(k.ptr+4*8) {
