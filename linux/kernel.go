@@ -118,6 +118,15 @@ func Open(d *dump.Dump, opts dump.SymbolOptions) (*Kernel, error) {
 	}
 	if opened == 0 {
 		k.warns = append(k.warns, "no kernel symbols given (vmlinux or System.map)")
+	} else if !k.set.HasORC() {
+		// No vmlinux with ORC sections: the running kernel's tables,
+		// where System.map says they are (a kernel without ORC has
+		// none, and says nothing).
+		if _, ok := k.set.ByName("__start_orc_unwind_ip"); ok {
+			if err := k.loadORC(); err != nil {
+				k.warns = append(k.warns, "ORC tables in the dump: "+err.Error())
+			}
+		}
 	}
 	if opened > 0 {
 		k.warns = append(k.warns, k.loadModules(modOpts)...)

@@ -1,0 +1,239 @@
+package linux
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/unwind-dev/unwind/dump"
+	"github.com/unwind-dev/unwind/internal/corpus"
+	"github.com/unwind-dev/unwind/ptregs"
+	"github.com/unwind-dev/unwind/unwind"
+)
+
+// prodTruth is the part of the production corpus's truth-dev.json these
+// tests read.
+type prodTruth struct {
+	Captures []struct {
+		Name string `json:"name"`
+		CPUs []struct {
+			CPU          int      `json:"cpu"`
+			Confidence   string   `json:"confidence"`
+			Frames       []string `json:"frames"`
+			Expect       []string `json:"expect"`
+			ExpectSuffix []string `json:"expect_suffix"`
+		} `json:"cpus"`
+	} `json:"captures"`
+}
+
+const prodRelease = "6.1.0-47-cloud-amd64"
+
+// strippedVmlinux returns the production vmlinux without .debug_frame
+// (objcopy --remove-section .debug_frame), made once into the user cache
+// directory; the test is skipped when objcopy is not installed.
+func strippedVmlinux(t *testing.T, vmlinux string) string {
+	t.Helper()
+	objcopy, err := exec.LookPath("objcopy")
+	if err != nil {
+		t.Skip("objcopy (binutils) not installed: cannot strip .debug_frame")
+	}
+	fi, err := os.Stat(vmlinux)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		cache = os.TempDir()
+	}
+	dir := filepath.Join(cache, "unwind-test")
+	out := filepath.Join(dir, fmt.Sprintf("vmlinux-%s-no-debug-frame-%d", prodRelease, fi.Size()))
+	if _, err := os.Stat(out); err == nil {
+		return out
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tmp := out + ".tmp"
+	if b, err := exec.Command(objcopy, "--remove-section", ".debug_frame", vmlinux, tmp).CombinedOutput(); err != nil {
+		t.Fatalf("objcopy: %v: %s", err, b)
+	}
+	if err := os.Rename(tmp, out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+var offsetRE = regexp.MustCompile(`\+0x[0-9a-f]+/0x[0-9a-f]+( \[[^]]+\])?$`)
+
+// truthTokens normalises a truth sequence: offsets and module names
+// dropped; a leading "RIP: 0010:f" (the registers the dump holds for the
+// CPU) becomes frame f after the first section marker, as a walk starting
+// from those registers lists it.
+func truthTokens(in []string) []string {
+	var out []string
+	for _, s := range in {
+		out = append(out, offsetRE.ReplaceAllString(s, ""))
+	}
+	if len(out) > 1 && strings.HasPrefix(out[0], "RIP: 0010:") && strings.HasPrefix(out[1], "<") {
+		f := strings.TrimPrefix(out[0], "RIP: 0010:")
+		out = append([]string{out[1], f}, out[2:]...)
+	}
+	return out
+}
+
+// walkTokens renders a walk as the kernel prints it, in truthTokens' form:
+// section markers from each frame's stack, each frame's ELF symbol, each
+// crossed pt_regs as a RIP: line, guesses (scan frames) left out as the
+// kernel's "?" lines are left out of the truth. unreliable lists the
+// symbols of call frames not proved reliable.
+func walkTokens(fs []unwind.Frame) (out, unreliable []string) {
+	cur := ""
+	for _, f := range fs {
+		if f.Inlined || f.Kind == unwind.KindScan {
+			continue
+		}
+		sec := ""
+		switch f.Stack.Kind {
+		case unwind.StackTask:
+			sec = "TASK"
+		case unwind.StackIRQ, unwind.StackSoftIRQ:
+			sec = "IRQ"
+		case unwind.StackNMI:
+			sec = "NMI"
+		}
+		if sec != "" && sec != cur {
+			if cur != "" {
+				out = append(out, "</"+cur+">")
+			}
+			out = append(out, "<"+sec+">")
+			cur = sec
+		}
+		name := f.Sym.Name
+		if !f.SymOK {
+			name = fmt.Sprintf("%#x", f.PC)
+		}
+		switch {
+		case f.Kind == unwind.KindInterrupted && ptregs.UserMode(f.PtRegs.CS):
+			out = append(out, fmt.Sprintf("RIP: 0033:%#x", f.PC))
+		case f.Kind == unwind.KindInterrupted:
+			out = append(out, "RIP: 0010:"+name)
+		default:
+			out = append(out, name)
+		}
+		if !f.Reliable {
+			unreliable = append(unreliable, name)
+		}
+	}
+	if cur != "" {
+		out = append(out, "</"+cur+">")
+	}
+	return out, unreliable
+}
+
+// TestProdORCTruth unwinds every CPU of the production dumps three ways —
+// with the debug vmlinux, with that vmlinux stripped of .debug_frame (ORC
+// alone describes the frames), and with System.map only (ORC read from
+// the dump's memory) — and compares the built-in kernel frames with what
+// the kernel printed (truth-dev.json: expect, else frames; expect_suffix
+// for a CPU caught moving). A CPU whose frames start in module code
+// (prodcrash) is checked only once the walk can name module code: module
+// symbols and tables are not loaded by linux.Open yet.
+func TestProdORCTruth(t *testing.T) {
+	dir := corpus.Dir(t, "prod")
+	vmlinux := filepath.Join(dir, "kernel", "vmlinux-"+prodRelease)
+	sysmap := filepath.Join(dir, "kernel", "System.map-"+prodRelease)
+	b, err := os.ReadFile(filepath.Join(dir, "truth-dev.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var truth prodTruth
+	if err := json.Unmarshal(b, &truth); err != nil {
+		t.Fatal(err)
+	}
+	modes := []struct {
+		name string
+		opts func(t *testing.T) dump.SymbolOptions
+	}{
+		{"vmlinux", func(*testing.T) dump.SymbolOptions { return dump.SymbolOptions{Files: []string{vmlinux}} }},
+		{"no-debug-frame", func(t *testing.T) dump.SymbolOptions {
+			return dump.SymbolOptions{Files: []string{strippedVmlinux(t, vmlinux)}}
+		}},
+		{"system-map", func(*testing.T) dump.SymbolOptions { return dump.SymbolOptions{SystemMap: sysmap} }},
+	}
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			opts := m.opts(t)
+			for _, c := range truth.Captures {
+				d, err := dump.Open(filepath.Join(dir, c.Name))
+				if err != nil {
+					t.Fatalf("%s: %v", c.Name, err)
+				}
+				k, err := Open(d, opts)
+				if err != nil {
+					d.Close()
+					t.Fatalf("%s: %v", c.Name, err)
+				}
+				if !k.Symbols().HasORC() {
+					t.Errorf("%s: no ORC (warnings %v)", c.Name, k.Warnings())
+				}
+				for _, tc := range c.CPUs {
+					i := -1
+					for j, th := range k.CPUs() {
+						if th.CPU == tc.CPU {
+							i = j
+						}
+					}
+					if i < 0 {
+						t.Errorf("%s cpu %d: not in the dump", c.Name, tc.CPU)
+						continue
+					}
+					tr, err := k.UnwindCPU(i, unwind.Options{})
+					if err != nil {
+						t.Fatal(err)
+					}
+					got, unrel := walkTokens(tr.Frames)
+					want, suffix := tc.Expect, false
+					if len(want) == 0 {
+						want = tc.Frames
+					}
+					if len(tc.ExpectSuffix) > 0 {
+						want, suffix = tc.ExpectSuffix, true
+					}
+					want = truthTokens(want)
+					where := fmt.Sprintf("%s %s cpu %d", m.name, c.Name, tc.CPU)
+					if len(got) > 1 && strings.HasPrefix(got[1], "0x") && strings.HasPrefix(truthTokens(tc.Frames)[1], "prod_") {
+						t.Logf("%s: starts in module code (%s), which needs the module's symbols and ORC: not checked; walk %q", where, got[1], got)
+						continue
+					}
+					corpus.Checked(t, 1)
+					ok := strings.Join(got, "|") == strings.Join(want, "|")
+					if suffix {
+						ok = len(got) >= len(want) && strings.Join(got[len(got)-len(want):], "|") == strings.Join(want, "|")
+					}
+					if !ok {
+						t.Errorf("%s:\n got %q\nwant %q (suffix %v); stop %q", where, got, want, suffix, tr.StopReason)
+					}
+					if tr.Err != nil {
+						t.Errorf("%s: the walk ends on an error: %v", where, tr.Err)
+					}
+					for _, f := range tr.Frames {
+						if f.Method == unwind.MethodCFI || f.Method == unwind.MethodFP {
+							if f.Sym.Name != "__crash_kexec" && f.Sym.Name != "panic" {
+								t.Errorf("%s: %s found by %v, not ORC", where, f.Sym.Name, f.Method)
+							}
+						}
+					}
+					if len(unrel) > 0 {
+						t.Logf("%s: not proved reliable: %v (stop %q)", where, unrel, tr.StopReason)
+					}
+				}
+				d.Close()
+			}
+		})
+	}
+}
