@@ -2,6 +2,8 @@ package unwind
 
 import (
 	"testing"
+
+	"github.com/unwind-dev/unwind/symbols"
 )
 
 // benchWalk unwinds the same deep stack repeatedly with one Unwinder
@@ -49,4 +51,70 @@ func BenchmarkNewWalk(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// orcChain is cfiChain's stack described by ORC instead of CFI, walked as a
+// kernel stack: each function's entries mirror its CFI rows, and _start's
+// end marker ends the walk.
+func orcChain(n int) (*chain, *fakeORC) {
+	ch := cfiChain(n)
+	o := &fakeORC{fakeCode: ch.code, orc: map[string][]orcRow{}}
+	for _, f := range ch.code.funcs {
+		var rows []orcRow
+		for _, r := range f.rows {
+			rows = append(rows, orcRow{r.off, orcCallAt(int16(r.cfaOff))})
+		}
+		o.orc[f.name] = rows
+	}
+	o.orc["_start"] = []orcRow{{0, symbols.ORCEntry{Type: symbols.ORCEndOfStack}}}
+	return ch, o
+}
+
+// benchWalkORC is benchWalk for orcChain, a kernel walk.
+func benchWalkORC(b *testing.B, cold bool) {
+	ch, o := orcChain(200)
+	opts := &Options{Code: o, Stacks: ch.stacks, Kernel: true, Methods: MethodORC}
+	benchRun(b, ch, opts, cold)
+}
+
+// benchRun walks ch with opts b.N times and reports frames/s: warm, one
+// Unwinder reset each time (its caches kept), or cold, a new Unwinder each
+// time.
+func benchRun(b *testing.B, ch *chain, opts *Options, cold bool) {
+	var mem Memory = ch.mem
+	u := New(mem, ch.regs, opts)
+	for u.Next() {
+	}
+	if !u.Reliable() {
+		b.Fatalf("warm-up walk: %s", u.StopReason())
+	}
+	frames := 0
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if cold {
+			u = New(mem, ch.regs, opts)
+		} else {
+			u.Reset(mem, ch.regs)
+		}
+		for u.Next() {
+			frames++
+		}
+	}
+	b.ReportMetric(float64(frames)/b.Elapsed().Seconds(), "frames/s")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(frames), "ns/frame")
+}
+
+// The ORC strategy next to CFI and frame pointers, warm (BenchmarkWalkORC;
+// compare BenchmarkWalkCFI, BenchmarkWalkFP) and cold (a new Unwinder per
+// walk, caches empty).
+func BenchmarkWalkORC(b *testing.B)     { benchWalkORC(b, false) }
+func BenchmarkWalkORCCold(b *testing.B) { benchWalkORC(b, true) }
+func BenchmarkWalkCFICold(b *testing.B) {
+	ch := cfiChain(200)
+	benchRun(b, ch, &Options{Code: ch.code, Stacks: ch.stacks, Methods: MethodCFI}, true)
+}
+func BenchmarkWalkFPCold(b *testing.B) {
+	ch := fpChain(200, false)
+	benchRun(b, ch, &Options{Code: ch.code, Stacks: ch.stacks, Methods: MethodFP}, true)
 }

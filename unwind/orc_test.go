@@ -266,3 +266,30 @@ func TestORCRules(t *testing.T) {
 		}
 	}
 }
+
+// TestORCWalkAllocs: a warm ORC walk (an Unwinder reset over the same
+// stack) allocates nothing, and is exact.
+func TestORCWalkAllocs(t *testing.T) {
+	ch, o := orcChain(50)
+	var mem Memory = ch.mem
+	u := New(mem, ch.regs, &Options{Code: o, Stacks: ch.stacks, Kernel: true, Methods: MethodORC})
+	var got []string
+	for u.Next() {
+		f := u.Frame()
+		got = append(got, f.Function)
+		if f.Index > 0 && f.Method != MethodORC {
+			t.Errorf("frame %d by %v", f.Index, f.Method)
+		}
+	}
+	if diff := cmp.Diff(ch.truth, got); diff != "" || !u.Reliable() {
+		t.Fatalf("walk (-want +got):\n%s\nreliable %v: %v", diff, u.Reliable(), u.StopReason())
+	}
+	n := testing.AllocsPerRun(100, func() {
+		u.Reset(mem, ch.regs)
+		for u.Next() {
+		}
+	})
+	if n != 0 {
+		t.Errorf("a warm ORC walk allocates %v times", n)
+	}
+}
