@@ -259,9 +259,6 @@ func (u *Unwinder) siteVerdict(ra uint64, win *[9]byte, n uint8) (ok, rule, stat
 			return true, true, static
 		}
 	}
-	if u.opts.Kernel && u.bootReturn(ra, win, n) {
-		return true, true, true
-	}
 	if n == 9 {
 		if kind, _ := decodeCallBefore(win, 9, ra); kind != notCall {
 			return true, false, static
@@ -281,23 +278,6 @@ func (u *Unwinder) siteVerdict(ra uint64, win *[9]byte, n uint8) (ok, rule, stat
 		}
 	}
 	return false, false, static
-}
-
-// bootReturn reports whether ra is the return address Linux's
-// secondary_startup_64 plants without a call under the idle task's first
-// frame: it pushes .Lafter_lret and far-returns (lretq, 48 cb) into
-// start_kernel or start_secondary, so ra follows that lretq. mem holds the
-// n (9 or 0) bytes before ra in memory.
-func (u *Unwinder) bootReturn(ra uint64, mem *[9]byte, n uint8) bool {
-	s, ok := u.symbol(ra)
-	if !ok || s.Name != "secondary_startup_64_no_verify" && s.Name != "secondary_startup_64" {
-		return false
-	}
-	if n == 9 {
-		return mem[7] == 0x48 && mem[8] == 0xcb
-	}
-	c := u.opts.Code.CodeAt(ra - 2)
-	return len(c) >= 2 && c[0] == 0x48 && c[1] == 0xcb
 }
 
 // nop5 is the 5-byte NOP patchable call sites hold when disabled.
@@ -433,31 +413,7 @@ func (u *Unwinder) interruptedPCOK(f *Frame) bool {
 	if u.opts.Kernel && f.Kind == KindInterrupted && ptregs.UserMode(f.PtRegs.CS) {
 		return pc < 1<<47
 	}
-	return u.isText(pc) || u.nullCall(f)
-}
-
-// nullCall reports whether the interrupted frame f is a kernel call
-// through a NULL function pointer, caught as it is: the #PF saved RIP 0,
-// and the word at the saved RSP is a return address whose call site is an
-// indirect call, or a call to a retpoline thunk (the kernel's unwinder
-// crosses it with its entry for ip 0).
-func (u *Unwinder) nullCall(f *Frame) bool {
-	if f.PC != 0 || f.Kind != KindInterrupted || f.Entry != "page_fault" || !u.opts.Kernel {
-		return false
-	}
-	ra, ok := u.read64(f.SP)
-	if !ok || !u.isRetText(ra) {
-		return false
-	}
-	switch kind, target := u.callBefore(ra); kind {
-	case indirectCall:
-		return true
-	case directCall:
-		// A retpoline kernel's indirect call: to a thunk.
-		s, ok := u.symbol(target)
-		return ok && s.Addr == target && strings.HasPrefix(s.Name, "__x86_indirect_")
-	}
-	return false
+	return u.isText(pc)
 }
 
 // siteWarm is callSiteCheck(ra, slot, callee) for the fused steps, with
