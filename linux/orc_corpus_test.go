@@ -16,9 +16,9 @@ import (
 	"github.com/unwind-dev/unwind/unwind"
 )
 
-// prodTruth is the part of the production corpus's truth-dev.json these
+// orcTruthFile is the part of the production corpus's truth-dev.json these
 // tests read.
-type prodTruth struct {
+type orcTruthFile struct {
 	Captures []struct {
 		Name string `json:"name"`
 		CPUs []struct {
@@ -151,7 +151,7 @@ func TestProdORCTruth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var truth prodTruth
+	var truth orcTruthFile
 	if err := json.Unmarshal(b, &truth); err != nil {
 		t.Fatal(err)
 	}

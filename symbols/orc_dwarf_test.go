@@ -55,7 +55,7 @@ func orcDWARFClass(e ORCEntry, row *CFIRow, code, before []byte) string {
 		}
 	case ORCRegBPIndirect:
 		// gcc: DW_CFA_def_cfa_expression DW_OP_breg6 (rbp) off; DW_OP_deref.
-		want := append(append([]byte{0x76}, sleb(int64(e.SPOffset))...), 0x06)
+		want := append(append([]byte{0x76}, slebBytes(int64(e.SPOffset))...), 0x06)
 		if row.CFA.Kind != cfi.RuleCFAExpression || string(row.CFA.Expr) != string(want) {
 			return "cfa-differs-indirect"
 		}
@@ -86,7 +86,7 @@ func orcDWARFClass(e ORCEntry, row *CFIRow, code, before []byte) string {
 		}
 	case ORCRegBP:
 		// Saved at rbp+off: gcc says it with DW_OP_breg6 off.
-		want := append([]byte{0x76}, sleb(int64(e.BPOffset))...)
+		want := append([]byte{0x76}, slebBytes(int64(e.BPOffset))...)
 		if bp.Kind != cfi.RuleExpression || string(bp.Expr) != string(want) {
 			return "rbp-differs"
 		}
@@ -165,8 +165,8 @@ func pushedSince(code []byte, n uint64) int64 {
 	return d
 }
 
-// sleb encodes v as a signed LEB128.
-func sleb(v int64) []byte {
+// slebBytes encodes v as a signed LEB128.
+func slebBytes(v int64) []byte {
 	var b []byte
 	for {
 		c := byte(v & 0x7f)
