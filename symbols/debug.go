@@ -84,7 +84,7 @@ func (f *File) attachDebug(r io.ReaderAt, path string, closer io.Closer) (err er
 	if f.dbgClose != nil {
 		f.dbgClose.Close()
 	}
-	f.dbg, f.dbgClose, f.DebugPath = ef, closer, path
+	f.dbg, f.dbgR, f.dbgClose, f.DebugPath = ef, r, closer, path
 	f.Syms = f.readSymbols()
 	// Forget CFI and DWARF read without the debug file.
 	f.cfiOnce, f.debugCFI, f.ehCFI, f.cfiErr = sync.Once{}, nil, nil, nil

@@ -1,56 +1,88 @@
 package symbols
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"debug/dwarf"
 	"debug/elf"
+	"encoding/binary"
+	"encoding/hex"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync"
+
+	"github.com/klauspost/compress/zlib"
+	"github.com/klauspost/compress/zstd"
 )
 
 // maxDebugSection caps one DWARF section read from a file (a corrupt
 // section header must not make us allocate gigabytes).
 const maxDebugSection = 1 << 30
 
-// readDWARF loads the DWARF sections of ef with one exact-size read each.
+// readDWARF loads the DWARF sections of ef, read from r (the file at path),
+// with one exact-size read each.
 // debug/elf's own (*File).DWARF reads through a growing buffer, which for a
 // kernel's 100+ MiB of DWARF costs more than the reads themselves; here
-// only files with compressed or relocatable debug sections take that path.
+// only relocatable files take that path.
 //
 // When path can be memory-mapped the sections are slices of the mapping,
 // which is never unmapped: the DWARF data refers to it for as long as the
 // process may look lines up, and the kernel reclaims its pages freely.
-func readDWARF(ef *elf.File, path string) (*dwarf.Data, error) {
+// Compressed sections (SHF_COMPRESSED with zlib or zstd, GNU .zdebug_) are
+// decompressed in parallel, once: the result is kept in the debug cache
+// (DebugCacheDir) and mapped from there by later runs.
+func readDWARF(ef *elf.File, r io.ReaderAt, path string) (*dwarf.Data, error) {
 	if ef.Type == elf.ET_REL {
 		return ef.DWARF()
 	}
-	mapped, _ := mapFile(path)
+	// Map the file when r is the file at path (not, say, a fuzzer's bytes).
+	var mapped []byte
+	if fh, ok := r.(*os.File); ok && fh.Name() == path {
+		mapped, _ = mapFile(path)
+	}
+	raw := r
+	if mapped != nil {
+		raw = bytes.NewReader(mapped)
+	}
 	sec := map[string][]byte{}
+	var packed []packedSection
 	for _, s := range ef.Sections {
-		name := s.Name
-		if !strings.HasPrefix(name, ".debug_") {
-			if strings.HasPrefix(name, ".zdebug_") {
-				return ef.DWARF()
-			}
+		name, gnu := s.Name, false
+		switch {
+		case strings.HasPrefix(name, ".debug_"):
+			name = name[len(".debug_"):]
+		case strings.HasPrefix(name, ".zdebug_"):
+			name, gnu = name[len(".zdebug_"):], true
+		default:
 			continue
-		}
-		if s.Flags&elf.SHF_COMPRESSED != 0 {
-			return ef.DWARF()
 		}
 		if s.Type == elf.SHT_NOBITS || s.Size == 0 {
 			continue
 		}
-		if s.Size > maxDebugSection {
-			return nil, fmt.Errorf("section %s: size %d too large", name, s.Size)
+		if s.FileSize > maxDebugSection {
+			return nil, fmt.Errorf("section %s: size %d too large", s.Name, s.FileSize)
+		}
+		if s.Flags&elf.SHF_COMPRESSED != 0 || gnu {
+			packed = append(packed, packedSection{name: name, sec: s, gnu: gnu})
+			continue
 		}
 		if mapped != nil && s.Offset <= uint64(len(mapped)) && s.Size <= uint64(len(mapped))-s.Offset {
-			sec[name[len(".debug_"):]] = mapped[s.Offset : s.Offset+s.Size : s.Offset+s.Size]
+			sec[name] = mapped[s.Offset : s.Offset+s.Size : s.Offset+s.Size]
 			continue
 		}
 		b := make([]byte, s.Size)
-		if n, err := s.ReadAt(b, 0); uint64(n) != s.Size {
-			return nil, fmt.Errorf("section %s: short read: %v", name, err)
+		if n, err := raw.ReadAt(b, int64(s.Offset)); uint64(n) != s.Size {
+			return nil, fmt.Errorf("section %s: short read: %v", s.Name, err)
 		}
-		sec[name[len(".debug_"):]] = b
+		sec[name] = b
+	}
+	if len(packed) > 0 {
+		if err := inflateSections(ef, path, raw, packed, sec); err != nil {
+			return nil, err
+		}
 	}
 	d, err := dwarf.New(sec["abbrev"], sec["aranges"], sec["frame"], sec["info"], sec["line"], sec["pubnames"], sec["ranges"], sec["str"])
 	if err != nil {
@@ -70,4 +102,206 @@ func readDWARF(ef *elf.File, path string) (*dwarf.Data, error) {
 		}
 	}
 	return d, nil
+}
+
+// packedSection is a compressed debug section to inflate.
+type packedSection struct {
+	name string // without .debug_ / .zdebug_
+	sec  *elf.Section
+	gnu  bool // .zdebug_: "ZLIB", big-endian size, zlib stream
+	zstd bool // SHF_COMPRESSED with ELFCOMPRESS_ZSTD (else zlib)
+}
+
+// maxInflateRatio bounds a compressed section's claimed size.
+const maxInflateRatio = 1032
+
+// ELF compression types (Elf64_Chdr.ch_type).
+const (
+	elfCompressZlib = 1
+	elfCompressZstd = 2
+)
+
+// inflateSections fills sec with the decompressed contents of packed,
+// from the debug cache where it holds them, else decompressing each on a
+// goroutine of its own and storing the result in the cache.
+func inflateSections(ef *elf.File, path string, raw io.ReaderAt, packed []packedSection, sec map[string][]byte) error {
+	cache := debugCacheFor(ef, path)
+	out := make([][]byte, len(packed))
+	errs := make([]error, len(packed))
+	var wg sync.WaitGroup
+	for i := range packed {
+		p := &packed[i]
+		size, body, err := compressedSize(p, raw)
+		if err != nil {
+			return fmt.Errorf("section %s: %w", p.sec.Name, err)
+		}
+		if b := cache.load(p.name, size); b != nil {
+			out[i] = b
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b, err := inflate(p, raw, body, size)
+			if err != nil {
+				errs[i] = fmt.Errorf("section %s: %w", p.sec.Name, err)
+				return
+			}
+			out[i] = b
+			cache.store(p.name, b)
+		}()
+	}
+	wg.Wait()
+	for i := range packed {
+		if errs[i] != nil {
+			return errs[i]
+		}
+		sec[packed[i].name] = out[i]
+	}
+	return nil
+}
+
+// compressedSize reads a compressed section's header: the size of its
+// contents once decompressed, and where the compressed stream starts; it
+// notes in p which codec the stream uses.
+func compressedSize(p *packedSection, raw io.ReaderAt) (size uint64, body int64, err error) {
+	var h [24]byte
+	n, _ := raw.ReadAt(h[:], int64(p.sec.Offset))
+	switch {
+	case p.gnu:
+		if n < 12 || string(h[:4]) != "ZLIB" {
+			return 0, 0, fmt.Errorf("no ZLIB header at file offset %#x", p.sec.Offset)
+		}
+		size, body = binary.BigEndian.Uint64(h[4:12]), 12
+	default:
+		if n < 24 {
+			return 0, 0, fmt.Errorf("compression header cut short at file offset %#x", p.sec.Offset)
+		}
+		typ := binary.LittleEndian.Uint32(h[:4])
+		if typ != elfCompressZlib && typ != elfCompressZstd {
+			return 0, 0, fmt.Errorf("unknown compression type %d at file offset %#x", typ, p.sec.Offset)
+		}
+		p.zstd = typ == elfCompressZstd
+		size, body = binary.LittleEndian.Uint64(h[8:16]), 24
+	}
+	if uint64(body) > p.sec.FileSize {
+		return 0, 0, fmt.Errorf("header larger than the section")
+	}
+	// Deflate expands at most 1032 times; no debug section compresses
+	// better with zstd. A larger claim is a corrupt header, not a reason to
+	// allocate it.
+	if size > maxDebugSection || size > (p.sec.FileSize-uint64(body))*maxInflateRatio+4096 {
+		return 0, 0, fmt.Errorf("decompressed size %d impossible for %d compressed bytes", size, p.sec.FileSize-uint64(body))
+	}
+	return size, body, nil
+}
+
+// inflate decompresses one section into a buffer of exactly size bytes.
+func inflate(p *packedSection, raw io.ReaderAt, body int64, size uint64) ([]byte, error) {
+	src := io.NewSectionReader(raw, int64(p.sec.Offset)+body, int64(p.sec.FileSize)-body)
+	out := make([]byte, size)
+	var r io.Reader
+	if p.zstd {
+		dec, err := zstd.NewReader(src, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxDebugSection))
+		if err != nil {
+			return nil, err
+		}
+		defer dec.Close()
+		r = dec
+	} else {
+		zr, err := zlib.NewReader(src)
+		if err != nil {
+			return nil, err
+		}
+		defer zr.Close()
+		r = zr
+	}
+	if _, err := io.ReadFull(r, out); err != nil {
+		return nil, fmt.Errorf("decompressing %d bytes: %w", size, err)
+	}
+	return out, nil
+}
+
+// DebugCacheDir is where decompressed debug sections are kept between
+// runs, one folder per file (named by its build id, else by its path, size
+// and time): the user cache directory's unwind/debug, or what the
+// environment variable UNWIND_DEBUG_CACHE names ("off" turns the cache
+// off). Deleting it is always safe.
+func DebugCacheDir() string {
+	if v := os.Getenv("UNWIND_DEBUG_CACHE"); v != "" {
+		if v == "off" {
+			return ""
+		}
+		return v
+	}
+	d, err := os.UserCacheDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(d, "unwind", "debug")
+}
+
+// debugCache is one file's folder in the debug cache ("" when off).
+type debugCache string
+
+func debugCacheFor(ef *elf.File, path string) debugCache {
+	root := DebugCacheDir()
+	if root == "" {
+		return ""
+	}
+	key := ""
+	if id := readBuildID(ef); len(id) > 0 {
+		key = "id-" + hex.EncodeToString(id)
+	} else if abs, err := filepath.Abs(path); err == nil {
+		fi, err := os.Stat(abs)
+		if err != nil {
+			return ""
+		}
+		h := sha256.Sum256(fmt.Appendf(nil, "%s\x00%d\x00%d", abs, fi.Size(), fi.ModTime().UnixNano()))
+		key = "path-" + hex.EncodeToString(h[:12])
+	} else {
+		return ""
+	}
+	return debugCache(filepath.Join(root, key))
+}
+
+// load maps the cached section name when the cache holds it with exactly
+// size bytes, else returns nil.
+func (c debugCache) load(name string, size uint64) []byte {
+	if c == "" {
+		return nil
+	}
+	p := filepath.Join(string(c), name)
+	fi, err := os.Stat(p)
+	if err != nil || uint64(fi.Size()) != size {
+		return nil
+	}
+	if b, err := mapFile(p); err == nil && uint64(len(b)) == size {
+		return b
+	}
+	b, err := os.ReadFile(p)
+	if err != nil || uint64(len(b)) != size {
+		return nil
+	}
+	return b
+}
+
+// store writes a decompressed section to the cache, atomically; failing
+// to is no error (the cache only saves time).
+func (c debugCache) store(name string, b []byte) {
+	if c == "" {
+		return
+	}
+	if err := os.MkdirAll(string(c), 0o755); err != nil {
+		return
+	}
+	tmp, err := os.CreateTemp(string(c), name+".tmp*")
+	if err != nil {
+		return
+	}
+	_, werr := tmp.Write(b)
+	cerr := tmp.Close()
+	if werr != nil || cerr != nil || os.Rename(tmp.Name(), filepath.Join(string(c), name)) != nil {
+		os.Remove(tmp.Name())
+	}
 }

@@ -32,7 +32,8 @@ type File struct {
 	r        io.ReaderAt
 	closer   io.Closer
 	ef       *elf.File
-	dbg      *elf.File // separate debug file, or nil
+	dbg      *elf.File   // separate debug file, or nil
+	dbgR     io.ReaderAt // what dbg is read from
 	dbgClose io.Closer
 	kind     fileKind
 	kernel   bool          // a Linux kernel image (see Sym.Size)

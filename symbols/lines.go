@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"sync"
 )
 
@@ -391,6 +392,9 @@ func (x *dwarfIndex) lines(pc uint64, buf []Line) []Line {
 // hasData reports whether ef has section name with contents in the file.
 func hasData(ef *elf.File, name string) bool {
 	s := ef.Section(name)
+	if s == nil && strings.HasPrefix(name, ".debug_") {
+		s = ef.Section(".zdebug_" + name[len(".debug_"):]) // GNU-style compressed
+	}
 	return s != nil && s.Type != elf.SHT_NOBITS
 }
 
@@ -412,14 +416,14 @@ func (f *File) loadDWARF() {
 		f.dwErr = errors.Join(err, f.dwErr)
 		return
 	}
-	ef, path := f.ef, f.Path
+	ef, r, path := f.ef, f.r, f.Path
 	if f.dbg != nil && hasData(f.dbg, ".debug_info") {
-		ef, path = f.dbg, f.DebugPath
+		ef, r, path = f.dbg, f.dbgR, f.DebugPath
 	}
 	if !hasData(ef, ".debug_info") {
 		return
 	}
-	d, err := readDWARF(ef, path)
+	d, err := readDWARF(ef, r, path)
 	if err != nil {
 		f.dwErr = fmt.Errorf("symbols: %s: %w", path, err)
 		return
