@@ -4,6 +4,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/unwind-dev/unwind/internal/fileio"
 	"github.com/unwind-dev/unwind/ptregs"
 	"github.com/unwind-dev/unwind/unwind"
 )
@@ -71,7 +72,7 @@ type Dump struct {
 // of them possibly in makedumpfile's flattened format (as QEMU writes its
 // kdump formats). Close it when done.
 func Open(path string) (*Dump, error) {
-	f, err := os.Open(path)
+	f, err := fileio.OpenRegular(path)
 	if err != nil {
 		return nil, err
 	}

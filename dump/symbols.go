@@ -7,10 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/unwind-dev/unwind/internal/fileio"
 	"github.com/unwind-dev/unwind/symbols"
 	"github.com/unwind-dev/unwind/unwind"
 )
@@ -63,7 +63,7 @@ func (d *Dump) Symbols(opts SymbolOptions) (*symbols.Set, []string, error) {
 		opened++
 	}
 	if opts.SystemMap != "" {
-		f, err := os.Open(opts.SystemMap)
+		f, err := fileio.OpenRegular(opts.SystemMap)
 		if err != nil {
 			return set, warns, err
 		}
@@ -121,10 +121,16 @@ func (d *Dump) userSymbols(set *symbols.Set, opts SymbolOptions) []string {
 				isExe = true
 			}
 		}
-		cands := candidatePaths(mod.path, isExe, opts)
+		cands, refused := candidatePaths(mod.path, isExe, opts)
+		if refused != nil {
+			warns = append(warns, refused.Error())
+		}
 		path, why := "", ""
 		for _, c := range cands {
 			id, err := fileBuildID(c)
+			if errors.Is(err, fileio.ErrNotRegular) && why == "" {
+				why = fmt.Sprintf("%v: refused", err)
+			}
 			if err != nil {
 				continue
 			}
@@ -183,8 +189,10 @@ func isUninteresting(p string) bool {
 	return strings.HasPrefix(p, "/dev/") || strings.HasPrefix(p, "/memfd:") || strings.HasSuffix(p, " (deleted)")
 }
 
-// candidatePaths lists where a mapped file may be found, best first.
-func candidatePaths(path string, isExe bool, opts SymbolOptions) []string {
+// candidatePaths lists where a mapped file may be found, best first, and
+// says why the path the core records was refused (under /proc or /sys,
+// or leading out of the sysroot), if it was.
+func candidatePaths(path string, isExe bool, opts SymbolOptions) ([]string, error) {
 	var c []string
 	base := filepath.Base(path)
 	if isExe && opts.Exe != "" {
@@ -198,10 +206,9 @@ func candidatePaths(path string, isExe bool, opts SymbolOptions) []string {
 	for _, dir := range opts.SearchDirs {
 		c = append(c, filepath.Join(dir, base))
 	}
-	if opts.Sysroot != "" {
-		c = append(c, filepath.Join(opts.Sysroot, path))
-	} else {
-		c = append(c, path)
+	recorded, refused := recordedPath(path, opts.Sysroot)
+	if refused == nil {
+		c = append(c, recorded)
 	}
 	// Explicit files under another name last: the build id decides.
 	for _, f := range opts.Files {
@@ -209,7 +216,37 @@ func candidatePaths(path string, isExe bool, opts SymbolOptions) []string {
 			c = append(c, f)
 		}
 	}
-	return c
+	return c, refused
+}
+
+// recordedPath returns where the file a core's NT_FILE note names is
+// read from: path under sysroot ("/" when empty). It refuses paths under
+// /proc and /sys (the analysing machine's own processes and devices, not
+// the dumped one's) and paths that lead out of the sysroot, through ".."
+// or a symbolic link, onto the analysing machine's files.
+func recordedPath(path, sysroot string) (string, error) {
+	clean := filepath.Clean("/" + path)
+	for _, dir := range []string{"/proc", "/sys"} {
+		if clean == dir || strings.HasPrefix(clean, dir+"/") {
+			return "", fmt.Errorf("%s: a mapped file under %s is not read: refused", path, dir)
+		}
+	}
+	if sysroot == "" {
+		return path, nil
+	}
+	joined := filepath.Join(sysroot, clean)
+	root, err := filepath.EvalSymlinks(sysroot)
+	if err != nil {
+		return joined, nil // no sysroot: nothing will be found there
+	}
+	real, err := filepath.EvalSymlinks(joined)
+	if err != nil {
+		return joined, nil // not there: "not found"
+	}
+	if rel, err := filepath.Rel(root, real); err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return "", fmt.Errorf("%s: %s leads out of the sysroot %s (to %s): refused", path, joined, sysroot, real)
+	}
+	return joined, nil
 }
 
 // debugDirs lists where separate debug files are looked for, beyond the
@@ -227,6 +264,9 @@ func debugDirs(opts SymbolOptions) []string {
 // fileBuildID returns the GNU build id of the ELF file at path (nil when it
 // has none) or an error when it is not a readable ELF file.
 func fileBuildID(path string) ([]byte, error) {
+	if err := fileio.CheckRegular(path); err != nil {
+		return nil, err
+	}
 	f, err := elf.Open(path)
 	if err != nil {
 		return nil, err
@@ -311,7 +351,7 @@ func isELFAt(m unwind.Memory, a uint64) bool {
 // loadBias computes the load bias of the ELF file at path mapped (from file
 // offset 0) at base.
 func loadBias(path string, base uint64) (uint64, error) {
-	f, err := os.Open(path)
+	f, err := fileio.OpenRegular(path)
 	if err != nil {
 		return 0, err
 	}
@@ -360,7 +400,7 @@ func (d *Dump) backWithFile(corePath, path string) {
 	if !ok {
 		return
 	}
-	f, err := os.Open(path)
+	f, err := fileio.OpenRegular(path)
 	if err != nil {
 		return
 	}

@@ -7,8 +7,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"github.com/unwind-dev/unwind/dump"
+	"github.com/unwind-dev/unwind/internal/fileio"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 )
@@ -47,7 +47,7 @@ func (k *Kernel) loadKernelSyms(opts dump.SymbolOptions, bias uint64) []string {
 	}
 	k.offsets = noOffsets()
 	if opts.SystemMap != "" {
-		if f, err := os.Open(opts.SystemMap); err == nil {
+		if f, err := fileio.OpenRegular(opts.SystemMap); err == nil {
 			sc := bufio.NewScanner(f)
 			for sc.Scan() {
 				fs := strings.Fields(sc.Text())
@@ -65,6 +65,9 @@ func (k *Kernel) loadKernelSyms(opts dump.SymbolOptions, bias uint64) []string {
 		}
 	}
 	for _, path := range opts.Files {
+		if fileio.CheckRegular(path) != nil {
+			continue
+		}
 		f, err := elf.Open(path)
 		if err != nil {
 			continue

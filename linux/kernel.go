@@ -5,11 +5,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"sync"
 
 	"github.com/unwind-dev/unwind/dump"
+	"github.com/unwind-dev/unwind/internal/fileio"
 	"github.com/unwind-dev/unwind/symbols"
 	"github.com/unwind-dev/unwind/unwind"
 )
@@ -104,7 +104,7 @@ func Open(d *dump.Dump, opts dump.SymbolOptions) (*Kernel, error) {
 		opened++
 	}
 	if opts.SystemMap != "" {
-		f, err := os.Open(opts.SystemMap)
+		f, err := fileio.OpenRegular(opts.SystemMap)
 		if err != nil {
 			return nil, err
 		}
@@ -262,7 +262,7 @@ func trimNUL(b []byte) string {
 // the vmlinux files of opts.
 func linkTimeSymbol(opts dump.SymbolOptions, name string) (uint64, bool) {
 	if opts.SystemMap != "" {
-		if f, err := os.Open(opts.SystemMap); err == nil {
+		if f, err := fileio.OpenRegular(opts.SystemMap); err == nil {
 			defer f.Close()
 			t, err := symbols.ParseSystemMap(f, 0)
 			if err == nil {
@@ -273,6 +273,9 @@ func linkTimeSymbol(opts dump.SymbolOptions, name string) (uint64, bool) {
 		}
 	}
 	for _, path := range opts.Files {
+		if fileio.CheckRegular(path) != nil {
+			continue
+		}
 		f, err := elf.Open(path)
 		if err != nil {
 			continue

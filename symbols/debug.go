@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+
+	"github.com/unwind-dev/unwind/internal/fileio"
 )
 
 // DebugLink returns the file name and CRC-32 recorded in the file's
@@ -51,7 +53,7 @@ func debugLink(ef *elf.File) (name string, crc uint32, ok bool) {
 // replaces the debug file. AttachDebug must not run concurrently with other
 // uses of f; Close closes the debug file too.
 func (f *File) AttachDebug(path string) error {
-	fh, err := os.Open(path)
+	fh, err := fileio.OpenRegular(path)
 	if err != nil {
 		return err
 	}
@@ -178,7 +180,7 @@ func (f *File) isDebugFile(path string, mainInfo os.FileInfo) (ok bool) {
 	if err != nil || !fi.Mode().IsRegular() || (mainInfo != nil && os.SameFile(fi, mainInfo)) {
 		return false
 	}
-	fh, err := os.Open(path)
+	fh, err := fileio.OpenRegular(path)
 	if err != nil {
 		return false
 	}

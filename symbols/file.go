@@ -7,12 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strings"
 	"sync"
 
 	"github.com/unwind-dev/unwind/internal/cfi"
+	"github.com/unwind-dev/unwind/internal/fileio"
 )
 
 // File is one ELF module (an executable, shared library or vmlinux) loaded
@@ -78,7 +78,7 @@ type textSection struct {
 // vmlinux, the load address for a PIE or shared library, 0 for a fixed
 // executable). Close releases the file.
 func Open(path string, bias uint64) (*File, error) {
-	fh, err := os.Open(path)
+	fh, err := fileio.OpenRegular(path)
 	if err != nil {
 		return nil, err
 	}

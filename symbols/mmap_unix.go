@@ -5,6 +5,8 @@ package symbols
 import (
 	"os"
 	"syscall"
+
+	"github.com/unwind-dev/unwind/internal/fileio"
 )
 
 // mapFile maps path read-only, or returns nil and an error. Small or empty
@@ -13,7 +15,7 @@ func mapFile(path string) ([]byte, error) {
 	if path == "" {
 		return nil, os.ErrInvalid
 	}
-	f, err := os.Open(path)
+	f, err := fileio.OpenRegular(path)
 	if err != nil {
 		return nil, err
 	}

@@ -8,12 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strings"
 	"sync"
 
 	"github.com/unwind-dev/unwind/internal/cfi"
+	"github.com/unwind-dev/unwind/internal/fileio"
 )
 
 // Placement says where a loadable kernel module's sections lie in a
@@ -67,7 +67,7 @@ type Placement struct {
 //
 // Close releases the file.
 func OpenModule(path string, p Placement) (*File, error) {
-	fh, err := os.Open(path)
+	fh, err := fileio.OpenRegular(path)
 	if err != nil {
 		return nil, err
 	}

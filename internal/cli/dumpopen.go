@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/unwind-dev/unwind/dump"
+	"github.com/unwind-dev/unwind/internal/fileio"
 	"github.com/unwind-dev/unwind/linux"
 	"github.com/unwind-dev/unwind/symbols"
 )
@@ -109,7 +110,7 @@ func sniffSymbolFile(path string) (symFileKind, error) {
 	if !fi.Mode().IsRegular() {
 		return "", fmt.Errorf("not a regular file (%s)", fi.Mode().Type())
 	}
-	f, err := os.Open(path)
+	f, err := fileio.OpenRegular(path)
 	if err != nil {
 		return "", err
 	}
@@ -217,7 +218,7 @@ func fixtureKernel(info *dump.EmulatorInfo) (*symbols.Set, error) {
 	for _, p := range []string{name, "fixtures/kernel/build/kernel-" + info.Kernel + ".elf"} {
 		var b []byte
 		var where string
-		if fb, err := os.ReadFile(p); err == nil {
+		if fb, err := fileio.ReadRegular(p); err == nil {
 			b, where = fb, p
 		} else if fb, fp, err := readFixture(p); err == nil {
 			b, where = fb, "embedded "+fp

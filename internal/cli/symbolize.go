@@ -4,12 +4,12 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/unwind-dev/unwind/internal/fileio"
 	"github.com/unwind-dev/unwind/symbols"
 )
 
@@ -152,7 +152,7 @@ func loadSymbolFiles(paths []string, bias uint64) (*symbols.Set, error) {
 			}
 			set.Add(f)
 		case symFileMap, symFileKallsyms:
-			fh, err := os.Open(p)
+			fh, err := fileio.OpenRegular(p)
 			if err != nil {
 				return nil, err
 			}
