@@ -222,8 +222,9 @@ func candidatePaths(path string, isExe bool, opts SymbolOptions) ([]string, erro
 // recordedPath returns where the file a core's NT_FILE note names is
 // read from: path under sysroot ("/" when empty). It refuses paths under
 // /proc and /sys (the analysing machine's own processes and devices, not
-// the dumped one's) and paths that lead out of the sysroot, through ".."
-// or a symbolic link, onto the analysing machine's files.
+// the dumped one's) and paths whose ".." lead out of the sysroot onto the
+// analysing machine's files. (Symbolic links inside the sysroot are the
+// user's own and are followed.)
 func recordedPath(path, sysroot string) (string, error) {
 	clean := filepath.Clean("/" + path)
 	for _, dir := range []string{"/proc", "/sys"} {
@@ -234,17 +235,9 @@ func recordedPath(path, sysroot string) (string, error) {
 	if sysroot == "" {
 		return path, nil
 	}
-	joined := filepath.Join(sysroot, clean)
-	root, err := filepath.EvalSymlinks(sysroot)
-	if err != nil {
-		return joined, nil // no sysroot: nothing will be found there
-	}
-	real, err := filepath.EvalSymlinks(joined)
-	if err != nil {
-		return joined, nil // not there: "not found"
-	}
-	if rel, err := filepath.Rel(root, real); err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
-		return "", fmt.Errorf("%s: %s leads out of the sysroot %s (to %s): refused", path, joined, sysroot, real)
+	joined := filepath.Join(sysroot, path)
+	if rel, err := filepath.Rel(filepath.Clean(sysroot), joined); err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return "", fmt.Errorf("%s: leads out of the sysroot %s (to %s): refused", path, sysroot, joined)
 	}
 	return joined, nil
 }
