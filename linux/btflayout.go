@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/cilium/ebpf/btf"
+	"github.com/unwind-dev/unwind/internal/fileio"
 	"github.com/unwind-dev/unwind/unwind"
 )
 
@@ -27,7 +27,7 @@ const maxBTF = 64 << 20
 
 // btfFromFile reads the .BTF section of a vmlinux.
 func btfFromFile(path string) (*btfLayouts, error) {
-	f, err := os.Open(path)
+	f, err := fileio.OpenRegular(path)
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/unwind-dev/unwind/dump"
+	"github.com/unwind-dev/unwind/internal/fileio"
 	"github.com/unwind-dev/unwind/symbols"
 )
 
@@ -639,6 +640,9 @@ func (k *Kernel) addModule(m *Module, files *koIndex) []string {
 func isModuleFile(path string) bool {
 	if _, ok := koName(path); ok {
 		return true
+	}
+	if fileio.CheckRegular(path) != nil {
+		return false
 	}
 	f, err := elf.Open(path)
 	if err != nil {
