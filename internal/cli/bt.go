@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -40,7 +41,11 @@ Kernel traces are printed the way the kernel prints its own ("Call Trace:",
 "? " for entries found only by scanning the stack). User threads are printed
 as a numbered list like gdb's. -o json prints the versioned JSON document.
 
-Exit status 3 means a trace was printed but the walk stopped on an error.`,
+Exit status: 0 when every requested trace was printed and is reliable (or
+cut only by --max-frames); 1 when nothing useful was printed (unreadable or
+refused input); 2 on a usage error; 3 when traces were printed but some
+trace is unreliable or stopped on an error (an excluded page, a corrupt
+stack), or some requested thread, CPU or task could not be read.`,
 		Example: `  unwind bt vmcore --sym vmlinux
   unwind bt core --exe ./prog --search ./lib -o json
   unwind bt snapshot.core --sym fixtures/kernel/build/kernel-fp.elf --cpu 0`,
@@ -113,7 +118,7 @@ func runBt(ios *IOStreams, opts *btOptions, path string) error {
 	if err := d.ThreadsErr(); err != nil {
 		return err // the notes hold no registers: say where they end
 	}
-	truncated := 0
+	stopped, unreliable, unreadable := 0, 0, 0
 	for i, th := range threads {
 		if opts.cpu >= 0 && th.CPU != opts.cpu {
 			continue
@@ -137,10 +142,16 @@ func runBt(ios *IOStreams, opts *btOptions, path string) error {
 			tr, err = d.Unwind(i, d.set, uo)
 		}
 		if err != nil {
-			return err
+			// The others may still be read: say which one was not.
+			fmt.Fprintf(ios.ErrOut, "unwind: %s: %s\n", threadName(th, kernel), report.Escape(err.Error()))
+			unreadable++
+			continue
 		}
-		if tr.Err != nil {
-			truncated++
+		switch {
+		case tr.Err != nil:
+			stopped++
+		case !tr.Reliable:
+			unreliable++
 		}
 		values := opts.values.compute(tr.Frames, tr.Mem, d.set)
 		doc.Threads = append(doc.Threads, report.Thread{
@@ -159,6 +170,9 @@ func runBt(ios *IOStreams, opts *btOptions, path string) error {
 		}
 	}
 	if len(doc.Threads) == 0 {
+		if unreadable > 0 {
+			return fmt.Errorf("no trace could be read (%d failed)", unreadable)
+		}
 		return fmt.Errorf("no thread or CPU matches the selection (the dump has %d: %s)", len(d.Threads()), threadList(d.Threads()))
 	}
 	if opts.output == outputJSON {
@@ -169,10 +183,35 @@ func runBt(ios *IOStreams, opts *btOptions, path string) error {
 	if err != nil {
 		return err
 	}
-	if truncated > 0 {
-		return &ExitError{Code: ExitPartial, Err: fmt.Errorf("%d trace(s) stopped on an error", truncated)}
+	return partialExit(stopped, unreliable, unreadable)
+}
+
+// partialExit is bt's verdict once traces were printed: nil (exit 0) when
+// every one is reliable or cut only by the frame limit, else ExitPartial
+// with a summary of what is wrong.
+func partialExit(stopped, unreliable, unreadable int) error {
+	var why []string
+	if stopped > 0 {
+		why = append(why, fmt.Sprintf("%d trace(s) stopped on an error", stopped))
 	}
-	return nil
+	if unreliable > 0 {
+		why = append(why, fmt.Sprintf("%d trace(s) unreliable", unreliable))
+	}
+	if unreadable > 0 {
+		why = append(why, fmt.Sprintf("%d requested trace(s) could not be read", unreadable))
+	}
+	if len(why) == 0 {
+		return nil
+	}
+	return &ExitError{Code: ExitPartial, Err: errors.New(strings.Join(why, ", "))}
+}
+
+// threadName names a thread or CPU in a message.
+func threadName(th dump.Thread, kernel bool) string {
+	if kernel {
+		return fmt.Sprintf("cpu %d", th.CPU)
+	}
+	return fmt.Sprintf("thread %d", th.TID)
 }
 
 // threadList names a dump's CPUs (kernel dumps) or thread ids, for a

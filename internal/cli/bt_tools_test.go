@@ -80,7 +80,7 @@ type ourTrace struct {
 
 func ourTraces(t *testing.T, core, vmlinux string) map[int]ourTrace {
 	out, stderr, code := run(t, "bt", core, "--sym", vmlinux, "-o", "json")
-	if code != ExitOK {
+	if code != ExitOK && code != ExitPartial { // printed; some traces unreliable
 		t.Fatalf("bt %s: exit %d: %s", core, code, stderr)
 	}
 	var doc btJSON

@@ -30,7 +30,7 @@ const (
 	ExitOK      = 0 // success
 	ExitFailure = 1 // the command failed (unreadable file, failed invariant, …)
 	ExitUsage   = 2 // bad flags or arguments
-	ExitPartial = 3 // a trace was printed but is truncated or unreliable
+	ExitPartial = 3 // traces printed, but one is unreliable, stopped on an error, or could not be read
 )
 
 // ExitError carries an exit code out of a command's RunE.

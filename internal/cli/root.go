@@ -65,8 +65,11 @@ func NewCmdRoot(ios *IOStreams) *cobra.Command {
 		Long: `unwind finds the true call chain in x86-64 stack memory, across the pt_regs
 frames that interrupt, exception, NMI and syscall entry leave on the stack.
 
-Exit codes: 0 success, 1 failure, 2 usage error, 3 trace printed but
-truncated or unreliable.`,
+Exit codes: 0 success (bt: every requested trace printed and reliable, or
+cut only by --max-frames); 1 failure, nothing useful printed (unreadable
+or refused input; verify: a wrong frame marked reliable; emulate: a failed
+invariant); 2 usage error; 3 traces printed, but some trace is unreliable
+or stopped on an error, or some requested thread or task could not be read.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       versionLine(),
