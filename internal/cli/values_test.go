@@ -52,9 +52,9 @@ func TestBtArgsLocals(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
 	for _, want := range []string{
-		`leaf+0x41/0x9a (depth=0, tag=1400, t=0x7fff04a598d0, c=GREEN, lbl=0x55763fd99009 <label> "vals", ratio=<not recovered>, uc=200 '\310', flag=true) (uvals) at src/vals.c:49`,
-		`level+0x9a/0x139 (depth=0, tag=<not recovered>, parent=0x7fff04a59940, c=GREEN, lbl=<not recovered>, seed=<not recovered>) (uvals)`,
-		`level+0x12d/0x139 (depth=4, tag=1000, parent=0x0, c=RED, lbl=0x55763fd99009 <label> "vals", seed=<not recovered>) (uvals)`,
+		`leaf+0x41/0x9a (depth=0, tag=1400, t=0x7ffc11ff41a0, c=GREEN, lbl=0x55b0e96a3009 <label> "vals", ratio=<not recovered>, uc=200 '\310', flag=true) (uvals) at src/vals.c:50`,
+		`level+0x96/0x138 (depth=0, tag=<not recovered>, parent=0x7ffc11ff4210, c=GREEN, lbl=<not recovered>, seed=<not recovered>) (uvals)`,
+		`level+0x12c/0x138 (depth=4, tag=1000, parent=0x0, c=RED, lbl=0x55b0e96a3009 <label> "vals", seed=<not recovered>) (uvals)`,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("bt --args lacks %q:\n%s", want, out)
@@ -65,7 +65,7 @@ func TestBtArgsLocals(t *testing.T) {
 	}
 	out, _, _ = run(t, valArgs(core, "O2cfi", "--locals")...)
 	for _, want := range []string{
-		"        arr = {0, 1, 2, 3}\n        tp = 0x55763fd9b048 <table+8>\n        pt = {x = 0, y = 0}\n        r = <optimized out>\n",
+		"        arr = {0, 1, 2, 3}\n        tp = 0x55b0e96a5048 <table+8>\n        pt = {x = 0, y = 0}\n        r = <optimized out>\n",
 		"        me = {level = 4, name = \"lvl4\\000\\000\\000\", cookie = 3000, pt = {...}}\n        mult = 7000\n        ch = 101 'e'\n",
 	} {
 		if !strings.Contains(out, want) {
