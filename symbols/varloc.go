@@ -687,13 +687,13 @@ func (ev *evaluator) entryValue(blk []byte) (uint64, string, error) {
 	switch {
 	case site.origin != 0:
 		name := ce.x.nameOf(site.origin)
-		match := false
-		for _, n := range callee.names {
-			if n == name {
-				match = true
+		if name == "" || !callee.named(name) {
+			// The caller called T, which tail-called this function: T's
+			// one tail call to it says what it passed, in terms of T's
+			// entry values, which the caller's call site gives.
+			if v, ok, err := ev.viaTailCall(ce, c, site, r); ok || err != nil {
+				return v, w, err
 			}
-		}
-		if !match || name == "" {
 			return 0, w, fmt.Errorf("the caller's call site calls %s, not %s", orQ(name), orQ(callee.name))
 		}
 	case site.target != nil:
@@ -707,6 +707,12 @@ func (ev *evaluator) entryValue(blk []byte) (uint64, string, error) {
 	default:
 		return 0, w, errors.New("the caller's call site does not say what it calls")
 	}
+	return siteValue(ce, site, r, w)
+}
+
+// siteValue evaluates, in the caller ce, what call site site passed in
+// register r.
+func siteValue(ce *evaluator, site *callSite, r uint64, w string) (uint64, string, error) {
 	for _, prm := range site.params {
 		if pr, ok := singleReg(prm.loc); !ok || pr != r {
 			continue
@@ -724,6 +730,58 @@ func (ev *evaluator) entryValue(blk []byte) (uint64, string, error) {
 		return binary.LittleEndian.Uint64(p.b), w, nil
 	}
 	return 0, w, fmt.Errorf("the caller's call site does not say what it passed in %s", w)
+}
+
+// named reports whether the function is known by name n.
+func (fv *funcVars) named(n string) bool {
+	for _, m := range fv.names {
+		if m == n {
+			return true
+		}
+	}
+	return false
+}
+
+// viaTailCall resolves an entry value across one tail call: the caller
+// (evaluator ce, frame c) called T at site, and T, defined in the caller's
+// file, tail-called this function from exactly one site. That site's value
+// for register r is evaluated in a frame of T with no registers, so only
+// its entry values (through c's call site, which does call T) and
+// constants count. ok is false when the chain is not of that shape.
+func (ev *evaluator) viaTailCall(ce *evaluator, c *VarFrame, site *callSite, r uint64) (uint64, bool, error) {
+	w := regName(r)
+	tf := ce.x.vars.funcs[site.origin]
+	if tf == nil {
+		// T's DIE: read it as a function when it is a definition.
+		tf = ce.x.functionAt(ce.u, site.origin)
+	}
+	if tf == nil || tf.entry == 0 {
+		return 0, false, nil
+	}
+	var tail *callSite
+	for _, ts := range tf.tails {
+		if ts.origin != 0 && ev.phys.named(ce.x.nameOf(ts.origin)) {
+			if tail != nil {
+				return 0, false, nil // two tail calls to it: which one ran is unknown
+			}
+			tail = ts
+		}
+	}
+	if tail == nil {
+		return 0, false, nil
+	}
+	var none ptregs.Regs
+	tfr := &VarFrame{PC: tf.entry + ce.f.Bias, LookupPC: tf.entry + ce.f.Bias, Regs: &none, Caller: c}
+	te := ev.s.evaluator(tfr, ev.mem)
+	if te == nil || te.phys == nil || te.phys.off != tf.off {
+		return 0, false, nil
+	}
+	te.depth = ev.depth + 1
+	v, _, err := siteValue(te, tail, r, w)
+	if err != nil {
+		return 0, true, fmt.Errorf("through the tail call in %s: %v", orQ(tf.name), err)
+	}
+	return v, true, nil
 }
 
 func orQ(s string) string {

@@ -90,6 +90,7 @@ type funcVars struct {
 	frameBase any // DW_AT_frame_base: []byte or a loclist offset
 	fbClass   dwarf.Class
 	calls     map[uint64]*callSite // by link-time return address
+	tails     []*callSite          // tail calls (a jmp: no return address)
 	names     []string             // its name and the names of its origins
 	err       error
 }
@@ -220,6 +221,24 @@ func (x *dwarfIndex) function(u *cuInfo, s *scope) *funcVars {
 	return fv
 }
 
+// functionAt returns the function whose DIE is at off when it is a
+// subprogram with code (not a declaration), nil otherwise. Called with
+// varMu held.
+func (x *dwarfIndex) functionAt(u *cuInfo, off dwarf.Offset) *funcVars {
+	r := x.d.Reader()
+	r.Seek(off)
+	e, err := r.Next()
+	if err != nil || e == nil || e.Tag != dwarf.TagSubprogram {
+		return nil
+	}
+	if _, ok := e.Val(dwarf.AttrLowpc).(uint64); !ok {
+		return nil
+	}
+	// The scope of the same DIE in the unit that holds its code.
+	name, _ := e.Val(dwarf.AttrName).(string)
+	return x.function(u, &scope{off: off, name: name})
+}
+
 // maxFuncDIEs bounds the DIEs read for one function.
 const maxFuncDIEs = 1 << 20
 
@@ -307,7 +326,10 @@ func (x *dwarfIndex) readFunction(fv *funcVars) {
 		case dwarf.TagCallSite, tagGNUCallSite:
 			descend = true
 			cs, ret := readCallSite(e)
-			if ret != 0 {
+			switch {
+			case cs.tail:
+				fv.tails = append(fv.tails, cs)
+			case ret != 0:
 				fv.calls[ret] = cs
 			}
 			site, siteDepth = cs, len(blocks)

@@ -204,10 +204,11 @@ func checkValTruth(t *testing.T, variant string, frames []unwind.Frame, fv []fra
 		check(i, "parent", truth{parent, false, true})
 		check(i, "c", truth{colors[(4-d)%3], false, true})
 		check(i, "lbl", truth{lbl, false, o0 || !inner})
-		// seed is dead after the call at -O2: only an entry value could
-		// give it, and level(4) was tail-called from main, so no call site
-		// in its caller names it.
-		check(i, "seed", truth{fmt.Sprint(7*(4-d) + 1), false, o0})
+		// seed is dead after the call at -O2: only an entry value gives
+		// it, from the caller's call site; level(4) was tail-called by
+		// tramp, whose one tail call site says what it passed, in terms of
+		// tramp's entry values, which main's call site gives.
+		check(i, "seed", truth{fmt.Sprint(7*(4-d) + 1), false, true})
 		check(i, "me", truth{fmt.Sprintf(`{level = %d, name = "lvl%d\000`, d, d), true, true})
 		if v := fv[i].vals["me"]; v.Recovered.Known() && !strings.Contains(v.Value, fmt.Sprintf("cookie = %d, pt = {x = %d, y = %d}}", 3*tag, d, -d)) {
 			t.Errorf("frame %d: me = %s, want cookie %d, pt {%d, %d}", i, v.Value, 3*tag, d, -d)

@@ -53,8 +53,8 @@ func TestBtArgsLocals(t *testing.T) {
 	}
 	for _, want := range []string{
 		`leaf+0x41/0x9a (depth=0, tag=1400, t=0x7ffc11ff41a0, c=GREEN, lbl=0x55b0e96a3009 <label> "vals", ratio=<not recovered>, uc=200 '\310', flag=true) (uvals) at src/vals.c:50`,
-		`level+0x96/0x138 (depth=0, tag=<not recovered>, parent=0x7ffc11ff4210, c=GREEN, lbl=<not recovered>, seed=<not recovered>) (uvals)`,
-		`level+0x12c/0x138 (depth=4, tag=1000, parent=0x0, c=RED, lbl=0x55b0e96a3009 <label> "vals", seed=<not recovered>) (uvals)`,
+		`level+0x96/0x138 (depth=0, tag=<not recovered>, parent=0x7ffc11ff4210, c=GREEN, lbl=<not recovered>, seed=29) (uvals)`,
+		`level+0x12c/0x138 (depth=4, tag=1000, parent=0x0, c=RED, lbl=0x55b0e96a3009 <label> "vals", seed=1) (uvals)`,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("bt --args lacks %q:\n%s", want, out)
