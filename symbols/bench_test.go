@@ -142,3 +142,36 @@ func BenchmarkLookupAttached(b *testing.B) {
 	}
 	benchFileLookup(b, f)
 }
+
+// BenchmarkFindORC looks up ORC entries at spread-out pcs of the
+// production vmlinux's text (368k entries), the table read beforehand.
+func BenchmarkFindORC(b *testing.B) {
+	dir, err := corpus.Find("prod")
+	if err != nil {
+		b.Skip(err)
+	}
+	f, err := Open(filepath.Join(dir, "kernel", "vmlinux-6.1.0-47-cloud-amd64"), 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.ORC(); err != nil {
+		b.Fatal(err)
+	}
+	t := f.textAt(0xffffffff81000000)
+	var addrs [4096]uint64
+	x := uint64(88172645463325252)
+	for i := range addrs {
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		addrs[i] = t.start + x%(t.end-t.start)
+	}
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		f.FindORC(addrs[n&4095])
+		n++
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "lookups/s")
+}

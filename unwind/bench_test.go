@@ -89,8 +89,10 @@ func benchRun(b *testing.B, ch *chain, opts *Options, cold bool) {
 		b.Fatalf("warm-up walk: %s", u.StopReason())
 	}
 	frames := 0
+	defer lockThread()()
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu0 := threadCPU()
 	for b.Loop() {
 		if cold {
 			u = New(mem, ch.regs, opts)
@@ -101,7 +103,11 @@ func benchRun(b *testing.B, ch *chain, opts *Options, cold bool) {
 			frames++
 		}
 	}
+	cpu := threadCPU() - cpu0
 	b.ReportMetric(float64(frames)/b.Elapsed().Seconds(), "frames/s")
+	if cpu > 0 {
+		b.ReportMetric(float64(frames)/cpu.Seconds(), "frames/cpu-s")
+	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(frames), "ns/frame")
 }
 

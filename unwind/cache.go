@@ -86,7 +86,7 @@ type pcEntry struct {
 	entry  string // entryFromSymbol(stub)
 	rowErr error  // FindCFI's error (efRowMiss)
 	st1    frameState
-	_      [8]byte
+	orc    symbols.ORCEntry // the ORC entry at the lookup PC (efORC)
 }
 
 // entryFlags say which fields of a pcEntry are filled, and hold its
@@ -115,6 +115,8 @@ const (
 	efSite                 // the call-site check's verdict for pc as a return address is set (callWin)
 	efSiteOK               // the verdict
 	efSiteRule             // it passed by rule (no call in memory)
+	efORC                  // orc is set (efORCOK says whether there is one)
+	efORCOK                //
 )
 
 func (e *pcEntry) has(f entryFlags) bool { return e.flags&f != 0 }

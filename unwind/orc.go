@@ -55,7 +55,7 @@ func (u *Unwinder) orcStep(next *Frame) (ok, end bool, err error) {
 		e = nullORC
 	} else {
 		var found bool
-		if e, found = u.orc.FindORC(f.LookupPC); !found {
+		if e, found = u.findORC(f); !found {
 			return false, false, nil
 		}
 	}
@@ -195,4 +195,19 @@ func (u *Unwinder) orcCall(next *Frame, e *symbols.ORCEntry, cfa, bp uint64, okB
 		next.LookupPC = ra
 	}
 	return true, false, nil
+}
+
+// findORC returns the ORC entry at f's lookup PC, kept in the PC's cache
+// entry when the caches are on.
+func (u *Unwinder) findORC(f *Frame) (symbols.ORCEntry, bool) {
+	if u.c == nil {
+		return u.orc.FindORC(f.LookupPC)
+	}
+	c := u.entry(f.PC, f.LookupPC)
+	if !c.has(efORC) {
+		e, ok := u.orc.FindORC(f.LookupPC)
+		c.orc = e
+		c.set(efORC, efORCOK, ok)
+	}
+	return c.orc, c.has(efORCOK)
 }
