@@ -160,7 +160,7 @@ func TestORCNullCall(t *testing.T) {
 	// Without ORC the entry-frame signals reject the pt_regs (its RIP is
 	// no text, and nothing cross-checks it): the walk does not reach
 	// caller reliably.
-	fs, u = k.walk(t, allMethods&^MethodORC)
+	fs, _ = k.walk(t, allMethods&^MethodORC)
 	if len(fs) == len(want) && fs[3].Reliable {
 		t.Errorf("without ORC the caller is found and reliable: %v", names(fs))
 	}
