@@ -161,7 +161,7 @@ func TestInfoUserCorpus(t *testing.T) {
 // paths the cores recorded (NT_FILE): the program at
 // /corpus/user/CASE/VARIANT/bin and glibc in /usr/lib/x86_64-linux-gnu,
 // each with its separate debug file beside it.
-func sysroot(t *testing.T, dir string) string {
+func sysroot(t testing.TB, dir string) string {
 	root := t.TempDir()
 	link := func(src, dst string) {
 		dst = filepath.Join(root, dst)

@@ -1,0 +1,175 @@
+package cli
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/unwind-dev/unwind/dump"
+	"github.com/unwind-dev/unwind/internal/corpus"
+	"github.com/unwind-dev/unwind/internal/report"
+	"github.com/unwind-dev/unwind/linux"
+	"github.com/unwind-dev/unwind/unwind"
+)
+
+// The whole-command benchmarks run `unwind bt` through Run, as the binary
+// does: open the dump, find and read the symbols, walk, format and write
+// the output, all inside the loop. Each reports frames/s and ns/frame
+// beside B/op and allocs/op (go test -bench Bt -benchmem ./internal/cli).
+
+// deepCore unpacks fixtures/deepcore/deep.core.zst (a 100,000-frame
+// recursion, see fixtures/deepcore/make.sh) into a temporary file.
+func deepCore(tb testing.TB) (core, exe string) {
+	tb.Helper()
+	dir := filepath.Join("..", "..", "fixtures", "deepcore")
+	zf, err := os.Open(filepath.Join(dir, "deep.core.zst"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer zf.Close()
+	zr, err := zstd.NewReader(zf)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer zr.Close()
+	core = filepath.Join(tb.TempDir(), "deep.core")
+	out, err := os.Create(core)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := io.Copy(out, zr); err != nil {
+		tb.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	return core, filepath.Join(dir, "deep")
+}
+
+// benchRun runs args b.N times and reports frames (counted by count in
+// the output of one run) per second and nanoseconds per frame.
+func benchRun(b *testing.B, wantCode int, frames int, args ...string) {
+	b.Helper()
+	var out, errOut bytes.Buffer
+	ios := &IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		out.Reset()
+		errOut.Reset()
+		if code := Run(ios, args); code != wantCode {
+			b.Fatalf("exit %d, want %d: %s", code, wantCode, errOut.String())
+		}
+	}
+	b.StopTimer()
+	reportFrames(b, frames)
+}
+
+func reportFrames(b *testing.B, frames int) {
+	if frames <= 0 {
+		b.Fatalf("no frames")
+	}
+	ns := float64(b.Elapsed().Nanoseconds()) / float64(b.N) / float64(frames)
+	b.ReportMetric(ns, "ns/frame")
+	b.ReportMetric(1e9/ns, "frames/s")
+}
+
+// The deep core ends in _start, which has no CFI saying it is outermost:
+// the trace is printed and flagged (exit 3) after its 100,000 frames.
+const deepFrames = 100000
+
+func BenchmarkBtDeepText(b *testing.B) {
+	core, exe := deepCore(b)
+	benchRun(b, ExitPartial, deepFrames, "bt", core, "--exe", exe, "--max-frames", "0")
+}
+
+func BenchmarkBtDeepJSON(b *testing.B) {
+	core, exe := deepCore(b)
+	benchRun(b, ExitPartial, deepFrames, "bt", core, "--exe", exe, "--max-frames", "0", "-o", "json")
+}
+
+// A small dynamic core whose libc frames are symbolized from libc's
+// separate, compressed debug file (the corpus's b_abort/O2cfi).
+func BenchmarkBtSmallDynamic(b *testing.B) {
+	dir := corpus.Dir(b, "user")
+	root := sysroot(b, dir)
+	core := filepath.Join(dir, "b_abort", "O2cfi", "core")
+	out, errOut, code := runTB(b, "bt", core, "--sysroot", root, "-o", "json")
+	if code != ExitOK {
+		b.Fatalf("exit %d: %s", code, errOut)
+	}
+	benchRun(b, ExitOK, strings.Count(out, `"index"`), "bt", core, "--sysroot", root)
+}
+
+// Every CPU of a lab vmcore (the nmibt capture) with its vmlinux.
+func BenchmarkBtVmcoreCPUs(b *testing.B) {
+	core := corpus.Vmcore(b, "nmibt", "nmibt")
+	vmlinux := filepath.Join(corpus.Dir(b, "kernel"), "fp", "vmlinux")
+	out, errOut, code := runTB(b, "bt", core, "--sym", vmlinux, "-o", "json")
+	if code != ExitOK {
+		b.Fatalf("exit %d: %s", code, errOut)
+	}
+	benchRun(b, ExitOK, strings.Count(out, `"index"`), "bt", core, "--sym", vmlinux)
+}
+
+// Every task of the production kdump (60 in this dump): open, read the task
+// list, unwind each task and write its text, as bt does for its CPUs.
+func BenchmarkBtProdTasks(b *testing.B) {
+	dir := corpus.Dir(b, "prod")
+	core := filepath.Join(dir, "kdump-sysrqc", "vmcore.kdump-lzo")
+	vmlinux := filepath.Join(dir, "kernel", "vmlinux-6.1.0-47-cloud-amd64")
+	frames := 0
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		frames = prodTasks(b, core, vmlinux, io.Discard)
+	}
+	b.StopTimer()
+	reportFrames(b, frames)
+}
+
+func prodTasks(b *testing.B, core, vmlinux string, w io.Writer) int {
+	d, err := dump.Open(core)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Close()
+	k, err := linux.Open(d, dump.SymbolOptions{Files: []string{vmlinux}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	tasks, err := k.Tasks()
+	if err != nil {
+		b.Fatal(err)
+	}
+	doc := &report.Document{Dump: report.DumpInfo{Kind: "kernel-vmcore", Path: core}}
+	frames := 0
+	for _, t := range tasks {
+		tr, err := k.UnwindTask(t, unwind.Options{})
+		if err != nil {
+			continue // a task whose stack is not in the dump
+		}
+		frames += len(tr.Frames)
+		doc.Threads = append(doc.Threads, report.Thread{TID: t.PID, CPU: -1, Comm: t.Comm, Kernel: true,
+			Frames: tr.Frames, Reliable: tr.Reliable, StopReason: tr.StopReason, Unwalked: -1,
+			Task: &report.Task{PID: t.PID, TGID: t.TGID, PPID: t.PPID, Comm: t.Comm, State: t.State, CPU: t.CPU, KThread: t.KThread, Address: t.Addr}})
+	}
+	if err := report.WriteText(w, doc, report.TextOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	if len(tasks) < 50 {
+		b.Fatalf("%d tasks", len(tasks))
+	}
+	return frames
+}
+
+// runTB is run for a benchmark's set-up.
+func runTB(tb testing.TB, args ...string) (string, string, int) {
+	var out, errOut bytes.Buffer
+	code := Run(&IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}, args)
+	return out.String(), errOut.String(), code
+}
