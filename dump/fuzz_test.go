@@ -129,6 +129,11 @@ func TestWriteFuzzSeeds(t *testing.T) {
 	write("FuzzDiskdump", 0, q(seedKdump()))
 	write("FuzzDiskdump", 1, q(seedKdumpFlags(true)))
 	write("FuzzDiskdump", 2, q(flatten(seedKdumpFlags(true))))
+	write("FuzzKdumpPages", 0, q(seedKdumpCodecs(t)))
+	write("FuzzKdumpPages", 1, q(seedKdumpFlags(true)))
+	write("FuzzKdumpPages", 2, q(flatten(seedKdump())))
+	write("FuzzELFExcluded", 0, q(seedELFExcluded()))
+	write("FuzzELFExcluded", 1, q(cores[1]))
 	write("FuzzPageWalk", 0, q(cores[1][len(cores[1])-0x2008:]), "uint64(0x1000)", "uint64(0x1234)", "bool(false)")
 }
 
