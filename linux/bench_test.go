@@ -1,10 +1,11 @@
 package linux
 
 import (
-	"github.com/unwind-dev/unwind/dump"
 	"path/filepath"
 	"testing"
 
+	"github.com/unwind-dev/unwind/dump"
+	"github.com/unwind-dev/unwind/internal/corpus"
 	"github.com/unwind-dev/unwind/unwind"
 )
 
@@ -81,4 +82,59 @@ func BenchmarkOpenAndUnwindVmcore(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(frames)/float64(b.N), "frames/op")
+}
+
+// benchProdWalk unwinds CPU 0 of the production kdump (Debian 6.1, ORC,
+// KASLR; panic from a write(2) syscall) over and over with one Unwinder:
+// warm, the dump, vmlinux and the Unwinder's caches made once; cold, a new
+// Unwinder per walk. methods 0 is ORC first; without ORC the same walk
+// goes by CFI (.debug_frame) and the other strategies.
+func benchProdWalk(b *testing.B, methods unwind.Method, cold bool) {
+	dir, err := corpus.Find("prod")
+	if err != nil {
+		b.Skip(err)
+	}
+	d, err := dump.Open(filepath.Join(dir, "kdump-sysrqc", "vmcore.kdump-lzo"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Close()
+	k, err := Open(d, dump.SymbolOptions{Files: []string{filepath.Join(dir, "kernel", "vmlinux-"+prodRelease)}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	th := k.CPUs()[0]
+	mem := d.CPUMemory(th.CPU)
+	opts := &unwind.Options{Code: Code{k.Symbols(), mem}, Stacks: k.Stacks(0), Kernel: true, Methods: methods}
+	u := unwind.New(mem, th.Regs, opts)
+	for u.Next() {
+	}
+	if u.Err() != nil {
+		b.Fatal(u.Err())
+	}
+	frames := 0
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if cold {
+			u = unwind.New(mem, th.Regs, opts)
+		} else {
+			u.Reset(mem, th.Regs)
+		}
+		for u.Next() {
+			frames++
+		}
+	}
+	b.ReportMetric(float64(frames)/b.Elapsed().Seconds(), "frames/s")
+}
+
+// ORC and CFI on the same real stack (the frames include the inlined ones
+// vmlinux's DWARF names).
+func BenchmarkProdWalkORC(b *testing.B)     { benchProdWalk(b, 0, false) }
+func BenchmarkProdWalkORCCold(b *testing.B) { benchProdWalk(b, 0, true) }
+func BenchmarkProdWalkCFI(b *testing.B) {
+	benchProdWalk(b, unwind.MethodCFI|unwind.MethodFP|unwind.MethodPtRegs|unwind.MethodScan, false)
+}
+func BenchmarkProdWalkCFICold(b *testing.B) {
+	benchProdWalk(b, unwind.MethodCFI|unwind.MethodFP|unwind.MethodPtRegs|unwind.MethodScan, true)
 }
