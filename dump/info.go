@@ -12,6 +12,13 @@ type Info struct {
 	Format      string `json:"format"`                // "elf" or "kdump"
 	Compression string `json:"compression,omitempty"` // kdump: "zlib", "lzo", "snappy", "zstd", "none"
 	Flattened   bool   `json:"flattened,omitempty"`   // read through makedumpfile's flattened format
+	// Excluded says which pages the dump's writer left out, when it left
+	// some out: "dump level 31 (zero, cache, private cache, user, free
+	// pages)" (makedumpfile's -d, from a kdump header), or for
+	// makedumpfile's ELF output, which records no level, how many
+	// PT_LOADs end their file data early. Reads of them fail with an
+	// *ExcludedPageError.
+	Excluded string `json:"excluded,omitempty"`
 	Release     string `json:"release,omitempty"`
 	// Kernel dumps: uname's version and machine (from init_uts_ns), the
 	// taint state as the kernel prints it, and whether a crash kernel was
@@ -78,6 +85,7 @@ func (d *Dump) Info() Info {
 		in.Format, in.Compression = "kdump", d.kdump.Compression()
 	}
 	in.Flattened = d.flat
+	in.Excluded = d.excluded()
 	for i, t := range d.threads {
 		pc, _ := t.Regs.PC()
 		sp, _ := t.Regs.SP()
@@ -248,4 +256,44 @@ func SigCodeName(sig, code int) string {
 		return names[code]
 	}
 	return ""
+}
+
+// excluded describes the pages the dump's writer left out ("" when none).
+func (d *Dump) excluded() string {
+	if d.kdump != nil {
+		if d.kdump.DumpLevel <= 0 {
+			return ""
+		}
+		return "dump level " + strconv.Itoa(d.kdump.DumpLevel) + " (" + dumpLevelPages(d.kdump.DumpLevel) + ")"
+	}
+	if d.kern == nil || d.elf == nil {
+		return ""
+	}
+	n := 0
+	for _, p := range d.elf.progs {
+		if p.Type == ptLoad && p.Filesz < p.Memsz {
+			n++
+		}
+	}
+	if n == 0 {
+		return ""
+	}
+	return strconv.Itoa(n) + " PT_LOADs end their file data early (makedumpfile's ELF output, which records no dump level)"
+}
+
+// dumpLevelPages names the page kinds a makedumpfile dump level excludes.
+func dumpLevelPages(level int) string {
+	var s string
+	for i, name := range []string{"zero", "cache", "private cache", "user", "free"} {
+		if level&(1<<i) != 0 {
+			if s != "" {
+				s += ", "
+			}
+			s += name
+		}
+	}
+	if s == "" {
+		return "no pages"
+	}
+	return s + " pages"
 }

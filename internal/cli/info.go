@@ -71,6 +71,9 @@ func writeInfo(w io.Writer, path string, info *dump.Info) {
 		format += ", flattened"
 	}
 	line("kind", "%s (%s)", info.Kind, format)
+	if info.Excluded != "" {
+		line("excluded", "%s", info.Excluded)
+	}
 	if info.Release != "" {
 		line("release", "%s", info.Release)
 	}

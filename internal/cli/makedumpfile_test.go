@@ -171,3 +171,20 @@ func TestBtExcludedStackPage(t *testing.T) {
 	}
 	t.Log(last)
 }
+
+// TestInfoMakedumpfileExcluded: info says which pages makedumpfile left
+// out: the dump level a kdump header records, or for its ELF output
+// (which records none) that PT_LOADs end their file data early.
+func TestInfoMakedumpfileExcluded(t *testing.T) {
+	for name, want := range map[string]string{
+		"nmibt-d31.kdump-lzo":  "excluded: dump level 31 (zero, cache, private cache, user, free pages)\n",
+		"nmibt-d31.kdump-zlib": "excluded: dump level 31 (zero, cache, private cache, user, free pages)\n",
+		"nmibt-d31.elf":        "excluded: 8 PT_LOADs end their file data early (makedumpfile's ELF output, which records no dump level)\n",
+	} {
+		p, _ := makedumpfileFile(t, name)
+		out, stderr, code := run(t, "info", p)
+		if code != ExitOK || !strings.Contains(out, want) {
+			t.Errorf("%s: exit %d: %s%s", name, code, out, stderr)
+		}
+	}
+}
