@@ -19,7 +19,7 @@ type Info struct {
 	// PT_LOADs end their file data early. Reads of them fail with an
 	// *ExcludedPageError.
 	Excluded string `json:"excluded,omitempty"`
-	Release     string `json:"release,omitempty"`
+	Release  string `json:"release,omitempty"`
 	// Kernel dumps: uname's version and machine (from init_uts_ns), the
 	// taint state as the kernel prints it, and whether a crash kernel was
 	// loaded.
