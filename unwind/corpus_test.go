@@ -247,3 +247,28 @@ func TestUserCorpusSignalCFI(t *testing.T) {
 		})
 	}
 }
+
+// The corpus's c_sighandler installs a plain sa_handler (not SA_SIGINFO):
+// the kernel left its frame's siginfo unwritten, so the signal frame's
+// entry has no number, with or without DWARF.
+func TestUserCorpusSignalNoSigInfo(t *testing.T) {
+	root := corpus.Dir(t, "user")
+	for _, v := range corpusVariants {
+		t.Run(v, func(t *testing.T) {
+			d, code := openCase(t, filepath.Join(root, "c_sighandler", v))
+			corpus.Checked(t, 1)
+			var entries []string
+			for i := range d.Threads() {
+				fs, _ := walkThread(d, code, i)
+				for _, f := range fs {
+					if f.Kind == unwind.KindSignal {
+						entries = append(entries, f.Entry)
+					}
+				}
+			}
+			if len(entries) != 1 || entries[0] != "signal" {
+				t.Errorf("signal frames %q, want [\"signal\"]", entries)
+			}
+		})
+	}
+}

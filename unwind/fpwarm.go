@@ -184,6 +184,7 @@ func (u *Unwinder) emitWarm() bool {
 	}
 	u.inline = u.inline[:0]
 	u.inlineAt = 0
+	u.prevPC, u.lastPC = u.lastPC, f.LookupPC
 	u.n++
 	u.outInline = false
 	return true

@@ -28,6 +28,15 @@ type LineSource interface {
 	Lines(pc uint64, buf []symbols.Line) []symbols.Line
 }
 
+// SigInfoSource is the optional part of Code that tells SA_SIGINFO
+// handlers from plain ones (*symbols.Set implements it from DWARF). The
+// kernel fills a signal frame's siginfo only for an SA_SIGINFO handler, so
+// a signal frame's Entry carries the signal number ("signal:11") only when
+// the handler that returns through it is known to be one.
+type SigInfoSource interface {
+	TakesSigInfo(pc uint64) (siginfo, known bool)
+}
+
 // ORCSource is the optional part of Code that holds Linux ORC tables
 // (*symbols.Set implements it: a vmlinux's sections, tables read from a
 // dump with Set.AddORC). FindORC returns the entry in force at pc;

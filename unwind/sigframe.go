@@ -79,9 +79,16 @@ func (u *Unwinder) sigframeStep(next *Frame) (alt Stack, onAlt bool, err error) 
 	if !ptregs.Canonical(p.SP) || !ptregs.Canonical(p.IP) || p.SP == 0 {
 		return Stack{}, false, fmt.Errorf("sigcontext at %#x: implausible rip %#x rsp %#x", uc+ucMcontextOff, p.IP, p.SP)
 	}
+	// The frame holds the signal's number only when the kernel filled its
+	// siginfo: for an SA_SIGINFO handler, the frame before this one (it
+	// returned to __restore_rt).
 	entry := "signal"
-	if signo, ok := u.read64(uc + ucSiginfoOff); ok && int32(signo) > 0 && int32(signo) <= 64 {
-		entry = "signal:" + strconv.Itoa(int(int32(signo)))
+	if si, ok := u.opts.Code.(SigInfoSource); ok && u.prevPC != 0 {
+		if yes, known := si.TakesSigInfo(u.prevPC); yes && known {
+			if signo, ok := u.read64(uc + ucSiginfoOff); ok && int32(signo) > 0 && int32(signo) <= 64 {
+				entry = "signal:" + strconv.Itoa(int(int32(signo)))
+			}
+		}
 	}
 	*next = Frame{PC: p.IP, LookupPC: p.IP, SP: p.SP, Slot: uc + ucMcontextOff + 16*8, Regs: p.Regs(),
 		Kind: KindSignal, PtRegs: p, RegsAddr: uc, Method: MethodSignal, Reliable: true, Entry: entry}

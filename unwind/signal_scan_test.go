@@ -54,8 +54,24 @@ func TestUserSignalFrame(t *testing.T) {
 			t.Fatalf("cfi=%v: %s\nstop %s", withCFI, diff, u.StopReason())
 		}
 		sf := fs[2]
-		if sf.Kind != KindSignal || sf.Entry != "signal:14" || sf.RegsAddr != uc || sf.LookupPC != sf.PC || sf.Method != MethodSignal {
+		// Without DWARF saying h is an SA_SIGINFO handler the frame's
+		// siginfo may be stale: no number.
+		if sf.Kind != KindSignal || sf.Entry != "signal" || sf.RegsAddr != uc || sf.LookupPC != sf.PC || sf.Method != MethodSignal {
 			t.Errorf("signal frame %+v", sf)
+		}
+		for _, k := range []struct {
+			siginfo, known bool
+			entry          string
+		}{{true, true, "signal:14"}, {false, true, "signal"}, {true, false, "signal"}} {
+			hc := sigInfoCode{c, c.fn("h").addr, k.siginfo, k.known}
+			u := New(mem, regs, &Options{Code: hc, Stacks: Stacks{{Kind: StackUser, Lo: s.lo, Hi: s.hi}}})
+			var fs []Frame
+			for u.Next() {
+				fs = append(fs, u.Frame())
+			}
+			if len(fs) < 3 || fs[2].Entry != k.entry {
+				t.Errorf("cfi=%v, handler takes siginfo %v (known %v): entry %q, want %q", withCFI, k.siginfo, k.known, fs[min(2, len(fs)-1)].Entry, k.entry)
+			}
 		}
 		if v, _ := sf.Regs.Get(ptregs.RAX); v != 0x77 {
 			t.Errorf("rax %#x", v)
@@ -298,4 +314,19 @@ func diffFrames(want, got []Frame) string {
 		}
 	}
 	return ""
+}
+
+// sigInfoCode is a Code whose DWARF says whether the handler at handler
+// takes a siginfo_t (SigInfoSource).
+type sigInfoCode struct {
+	*fakeCode
+	handler        uint64
+	siginfo, known bool
+}
+
+func (c sigInfoCode) TakesSigInfo(pc uint64) (bool, bool) {
+	if s, ok := c.Symbol(pc); ok && s.Addr == c.handler {
+		return c.siginfo, c.known
+	}
+	return false, false
 }

@@ -62,8 +62,11 @@ type Unwinder struct {
 	fail      failure
 	proper    bool // the walk reached a proper end
 	truncated bool // the walk reached the frame limit
-	allGood   bool // every frame so far was reliable
-	tainted   bool // an unreliable frame was emitted: later frames are guesses
+	// lastPC and prevPC are the lookup pcs of the last two frames emitted
+	// (not counting inlined ones): a signal frame's handler is prevPC.
+	lastPC, prevPC uint64
+	allGood        bool // every frame so far was reliable
+	tainted        bool // an unreliable frame was emitted: later frames are guesses
 
 	visited    [8]uint64 // Lo of every stack left behind
 	visitRead  [8]int    // curRead of each of them
@@ -184,6 +187,7 @@ func (u *Unwinder) Reset(mem Memory, regs ptregs.Regs) {
 	u.fail = failure{}
 	u.def.set, u.lazy.set = false, false
 	u.proper, u.allGood, u.tainted, u.truncated = false, true, false, false
+	u.lastPC, u.prevPC = 0, 0
 	u.nvisited = 0
 	u.curStack, u.curStackOK = Stack{}, false
 	u.nestedSeen = false
@@ -554,6 +558,7 @@ judged:
 			u.inlineAt = 1
 		}
 	}
+	u.prevPC, u.lastPC = u.lastPC, f.LookupPC
 	u.n++
 	u.outInline = false
 	return true

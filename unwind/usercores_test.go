@@ -792,3 +792,33 @@ func TestUserFixtureToolRefs(t *testing.T) {
 		}
 	}
 }
+
+// A signal frame's entry carries the signal number only when the frame
+// holds it: the fixture's handler is SA_SIGINFO (signal.c: SIGALRM), so
+// with DWARF saying so the frame is "signal:14"; without DWARF (O2nodbg,
+// O2nocfi) the siginfo slot could be stale and the entry is "signal". The
+// corpus c_sighandler installs a plain sa_handler: "signal" with DWARF too.
+func TestUserSignalNumberOnlyWhenHeld(t *testing.T) {
+	m := fxManifestLoad(t)
+	want := map[string]string{"O0fp": "signal:14", "O2cfi": "signal:14", "static": "signal:14", "O2nodbg": "signal", "O2nocfi": "signal"}
+	for _, v := range fxVariants {
+		t.Run(v, func(t *testing.T) {
+			c := fxOpen(t, m, v, "signal", false)
+			var entries []string
+			for i := range c.d.Threads() {
+				tr, err := c.d.Unwind(i, c.set, unwind.Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, f := range tr.Frames {
+					if f.Kind == unwind.KindSignal {
+						entries = append(entries, f.Entry)
+					}
+				}
+			}
+			if len(entries) != 1 || entries[0] != want[v] {
+				t.Errorf("signal frames %q, want [%q]", entries, want[v])
+			}
+		})
+	}
+}
