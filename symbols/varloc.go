@@ -390,9 +390,11 @@ func (ev *evaluator) location(expr []byte, size int) piece {
 		// Parts of the object are gone: print nothing rather than zeros.
 		return piece{rec: OptimizedOut, where: out.where}
 	}
-	if len(out.b) > size {
-		out.b = out.b[:size]
+	if len(out.b) < size {
+		// The pieces do not describe the whole object.
+		return piece{rec: OptimizedOut, where: out.where}
 	}
+	out.b = out.b[:size]
 	return out
 }
 
@@ -951,6 +953,10 @@ func opSupported(code byte) bool {
 	switch {
 	case code == dwOpAddr, code == dwOpDeref:
 		return true
+	case code == 0x28 || code == 0x2f:
+		// DW_OP_bra and DW_OP_skip could jump into an operand this
+		// package did not check (a huge DW_OP_implicit_value length).
+		return false
 	case code >= 0x08 && code <= 0x96:
 		return code != dwOpPiece
 	case code == dwOpCallFrameCFA, code == dwOpImplicitValue, code == dwOpStackValue:
