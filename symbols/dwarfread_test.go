@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -156,4 +157,32 @@ func FuzzFile(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A truncated or damaged ELF file is reported with its name, once, and
+// what is wrong: its size when cut short, debug/elf's offset otherwise.
+func TestOpenDamagedELF(t *testing.T) {
+	b, err := os.ReadFile("testdata/prog")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cut := filepath.Join(dir, "cut")
+	if err := os.WriteFile(cut, b[:1000], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(cut, 0)
+	if err == nil || !strings.Contains(err.Error(), "truncated ELF: the file (1000 bytes)") || strings.Count(err.Error(), cut) != 1 {
+		t.Errorf("cut file: %v", err)
+	}
+	bad := append([]byte(nil), b...)
+	bad[54], bad[55] = 0, 0 // e_phentsize
+	damaged := filepath.Join(dir, "damaged")
+	if err := os.WriteFile(damaged, bad, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(damaged, 0)
+	if err == nil || !strings.Contains(err.Error(), "malformed ELF") || !strings.Contains(err.Error(), "at byte 0x") {
+		t.Errorf("damaged file: %v", err)
+	}
 }

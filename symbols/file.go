@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -102,7 +103,7 @@ func NewFile(r io.ReaderAt, path string, bias uint64) (f *File, err error) {
 	}()
 	ef, err := elf.NewFile(r)
 	if err != nil {
-		return nil, fmt.Errorf("symbols: %s: %w", path, err)
+		return nil, elfOpenError(path, r, err)
 	}
 	if ef.Class != elf.ELFCLASS64 || ef.Machine != elf.EM_X86_64 {
 		return nil, fmt.Errorf("symbols: %s: not an x86-64 ELF (%v %v)", path, ef.Class, ef.Machine)
@@ -433,4 +434,26 @@ func (f *File) contains(pc uint64) bool {
 		return true
 	}
 	return i > 0 && pc < f.spans[i-1].hi
+}
+
+// elfOpenError says why debug/elf refused the file at path, in words a user
+// can act on: a file cut short names its size, a format error keeps the
+// offset debug/elf gives.
+func elfOpenError(path string, r io.ReaderAt, err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		size := "the file"
+		if sz, ok := r.(interface{ Stat() (os.FileInfo, error) }); ok {
+			if fi, err := sz.Stat(); err == nil {
+				size = fmt.Sprintf("the file (%d bytes)", fi.Size())
+			}
+		} else if sz, ok := r.(interface{ Size() int64 }); ok {
+			size = fmt.Sprintf("the file (%d bytes)", sz.Size())
+		}
+		return fmt.Errorf("symbols: %s: truncated ELF: %s ends inside its ELF headers", path, size)
+	}
+	var fe *elf.FormatError
+	if errors.As(err, &fe) {
+		return fmt.Errorf("symbols: %s: malformed ELF: %w", path, err)
+	}
+	return fmt.Errorf("symbols: %s: %w", path, err)
 }

@@ -2,6 +2,7 @@ package symbols
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -53,7 +54,8 @@ func parseNM(r io.Reader, bias uint64, modules bool) (*Table, error) {
 	sc.Buffer(make([]byte, 0, 4096), maxLine)
 	var es []entry
 	names := make(map[string]string) // interns module names
-	for n := 1; sc.Scan(); n++ {
+	n := 1
+	for ; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
 		if line == "" {
 			continue
@@ -93,7 +95,10 @@ func parseNM(r io.Reader, bias uint64, modules bool) (*Table, error) {
 		es = append(es, entry{Sym: Sym{Name: f[2], Addr: addr, Module: mod}, rank: typeRank(typ)*2 + kallsymsRank(f[2], false), typ: typ})
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("symbols: reading symbol text: %w", err)
+		if errors.Is(err, bufio.ErrTooLong) {
+			return nil, &ParseError{Line: n, Msg: fmt.Sprintf("line longer than %d bytes: not a symbol list", maxLine)}
+		}
+		return nil, fmt.Errorf("symbols: reading symbol text after line %d: %w", n-1, err)
 	}
 	return newTable(es), nil
 }

@@ -237,3 +237,14 @@ ffffffff81000300 T last_fn
 		}
 	}
 }
+
+// A symbol list with an overlong line says which line, not bufio's
+// "token too long".
+func TestParseSystemMapLongLine(t *testing.T) {
+	text := "ffffffff81000000 T _text\n" + strings.Repeat("x", 70000) + "\n"
+	_, err := ParseSystemMap(strings.NewReader(text), 0)
+	var pe *ParseError
+	if !errors.As(err, &pe) || pe.Line != 2 || strings.Contains(err.Error(), "bufio") {
+		t.Errorf("err %v, want a ParseError at line 2", err)
+	}
+}

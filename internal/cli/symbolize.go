@@ -148,7 +148,7 @@ func loadSymbolFiles(paths []string, bias uint64) (*symbols.Set, error) {
 		case symFileELF:
 			f, err := symbols.Open(p, bias)
 			if err != nil {
-				return nil, fmt.Errorf("%s: %w", p, err)
+				return nil, err // names the file
 			}
 			set.Add(f)
 		case symFileMap, symFileKallsyms:
