@@ -138,3 +138,41 @@ func BenchmarkProdWalkCFI(b *testing.B) {
 func BenchmarkProdWalkCFICold(b *testing.B) {
 	benchProdWalk(b, unwind.MethodCFI|unwind.MethodFP|unwind.MethodPtRegs|unwind.MethodScan, true)
 }
+
+// BenchmarkUnwindTasksProd lists and unwinds every task of the prod kdump
+// (the dump opened and vmlinux loaded once, outside the loop; the
+// task list read per op).
+func BenchmarkUnwindTasksProd(b *testing.B) {
+	dir, err := corpus.Find("prod")
+	if err != nil {
+		b.Skip(err)
+	}
+	d, err := dump.Open(filepath.Join(dir, "kdump-sysrqc", "vmcore.kdump-lzo"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Close()
+	opts := dump.SymbolOptions{Files: []string{filepath.Join(dir, "kernel", "vmlinux-"+prodRelease)}}
+	k, err := Open(d, opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	tasks, frames := 0, 0
+	for b.Loop() {
+		ts, err := k.readTasks() // Tasks without its cache
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, t := range ts {
+			tr, err := k.UnwindTask(t, unwind.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			frames += len(tr.Frames)
+		}
+		tasks += len(ts)
+	}
+	b.ReportMetric(float64(tasks)/b.Elapsed().Seconds(), "tasks/s")
+	b.ReportMetric(float64(frames)/b.Elapsed().Seconds(), "frames/s")
+}

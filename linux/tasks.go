@@ -47,8 +47,7 @@ const (
 	exitZombie     = 0x20       // EXIT_ZOMBIE
 	exitDead       = 0x10       // EXIT_DEAD
 	inactiveFrame  = 7 * 8      // struct inactive_task_frame on x86-64: r15 r14 r13 r12 bx bp ret_addr
-	maxTasks       = 1 << 20    // bound on the task list walk
-	maxThreads     = 1 << 20    // bound on one thread group's walk
+	maxTasks       = 1 << 20    // bound on the list nodes one task listing visits
 )
 
 // stateChars is Linux 6.1's task_state_array as task_state_to_char reads
@@ -136,8 +135,9 @@ func (k *Kernel) taskOffsets() (taskOffsets, error) {
 // (each process's thread-group leader) with every thread of each group,
 // then the idle tasks (swapper/N) of the CPUs, which are on no list. It
 // needs vmlinux with its DWARF (for the task_struct layout). A task the
-// dump does not hold ends the list there, with an error saying where;
-// the tasks read so far are returned with it.
+// dump does not hold, or a list broken by a missing page or a corrupt
+// pointer, is left out with an error saying where; every task that could
+// be read is returned with it.
 func (k *Kernel) Tasks() ([]Task, error) {
 	k.tasksOnce.Do(func() { k.tasks, k.tasksErr = k.readTasks() })
 	return append([]Task(nil), k.tasks...), k.tasksErr
@@ -159,41 +159,39 @@ func (k *Kernel) readTasks() ([]Task, error) {
 		}
 	}
 	var out []Task
+	var errs []error
 	seen := map[uint64]bool{}
-	add := func(addr uint64) error {
+	add := func(addr uint64) {
 		if seen[addr] {
-			return nil
+			return
 		}
 		seen[addr] = true
 		t, err := k.readTask(addr, &o, current)
 		if err != nil {
-			return err
+			errs = append(errs, err) // that task is missing; the others stand
+			return
 		}
 		out = append(out, t)
-		return nil
 	}
 	// The process list: init_task.tasks links every thread-group leader.
 	head := init + uint64(o.tasks)
-	leaders := []uint64{init}
-	for p, n := k.readPtr(head), 0; p != head; n++ {
-		if p == 0 || n >= maxTasks {
-			return out, fmt.Errorf("task list broken at %#x (after %d tasks)", p, n)
-		}
-		leaders = append(leaders, p-uint64(o.tasks))
-		p = k.readPtr(p)
+	budget := maxTasks // list nodes visited, over every list
+	leaders, err := k.walkList(head, &budget)
+	for i := range leaders {
+		leaders[i] -= uint64(o.tasks)
+	}
+	leaders = append([]uint64{init}, leaders...)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("task list (init_task.tasks): %w", err))
 	}
 	for _, l := range leaders {
-		if err := add(l); err != nil {
-			return out, err
-		}
-		threads, err := k.threadsOf(l, &o)
+		add(l)
+		threads, err := k.threadsOf(l, &o, &budget)
 		for _, t := range threads {
-			if err := add(t); err != nil {
-				return out, err
-			}
+			add(t)
 		}
 		if err != nil {
-			return out, err
+			errs = append(errs, err)
 		}
 	}
 	// Idle tasks: init_task is CPU 0's; the others are idle_threads[cpu].
@@ -206,20 +204,43 @@ func (k *Kernel) readTasks() ([]Task, error) {
 			}
 			if t := k.readPtr(a + c.perCPU); t != 0 {
 				idle[t] = true
-				if err := add(t); err != nil {
-					return out, err
-				}
+				add(t)
 			}
 		}
 	}
 	for i := range out {
 		out[i].Idle = idle[out[i].Addr]
 	}
+	return out, errors.Join(errs...)
+}
+
+// walkList follows a struct list_head ring from head and returns the
+// addresses of its nodes (head excluded). It stops with an error at a
+// null or unreadable pointer, a cycle that does not pass through head,
+// or when the budget of nodes runs out.
+func (k *Kernel) walkList(head uint64, budget *int) ([]uint64, error) {
+	var out []uint64
+	seen := map[uint64]bool{}
+	p, ok := k.readU64(head)
+	for p != head {
+		switch {
+		case !ok || p == 0:
+			return out, fmt.Errorf("broken at %#x after %d entries", p, len(out))
+		case seen[p]:
+			return out, fmt.Errorf("cycle at %#x after %d entries", p, len(out))
+		case *budget <= 0:
+			return out, fmt.Errorf("more than %d entries", maxTasks)
+		}
+		seen[p] = true
+		*budget--
+		out = append(out, p)
+		p, ok = k.readU64(p)
+	}
 	return out, nil
 }
 
 // threadsOf lists the threads of the group whose leader is l, l excluded.
-func (k *Kernel) threadsOf(l uint64, o *taskOffsets) ([]uint64, error) {
+func (k *Kernel) threadsOf(l uint64, o *taskOffsets, budget *int) ([]uint64, error) {
 	var off int64
 	var head uint64
 	if o.threadGroup >= 0 {
@@ -232,17 +253,17 @@ func (k *Kernel) threadsOf(l uint64, o *taskOffsets) ([]uint64, error) {
 		}
 		off, head = o.threadNode, sig+uint64(o.threadHead)
 	}
+	nodes, err := k.walkList(head, budget)
 	var out []uint64
-	for p, n := k.readPtr(head), 0; p != head; n++ {
-		if p == 0 || n >= maxThreads {
-			return out, fmt.Errorf("thread list of task %#x broken at %#x", l, p)
-		}
+	for _, p := range nodes {
 		if t := p - uint64(off); t != l {
 			out = append(out, t)
 		}
-		p = k.readPtr(p)
 	}
-	return out, nil
+	if err != nil {
+		err = fmt.Errorf("thread list of task %#x: %w", l, err)
+	}
+	return out, err
 }
 
 // readTask reads the task_struct at addr.

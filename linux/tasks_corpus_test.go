@@ -18,7 +18,7 @@ import (
 	"github.com/unwind-dev/unwind/unwind"
 )
 
-const prodVmlinux = "vmlinux-6.1.0-47-cloud-amd64"
+const prodVmlinux = "vmlinux-" + prodRelease
 
 // prodTruth is the part of the prod corpus's truth-dev.json the task tests
 // read.

@@ -25,6 +25,9 @@ type btOptions struct {
 	maxFrames int
 	lines     bool
 	values    valueFlags
+	pids      []int
+	tasks     bool
+	noGroup   bool
 }
 
 // NewCmdBt builds `unwind bt CORE`.
@@ -58,6 +61,9 @@ stack), or some requested thread, CPU or task could not be read.`,
 	opts.register(f)
 	f.IntVar(&opts.cpu, "cpu", -1, "only this CPU (kernel dumps)")
 	f.IntVar(&opts.thread, "thread", -1, "only this thread id (user cores)")
+	f.IntSliceVar(&opts.pids, "pid", nil, "the task with this pid (kernel dumps; repeatable, or a comma list; 0: the idle tasks)")
+	f.BoolVar(&opts.tasks, "tasks", false, "every task of a kernel dump, not just each CPU's; identical stacks print once (text)")
+	f.BoolVar(&opts.noGroup, "no-group", false, "with --tasks: print every task's stack, even when identical to another's")
 	f.BoolVarP(&opts.lines, "lines", "l", false, "kernel frames: add the source file and line, and inlined functions (crash's bt -l)")
 	f.StringVar(&opts.methods, "methods", "all", "unwind strategies: all, or a comma list of orc,cfi,fp,ptregs,signal,scan")
 	f.IntVar(&opts.maxFrames, "max-frames", unwind.DefaultMaxFrames, "stop a walk after this many frames, counting inlined ones (0: no limit); a trace cut there says so and is no error")
@@ -117,6 +123,9 @@ func runBt(ios *IOStreams, opts *btOptions, path string) error {
 	}
 	if err := d.ThreadsErr(); err != nil {
 		return err // the notes hold no registers: say where they end
+	}
+	if len(opts.pids) > 0 || opts.tasks {
+		return runBtTasks(ios, opts, d, doc, &info, methods)
 	}
 	stopped, unreliable, unreadable := 0, 0, 0
 	for i, th := range threads {
@@ -212,6 +221,46 @@ func threadName(th dump.Thread, kernel bool) string {
 		return fmt.Sprintf("cpu %d", th.CPU)
 	}
 	return fmt.Sprintf("thread %d", th.TID)
+}
+
+// runBtTasks prints the tasks --pid and --tasks select.
+func runBtTasks(ios *IOStreams, opts *btOptions, d *openedDump, doc *report.Document, info *dump.Info, methods unwind.Method) error {
+	if d.k == nil {
+		return usageError{fmt.Errorf("%w; this dump is a %s", errNoTasksFlag, d.Kind())}
+	}
+	if opts.cpu >= 0 || opts.thread >= 0 {
+		return usagef("--pid and --tasks select tasks: give --cpu or --thread without them")
+	}
+	tasks, listErr := selectTasks(d.k, opts.pids, opts.tasks)
+	if tasks == nil && listErr != nil {
+		return listErr
+	}
+	maxFrames := opts.maxFrames
+	if maxFrames == 0 {
+		maxFrames = -1 // the library's "no limit"
+	}
+	ths, stopped, unreliable, unreadable := taskThreads(ios, d, tasks, unwind.Options{Methods: methods, MaxFrames: maxFrames}, info, opts)
+	doc.Threads = ths
+	var err error
+	switch {
+	case opts.output == outputJSON:
+		err = report.WriteJSON(ios.Out, doc)
+	case opts.tasks && !opts.noGroup:
+		grouped := *doc
+		grouped.Threads = groupThreads(ths)
+		err = report.WriteText(ios.Out, &grouped, report.TextOptions{Lines: opts.lines, Locals: opts.values.locals})
+	default:
+		err = report.WriteText(ios.Out, doc, report.TextOptions{Lines: opts.lines, Locals: opts.values.locals})
+	}
+	if err != nil {
+		return err
+	}
+	if listErr != nil {
+		// Tasks the list could not reach are requested tasks not read.
+		fmt.Fprintf(ios.ErrOut, "unwind: the task list is incomplete: %s\n", report.Escape(listErr.Error()))
+		unreadable++
+	}
+	return partialExit(stopped, unreliable, unreadable)
 }
 
 // threadList names a dump's CPUs (kernel dumps) or thread ids, for a

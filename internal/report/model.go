@@ -33,6 +33,10 @@ type Thread struct {
 	// when the task is known); nil otherwise.
 	Task   *Task
 	Kernel bool // kernel-style text output
+	// Heading, when set, replaces the "CPU: N PID: P Comm: C" line of a
+	// kernel thread in text: a task that is not running ("task:NAME
+	// state:S pid:…"), or a group of tasks with identical stacks.
+	Heading string
 	// Kernel dumps: the rest of the kernel's own first line of a stack
 	// dump after "Comm: COMM " ("Not tainted 6.1.192 #3"), its
 	// "Hardware name:", and why this CPU is the crashing one. When

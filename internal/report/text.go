@@ -80,7 +80,12 @@ func writeKernelThread(w *errWriter, t *Thread, opts TextOptions) {
 	if task {
 		head += fmt.Sprintf(" PID: %d Comm: %s", t.TID, t.Comm)
 	}
-	if t.StackHeader != "" && task {
+	if t.Heading != "" {
+		for _, l := range strings.Split(t.Heading, "\n") {
+			w.printf("%s\n", l)
+		}
+		w.printf("Call Trace:\n")
+	} else if t.StackHeader != "" && task {
 		// lib/dump_stack.c: "CPU: %d PID: %d Comm: %.20s %s%s %s %.*s".
 		w.printf("%s %s\n", head, t.StackHeader)
 		if t.Hardware != "" {
