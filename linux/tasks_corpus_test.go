@@ -80,11 +80,8 @@ func traceNames(tr dump.Trace) []string {
 // since) against the dumped kernel: exactly one task with its pid, comm
 // and state, and its trace frame for frame, on the kdump capture and the
 // QEMU ELF capture.
-//
-// Frames inside the module prodcrash (the prodsleep kthread) need module
-// symbols, which linux.Open does not load yet: for those tasks the trace
-// must match up to the first module frame, and the test says which
-// entries wait on it.
+// The prodsleep kthread's frames are in the module prodcrash: they need
+// the module's symbols and unwind tables, which linux.Open finds.
 func TestProdTasksMatchSysrqT(t *testing.T) {
 	dir, truth := readProdTruth(t)
 	for _, c := range truth.Captures {
@@ -128,15 +125,7 @@ func TestProdTasksMatchSysrqT(t *testing.T) {
 					}
 				}
 				g := traceNames(tr)
-				if mod := firstModuleFrame(want.Printed); mod >= 0 {
-					// Waits on module symbolization: the built-in
-					// frames before the first module frame.
-					t.Logf("pid %d (%s): frames from %s on are in module prodcrash; checked up to there", want.PID, want.Comm, w[mod])
-					w = w[:mod]
-					if len(g) > mod {
-						g = g[:mod]
-					}
-				} else if tk.KThread && (!tr.Reliable || tr.StopReason != "end of stack") {
+				if tk.KThread && (!tr.Reliable || tr.StopReason != "end of stack") {
 					// A kernel thread ends at ret_from_fork on the
 					// all-zero pt_regs at the top of its stack.
 					t.Errorf("pid %d (%s): kernel thread's trace not reliable (%s)", want.PID, want.Comm, tr.StopReason)
@@ -154,23 +143,6 @@ func TestProdTasksMatchSysrqT(t *testing.T) {
 			}
 		})
 	}
-}
-
-// firstModuleFrame returns the index, among the frames that are not
-// section markers, of the first frame the kernel printed inside a module
-// ("[prodcrash]"), -1 when none is.
-func firstModuleFrame(printed []string) int {
-	i := 0
-	for _, p := range printed {
-		if strings.HasPrefix(p, "<") {
-			continue
-		}
-		if strings.Contains(p, "[prodcrash]") {
-			return i
-		}
-		i++
-	}
-	return -1
 }
 
 var drgnTaskRE = regexp.MustCompile(`^=== PID (\d+) comm (.*) cpu (\d+)$`)
@@ -214,8 +186,7 @@ func drgnTasks(t *testing.T, path string) map[int][]uint64 {
 // TestProdTasksMatchDrgn compares every sleeping task's kernel frames,
 // address for address, with drgn's stack_trace(task) of the same dump
 // (the second reference: drgn reads the kdump capture, and the QEMU one
-// converted to virtual addresses). Tasks with module frames wait on
-// module symbolization (see TestProdTasksMatchSysrqT).
+// converted to virtual addresses), module frames included.
 func TestProdTasksMatchDrgn(t *testing.T) {
 	dir := corpus.Dir(t, "prod")
 	for _, c := range []struct {
@@ -267,21 +238,11 @@ func TestProdTasksMatchDrgn(t *testing.T) {
 					continue
 				}
 				var g []uint64
-				module := false
 				for _, f := range tr.Frames {
 					if f.Inlined || f.Kind == unwind.KindScan || f.PC < startKernelMap {
 						continue
 					}
 					g = append(g, f.PC)
-				}
-				for _, pc := range pcs {
-					if pc >= 0xffffffffc0000000 {
-						module = true
-					}
-				}
-				if module {
-					t.Logf("pid %d (%s): module frames, waits on module symbolization", pid, got[0].Comm)
-					continue
 				}
 				corpus.Checked(t, 1)
 				if !slices.Equal(g, pcs) {
