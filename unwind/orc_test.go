@@ -1,6 +1,9 @@
 package unwind
 
 import (
+	"encoding/binary"
+	"sort"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -294,4 +297,62 @@ func TestORCWalkAllocs(t *testing.T) {
 	if n != 0 {
 		t.Errorf("a warm ORC walk allocates %v times", n)
 	}
+}
+
+// fuzzORC decodes 8 bytes per function of code into an ORC row of its own
+// (sp_offset, bp_offset, sp_reg, bp_reg, type, offset into the function)
+// added to base's rows.
+func fuzzORC(code *fakeCode, base map[string][]orcRow, b []byte) *fakeORC {
+	o := &fakeORC{fakeCode: code, orc: map[string][]orcRow{}}
+	for name, rows := range base {
+		o.orc[name] = append([]orcRow(nil), rows...)
+	}
+	for _, f := range code.funcs {
+		if len(b) < 8 {
+			break
+		}
+		e := symbols.ORCEntry{
+			SPOffset: int16(binary.LittleEndian.Uint16(b)), BPOffset: int16(binary.LittleEndian.Uint16(b[2:])),
+			SPReg: symbols.ORCReg(b[4] & 0xf), BPReg: symbols.ORCReg(b[4] >> 4),
+			Type: symbols.ORCType(b[5] % 6), Signal: b[5]&0x80 != 0,
+		}
+		off := uint64(b[6]) % uint64(len(f.code))
+		rows := append(o.orc[f.name], orcRow{off, e})
+		sort.Slice(rows, func(i, j int) bool { return rows[i].off < rows[j].off })
+		o.orc[f.name] = rows
+		b = b[8:]
+	}
+	return o
+}
+
+// FuzzORCWalk walks a kernel stack of random bytes (or a real chain's,
+// from the seeds) with random ORC entries mixed into the chain's: every
+// walk ends, with a stop reason, within the frame limit, never a panic.
+func FuzzORCWalk(f *testing.F) {
+	ch, o := orcChain(6)
+	f.Add(fuzzSeed(ch, 0x81), []byte{})
+	f.Add(fuzzSeed(ch, 0x81), []byte{8, 0, 0, 0, 5, 3, 0, 0, 0, 0, 0, 0, 5, 4, 1, 0, 16, 0, 240, 255, 4, 2, 4, 0})
+	f.Add(fuzzSeed(ch, 0x81|byte(MethodORC>>1)), []byte{0, 0, 0, 0, 9, 2, 0, 0})
+	f.Fuzz(func(t *testing.T, data, orcs []byte) {
+		mem, regs, opts := fuzzInput(ch.code, data)
+		opts.Code = fuzzORC(ch.code, o.orc, orcs)
+		opts.Kernel = true
+		u := New(mem, regs, opts)
+		n := 0
+		for u.Next() {
+			if u.Frame().Index != n {
+				t.Fatalf("index %d at %d", u.Frame().Index, n)
+			}
+			n++
+		}
+		if n > DefaultMaxFrames {
+			t.Fatalf("%d frames", n)
+		}
+		if u.StopReason() == "" {
+			t.Fatal("no stop reason")
+		}
+		if (u.Err() != nil) != strings.HasPrefix(u.StopReason(), "error:") {
+			t.Fatalf("err %v vs stop %q", u.Err(), u.StopReason())
+		}
+	})
 }
