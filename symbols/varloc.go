@@ -69,7 +69,7 @@ func (r Recovery) Known() bool { return r >= RecoveredRegister && r <= Recovered
 // prints it for C.
 type Value struct {
 	Name  string
-	Type  string // the C type, as gdb's ptype names it ("long", "char *")
+	Type  string // the C type, its base types named as DWARF names them ("long int", "const char *")
 	Param bool   // a formal parameter (else a local variable)
 	// Value is the printed value ("16", "0x5555… <sym>", "{a = 1, b = 2}");
 	// empty when Recovered is NotRecovered or OptimizedOut.
@@ -151,7 +151,8 @@ var varMu sync.Mutex
 // into, as Lines orders them). Locals are listed innermost block first, as
 // gdb's bt full does. ok is false when no DWARF describes the function.
 // mem reads the target's memory; opts may be nil. args and locals are
-// appended to (pass nil or reuse earlier slices with [:0]).
+// appended to (pass nil or reuse earlier slices with [:0]). Calls are
+// safe from several goroutines (they are serialized).
 func (s *Set) FrameValues(fr *VarFrame, inline int, mem MemoryReader, opts *ValueOptions, args, locals []Value) ([]Value, []Value, bool) {
 	varMu.Lock()
 	defer varMu.Unlock()
