@@ -50,7 +50,7 @@ type backing struct {
 func (m *segMemory) addBacking(start, end, off uint64, r io.ReaderAt) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.backing = append(m.backing, backing{start, end, off, r})
+	m.backing = append(m.backing, backing{start, end, off, newPageCache(r)})
 	sort.Slice(m.backing, func(i, j int) bool { return m.backing[i].start < m.backing[j].start })
 }
 
@@ -71,7 +71,7 @@ func (m *segMemory) readBacking(q []byte, a uint64) bool {
 // newSegMemory indexes the PT_LOADs of progs by virtual (phys == false) or
 // physical address. File ranges are clipped to the file size.
 func newSegMemory(r io.ReaderAt, size int64, progs []Segment, phys bool) *segMemory {
-	m := &segMemory{r: r}
+	m := &segMemory{r: newPageCache(r)}
 	for _, p := range progs {
 		if p.Type != ptLoad || p.Memsz == 0 {
 			continue

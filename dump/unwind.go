@@ -41,10 +41,7 @@ func (d *Dump) Unwind(i int, code unwind.Code, opts unwind.Options) (Trace, erro
 // are marked unreliable, and each frame's CFA is set (unwind.FillCFA).
 func Walk(mem unwind.Memory, regs ptregs.Regs, opts *unwind.Options) Trace {
 	u := unwind.New(mem, regs, opts)
-	var frames []unwind.Frame
-	for u.Next() {
-		frames = append(frames, u.Frame())
-	}
+	frames := collect(u)
 	unwind.FillCFA(frames)
 	if from := u.Invalidated(); from >= 0 {
 		for i := from; i < len(frames); i++ {
@@ -52,4 +49,33 @@ func Walk(mem unwind.Memory, regs ptregs.Regs, opts *unwind.Options) Trace {
 		}
 	}
 	return Trace{Frames: frames, Reliable: u.Reliable(), StopReason: u.StopReason(), Err: u.Err(), Truncated: u.Truncated(), Mem: mem}
+}
+
+// collect gathers a walk's frames in chunks and copies them once into a
+// slice of the exact length: a deep stack's frames are not copied again
+// at every growth of one slice.
+func collect(u *unwind.Unwinder) []unwind.Frame {
+	const maxChunk = 4096
+	var chunks [][]unwind.Frame
+	cur := make([]unwind.Frame, 0, 32)
+	n := 0
+	for u.Next() {
+		if len(cur) == cap(cur) {
+			chunks = append(chunks, cur)
+			cur = make([]unwind.Frame, 0, min(2*cap(cur), maxChunk))
+		}
+		cur = append(cur, u.Frame())
+		n++
+	}
+	if len(chunks) == 0 {
+		if len(cur) == 0 {
+			return nil
+		}
+		return cur
+	}
+	frames := make([]unwind.Frame, 0, n)
+	for _, c := range chunks {
+		frames = append(frames, c...)
+	}
+	return append(frames, cur...)
 }
