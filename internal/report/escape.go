@@ -53,3 +53,14 @@ func hex2(c byte) string {
 	const digits = "0123456789abcdef"
 	return string([]byte{digits[c>>4], digits[c&15]})
 }
+
+// appendEscaped appends Escape(string(p)) to dst, without a copy when p is
+// printable ASCII (a frame line usually is).
+func appendEscaped(dst, p []byte) []byte {
+	for _, c := range p {
+		if c < 0x20 || c >= 0x7f {
+			return append(dst, Escape(string(p))...)
+		}
+	}
+	return append(dst, p...)
+}

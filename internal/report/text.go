@@ -1,6 +1,7 @@
 package report
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"strconv"
@@ -28,7 +29,8 @@ type TextOptions struct {
 // emulator) in the kernel's own "Call Trace:" layout, user threads in a
 // gdb-like numbered list.
 func WriteText(w io.Writer, doc *Document, opts TextOptions) error {
-	ew := &errWriter{w: w}
+	bw := bufio.NewWriterSize(w, 64<<10)
+	ew := &errWriter{w: bw}
 	for i := range doc.Threads {
 		if i > 0 {
 			ew.printf("\n")
@@ -39,6 +41,9 @@ func WriteText(w io.Writer, doc *Document, opts TextOptions) error {
 		} else {
 			writeUserThread(ew, t, opts)
 		}
+	}
+	if ew.err == nil {
+		ew.err = bw.Flush()
 	}
 	return ew.err
 }
@@ -289,32 +294,32 @@ func writeUserThread(w *errWriter, t *Thread, opts TextOptions) {
 		head += fmt.Sprintf(": crashed, signal %d (%s)", t.Signal, SignalName(t.Signal))
 	}
 	w.printf("%s\n", head)
-	var line, next string
+	var line, next []byte
 	for i := 0; i < len(t.Frames); {
 		f := &t.Frames[i]
 		if f.Kind == unwind.KindSignal {
 			w.printf("    <signal handler called>\n")
 		}
-		line = userFrameText(f, argsText(t, i))
+		line = appendUserFrame(line[:0], f, argsText(t, i))
 		// A run of identical frames (a deep recursion) prints its first
 		// frame, then one line for the rest, as Python folds repeated
 		// traceback lines; -o json keeps every frame. Locals are printed
 		// for every frame: no folding then.
 		j := i + 1
 		for ; j < len(t.Frames) && foldable(f, &t.Frames[j]) && !opts.Locals; j++ {
-			if next = userFrameText(&t.Frames[j], argsText(t, j)); next != line {
+			if next = appendUserFrame(next[:0], &t.Frames[j], argsText(t, j)); string(next) != string(line) {
 				break
 			}
 		}
-		w.printf("#%-2d %s\n", f.Index, line)
+		w.userLine(f.Index, line)
 		if opts.Locals {
 			writeLocals(w, t, i, "        ")
 		}
 		if n := j - i - 1; n >= minFold {
-			w.printf("#%d … #%d  %s … (repeated %s times)\n", t.Frames[i+1].Index, t.Frames[j-1].Index, line, groupDigits(n))
+			w.printf("#%d … #%d  %s … (repeated %s times)\n", t.Frames[i+1].Index, t.Frames[j-1].Index, string(line), groupDigits(n))
 		} else {
 			for k := i + 1; k < j; k++ {
-				w.printf("#%-2d %s\n", t.Frames[k].Index, line)
+				w.userLine(t.Frames[k].Index, line)
 			}
 		}
 		i = j
@@ -332,37 +337,77 @@ func foldable(f, g *unwind.Frame) bool {
 	return f.Kind == unwind.KindCall && g.Kind == unwind.KindCall && f.PC == g.PC && f.Inlined == g.Inlined
 }
 
-// userFrameText is a user frame's gdb-style line after its number.
-func userFrameText(f *unwind.Frame, args string) string {
-	var b strings.Builder
+// appendUserFrame appends a user frame's gdb-style line after its number
+// (not yet escaped) to dst.
+func appendUserFrame(dst []byte, f *unwind.Frame, args string) []byte {
 	if !f.Reliable {
-		b.WriteString("? ")
+		dst = append(dst, "? "...)
 	}
 	if f.Inlined {
-		b.WriteString("(inlined) ")
+		dst = append(dst, "(inlined) "...)
 	} else {
-		fmt.Fprintf(&b, "0x%016x in ", f.PC)
+		dst = append(dst, "0x"...)
+		dst = appendHexPad(dst, f.PC, 16)
+		dst = append(dst, " in "...)
 	}
 	switch {
 	case f.Inlined:
-		b.WriteString(orUnknown(f.Function))
-		b.WriteString(args)
+		dst = append(dst, orUnknown(f.Function)...)
+		dst = append(dst, args...)
 	case f.SymOK && f.Function != "" && f.Function != f.Sym.Name:
 		// The innermost source function is inlined into the symbol.
-		fmt.Fprintf(&b, "%s%s (in %s+%#x/%#x, %s)", f.Function, args, f.Sym.Name, f.PC-f.Sym.Addr, f.Sym.Size, baseName(f.Sym.Module))
+		dst = append(dst, f.Function...)
+		dst = append(dst, args...)
+		dst = append(dst, " (in "...)
+		dst = appendSymOff(dst, f)
+		dst = append(dst, ", "...)
+		dst = append(dst, baseName(f.Sym.Module)...)
+		dst = append(dst, ')')
 	case f.SymOK:
-		fmt.Fprintf(&b, "%s+%#x/%#x%s", f.Sym.Name, f.PC-f.Sym.Addr, f.Sym.Size, args)
+		dst = appendSymOff(dst, f)
+		dst = append(dst, args...)
 		if f.Sym.Module != "" {
-			fmt.Fprintf(&b, " (%s)", baseName(f.Sym.Module))
+			dst = append(dst, " ("...)
+			dst = append(dst, baseName(f.Sym.Module)...)
+			dst = append(dst, ')')
 		}
 	default:
-		b.WriteString("??")
-		b.WriteString(args)
+		dst = append(dst, "??"...)
+		dst = append(dst, args...)
 	}
 	if f.File != "" {
-		fmt.Fprintf(&b, " at %s:%d", f.File, f.Line)
+		dst = append(dst, " at "...)
+		dst = append(dst, f.File...)
+		dst = append(dst, ':')
+		dst = strconv.AppendInt(dst, int64(f.Line), 10)
 	}
-	return b.String()
+	return dst
+}
+
+// appendSymOff appends "sym+0x12/0x40" as %s+%#x/%#x prints it.
+func appendSymOff(dst []byte, f *unwind.Frame) []byte {
+	dst = append(dst, f.Sym.Name...)
+	dst = append(dst, '+')
+	dst = appendHash(dst, f.PC-f.Sym.Addr)
+	dst = append(dst, '/')
+	return appendHash(dst, f.Sym.Size)
+}
+
+// appendHash appends v as %#x does: "0x12", and "0x0" for zero.
+func appendHash(dst []byte, v uint64) []byte {
+	dst = append(dst, "0x"...)
+	return strconv.AppendUint(dst, v, 16)
+}
+
+// appendHexPad appends v in lower-case hex padded with zeros to width
+// digits, as %0*x does.
+func appendHexPad(dst []byte, v uint64, width int) []byte {
+	var b [16]byte
+	d := strconv.AppendUint(b[:0], v, 16)
+	for i := len(d); i < width; i++ {
+		dst = append(dst, '0')
+	}
+	return append(dst, d...)
 }
 
 // groupDigits writes n with thousands separators: 99,976.
@@ -400,8 +445,26 @@ func SignalName(sig int) string {
 }
 
 type errWriter struct {
-	w   io.Writer
+	w   *bufio.Writer
 	err error
+	buf []byte
+}
+
+// userLine writes "#N  LINE\n" as "#%-2d %s\n" does, LINE escaped.
+func (e *errWriter) userLine(index int, line []byte) {
+	if e.err != nil {
+		return
+	}
+	b := append(e.buf[:0], '#')
+	b = strconv.AppendInt(b, int64(index), 10)
+	if index >= 0 && index < 10 {
+		b = append(b, ' ')
+	}
+	b = append(b, ' ')
+	b = appendEscaped(b, line)
+	b = append(b, '\n')
+	e.buf = b
+	_, e.err = e.w.Write(b)
 }
 
 // raw writes text that is already escaped or holds nothing from the dump.
