@@ -260,7 +260,7 @@ func (u *Unwinder) siteVerdict(ra uint64, win *[9]byte, n uint8) (ok, rule, stat
 		}
 	}
 	if n == 9 {
-		if kind, _ := decodeCallBefore(win, 9, ra); kind != notCall {
+		if kind := u.callAtBoundary(win, 9, ra); kind != notCall {
 			return true, false, static
 		}
 		ok := u.patchedSite(ra, win) || u.bootReturn(ra, win[7:])
@@ -270,7 +270,7 @@ func (u *Unwinder) siteVerdict(ra uint64, win *[9]byte, n uint8) (ok, rule, stat
 		if b := c.CodeAt(ra - uint64(l)); len(b) >= l {
 			var fw [9]byte
 			copy(fw[9-l:], b[:l])
-			if kind, _ := decodeCallBefore(&fw, l, ra); kind != notCall {
+			if kind := u.callAtBoundary(&fw, l, ra); kind != notCall {
 				return true, false, static
 			}
 			ok := u.bootReturn(ra, fw[7:])
@@ -278,6 +278,61 @@ func (u *Unwinder) siteVerdict(ra uint64, win *[9]byte, n uint8) (ok, rule, stat
 		}
 	}
 	return false, false, static
+}
+
+// callAtBoundary finds a call instruction that ends at the end of win
+// (whose last n bytes are valid), returns at ra and starts at an
+// instruction boundary (insnBoundary): of every length that decodes as
+// one (a prefixed "addr32 call" holds a plain one).
+func (u *Unwinder) callAtBoundary(win *[9]byte, n int, ra uint64) callKind {
+	for _, l := range callLens {
+		if l > n {
+			continue
+		}
+		inst, err := x86asm.Decode(win[9-l:], 64)
+		if err != nil || inst.Len != l || inst.Op != x86asm.CALL || !u.insnBoundary(ra-uint64(l)) {
+			continue
+		}
+		if _, ok := inst.Args[0].(x86asm.Rel); ok {
+			return directCall
+		}
+		return indirectCall
+	}
+	return notCall
+}
+
+// insnBoundary reports whether addr, where a call decoded before a return
+// address starts, is an instruction boundary of its function in the
+// Code's image: decoded from the function's start, instruction after
+// instruction. A return address moved a few bytes can land after bytes
+// that decode as a call by accident (in another instruction's
+// displacement or immediate); such a call starts mid-instruction. Where
+// the function is unknown, too large, or holds an instruction the decoder
+// does not know, there is no evidence either way: true.
+func (u *Unwinder) insnBoundary(addr uint64) bool {
+	c := u.opts.Code
+	s, ok := c.Symbol(addr)
+	if !ok {
+		return true
+	}
+	fn := enclosingFunc(c, s, addr)
+	if fn.Size == 0 || addr-fn.Addr >= fn.Size || addr-fn.Addr > maxTailScan {
+		return true
+	}
+	code := c.CodeAt(fn.Addr)
+	target := int(addr - fn.Addr)
+	if len(code) < target {
+		return true
+	}
+	off := 0
+	for off < target {
+		inst, err := x86asm.Decode(code[off:], 64)
+		if err != nil || inst.Len == 0 {
+			return true
+		}
+		off += inst.Len
+	}
+	return off == target
 }
 
 // nop5 is the 5-byte NOP patchable call sites hold when disabled.
@@ -404,14 +459,16 @@ func (u *Unwinder) pcTrusted(f *Frame) bool {
 // pt_regs, an iret frame or a sigcontext) can be where code was
 // interrupted: no return address, so no call before it, but text. A
 // kernel walk's user-mode frame needs a user address (the kernel's Code
-// does not describe user text).
+// does not describe user text), and a user RSP.
 func (u *Unwinder) interruptedPCOK(f *Frame) bool {
 	pc := f.PC
 	if !ptregs.Canonical(pc) {
 		return false
 	}
 	if u.opts.Kernel && f.Kind == KindInterrupted && ptregs.UserMode(f.PtRegs.CS) {
-		return pc < 1<<47
+		// And the user stack pointer a user address (the kernel walk
+		// knows no user stack to check it against).
+		return pc < 1<<47 && f.SP != 0 && f.SP < 1<<47
 	}
 	return u.isText(pc)
 }
@@ -438,4 +495,23 @@ func (u *Unwinder) siteSlow(ra, slot, callee uint64, re *pcEntry) bool {
 		return true
 	}
 	return u.callSiteCheck(ra, slot, callee)
+}
+
+// indirectCallAtSP reports whether the word at an interrupted frame's SP
+// is a return address after an indirect call (or a retpoline kernel's
+// call to its thunk): what a call through a NULL function pointer leaves
+// there.
+func (u *Unwinder) indirectCallAtSP(f *Frame) bool {
+	ra, ok := u.read64(f.SP)
+	if !ok || !u.isRetText(ra) {
+		return false
+	}
+	switch kind, target := u.callBefore(ra); kind {
+	case indirectCall:
+		return true
+	case directCall:
+		s, ok := u.opts.Code.Symbol(target)
+		return ok && s.Addr == target && strings.HasPrefix(s.Name, "__x86_indirect_")
+	}
+	return false
 }

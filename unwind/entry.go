@@ -400,6 +400,12 @@ func (u *Unwinder) stubStep(next *Frame, stub, e string) (bool, error) {
 			continue
 		}
 		u.iretFrame(next, &fr, addr, stub, e, s.Kind)
+		if off > ptregs.PtRegsSize+int3GapCopy {
+			// Deeper than the stub itself pushes (a pt_regs, the
+			// int3 gap): the frame of another entry, found because
+			// this one's was unreadable or overwritten.
+			next.Reliable = false
+		}
 		return true, nil
 	}
 	return false, errNoStubFrame

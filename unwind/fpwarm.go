@@ -161,7 +161,7 @@ func (u *Unwinder) sameCallWindow(ra uint64, re *pcEntry) bool {
 // lines to add: what emit would do, without the lookups.
 func (u *Unwinder) emitWarm() bool {
 	f, e := u.cur, u.warm
-	if e == nil || u.lines != nil || u.n >= u.max || !e.has(efSym) ||
+	if e == nil || u.lines != nil || u.n >= u.max || !e.has(efSymOK) ||
 		!u.opts.Kernel && u.has(MethodSignal) && (!e.has(efTramp) || e.has(efTrampOK)) {
 		return u.emit()
 	}

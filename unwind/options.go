@@ -106,3 +106,10 @@ type Options struct {
 	// the call-site check by rule. 0: no such slot.
 	ForkReturnSlot uint64
 }
+
+// moduleNamer is the optional part of a Code that names the file whose
+// text holds a PC (*symbols.Set does): a frame without a symbol still
+// gets Sym.Module.
+type moduleNamer interface {
+	ModuleOf(pc uint64) string
+}

@@ -514,7 +514,7 @@ func (u *Unwinder) emit() bool {
 	}
 	if f.Reliable && !u.pcTrusted(f) {
 		f.Reliable = false
-		if f.nullCall && f.Kind == KindInterrupted && f.PC == 0 {
+		if f.nullCall && f.Kind == KindInterrupted && f.PC == 0 && u.indirectCallAtSP(f) {
 			// A call through NULL: the frame is no code, and the
 			// trace cannot be reliable, but its pt_regs was found
 			// by a cross-checked signal and the caller's return
@@ -541,6 +541,10 @@ judged:
 	}
 	if !f.SymOK {
 		f.Sym = symbols.Sym{}
+		if mn, ok := u.opts.Code.(moduleNamer); ok {
+			// No symbol, but maybe a mapped file's text.
+			f.Sym.Module = mn.ModuleOf(f.LookupPC)
+		}
 	}
 	if !f.SymOK && tramp {
 		f.Function = "__restore_rt"

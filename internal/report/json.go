@@ -144,6 +144,8 @@ func frameJSON(f *unwind.Frame) jsonFrame {
 		jf.Offset = f.PC - f.Sym.Addr
 		jf.Size = f.Sym.Size
 		jf.Module = f.Sym.Module
+	} else if f.Sym.Module != "" {
+		jf.Module = f.Sym.Module // a mapped file's text without a symbol
 	}
 	if f.Function != "" {
 		jf.Function = f.Function
