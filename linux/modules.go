@@ -498,6 +498,18 @@ func (k *Kernel) Modules() ([]Module, error) {
 // kernel's symbol set, and returns warnings.
 func (k *Kernel) loadModules(opts dump.SymbolOptions) []string {
 	var warns []string
+	head, ok := k.modulesHead()
+	if !ok {
+		// No symbols given (Open already warns about that), or a kernel
+		// built without module support, which has none to list.
+		if _, known := k.set.ByName("_stext"); !known {
+			k.modErr = errors.New("modules: no kernel symbols to find the modules list with")
+		}
+		return nil
+	}
+	if next, err := (&moduleReader{k: k}).u64(head); err == nil && next == head {
+		return nil // no module is loaded
+	}
 	l, err := k.moduleLayouts(opts)
 	if err != nil {
 		k.modErr = fmt.Errorf("modules: %w", err)
@@ -506,11 +518,6 @@ func (k *Kernel) loadModules(opts dump.SymbolOptions) []string {
 	ml, err := readModuleLayout(l)
 	if err != nil {
 		k.modErr = fmt.Errorf("modules: struct module layout: %w", err)
-		return []string{k.modErr.Error()}
-	}
-	head, ok := k.modulesHead()
-	if !ok {
-		k.modErr = errors.New("modules: no symbol for the modules list (modules)")
 		return []string{k.modErr.Error()}
 	}
 	r := &moduleReader{k: k, l: ml}
