@@ -16,6 +16,17 @@ import (
 	"github.com/unwind-dev/unwind/unwind"
 )
 
+// taskTruth is one task of the truth file (prodTruth's).
+type taskTruth = struct {
+	PID        int      `json:"pid"`
+	Comm       string   `json:"comm"`
+	State      string   `json:"state"`
+	Frames     []string `json:"frames"`
+	Printed    []string `json:"printed"`
+	Expect     []string `json:"expect"`
+	Confidence string   `json:"confidence"`
+}
+
 // orcTruthFile is the part of the production corpus's truth-dev.json these
 // tests read.
 type orcTruthFile struct {
@@ -135,7 +146,8 @@ func walkTokens(fs []unwind.Frame) (out, unreliable []string) {
 	return out, unreliable
 }
 
-// TestProdORCTruth unwinds every CPU of the production dumps three ways —
+// TestProdORCTruth unwinds every CPU and every high-confidence task of the
+// production dumps three ways —
 // with the debug vmlinux, with that vmlinux stripped of .debug_frame (ORC
 // alone describes the frames), and with System.map only (ORC read from
 // the dump's memory) — and compares the built-in kernel frames with what
@@ -154,6 +166,11 @@ func TestProdORCTruth(t *testing.T) {
 	var truth orcTruthFile
 	if err := json.Unmarshal(b, &truth); err != nil {
 		t.Fatal(err)
+	}
+	_, taskFile := readProdTruth(t)
+	tasks := map[string][]taskTruth{}
+	for _, c := range taskFile.Captures {
+		tasks[c.Name] = c.Tasks
 	}
 	modes := []struct {
 		name string
@@ -232,8 +249,62 @@ func TestProdORCTruth(t *testing.T) {
 						t.Logf("%s: not proved reliable: %v (stop %q)", where, unrel, tr.StopReason)
 					}
 				}
+				checkORCTasks(t, m.name, c.Name, k, tasks[c.Name])
 				d.Close()
 			}
 		})
 	}
+}
+
+// checkORCTasks compares the high-confidence tasks of a capture (the
+// kernel's sysrq-t print) with their walks, as TestProdTasksMatchSysrqT
+// does with the debug vmlinux, so that each of the three modes is held to
+// the same truth.
+func checkORCTasks(t *testing.T, mode, capture string, k *Kernel, want []taskTruth) {
+	t.Helper()
+	tasks, err := k.Tasks()
+	if err != nil {
+		t.Fatalf("%s %s: %v", mode, capture, err)
+	}
+	byPID := map[int]Task{}
+	for _, tk := range tasks {
+		byPID[tk.PID] = tk
+	}
+	n := 0
+	for _, w := range want {
+		if w.Confidence != "high" {
+			continue
+		}
+		tk, ok := byPID[w.PID]
+		if !ok {
+			t.Errorf("%s %s: no task %d", mode, capture, w.PID)
+			continue
+		}
+		tr, err := k.UnwindTask(tk, unwind.Options{})
+		if err != nil {
+			t.Errorf("%s %s pid %d: %v", mode, capture, w.PID, err)
+			continue
+		}
+		frames := w.Expect
+		if frames == nil {
+			frames = w.Frames
+		}
+		var names []string
+		for _, f := range frames {
+			if !strings.HasPrefix(f, "<") {
+				names = append(names, f)
+			}
+		}
+		if got := traceNames(tr); strings.Join(got, "|") != strings.Join(names, "|") {
+			t.Errorf("%s %s pid %d (%s):\n got %q\nwant %q (%s)", mode, capture, w.PID, w.Comm, got, names, tr.StopReason)
+		}
+		if tr.Err != nil {
+			t.Errorf("%s %s pid %d (%s): the walk ends on an error: %v", mode, capture, w.PID, w.Comm, tr.Err)
+		}
+		n++
+	}
+	if n == 0 {
+		t.Errorf("%s %s: no high-confidence task in the truth", mode, capture)
+	}
+	corpus.Checked(t, n)
 }
