@@ -20,6 +20,11 @@ type Info struct {
 	// *ExcludedPageError.
 	Excluded string `json:"excluded,omitempty"`
 	Release  string `json:"release,omitempty"`
+	// KernelOffset is the KASLR offset applied to the kernel's symbols
+	// ("0x36a00000") and KernelOffsetSource where it came from
+	// (VMCOREINFO, or the IDT for a dump without VMCOREINFO).
+	KernelOffset       string `json:"kernel_offset,omitempty"`
+	KernelOffsetSource string `json:"kernel_offset_source,omitempty"`
 	// Kernel dumps: uname's version and machine (from init_uts_ns), the
 	// taint state as the kernel prints it, and whether a crash kernel was
 	// loaded.

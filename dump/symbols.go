@@ -22,6 +22,9 @@ type SymbolOptions struct {
 	SearchDirs []string // directories searched by file name and build id (--sym DIR)
 	Files      []string // explicit files: for a vmcore, vmlinux; for a user core, any binaries (matched by build id or name)
 	SystemMap  string   // a kernel System.map, used when vmlinux has no symbols or is not given
+	// Force uses a kernel symbol file whose build id or linux_banner
+	// differs from the dump's (linux.Open refuses it otherwise).
+	Force bool
 }
 
 // Symbols finds and opens the binaries the dump's code came from and returns

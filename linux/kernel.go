@@ -38,8 +38,10 @@ type Kernel struct {
 	syms    map[string]uint64 // kernel symbols this package uses
 	symSize map[string]uint64 // their ELF sizes, when read from vmlinux
 	bias    uint64            // KASLR offset
-	layout  Layout            // structure layouts (vmlinux DWARF), nil when unknown
-	offsets kernelOffsets
+	// biasSource says where bias came from (VMCOREINFO, the IDT...).
+	biasSource string
+	layout     Layout // structure layouts (vmlinux DWARF), nil when unknown
+	offsets    kernelOffsets
 	// crashWhy says why a CPU is marked Crashed ("" when none is).
 	crashWhy string
 
@@ -81,16 +83,16 @@ func Open(d *dump.Dump, opts dump.SymbolOptions) (*Kernel, error) {
 	}
 	k.offsets = noOffsets()
 	k.detectCrash(nil)
-	bias := d.KernelOffset()
-	if _, ok := k.info["KERNELOFFSET"]; !ok {
-		// Older kernels: compare the run-time _stext with the link-time one.
-		if run, ok := k.info.Symbol("_stext"); ok {
-			if link, ok := linkTimeSymbol(opts, "_stext"); ok {
-				bias = run - link
-			}
-		}
+	bias, src, warns, err := k.findOffset(opts)
+	if err != nil {
+		return nil, err
 	}
-	k.bias = bias
+	k.bias, k.biasSource = bias, src
+	k.warns = append(k.warns, warns...)
+	if warns, err = k.checkSymbolFiles(opts, bias); err != nil {
+		return nil, err
+	}
+	k.warns = append(k.warns, warns...)
 	k.warns = append(k.warns, k.loadKernelSyms(opts, bias)...)
 	k.fillCurrentTasks()
 	opened := 0
@@ -149,6 +151,11 @@ func (k *Kernel) Warnings() []string { return append([]string(nil), k.warns...) 
 // Offset returns the KASLR offset applied to the symbols.
 func (k *Kernel) Offset() uint64 { return k.bias }
 
+// OffsetSource says where Offset came from: "VMCOREINFO KERNELOFFSET",
+// the run-time _stext against the symbol file's, or the IDT's gates
+// against the handlers' link-time addresses (a dump without VMCOREINFO).
+func (k *Kernel) OffsetSource() string { return k.biasSource }
+
 // CPUs returns the dump's CPUs, in the order of their NT_PRSTATUS notes,
 // with the pid and comm of each CPU's current task (when vmlinux's DWARF
 // gave the task_struct layout) and the crashing CPU marked. The slice is
@@ -172,6 +179,7 @@ func (k *Kernel) Stacks(i int) unwind.Stacks {
 func (k *Kernel) Info() dump.Info {
 	in := k.d.Info()
 	in.Crashed = -1
+	in.KernelOffset, in.KernelOffsetSource = fmt.Sprintf("%#x", k.bias), k.biasSource
 	for i := range in.Threads {
 		if i < len(k.threads) {
 			t := k.threads[i]

@@ -55,7 +55,7 @@ func (k *Kernel) loadORC() error {
 			return err
 		}
 	}
-	layout, err := symbols.ORCLayoutOf(header, k.info["OSRELEASE"])
+	layout, err := symbols.ORCLayoutOf(header, k.release())
 	if err != nil {
 		return err
 	}

@@ -23,6 +23,7 @@ type symbolFlags struct {
 	sysroot    string
 	searchDirs []string
 	systemMap  string
+	forceSym   bool
 }
 
 func (s *symbolFlags) register(f *pflag.FlagSet) {
@@ -31,10 +32,11 @@ func (s *symbolFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&s.sysroot, "sysroot", "", "root directory under which the core's mapped file paths are found")
 	f.StringArrayVar(&s.searchDirs, "search", nil, "`DIR` searched for mapped files by name; repeatable")
 	f.StringVar(&s.systemMap, "system-map", "", "System.map of the dumped kernel")
+	f.BoolVar(&s.forceSym, "force-sym", false, "use a vmlinux or System.map whose build id or linux_banner differs from the dump's")
 }
 
 func (s *symbolFlags) options() dump.SymbolOptions {
-	return dump.SymbolOptions{Exe: s.exe, Sysroot: s.sysroot, SearchDirs: s.searchDirs, Files: s.syms, SystemMap: s.systemMap}
+	return dump.SymbolOptions{Exe: s.exe, Sysroot: s.sysroot, SearchDirs: s.searchDirs, Files: s.syms, SystemMap: s.systemMap, Force: s.forceSym}
 }
 
 func (s *symbolFlags) given() bool { return len(s.syms) > 0 || s.systemMap != "" }

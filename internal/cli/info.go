@@ -77,6 +77,9 @@ func writeInfo(w io.Writer, path string, info *dump.Info) {
 	if info.Release != "" {
 		line("release", "%s", info.Release)
 	}
+	if info.KernelOffsetSource != "" {
+		line("kaslr", "offset %s, from %s", info.KernelOffset, info.KernelOffsetSource)
+	}
 	if info.Version != "" {
 		line("version", "%s", info.Version)
 	}
