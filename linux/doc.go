@@ -50,6 +50,32 @@
 // message in the log, else the only CPU stopped in a crash-path function
 // (panic, __die, oops_begin…), with the reason in Info.
 //
+// # Tasks
+//
+// Tasks lists every task: the thread-group leaders on init_task.tasks,
+// each group's threads (task_struct.thread_group until Linux 6.6, else
+// signal->thread_head / task_struct.thread_node) and the idle tasks
+// (init_task, and the per-CPU idle_threads of the other CPUs). Each Task
+// has pid, tgid, the tgid of real_parent, comm, the ps state letter
+// (TaskState: Linux 6.1's task_state_index over __state and exit_state,
+// "RSDTtXZPI"), the CPU it runs or last ran on, PF_KTHREAD, and its
+// task_struct, stack and saved stack pointer. UnwindTask unwinds a task
+// that is not running from its inactive_task_frame (x86-64: r15, r14,
+// r13, r12, rbx, rbp, ret_addr at thread.sp, a fixed layout since Linux
+// 4.9) on its THREAD_SIZE (16 KiB) stack, and gives a running task its
+// CPU's trace.
+//
+// Structure layouts come from a Layout: struct sizes and member offsets
+// by name. Open makes one from the DWARF of vmlinux (the first
+// compilation units, which define task_struct and signal_struct); the
+// kernel's BTF can implement the same interface for a dump opened with
+// System.map alone. The members read are task_struct's tasks, pid, tgid,
+// comm, __state (state before 5.14), exit_state, flags, stack, thread.sp,
+// real_parent, thread_info.cpu (cpu before 5.16), thread_group or
+// thread_node and signal, and signal_struct.thread_head: understood for
+// Linux 4.9 and later on x86-64 with CONFIG_THREAD_INFO_IN_TASK, and
+// tested on 6.1 (the lab corpus's 6.1.192 and Debian's 6.1.0-47).
+//
 // # Security
 //
 // Dumps are untrusted input. Every list, ring and table read from kernel

@@ -71,8 +71,19 @@ func TestSynthTasks(t *testing.T) {
 	if err != nil || len(ts) != 3 || ts[2].PID != 2 || ts[1].State != "S" || ts[1].Comm != "task" || ts[0].PPID != 0 {
 		t.Fatalf("%+v %v", ts, err)
 	}
+	// Threads: task 3 is off the task list, in task 1's thread group.
+	b := synthTasks(4)
+	le := binary.LittleEndian
+	le.PutUint64(b[2*0x100+0x20:], fuzzBase+0x20)         // 2 → init_task: 3 is no leader
+	le.PutUint64(b[1*0x100+0x48:], fuzzBase+3*0x100+0x48) // thread_group 1 → 3
+	le.PutUint64(b[3*0x100+0x48:], fuzzBase+1*0x100+0x48) // 3 → 1
+	le.PutUint32(b[3*0x100+0x38:], 1)                     // tgid 1
+	ts, err = fuzzKernel(b).Tasks()
+	if err != nil || len(ts) != 4 || ts[2].PID != 3 || ts[2].TGID != 1 || ts[3].PID != 2 {
+		t.Errorf("thread group: %+v %v", ts, err)
+	}
 	// A ring that never returns to init_task: an error, not a hang.
-	b := synthTasks(3)
+	b = synthTasks(3)
 	binary.LittleEndian.PutUint64(b[2*0x100+0x20:], fuzzBase+0x100+0x20)
 	ts, err = fuzzKernel(b).Tasks()
 	if err == nil || len(ts) != 3 {
@@ -109,4 +120,25 @@ func FuzzTasks(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestTaskState: the letters of Linux 6.1's task_state_array as
+// task_state_index picks them, P (parked) and I (idle) included.
+func TestTaskState(t *testing.T) {
+	for _, c := range []struct {
+		state, exit uint32
+		want        string
+	}{
+		{0, 0, "R"}, {0x1, 0, "S"}, {0x2, 0, "D"}, {0x4, 0, "T"}, {0x8, 0, "t"},
+		{0, 0x10, "X"}, {0, 0x20, "Z"}, {0x40, 0, "P"}, {0x402, 0, "I"},
+		{0x1000, 0, "D"},   // TASK_RTLOCK_WAIT shows as D
+		{0x81, 0, "S"},     // TASK_WAKEKILL|TASK_INTERRUPTIBLE (TASK_KILLABLE-like bits beyond TASK_REPORT)
+		{0x102, 0, "D"},    // TASK_KILLABLE
+		{0x8, 0x20, "Z"},   // exit_state wins over a stale stop bit
+		{0x402, 0x20, "I"}, // TASK_IDLE is checked on __state alone
+	} {
+		if got := TaskState(c.state, c.exit); got != c.want {
+			t.Errorf("TaskState(%#x, %#x) = %s, want %s", c.state, c.exit, got, c.want)
+		}
+	}
 }

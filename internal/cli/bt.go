@@ -128,6 +128,7 @@ func runBt(ios *IOStreams, opts *btOptions, path string) error {
 		return runBtTasks(ios, opts, d, doc, &info, methods)
 	}
 	stopped, unreliable, unreadable := 0, 0, 0
+	cpuTasks := runningTasks(d)
 	for i, th := range threads {
 		if opts.cpu >= 0 && th.CPU != opts.cpu {
 			continue
@@ -167,7 +168,7 @@ func runBt(ios *IOStreams, opts *btOptions, path string) error {
 			TID: th.TID, CPU: th.CPU, Crashed: th.Crashed, Signal: th.Signal, Comm: th.Comm,
 			Kernel: kernel, Regs: th.Regs, Frames: tr.Frames, Reliable: tr.Reliable, StopReason: tr.StopReason,
 			Truncated: tr.Truncated, Unwalked: -1, Code: tr.Mem, StackHeader: stackHeader, Hardware: hardware,
-			Values: values,
+			Values: values, Task: cpuTasks[i],
 		})
 		if th.Crashed && info.Kind == dump.KindVmcore {
 			t := &doc.Threads[len(doc.Threads)-1]

@@ -70,6 +70,23 @@ func taskHeading(t *linux.Task) string {
 		t.Comm, t.State, t.PID, t.TGID, t.PPID, t.CPU, t.Addr, kt)
 }
 
+// runningTasks maps the index of each CPU of a kernel dump to the task
+// object of the task running on it, for the JSON "task" of a CPU's trace;
+// nil when the dump is no vmcore or its tasks cannot be listed.
+func runningTasks(d *openedDump) map[int]*report.Task {
+	if d.k == nil {
+		return nil
+	}
+	ts, _ := d.k.Tasks()
+	m := map[int]*report.Task{}
+	for i := range ts {
+		if ts[i].Running && ts[i].OnCPU >= 0 {
+			m[ts[i].OnCPU] = reportTask(&ts[i])
+		}
+	}
+	return m
+}
+
 func reportTask(t *linux.Task) *report.Task {
 	return &report.Task{PID: t.PID, TGID: t.TGID, PPID: t.PPID, Comm: t.Comm, State: t.State, CPU: t.CPU, KThread: t.KThread, Address: t.Addr}
 }

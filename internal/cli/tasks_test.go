@@ -142,6 +142,21 @@ func TestBtTasksProd(t *testing.T) {
 		t.Errorf("%d grouped + %d single traces, %d tasks", inGroups, single, len(ps.Tasks))
 	}
 
+	// Without --tasks, each CPU's trace carries its running task.
+	cpuOut, _, _ := run(t, "bt", vmcore, "--sym", vmlinux, "-o", "json")
+	doc.Threads = nil
+	if err := json.Unmarshal([]byte(cpuOut), &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, th := range doc.Threads {
+		if th.CPU == nil || th.Task == nil || th.Task.PID != th.TID || th.Task.CPU != *th.CPU || th.Task.State != "R" {
+			t.Errorf("CPU thread %d: cpu %v task %+v", th.TID, th.CPU, th.Task)
+		}
+	}
+	if len(doc.Threads) != 2 {
+		t.Errorf("%d CPU threads", len(doc.Threads))
+	}
+
 	out, _, code := run(t, "bt", vmcore, "--sym", vmlinux, "--pid", "107", "--pid", "2")
 	if code != 0 || strings.Count(out, "Call Trace:") != 2 ||
 		!strings.Contains(out, "task:sleep           state:S pid:107") || !strings.Contains(out, "kthreadd+0x2bc/0x2d0\n ret_from_fork+0x22/0x30\n </TASK>\n(5 frames, reliable, stopped: end of stack)") {
