@@ -19,6 +19,13 @@ type Scenario struct {
 	Actions    []Action // injections, snapshots and stops, in file order
 	Invariants []Invariant
 	Sweeps     []Sweep // swept event arrivals (SweepScenario); RunScenario ignores them
+	// Corrupts is the scenario's `corrupts stack|code WHY` declaration:
+	// the bug it demonstrates destroys what an unwinder reads (a stack
+	// frame overwritten, code torn mid-write), so at some boundaries no
+	// unwinder can be exact ("" when nothing is declared). CorruptsWhy
+	// says what and where.
+	Corrupts    string
+	CorruptsWhy string
 }
 
 // Sweep is a `sweep` directive: the run is repeated once per instruction
@@ -283,6 +290,11 @@ func (sc *Scenario) directive(f []string, ln int) error {
 			return fmt.Errorf("want one name")
 		}
 		sc.Name = rest[0]
+	case "corrupts":
+		if len(rest) < 2 || (rest[0] != "stack" && rest[0] != "code") {
+			return fmt.Errorf("want corrupts stack|code WHY")
+		}
+		sc.Corrupts, sc.CorruptsWhy = rest[0], strings.Join(rest[1:], " ")
 	case "kernel":
 		if len(rest) != 1 || (rest[0] != "fp" && rest[0] != "nofp") {
 			return fmt.Errorf("want fp or nofp")

@@ -99,6 +99,7 @@ func TestParseScenarioErrors(t *testing.T) {
 	for _, text := range []string{
 		"bogus", "cpus 0", "nmi cpu=0", "nmi cpu=3 at=insn:5", "irq vector=0x10 at=insn:1",
 		"snapshot a/b at=insn:1", "nmi at=sym:x#0", "invariant weird", "kernel arm",
+		"corrupts stack", "corrupts heap a frame",
 	} {
 		if _, err := ParseScenario("x", []byte(text)); err == nil {
 			t.Errorf("%q: no error", text)

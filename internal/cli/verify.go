@@ -47,11 +47,12 @@ Each boundary is counted, per strategy, as
 
 A frame counts as marked reliable unless the trace says otherwise, the
 frames a corrupt stack invalidates included (the walk names them when it
-finds the stack inconsistent). Scenarios whose bug corrupts the stack (an
-expect=fail invariant) need not be exact with CFI. The first mismatches are
-shown with disassembly and both traces. Exit status 1 when any
-wrong_reliable or wrong_flagged > 0, or when a scenario that does not
-corrupt its stack is not 100% exact with CFI.`,
+finds the stack inconsistent). Scenarios that declare that their bug
+destroys what an unwinder reads (a "corrupts stack|code" line) need not be
+exact with CFI, but must miss somewhere. The first mismatches are shown
+with disassembly and both traces. Exit status 1 when any wrong_reliable or
+wrong_flagged > 0, when a scenario that declares no corruption is not 100%
+exact with CFI, or when one that declares it is.`,
 		Example: `  unwind verify nmi-irq-task
   unwind verify --all --every 10
   unwind verify --all -o json`,

@@ -46,9 +46,10 @@
 // WrongReliable and WrongFlagged must be zero in every scenario
 // (Result.Problems). A frame that the walk's finding of a corrupt stack
 // invalidates (unwind.Unwinder.Invalidated) counts as unreliable: the
-// cursor yielded it before the walk found out. Scenarios with an
-// expect=fail invariant demonstrate a stack-corrupting bug
-// (Result.Corrupts); elsewhere CFI must also be exact at every boundary.
+// cursor yielded it before the walk found out. Scenarios that declare
+// (`corrupts stack|code WHY`) that their bug destroys what an unwinder
+// reads (Result.Corrupts) must have CFI miss somewhere; everywhere else
+// CFI must also be exact at every boundary, whatever invariant fails.
 //
 // # Driving the emulator
 //

@@ -155,9 +155,10 @@ type Result struct {
 	// Boundaries is the number of boundaries checked (each is unwound once
 	// per strategy).
 	Boundaries uint64
-	// Corrupts marks a scenario that demonstrates a stack-corrupting bug
-	// (it has an expect=fail invariant): there CFI need not be exact (the
-	// bar is that no wrong frame is marked reliable).
+	// Corrupts marks a scenario that declares (`corrupts stack|code WHY`)
+	// that its bug destroys what an unwinder reads: there CFI need not be
+	// exact (the bar is that no wrong frame is marked reliable), but it
+	// must miss somewhere, or the declaration is stale.
 	Corrupts   bool
 	Strategies [NumStrategies]Counts
 	// Undefined counts, per strategy, the flagged boundaries where the
@@ -192,6 +193,8 @@ func (r *Result) Problems() []string {
 	}
 	if c := r.Strategies[CFI]; !r.Corrupts && c.Exact+r.Undefined[CFI] != r.Boundaries {
 		out = append(out, fmt.Sprintf("%s: cfi: %d of %d boundaries not exact", r.Name, r.Boundaries-c.Exact-r.Undefined[CFI], r.Boundaries))
+	} else if r.Corrupts && r.Boundaries > 0 && c.Exact+r.Undefined[CFI] == r.Boundaries {
+		out = append(out, fmt.Sprintf("%s: declares a corruption, yet cfi is exact at all %d boundaries: remove the `corrupts` line", r.Name, r.Boundaries))
 	}
 	if r.Err != nil {
 		out = append(out, fmt.Sprintf("%s: machine error: %v", r.Name, r.Err))
@@ -215,17 +218,13 @@ type Mismatch struct {
 	Truth    []emu.Frame
 }
 
-// Corrupts reports whether a scenario demonstrates a bug that corrupts its
-// stack: it declares an invariant with expect=fail (the buggy variants:
-// naive nested NMI, IDT toggle, patching without write-through).
-func Corrupts(sc *emu.Scenario) bool {
-	for _, inv := range sc.Invariants {
-		if inv.ExpectFail {
-			return true
-		}
-	}
-	return false
-}
+// Corrupts reports whether a scenario declares (`corrupts stack|code
+// WHY`) that the bug it demonstrates destroys what an unwinder reads: a
+// nested exception's frame written over another's, code run while half
+// patched. A failed invariant alone is no such declaration: a bug that
+// leaves the stack and the code intact (the IDT toggle) is held to exact
+// CFI like every other scenario.
+func Corrupts(sc *emu.Scenario) bool { return sc.Corrupts != "" }
 
 // noLines hides the optional LineSource of a Code: the verification
 // compares physical frames (the truth has no inlined frames), and line
