@@ -1,11 +1,16 @@
 package report
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
+	"sort"
+	"strconv"
 
 	"github.com/unwind-dev/unwind/ptregs"
+	"github.com/unwind-dev/unwind/symbols"
 	"github.com/unwind-dev/unwind/unwind"
 )
 
@@ -81,18 +86,28 @@ type jsonFrame struct {
 }
 
 // WriteJSON prints doc as the versioned JSON contract of `unwind bt -o json`.
+// The document is written as it goes, through one buffered writer: each
+// thread's fields are encoded by encoding/json, each frame by appendFrame
+// (the same bytes, without reflection, a map per frame's registers or a
+// re-indenting of the whole document).
 func WriteJSON(w io.Writer, doc *Document) error {
-	out := jsonDocument{
-		Version: JSONVersion,
-		Dump:    jsonDump{doc.Dump.Kind, doc.Dump.Path, doc.Dump.Release, doc.Dump.Extra},
-		Threads: make([]jsonThread, 0, len(doc.Threads)),
+	bw := bufio.NewWriterSize(w, 64<<10)
+	bw.WriteString("{\n  \"version\": ")
+	bw.WriteString(strconv.Itoa(JSONVersion))
+	bw.WriteString(",\n  \"dump\": ")
+	dump, err := json.MarshalIndent(jsonDump{doc.Dump.Kind, doc.Dump.Path, doc.Dump.Release, doc.Dump.Extra}, "  ", "  ")
+	if err != nil {
+		return err
 	}
+	bw.Write(dump)
+	bw.WriteString(",\n  \"threads\": [")
+	var buf []byte
 	for i := range doc.Threads {
 		t := &doc.Threads[i]
 		jt := jsonThread{
 			TID: t.TID, Crashed: t.Crashed, Signal: t.Signal, Comm: t.Comm,
 			Reliable: t.Reliable, Truncated: t.Truncated, StopReason: t.StopReason,
-			Frames: make([]jsonFrame, 0, len(t.Frames)),
+			Frames: []jsonFrame{},
 		}
 		if t.CPU >= 0 {
 			cpu := t.CPU
@@ -105,70 +120,196 @@ func WriteJSON(w io.Writer, doc *Document) error {
 		if k := t.Task; k != nil {
 			jt.Task = &jsonTask{k.PID, k.TGID, k.PPID, k.Comm, k.State, k.CPU, k.KThread, hex(k.Address)}
 		}
+		head, err := json.MarshalIndent(jt, "    ", "  ")
+		if err != nil {
+			return err
+		}
+		if i > 0 {
+			bw.WriteByte(',')
+		}
+		bw.WriteString("\n    ")
+		// "frames" is the thread's last field: its frames go where
+		// encoding/json put the empty list.
+		const empty = "[]\n    }"
+		if len(t.Frames) == 0 || !bytes.HasSuffix(head, []byte(empty)) {
+			bw.Write(head)
+			continue
+		}
+		bw.Write(head[:len(head)-len(empty)])
+		bw.WriteString("[")
 		for j := range t.Frames {
-			jt.Frames = append(jt.Frames, frameJSON(&t.Frames[j]))
-			if j < len(t.Values) && t.Values[j].OK {
-				jf := &jt.Frames[len(jt.Frames)-1]
-				args, locals := valuesJSON(t.Values[j].Args), valuesJSON(t.Values[j].Locals)
-				jf.Args, jf.Locals = &args, &locals
+			buf = buf[:0]
+			if j > 0 {
+				buf = append(buf, ',')
+			}
+			buf = append(buf, "\n        {"...)
+			if buf, err = appendFrame(buf, &t.Frames[j], t, j); err != nil {
+				return err
+			}
+			buf = append(buf, "\n        }"...)
+			if _, err := bw.Write(buf); err != nil {
+				return err
 			}
 		}
-		out.Threads = append(out.Threads, jt)
+		bw.WriteString("\n      ]\n    }")
 	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(out)
+	if len(doc.Threads) > 0 {
+		bw.WriteString("\n  ]\n}\n")
+	} else {
+		bw.WriteString("]\n}\n")
+	}
+	return bw.Flush()
 }
 
-func frameJSON(f *unwind.Frame) jsonFrame {
-	jf := jsonFrame{
-		Index:    f.Index,
-		PC:       hex(f.PC),
-		SP:       hex(f.SP),
-		Inlined:  f.Inlined,
-		Kind:     f.Kind.String(),
-		Entry:    f.Entry,
-		Partial:  f.Partial,
-		Stack:    f.Stack.Kind.String(),
-		Method:   f.Method.String(),
-		Reliable: f.Reliable,
-		File:     f.File,
-		Line:     f.Line,
+// appendFrame appends the fields of frame j of t as encoding/json prints
+// its jsonFrame indented inside the document.
+func appendFrame(b []byte, f *unwind.Frame, t *Thread, j int) ([]byte, error) {
+	const in = "\n          \""
+	field := func(b []byte, name string) []byte {
+		b = append(b, in...)
+		b = append(b, name...)
+		return append(b, "\": "...)
 	}
+	hexField := func(b []byte, name string, v uint64) []byte {
+		b = field(b, name)
+		b = append(b, "\"0x"...)
+		b = strconv.AppendUint(b, v, 16)
+		return append(b, '"')
+	}
+	str := func(b []byte, name, v string) []byte {
+		b = append(b, ',')
+		b = field(b, name)
+		return appendJSONString(b, v)
+	}
+	b = field(b, "index")
+	b = strconv.AppendInt(b, int64(f.Index), 10)
+	b = append(b, ',')
+	b = hexField(b, "pc", f.PC)
+	b = append(b, ',')
+	b = hexField(b, "sp", f.SP)
 	if f.CFA != 0 {
-		jf.CFA = hex(f.CFA)
+		b = append(b, ',')
+		b = hexField(b, "cfa", f.CFA)
 	}
+	function, symbol, module := "", "", ""
+	var offset, size uint64
 	if f.SymOK {
-		jf.Function = f.Sym.Name
-		jf.Symbol = f.Sym.Name
-		jf.Offset = f.PC - f.Sym.Addr
-		jf.Size = f.Sym.Size
-		jf.Module = f.Sym.Module
+		function, symbol, module = f.Sym.Name, f.Sym.Name, f.Sym.Module
+		offset, size = f.PC-f.Sym.Addr, f.Sym.Size
 	} else if f.Sym.Module != "" {
-		jf.Module = f.Sym.Module // a mapped file's text without a symbol
+		module = f.Sym.Module // a mapped file's text without a symbol
 	}
 	if f.Function != "" {
-		jf.Function = f.Function
+		function = f.Function
+	}
+	if function != "" {
+		b = str(b, "function", function)
+	}
+	if symbol != "" {
+		b = str(b, "symbol", symbol)
+	}
+	b = append(b, ',')
+	b = field(b, "offset")
+	b = strconv.AppendUint(b, offset, 10)
+	b = append(b, ',')
+	b = field(b, "size")
+	b = strconv.AppendUint(b, size, 10)
+	if module != "" {
+		b = str(b, "module", module)
+	}
+	if f.File != "" {
+		b = str(b, "file", f.File)
+	}
+	if f.Line != 0 {
+		b = append(b, ',')
+		b = field(b, "line")
+		b = strconv.AppendInt(b, int64(f.Line), 10)
+	}
+	b = append(b, ',')
+	b = field(b, "inlined")
+	b = strconv.AppendBool(b, f.Inlined)
+	b = str(b, "kind", f.Kind.String())
+	if f.Entry != "" {
+		b = str(b, "entry", f.Entry)
+	}
+	if f.Partial {
+		b = append(b, ',')
+		b = field(b, "partial")
+		b = append(b, "true"...)
 	}
 	if f.RegsAddr != 0 {
-		jf.RegsAddr = hex(f.RegsAddr)
+		b = append(b, ',')
+		b = hexField(b, "regs_addr", f.RegsAddr)
 	}
-	jf.Regs = regsJSON(&f.Regs)
-	return jf
-}
-
-// regsJSON lists the known registers by name ("rip", "rsp", …).
-func regsJSON(r *ptregs.Regs) map[string]string {
-	var m map[string]string
-	for i := ptregs.Reg(0); i < ptregs.NumRegs; i++ {
-		if v, ok := r.Get(i); ok {
-			if m == nil {
-				m = make(map[string]string, ptregs.NumRegs)
+	b = str(b, "stack", f.Stack.Kind.String())
+	b = str(b, "method", f.Method.String())
+	b = append(b, ',')
+	b = field(b, "reliable")
+	b = strconv.AppendBool(b, f.Reliable)
+	if f.Regs.Mask() != 0 {
+		b = append(b, ',')
+		b = field(b, "regs")
+		b = append(b, '{')
+		first := true
+		for _, r := range regsByName {
+			v, ok := f.Regs.Get(r)
+			if !ok {
+				continue
 			}
-			m[i.String()] = hex(v)
+			if !first {
+				b = append(b, ',')
+			}
+			first = false
+			b = append(b, "\n            \""...)
+			b = append(b, r.String()...)
+			b = append(b, "\": \"0x"...)
+			b = strconv.AppendUint(b, v, 16)
+			b = append(b, '"')
+		}
+		b = append(b, "\n          }"...)
+	}
+	if j < len(t.Values) && t.Values[j].OK {
+		for _, vs := range []struct {
+			name string
+			v    []symbols.Value
+		}{{"args", t.Values[j].Args}, {"locals", t.Values[j].Locals}} {
+			enc, err := json.MarshalIndent(valuesJSON(vs.v), "          ", "  ")
+			if err != nil {
+				return b, err
+			}
+			b = append(b, ',')
+			b = field(b, vs.name)
+			b = append(b, enc...)
 		}
 	}
-	return m
+	return b, nil
+}
+
+// regsByName lists the registers in the order encoding/json prints a map
+// keyed by their names: sorted by name.
+var regsByName = func() []ptregs.Reg {
+	rs := make([]ptregs.Reg, 0, ptregs.NumRegs)
+	for r := ptregs.Reg(0); r < ptregs.NumRegs; r++ {
+		rs = append(rs, r)
+	}
+	sort.Slice(rs, func(i, j int) bool { return rs[i].String() < rs[j].String() })
+	return rs
+}()
+
+// appendJSONString appends s quoted as encoding/json quotes it (HTML
+// characters escaped, invalid UTF-8 replaced): plain printable ASCII
+// directly, anything else through encoding/json itself.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 func hex(v uint64) string { return fmt.Sprintf("%#x", v) }
