@@ -22,6 +22,12 @@ type SymbolOptions struct {
 	SearchDirs []string // directories searched by file name and build id (--sym DIR)
 	Files      []string // explicit files: for a vmcore, vmlinux; for a user core, any binaries (matched by build id or name)
 	SystemMap  string   // a kernel System.map, used when vmlinux has no symbols or is not given
+	// DebugDirs are directories laid out as distributions install debug
+	// files (/usr/lib/debug, or a root holding one): a kernel's vmlinux is
+	// found there by build id (.build-id/xx/rest.debug) or release
+	// (boot/vmlinux-RELEASE, lib/modules/RELEASE/vmlinux), its modules under
+	// lib/modules/RELEASE (symbols.KernelDebugCandidates, ModuleDebugDirs).
+	DebugDirs []string
 	// Force uses a kernel symbol file whose build id or linux_banner
 	// differs from the dump's (linux.Open refuses it otherwise).
 	Force bool

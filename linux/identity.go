@@ -322,3 +322,24 @@ func (k *Kernel) release() string {
 	}
 	return ""
 }
+
+// useDebugDirs looks in opts.DebugDirs (laid out like /usr/lib/debug)
+// for the dumped kernel's vmlinux, by VMCOREINFO's BUILD-ID then by its
+// release, when no vmlinux was given, and adds the release's module
+// directory there to where module files are searched.
+func (k *Kernel) useDebugDirs(opts, modOpts *dump.SymbolOptions) {
+	id, rel := k.info["BUILD-ID"], k.info["OSRELEASE"]
+	if len(opts.Files) == 0 {
+		p, wrong := symbols.FindKernelDebug(opts.DebugDirs, id, rel)
+		for _, w := range wrong {
+			k.warns = append(k.warns, fmt.Sprintf("--debug-dir: %s is not the dumped kernel's vmlinux (build id %s): skipped", w, id))
+		}
+		if p != "" {
+			opts.Files = append(opts.Files, p)
+			modOpts.Files = append(modOpts.Files, p)
+		} else {
+			k.warns = append(k.warns, fmt.Sprintf("--debug-dir: no vmlinux with build id %q or for release %q in %s", id, rel, strings.Join(opts.DebugDirs, ", ")))
+		}
+	}
+	modOpts.SearchDirs = append(modOpts.SearchDirs, symbols.ModuleDebugDirs(opts.DebugDirs, rel)...)
+}

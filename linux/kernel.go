@@ -74,6 +74,9 @@ func Open(d *dump.Dump, opts dump.SymbolOptions) (*Kernel, error) {
 	k := &Kernel{d: d, mem: d.Memory(), info: d.VMCoreInfo(), threads: d.Threads(), set: &symbols.Set{}}
 	modOpts := opts
 	opts.Files = slices.DeleteFunc(slices.Clone(opts.Files), isModuleFile) // .ko files are modules' (loadModules)
+	if len(opts.DebugDirs) > 0 {
+		k.useDebugDirs(&opts, &modOpts)
+	}
 	for i := range k.threads {
 		s, ok := d.QEMUState(i)
 		if !ok {

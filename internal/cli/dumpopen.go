@@ -24,6 +24,7 @@ type symbolFlags struct {
 	searchDirs []string
 	systemMap  string
 	forceSym   bool
+	debugDirs  []string
 }
 
 func (s *symbolFlags) register(f *pflag.FlagSet) {
@@ -32,14 +33,17 @@ func (s *symbolFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&s.sysroot, "sysroot", "", "root directory under which the core's mapped file paths are found")
 	f.StringArrayVar(&s.searchDirs, "search", nil, "`DIR` searched for mapped files by name; repeatable")
 	f.StringVar(&s.systemMap, "system-map", "", "System.map of the dumped kernel")
+	f.StringArrayVar(&s.debugDirs, "debug-dir", nil, "`DIR` laid out like /usr/lib/debug (or a root holding usr/lib/debug): the kernel's vmlinux found by build id or release, its modules under lib/modules/RELEASE; repeatable")
 	f.BoolVar(&s.forceSym, "force-sym", false, "use a vmlinux or System.map whose build id or linux_banner differs from the dump's")
 }
 
 func (s *symbolFlags) options() dump.SymbolOptions {
-	return dump.SymbolOptions{Exe: s.exe, Sysroot: s.sysroot, SearchDirs: s.searchDirs, Files: s.syms, SystemMap: s.systemMap, Force: s.forceSym}
+	return dump.SymbolOptions{Exe: s.exe, Sysroot: s.sysroot, SearchDirs: s.searchDirs, Files: s.syms, SystemMap: s.systemMap, Force: s.forceSym, DebugDirs: s.debugDirs}
 }
 
-func (s *symbolFlags) given() bool { return len(s.syms) > 0 || s.systemMap != "" }
+func (s *symbolFlags) given() bool {
+	return len(s.syms) > 0 || s.systemMap != "" || len(s.debugDirs) > 0
+}
 
 // check makes sure every symbol file named on the command line is there and
 // is what its flag says, before anything is opened: a missing file is an
