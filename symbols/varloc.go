@@ -261,6 +261,12 @@ func (ev *evaluator) value(v *varDesc, p *printer) Value {
 		t = p.typeAt(v.typ)
 	}
 	out.Type = cTypeName(t)
+	if at, ok := strip(t).(*dwarf.ArrayType); ok && at.Count < 0 {
+		// A variable-length array: its bound is a variable of the frame.
+		if n, ok := ev.vlaCount(v.typ); ok {
+			t = &dwarf.ArrayType{CommonType: dwarf.CommonType{ByteSize: n * int64(typeSize(at.Type))}, Type: at.Type, Count: n}
+		}
+	}
 	size := typeSize(t)
 	var pc piece
 	switch {
@@ -284,6 +290,74 @@ func (ev *evaluator) value(v *varDesc, p *printer) Value {
 		out.Value = p.format(t, pc.b, 0)
 	}
 	return out
+}
+
+// maxVLA bounds the bytes of a variable-length array that are read.
+const maxVLA = 1 << 16
+
+// vlaCount returns the element count of the variable-length array type at
+// off (through typedefs and qualifiers): its DW_AT_count or DW_AT_upper_bound
+// is a constant, an expression, or a variable of the frame, evaluated here.
+func (ev *evaluator) vlaCount(off dwarf.Offset) (int64, bool) {
+	r := ev.x.d.Reader()
+	for depth := 0; depth < 8; depth++ {
+		r.Seek(off)
+		e, err := r.Next()
+		if err != nil || e == nil {
+			return 0, false
+		}
+		if e.Tag != dwarf.TagArrayType {
+			next, ok := e.Val(dwarf.AttrType).(dwarf.Offset)
+			if !ok {
+				return 0, false
+			}
+			off = next
+			continue
+		}
+		if !e.Children {
+			return 0, false
+		}
+		sub, err := r.Next()
+		if err != nil || sub == nil || sub.Tag != dwarf.TagSubrangeType {
+			return 0, false
+		}
+		attr, plus := dwarf.AttrCount, int64(0)
+		if sub.AttrField(attr) == nil {
+			attr, plus = dwarf.AttrUpperBound, 1
+		}
+		var n int64
+		switch b := sub.Val(attr).(type) {
+		case int64:
+			n = b
+		case []byte:
+			p := ev.segment(b, 8, true)
+			if !p.rec.Known() {
+				return 0, false
+			}
+			n = int64(binary.LittleEndian.Uint64(p.b))
+		case dwarf.Offset:
+			r.Seek(b)
+			ve, err := r.Next()
+			if err != nil || ve == nil {
+				return 0, false
+			}
+			v := ev.x.readVar(ve)
+			expr, err := ev.exprAt(v.loc, v.locClass)
+			if err != nil || len(expr) == 0 {
+				return 0, false
+			}
+			p := ev.location(expr, 8)
+			if !p.rec.Known() {
+				return 0, false
+			}
+			n = int64(binary.LittleEndian.Uint64(p.b))
+		default:
+			return 0, false
+		}
+		n += plus
+		return n, n >= 0 && n <= maxVLA
+	}
+	return 0, false
 }
 
 // exprAt returns the location expression in force at the frame's pc: the
