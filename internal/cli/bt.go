@@ -129,6 +129,15 @@ func runBt(ios *IOStreams, opts *btOptions, path string) error {
 	}
 	stopped, unreliable, unreadable := 0, 0, 0
 	cpuTasks := runningTasks(d)
+	// Each trace is printed as soon as it is walked and then dropped:
+	// memory is one trace's, whatever the number of threads.
+	var out *report.Writer
+	if opts.output == outputJSON {
+		out = report.NewJSONWriter(ios.Out, doc.Dump)
+	} else {
+		out = report.NewTextWriter(ios.Out, report.TextOptions{Lines: opts.lines, Locals: opts.values.locals})
+	}
+	printed := 0
 	for i, th := range threads {
 		if opts.cpu >= 0 && th.CPU != opts.cpu {
 			continue
@@ -164,33 +173,31 @@ func runBt(ios *IOStreams, opts *btOptions, path string) error {
 			unreliable++
 		}
 		values := opts.values.compute(tr.Frames, tr.Mem, d.set)
-		doc.Threads = append(doc.Threads, report.Thread{
+		t := &report.Thread{
 			TID: th.TID, CPU: th.CPU, Crashed: th.Crashed, Signal: th.Signal, Comm: th.Comm,
 			Kernel: kernel, Regs: th.Regs, Frames: tr.Frames, Reliable: tr.Reliable, StopReason: tr.StopReason,
 			Truncated: tr.Truncated, Unwalked: -1, Code: tr.Mem, StackHeader: stackHeader, Hardware: hardware,
 			Values: values, Task: cpuTasks[i],
-		})
+		}
 		if th.Crashed && info.Kind == dump.KindVmcore {
-			t := &doc.Threads[len(doc.Threads)-1]
 			t.CrashReason = info.Reason
 			if q, ok := d.QEMUState(th.CPU); ok {
 				t.Control = &ptregs.ControlRegs{FSBase: q.FSBase, GSBase: q.GSBase, KernelGSBase: q.KernelGSBase,
 					FS: q.FS, GS: q.GS, DS: q.DS, ES: q.ES, CR0: q.CR0, CR2: q.CR2, CR3: q.CR3, CR4: q.CR4}
 			}
 		}
+		if err := out.Thread(t); err != nil {
+			return err
+		}
+		printed++
 	}
-	if len(doc.Threads) == 0 {
+	if printed == 0 {
 		if unreadable > 0 {
 			return fmt.Errorf("no trace could be read (%d failed)", unreadable)
 		}
 		return fmt.Errorf("no thread or CPU matches the selection (the dump has %d: %s)", len(d.Threads()), threadList(d.Threads()))
 	}
-	if opts.output == outputJSON {
-		err = report.WriteJSON(ios.Out, doc)
-	} else {
-		err = report.WriteText(ios.Out, doc, report.TextOptions{Lines: opts.lines, Locals: opts.values.locals})
-	}
-	if err != nil {
+	if err := out.Close(); err != nil {
 		return err
 	}
 	return partialExit(stopped, unreliable, unreadable)

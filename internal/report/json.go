@@ -1,7 +1,6 @@
 package report
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -91,74 +90,92 @@ type jsonFrame struct {
 // (the same bytes, without reflection, a map per frame's registers or a
 // re-indenting of the whole document).
 func WriteJSON(w io.Writer, doc *Document) error {
-	bw := bufio.NewWriterSize(w, 64<<10)
-	bw.WriteString("{\n  \"version\": ")
-	bw.WriteString(strconv.Itoa(JSONVersion))
-	bw.WriteString(",\n  \"dump\": ")
-	dump, err := json.MarshalIndent(jsonDump{doc.Dump.Kind, doc.Dump.Path, doc.Dump.Release, doc.Dump.Extra}, "  ", "  ")
+	sw := NewJSONWriter(w, doc.Dump)
+	for i := range doc.Threads {
+		if err := sw.Thread(&doc.Threads[i]); err != nil {
+			return err
+		}
+	}
+	return sw.Close()
+}
+
+// jsonHeader writes the document up to its threads.
+func (s *Writer) jsonHeader() {
+	s.bw.WriteString("{\n  \"version\": ")
+	s.bw.WriteString(strconv.Itoa(JSONVersion))
+	s.bw.WriteString(",\n  \"dump\": ")
+	dump, err := json.MarshalIndent(jsonDump{s.dump.Kind, s.dump.Path, s.dump.Release, s.dump.Extra}, "  ", "  ")
+	if err != nil {
+		s.err = err
+		return
+	}
+	s.bw.Write(dump)
+	s.bw.WriteString(",\n  \"threads\": [")
+}
+
+// jsonThread writes one thread of the document's "threads", the first when
+// first is set.
+func (s *Writer) jsonThread(t *Thread, first bool) error {
+	bw := s.bw
+	jt := jsonThread{
+		TID: t.TID, Crashed: t.Crashed, Signal: t.Signal, Comm: t.Comm,
+		Reliable: t.Reliable, Truncated: t.Truncated, StopReason: t.StopReason,
+		Frames: []jsonFrame{},
+	}
+	if t.CPU >= 0 {
+		cpu := t.CPU
+		jt.CPU = &cpu
+	}
+	if t.Truncated && t.Unwalked >= 0 {
+		n := t.Unwalked
+		jt.Unwalked = &n
+	}
+	if k := t.Task; k != nil {
+		jt.Task = &jsonTask{k.PID, k.TGID, k.PPID, k.Comm, k.State, k.CPU, k.KThread, hex(k.Address)}
+	}
+	head, err := json.MarshalIndent(jt, "    ", "  ")
 	if err != nil {
 		return err
 	}
-	bw.Write(dump)
-	bw.WriteString(",\n  \"threads\": [")
-	var buf []byte
-	for i := range doc.Threads {
-		t := &doc.Threads[i]
-		jt := jsonThread{
-			TID: t.TID, Crashed: t.Crashed, Signal: t.Signal, Comm: t.Comm,
-			Reliable: t.Reliable, Truncated: t.Truncated, StopReason: t.StopReason,
-			Frames: []jsonFrame{},
+	if !first {
+		bw.WriteByte(',')
+	}
+	bw.WriteString("\n    ")
+	// "frames" is the thread's last field: its frames go where
+	// encoding/json put the empty list.
+	const empty = "[]\n    }"
+	if len(t.Frames) == 0 || !bytes.HasSuffix(head, []byte(empty)) {
+		_, err := bw.Write(head)
+		return err
+	}
+	bw.Write(head[:len(head)-len(empty)])
+	bw.WriteString("[")
+	for j := range t.Frames {
+		b := s.buf[:0]
+		if j > 0 {
+			b = append(b, ',')
 		}
-		if t.CPU >= 0 {
-			cpu := t.CPU
-			jt.CPU = &cpu
-		}
-		if t.Truncated && t.Unwalked >= 0 {
-			n := t.Unwalked
-			jt.Unwalked = &n
-		}
-		if k := t.Task; k != nil {
-			jt.Task = &jsonTask{k.PID, k.TGID, k.PPID, k.Comm, k.State, k.CPU, k.KThread, hex(k.Address)}
-		}
-		head, err := json.MarshalIndent(jt, "    ", "  ")
-		if err != nil {
+		b = append(b, "\n        {"...)
+		if b, err = appendFrame(b, &t.Frames[j], t, j); err != nil {
 			return err
 		}
-		if i > 0 {
-			bw.WriteByte(',')
+		b = append(b, "\n        }"...)
+		s.buf = b
+		if _, err := bw.Write(b); err != nil {
+			return err
 		}
-		bw.WriteString("\n    ")
-		// "frames" is the thread's last field: its frames go where
-		// encoding/json put the empty list.
-		const empty = "[]\n    }"
-		if len(t.Frames) == 0 || !bytes.HasSuffix(head, []byte(empty)) {
-			bw.Write(head)
-			continue
-		}
-		bw.Write(head[:len(head)-len(empty)])
-		bw.WriteString("[")
-		for j := range t.Frames {
-			buf = buf[:0]
-			if j > 0 {
-				buf = append(buf, ',')
-			}
-			buf = append(buf, "\n        {"...)
-			if buf, err = appendFrame(buf, &t.Frames[j], t, j); err != nil {
-				return err
-			}
-			buf = append(buf, "\n        }"...)
-			if _, err := bw.Write(buf); err != nil {
-				return err
-			}
-		}
-		bw.WriteString("\n      ]\n    }")
 	}
-	if len(doc.Threads) > 0 {
-		bw.WriteString("\n  ]\n}\n")
+	_, err = bw.WriteString("\n      ]\n    }")
+	return err
+}
+
+// jsonFooter ends the document.
+func (s *Writer) jsonFooter() {
+	if s.n > 0 {
+		s.bw.WriteString("\n  ]\n}\n")
 	} else {
-		bw.WriteString("]\n}\n")
+		s.bw.WriteString("]\n}\n")
 	}
-	return bw.Flush()
 }
 
 // appendFrame appends the fields of frame j of t as encoding/json prints

@@ -29,23 +29,13 @@ type TextOptions struct {
 // emulator) in the kernel's own "Call Trace:" layout, user threads in a
 // gdb-like numbered list.
 func WriteText(w io.Writer, doc *Document, opts TextOptions) error {
-	bw := bufio.NewWriterSize(w, 64<<10)
-	ew := &errWriter{w: bw}
+	sw := NewTextWriter(w, opts)
 	for i := range doc.Threads {
-		if i > 0 {
-			ew.printf("\n")
-		}
-		t := &doc.Threads[i]
-		if t.Kernel {
-			writeKernelThread(ew, t, opts)
-		} else {
-			writeUserThread(ew, t, opts)
+		if err := sw.Thread(&doc.Threads[i]); err != nil {
+			return err
 		}
 	}
-	if ew.err == nil {
-		ew.err = bw.Flush()
-	}
-	return ew.err
+	return sw.Close()
 }
 
 // sectionName is the kernel's name of a stack in "<NAME>" markers

@@ -1,0 +1,116 @@
+package dump
+
+import (
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/unwind-dev/unwind/unwind"
+)
+
+// manyThreadsCore writes a copy of a real user core whose NT_PRSTATUS note
+// is replicated until the core claims n threads (each with its own pid),
+// as a hostile core may: the copies go in a new PT_NOTE segment after the
+// file's end, and the program header points at it.
+func manyThreadsCore(tb testing.TB, n int) string {
+	tb.Helper()
+	z, err := os.ReadFile(filepath.Join("..", "fixtures", "usercores", "O2cfi", "abort.core.zst"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer dec.Close()
+	b, err := dec.DecodeAll(z, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	le := binary.LittleEndian
+	phoff, phentsize, phnum := le.Uint64(b[0x20:]), uint64(le.Uint16(b[0x36:])), int(le.Uint16(b[0x38:]))
+	for i := 0; i < phnum; i++ {
+		ph := b[phoff+uint64(i)*phentsize:]
+		if le.Uint32(ph) != ptNote {
+			continue
+		}
+		off, size := le.Uint64(ph[8:]), le.Uint64(ph[32:])
+		notes, err := ParseNotes(b[off:off+size], int64(off))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		var pr []byte
+		var seg []byte
+		add := func(name string, typ uint32, desc []byte) {
+			var h [12]byte
+			le.PutUint32(h[0:], uint32(len(name)+1))
+			le.PutUint32(h[4:], uint32(len(desc)))
+			le.PutUint32(h[8:], typ)
+			seg = append(seg, h[:]...)
+			seg = append(seg, name...)
+			for k := len(name); k < int(align4(uint64(len(name)+1))); k++ {
+				seg = append(seg, 0)
+			}
+			seg = append(seg, desc...)
+			for k := len(desc); k < int(align4(uint64(len(desc)))); k++ {
+				seg = append(seg, 0)
+			}
+		}
+		for _, nt := range notes {
+			if nt.Type == ntPrStatus && pr == nil {
+				pr = nt.Desc
+			}
+			add(nt.Name, nt.Type, nt.Desc)
+		}
+		if pr == nil {
+			tb.Fatal("no NT_PRSTATUS")
+		}
+		for k := 1; k < n; k++ {
+			d := append([]byte(nil), pr...)
+			le.PutUint32(d[32:], uint32(100000+k)) // pr_pid
+			add("CORE", ntPrStatus, d)
+		}
+		le.PutUint64(ph[8:], uint64(len(b)))
+		le.PutUint64(ph[32:], uint64(len(seg)))
+		b = append(b, seg...)
+		path := filepath.Join(tb.TempDir(), "many.core")
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			tb.Fatal(err)
+		}
+		return path
+	}
+	tb.Fatal("no PT_NOTE")
+	return ""
+}
+
+// A core claiming 65,536 threads opens and unwinds every thread at a small
+// cost per thread: allocations per thread are bounded (whatever the
+// count), not growing with it.
+func TestManyThreadsLinear(t *testing.T) {
+	perThread := func(n int) float64 {
+		path := manyThreadsCore(t, n)
+		return testing.AllocsPerRun(1, func() {
+			d, err := Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			if len(d.Threads()) != n {
+				t.Fatalf("%d threads, want %d", len(d.Threads()), n)
+			}
+			for i := range d.Threads() {
+				if _, err := d.Unwind(i, nil, unwind.Options{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}) / float64(n)
+	}
+	small, large := perThread(1000), perThread(1<<16-64)
+	t.Logf("allocations per thread: %.1f with 1,000 threads, %.1f with 65,472", small, large)
+	if large > 2*small+5 {
+		t.Errorf("allocations per thread grow with the thread count: %.1f with 1,000 threads, %.1f with 65,472", small, large)
+	}
+}
