@@ -19,10 +19,18 @@ type printer struct {
 
 // typeAt returns the type DIE at off, nil when it cannot be read.
 func (p *printer) typeAt(off dwarf.Offset) (t dwarf.Type) {
+	vs := &p.x.vars
+	if t, ok := vs.types[off]; ok {
+		return t
+	}
 	defer func() {
 		if recover() != nil {
 			t = nil
 		}
+		if vs.types == nil {
+			vs.types = make(map[dwarf.Offset]dwarf.Type)
+		}
+		vs.types[off] = t
 	}()
 	t, err := p.x.d.Type(off)
 	if err != nil {

@@ -376,12 +376,28 @@ func (ev *evaluator) exprAt(loc any, class dwarf.Class) ([]byte, error) {
 }
 
 func (ev *evaluator) listEntry(off int64, class dwarf.Class) (expr []byte, err error) {
+	vs := &ev.x.vars
+	key := exprKey{off, ev.link}
+	if class == dwarf.ClassLocList {
+		key.off = -1 - off // an index, not an offset
+	}
+	if e, ok := vs.exprs[key]; ok {
+		return e, nil
+	}
+	defer func() {
+		if err != nil {
+			return
+		}
+		if vs.exprs == nil || len(vs.exprs) >= maxExprCache {
+			vs.exprs = make(map[exprKey][]byte)
+		}
+		vs.exprs[key] = expr
+	}()
 	defer func() {
 		if p := recover(); p != nil {
 			expr, err = nil, fmt.Errorf("malformed location list at %#x", off)
 		}
 	}()
-	vs := &ev.x.vars
 	uv := vs.unitOf(ev.u)
 	if uv.version >= 5 {
 		if vs.lists == nil {
@@ -401,7 +417,10 @@ func (ev *evaluator) listEntry(off int64, class dwarf.Class) (expr []byte, err e
 		if vs.addr != nil {
 			da = godwarf.ParseAddr(vs.addr).GetSubsection(uv.addrBase)
 		}
-		e, err := loclist.NewDwarf5Reader(vs.lists).Find(int(off), 0, uv.base, ev.link, da)
+		if vs.lists5 == nil {
+			vs.lists5 = loclist.NewDwarf5Reader(vs.lists)
+		}
+		e, err := vs.lists5.Find(int(off), 0, uv.base, ev.link, da)
 		if err != nil || e == nil {
 			return nil, err
 		}

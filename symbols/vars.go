@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"sync"
+
+	"github.com/go-delve/delve/pkg/dwarf/loclist"
 )
 
 // varState is a file's variable cache: the DIEs of each function asked for,
@@ -24,7 +26,19 @@ type varState struct {
 	funcs   map[dwarf.Offset]*funcVars
 	names   map[dwarf.Offset]string
 	units   map[*cuInfo]*unitVars
+	types   map[dwarf.Offset]dwarf.Type
+	lists5  *loclist.Dwarf5Reader
+	exprs   map[exprKey][]byte // location-list lookups: a recursion asks the same again
 }
+
+// exprKey is a location-list lookup: the list's offset and the pc.
+type exprKey struct {
+	off int64
+	pc  uint64
+}
+
+// maxExprCache bounds the cached location-list lookups.
+const maxExprCache = 1 << 16
 
 // unitVars is what location lists need of a compile unit.
 type unitVars struct {
