@@ -133,13 +133,27 @@ func (u *Unwinder) callTargetOK(ra, callee uint64, win *[9]byte, wn uint8) bool 
 	return u.tailJumps(ts, target, callee)
 }
 
-// maxTailScan bounds the code tailJumps decodes.
-const maxTailScan = 64 << 10
+// maxTailScan bounds the code tailJumps decodes in one function, and
+// maxTailDepth the chain of tail calls it follows (do_syscall_64 calls
+// x64_sys_call, which jumps to __x64_sys_write, which jumps to
+// ksys_write); maxTailBudget bounds the code decoded for one check.
+const (
+	maxTailScan   = 64 << 10
+	maxTailDepth  = 3
+	maxTailBudget = 512 << 10
+)
 
 // tailJumps reports whether the function ts (holding target) can have
 // tail-called callee: its code has a jump (jmp or jcc) to callee, to a
-// thunk, or through a register or memory.
+// thunk, or through a register or memory, or to the start of a function
+// that can itself have tail-called callee (a chain of maxTailDepth jumps
+// at most).
 func (u *Unwinder) tailJumps(ts symbols.Sym, target, callee uint64) bool {
+	budget := maxTailBudget
+	return u.tailJumpsFrom(ts, target, callee, maxTailDepth, &budget)
+}
+
+func (u *Unwinder) tailJumpsFrom(ts symbols.Sym, target, callee uint64, depth int, budget *int) bool {
 	c := u.opts.Code
 	fn := enclosingFunc(c, ts, target)
 	size := fn.Size
@@ -150,6 +164,11 @@ func (u *Unwinder) tailJumps(ts symbols.Sym, target, callee uint64) bool {
 	if uint64(len(code)) > size {
 		code = code[:size]
 	}
+	if len(code) > *budget {
+		code = code[:*budget]
+	}
+	*budget -= len(code)
+	var next []symbols.Sym // functions this one jumps to the start of
 	for off := 0; off < len(code); {
 		inst, err := x86asm.Decode(code[off:], 64)
 		if err != nil || inst.Len == 0 {
@@ -173,9 +192,21 @@ func (u *Unwinder) tailJumps(ts symbols.Sym, target, callee uint64) bool {
 			if dst-fn.Addr < size {
 				continue // within the function
 			}
-			if ds, ok := c.Symbol(dst); ok && (ds.Addr == callee || strings.HasPrefix(ds.Name, "__x86_indirect_thunk")) {
+			ds, ok := c.Symbol(dst)
+			if ok && (ds.Addr == callee || strings.HasPrefix(ds.Name, "__x86_indirect_thunk")) {
 				return true
 			}
+			if ok && ds.Addr == dst && depth > 1 {
+				next = append(next, ds)
+			}
+		}
+	}
+	for _, ds := range next {
+		if *budget <= 0 {
+			break
+		}
+		if u.tailJumpsFrom(ds, ds.Addr, callee, depth-1, budget) {
+			return true
 		}
 	}
 	return false
@@ -191,7 +222,8 @@ func (u *Unwinder) tailJumps(ts symbols.Sym, target, callee uint64) bool {
 // from the Code's file image otherwise. A direct call's target is
 // evidence, never alone a reason to doubt the frame: a target other than
 // callee (or a stub, thunk or PLT entry in front of it) fails only when the
-// target's code has no jump that could have tail-called callee.
+// target's code has no jump, directly or through a short chain of
+// functions that jump on, that could have tail-called callee.
 //
 // Addresses planted without a call pass by rule, each recognised by what
 // plants it: the signal trampoline a user handler returns to
