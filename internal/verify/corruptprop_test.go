@@ -76,7 +76,7 @@ func propSnapshots(t testing.TB) []*propSnap {
 	propOnce.Do(func() {
 		for _, name := range unwindfixtures.Scenarios() {
 			sc, _ := loadScenario(t, name)
-			if Corrupts(sc) {
+			if Corrupts(sc) || expectsFailure(sc) {
 				// The scenario's own bug already overwrote live frames
 				// (its walks find that and invalidate them); a second
 				// corruption on top can hide the first one's traces.
@@ -366,6 +366,19 @@ func (s *propSnap) returnSite(ra uint64) bool {
 		off += inst.Len
 		if sym.Addr+uint64(off) == ra {
 			return inst.Op == x86asm.CALL
+		}
+	}
+	return false
+}
+
+// expectsFailure reports whether sc demonstrates a bug (an expect=fail
+// invariant). The property leaves those scenarios out whether or not the
+// bug corrupts what the unwinder reads (Corrupts): the sampled set, and so
+// the sampled corruptions, stay those the property was written against.
+func expectsFailure(sc *emu.Scenario) bool {
+	for _, inv := range sc.Invariants {
+		if inv.ExpectFail {
+			return true
 		}
 	}
 	return false
