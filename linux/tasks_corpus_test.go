@@ -130,7 +130,7 @@ func TestProdTasksMatchSysrqT(t *testing.T) {
 					// all-zero pt_regs at the top of its stack.
 					t.Errorf("pid %d (%s): kernel thread's trace not reliable (%s)", want.PID, want.Comm, tr.StopReason)
 				} else if !tr.Reliable {
-					t.Logf("pid %d (%s): frames right, trace not reliable (%s)", want.PID, want.Comm, tr.StopReason)
+					t.Errorf("pid %d (%s): trace not reliable (%s)", want.PID, want.Comm, tr.StopReason)
 				}
 				if !slices.Equal(g, w) {
 					t.Errorf("pid %d (%s):\n got %v\nwant %v", want.PID, want.Comm, g, w)
