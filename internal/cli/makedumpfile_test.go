@@ -188,3 +188,59 @@ func TestInfoMakedumpfileExcluded(t *testing.T) {
 		}
 	}
 }
+
+// TestBtCorruptStackPage: a walk that needs a damaged compressed page
+// stops there, naming the codec, the page frame and the file offset.
+func TestBtCorruptStackPage(t *testing.T) {
+	kdir := corpus.Dir(t, "kernel")
+	vmlinux := filepath.Join(kdir, "fp", "vmlinux")
+	p, b := makedumpfileFile(t, "nmibt-d31.kdump-lzo")
+	d, err := dump.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := d.VMCoreInfo()
+	pgt, _ := info.Symbol("init_top_pgt")
+	pb, _ := info.Number("phys_base")
+	w := &dump.PageWalker{Phys: d.PhysMemory(), Root: pgt - 0xffffffff80000000 + uint64(pb), Levels: 4}
+	pa, err := w.Translate(0xffffc90000123d88) // dd's task stack, under CPU 1's IRQ
+	d.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pfn := pa / 4096
+	// The page's descriptor: its rank in the second bitmap.
+	le := binary.LittleEndian
+	blk, sub, bmBlks := uint64(le.Uint32(b[428:])), uint64(le.Uint32(b[432:])), uint64(le.Uint32(b[436:]))
+	bm2 := blk*(1+sub) + bmBlks*blk/2
+	idx := uint64(0)
+	for i := uint64(0); i < pfn/8; i++ {
+		idx += uint64(bits.OnesCount8(b[bm2+i]))
+	}
+	idx += uint64(bits.OnesCount8(b[bm2+pfn/8] & (1<<(pfn%8) - 1)))
+	desc := blk*(1+sub) + bmBlks*blk + idx*24
+	off, sz, flags := le.Uint64(b[desc:]), uint64(le.Uint32(b[desc+8:])), le.Uint32(b[desc+12:])
+	if flags != 2 {
+		t.Fatalf("the stack page is stored with flags %#x, not LZO", flags)
+	}
+	for i := off + 1; i < off+sz; i += 3 {
+		b[i] ^= 0x3c
+	}
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("dump: corrupt lzo page: pfn %#x, %d bytes (descriptor at %#x) at offset %#x", pfn, sz, desc, off)
+	out, stderr, code := run(t, "bt", p, "--sym", vmlinux, "--cpu", "1", "-o", "json")
+	if code != ExitPartial {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var doc btJSON
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatal(err)
+	}
+	th := doc.Threads[0]
+	if th.Reliable || !strings.Contains(th.StopReason, want) {
+		t.Errorf("stop reason %q, want it to say %q", th.StopReason, want)
+	}
+	t.Log(th.StopReason)
+}
