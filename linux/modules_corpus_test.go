@@ -339,3 +339,69 @@ func kallsymsRef(m Module, addr uint64) (symbols.ModuleSymbol, uint64) {
 	}
 	return m.Symbols[best], nextval - bestval
 }
+
+// orcStrategy says whether the unwinder has an ORC strategy yet: without
+// vmlinux's and the .ko's CFI, frames are unwound with the ORC tables in
+// memory, and until then only vmlinux with the .ko files is checked.
+const orcStrategy = false
+
+// TestModuleTasksProd: the prodsleep kthread (prod_thread → prod_sleep_outer
+// → prod_sleep_inner → schedule_timeout, in module prodcrash) of both prod
+// captures, with every way of giving symbols, prints what the kernel's
+// sysrq-t printed for it, line for line with offsets, sizes and
+// [prodcrash], every frame found and reliable.
+func TestModuleTasksProd(t *testing.T) {
+	dir, truth := readProdModTruth(t)
+	for _, c := range truth.Captures {
+		var want []string
+		pid := 0
+		for _, tk := range c.Tasks {
+			if tk.Comm == "prodsleep" {
+				pid = tk.PID
+				for _, l := range tk.Printed {
+					if !strings.HasPrefix(l, "<") {
+						want = append(want, l)
+					}
+				}
+			}
+		}
+		if pid == 0 || len(want) < 5 {
+			t.Fatalf("%s: no prodsleep task in the truth", c.Name)
+		}
+		for mode, opts := range prodSymbolModes(dir) {
+			if mode != "vmlinux+ko" && !orcStrategy {
+				continue // the kernel's or the module's CFI is missing: ORC's job
+			}
+			t.Run(c.Name+"/"+mode, func(t *testing.T) {
+				k := openWith(t, filepath.Join(dir, c.Name), opts)
+				tasks, err := k.Tasks()
+				if err != nil {
+					t.Fatal(err)
+				}
+				var got []string
+				for _, tk := range tasks {
+					if tk.PID != pid {
+						continue
+					}
+					tr, err := k.UnwindTask(tk, unwind.Options{})
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, f := range tr.Frames {
+						if f.Kind == unwind.KindScan || f.Inlined {
+							continue
+						}
+						got = append(got, frameText(f))
+					}
+					if !tr.Reliable {
+						t.Errorf("trace not reliable: %s", tr.StopReason)
+					}
+				}
+				corpus.Checked(t, len(got))
+				if strings.Join(got, "\n") != strings.Join(want, "\n") {
+					t.Errorf("pid %d:\n%s\nthe kernel printed:\n%s", pid, strings.Join(got, "\n"), strings.Join(want, "\n"))
+				}
+			})
+		}
+	}
+}
