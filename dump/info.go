@@ -32,6 +32,9 @@ type Info struct {
 	Machine    string `json:"machine,omitempty"`
 	Taint      string `json:"taint,omitempty"`
 	KdumpReady bool   `json:"kdump_loaded,omitempty"`
+	// TaintingModules are the loaded modules that taint the kernel, as
+	// its "Modules linked in:" line writes them: "name(LETTERS)".
+	TaintingModules []string `json:"tainting_modules,omitempty"`
 	// CrashTime is the wall-clock time of the crash, when the dump records
 	// it: VMCOREINFO CRASHTIME (written by kdump), the diskdump header's
 	// timestamp, else the kernel's own clock (tk_core, needs vmlinux);

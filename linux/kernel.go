@@ -201,6 +201,7 @@ func (k *Kernel) Info() dump.Info {
 		in.Version, in.Machine = uts.Version, uts.Machine
 	}
 	in.Taint, _ = k.Taint()
+	in.TaintingModules = k.taintingModules()
 	if a, ok := k.kernelSym("kexec_crash_image"); ok && k.syms != nil {
 		p, _ := k.readU64(a)
 		in.KdumpReady = p != 0

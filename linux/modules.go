@@ -128,13 +128,15 @@ func readModuleLayout(l Layout) (*moduleLayout, error) {
 	} else {
 		missing = append(missing, "module.core_layout (≤ 6.3) or module.mem (≥ 6.4)")
 	}
-	m.sectAttrs = get("module", "sect_attrs")
-	m.nsections = get("module_sect_attrs", "nsections")
-	m.attrs = get("module_sect_attrs", "attrs")
-	m.attrStride = size("module_sect_attr")
-	m.attrAddr = get("module_sect_attr", "address")
+	// Section addresses (sect_attrs, CONFIG_SYSFS): optional, only .ko
+	// placement needs them.
+	m.sectAttrs = opt("module", "sect_attrs")
+	m.nsections = opt("module_sect_attrs", "nsections")
+	m.attrs = opt("module_sect_attrs", "attrs")
+	m.attrStride, _ = l.StructSize("module_sect_attr")
+	m.attrAddr = opt("module_sect_attr", "address")
 	if m.attrName = opt("module_sect_attr", "battr.attr.name"); m.attrName < 0 {
-		m.attrName = get("module_sect_attr", "name") // before 5.8
+		m.attrName = opt("module_sect_attr", "name") // before 5.8
 	}
 	m.kallsyms = get("module", "kallsyms")
 	m.symtab = get("mod_kallsyms", "symtab")
@@ -302,6 +304,9 @@ func (r *moduleReader) layout(a uint64, m *Module) error {
 // sections reads mod->sect_attrs.
 func (r *moduleReader) sections(a uint64, m *Module) error {
 	l := r.l
+	if l.sectAttrs < 0 || l.nsections < 0 || l.attrs < 0 || l.attrStride <= 0 || l.attrAddr < 0 || l.attrName < 0 {
+		return errors.New("the structure layouts lack struct module_sect_attrs (vmlinux's DWARF units read have none; the kernel's BTF has it)")
+	}
 	sa, err := r.u64(a + uint64(l.sectAttrs))
 	if err != nil || sa == 0 {
 		return fmt.Errorf("sect_attrs %#x: %v", sa, err)
@@ -512,8 +517,11 @@ func (k *Kernel) loadModules(opts dump.SymbolOptions) []string {
 	}
 	l, err := k.moduleLayouts(opts)
 	if err != nil {
-		k.modErr = fmt.Errorf("modules: %w", err)
-		return []string{k.modErr.Error()}
+		if k.layout == nil {
+			k.modErr = fmt.Errorf("modules: no structure layouts: %w", err)
+			return []string{k.modErr.Error()}
+		}
+		l = k.layout // vmlinux's DWARF, as the kernel model reads it
 	}
 	ml, err := readModuleLayout(l)
 	if err != nil {
@@ -747,4 +755,17 @@ func moduleFileName(path string) string {
 		return f.ModuleName()
 	}
 	return strings.ReplaceAll(strings.TrimSuffix(filepath.Base(path), filepath.Ext(path)), "-", "_")
+}
+
+// taintingModules returns "name(LETTERS)" for every module with taint
+// letters, in the modules list's order, as the kernel's "Modules linked
+// in:" line writes them.
+func (k *Kernel) taintingModules() []string {
+	var out []string
+	for _, m := range k.modules {
+		if m.TaintLetters != "" {
+			out = append(out, fmt.Sprintf("%s(%s)", m.Name, m.TaintLetters))
+		}
+	}
+	return out
 }

@@ -25,7 +25,8 @@ import (
 //
 // ARGS are the unwind command's arguments, with $TMP a folder shared by
 // the blocks of one document (shown as /tmp/x) and $VMCORE(SCENARIO/NAME)
-// and $KERNEL (the kernel corpus's fp folder) from the reference corpus; a
+// and $KERNEL (the kernel corpus's fp folder) and $PROD (the prod corpus,
+// shown as prod-dev in the output) from the reference corpus; a
 // block that needs the corpus is left as it is when the corpus is absent.
 // Paths under fixtures/ are relative to the repository root.
 var docBlock = regexp.MustCompile("(?s)<!-- run: (.*?) -->\n```[a-z]*\n(.*?)```\n<!-- /run -->")
@@ -102,6 +103,16 @@ func runDocBlock(t *testing.T, spec, tmp string) (string, bool) {
 		}
 		argText = strings.ReplaceAll(argText, "$KERNEL", filepath.Join(d, "fp"))
 	}
+	prodDir := ""
+	if strings.Contains(argText, "$PROD") {
+		needsCorpus = true
+		d, err := corpus.Find("prod")
+		if err != nil {
+			missing = err
+		}
+		prodDir = d
+		argText = strings.ReplaceAll(argText, "$PROD", d)
+	}
 	if missing != nil {
 		if corpus.Configured() || os.Getenv("CI") == "true" {
 			t.Errorf("%s: the corpus is configured but this block's files cannot be had: %v", spec, missing)
@@ -125,6 +136,9 @@ func runDocBlock(t *testing.T, spec, tmp string) (string, bool) {
 	}
 	got := fmt.Sprintf("$ unwind %s\n%s%s", shown, stdout, stderr)
 	got = strings.ReplaceAll(got, tmp, docTmp)
+	if prodDir != "" {
+		got = strings.ReplaceAll(got, prodDir, "prod-dev")
+	}
 	if !strings.HasSuffix(got, "\n") {
 		got += "\n"
 	}

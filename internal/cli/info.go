@@ -86,6 +86,9 @@ func writeInfo(w io.Writer, path string, info *dump.Info) {
 	if info.Taint != "" {
 		line("taint", "%s", info.Taint)
 	}
+	if len(info.TaintingModules) > 0 {
+		line("tainting", "%s", strings.Join(info.TaintingModules, " "))
+	}
 	if info.KdumpReady {
 		line("kdump", "a crash kernel was loaded")
 	}
