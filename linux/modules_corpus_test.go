@@ -29,6 +29,7 @@ type prodModTruth struct {
 		CPUs []struct {
 			CPU     int      `json:"cpu"`
 			Printed []string `json:"printed"`
+			Expect  []string `json:"expect"`
 		} `json:"cpus"`
 		Tasks []struct {
 			PID     int      `json:"pid"`
@@ -229,6 +230,16 @@ func TestModuleFramesProd(t *testing.T) {
 	if len(want) != 3 {
 		t.Fatalf("truth: CPU 1 has %d module frames: %v", len(want), want)
 	}
+	var wantAll []string // every frame of CPU 1, as the truth expects them
+	for _, cpu := range c.CPUs {
+		if cpu.CPU == 1 {
+			for _, l := range cpu.Expect {
+				if !strings.HasPrefix(l, "<") {
+					wantAll = append(wantAll, strings.TrimPrefix(l, "RIP: 0010:"))
+				}
+			}
+		}
+	}
 	for mode, opts := range prodSymbolModes(dir) {
 		t.Run(mode, func(t *testing.T) {
 			k := openWith(t, filepath.Join(dir, c.Name), opts)
@@ -249,16 +260,18 @@ func TestModuleFramesProd(t *testing.T) {
 					continue
 				}
 				got = append(got, frameText(f))
-				// With the .ko's CFI every module frame is found exactly.
-				// (Without it, the module's ORC from memory will, once the
-				// ORC strategy is in the unwinder.)
-				if withKo && !f.Reliable {
+				// Found exactly: with the .ko's CFI, or with the module's
+				// ORC from memory.
+				if !f.Reliable {
 					t.Errorf("%s: not reliable (%s)", frameText(f), f.Method)
 				}
 				lines := k.Symbols().Lines(f.LookupPC, nil)
 				if withKo != (len(lines) > 0 && filepath.Base(lines[len(lines)-1].File) == "prodcrash.c") {
 					t.Errorf("%s: lines %+v (with .ko: %v)", frameText(f), lines, withKo)
 				}
+			}
+			if all := traceNames(tr); strings.Join(all, " ") != strings.Join(wantAll, " ") {
+				t.Errorf("CPU 1: %v, the truth expects %v", all, wantAll)
 			}
 			corpus.Checked(t, len(got))
 			if strings.Join(got, "\n") != strings.Join(want, "\n") {
@@ -340,11 +353,6 @@ func kallsymsRef(m Module, addr uint64) (symbols.ModuleSymbol, uint64) {
 	return m.Symbols[best], nextval - bestval
 }
 
-// orcStrategy says whether the unwinder has an ORC strategy yet: without
-// vmlinux's and the .ko's CFI, frames are unwound with the ORC tables in
-// memory, and until then only vmlinux with the .ko files is checked.
-const orcStrategy = false
-
 // TestModuleTasksProd: the prodsleep kthread (prod_thread → prod_sleep_outer
 // → prod_sleep_inner → schedule_timeout, in module prodcrash) of both prod
 // captures, with every way of giving symbols, prints what the kernel's
@@ -369,9 +377,6 @@ func TestModuleTasksProd(t *testing.T) {
 			t.Fatalf("%s: no prodsleep task in the truth", c.Name)
 		}
 		for mode, opts := range prodSymbolModes(dir) {
-			if mode != "vmlinux+ko" && !orcStrategy {
-				continue // the kernel's or the module's CFI is missing: ORC's job
-			}
 			t.Run(c.Name+"/"+mode, func(t *testing.T) {
 				k := openWith(t, filepath.Join(dir, c.Name), opts)
 				tasks, err := k.Tasks()
