@@ -156,6 +156,20 @@ func readModuleLayout(l Layout) (*moduleLayout, error) {
 type moduleReader struct {
 	k *Kernel
 	l *moduleLayout
+	// What all modules together may keep, so that a corrupt dump with
+	// thousands of huge "modules" cannot exhaust memory.
+	symsLeft, orcsLeft int
+}
+
+// Budgets over all modules (a real kernel's modules have some 10^5
+// symbols and 10^5 ORC entries in all).
+const (
+	maxAllModSymbols = 1 << 22
+	maxAllORCEntries = 1 << 22
+)
+
+func newModuleReader(k *Kernel, l *moduleLayout) *moduleReader {
+	return &moduleReader{k: k, l: l, symsLeft: maxAllModSymbols, orcsLeft: maxAllORCEntries}
 }
 
 func (r *moduleReader) u64(a uint64) (uint64, error) {
@@ -359,9 +373,10 @@ func (r *moduleReader) symbols(a uint64, m *Module) error {
 	if err != nil {
 		return err
 	}
-	if num > maxModSymbols {
-		return fmt.Errorf("%d symbols (more than %d)", num, maxModSymbols)
+	if num > maxModSymbols || int(num) > r.symsLeft {
+		return fmt.Errorf("%d symbols (more than %d, or than the %d left for all modules)", num, maxModSymbols, r.symsLeft)
 	}
+	r.symsLeft -= int(num)
 	b := make([]byte, uint64(num)*elfSymSize)
 	if n, err := r.k.mem.ReadAt(b, symtab); n != len(b) {
 		return fmt.Errorf("symtab at %#x (%d symbols): %w", symtab, num, err)
@@ -431,9 +446,10 @@ func (r *moduleReader) orc(a uint64, m *Module) error {
 	if n == 0 || ipAddr == 0 || orcAddr == 0 {
 		return nil
 	}
-	if n > maxORCEntries {
-		return fmt.Errorf("%d entries (more than %d)", n, maxORCEntries)
+	if n > maxORCEntries || int(n) > r.orcsLeft {
+		return fmt.Errorf("%d entries (more than %d, or than the %d left for all modules)", n, maxORCEntries, r.orcsLeft)
 	}
+	r.orcsLeft -= int(n)
 	ip := make([]byte, 4*uint64(n))
 	if got, err := r.k.mem.ReadAt(ip, ipAddr); got != len(ip) {
 		return fmt.Errorf("orc_unwind_ip at %#x: %w", ipAddr, err)
@@ -528,7 +544,7 @@ func (k *Kernel) loadModules(opts dump.SymbolOptions) []string {
 		k.modErr = fmt.Errorf("modules: struct module layout: %w", err)
 		return []string{k.modErr.Error()}
 	}
-	r := &moduleReader{k: k, l: ml}
+	r := newModuleReader(k, ml)
 	addrs, err := r.list(head)
 	if err != nil {
 		k.modErr = err
