@@ -24,7 +24,6 @@ import (
 // Walk of a short stack stays cheap.
 type caches struct {
 	pcs    [1 << pcBits]pcEntry
-	syms   symCache
 	rows   rowCache
 	calls  callCache
 	stacks stackCache
@@ -149,27 +148,6 @@ func (u *Unwinder) newEntry(e *pcEntry, pc, d uint64) *pcEntry {
 	}
 	*e = pcEntry{pc: pc, delta: uint8(d), flags: efValid}
 	return e
-}
-
-// symCache remembers symbol lookups per address.
-type symCache [256]struct {
-	pc  uint64
-	set bool
-	ok  bool
-	sym symbols.Sym
-}
-
-// symbol returns the text symbol containing pc.
-func (u *Unwinder) symbol(pc uint64) (symbols.Sym, bool) {
-	if u.c == nil {
-		return u.textSymbol(pc)
-	}
-	e := &u.c.syms[slot(pc, 8)]
-	if !e.set || e.pc != pc {
-		e.sym, e.ok = u.textSymbol(pc)
-		e.pc, e.set = pc, true
-	}
-	return e.sym, e.ok
 }
 
 // textSymbol returns the symbol containing pc when pc is code: a data
