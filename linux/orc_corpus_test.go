@@ -49,10 +49,7 @@ const prodRelease = "6.1.0-47-cloud-amd64"
 // directory; the test is skipped when objcopy is not installed.
 func strippedVmlinux(t *testing.T, vmlinux string) string {
 	t.Helper()
-	objcopy, err := exec.LookPath("objcopy")
-	if err != nil {
-		t.Skip("objcopy (binutils) not installed: cannot strip .debug_frame")
-	}
+	objcopy := corpus.Tool(t, "objcopy") // binutils: strips .debug_frame
 	fi, err := os.Stat(vmlinux)
 	if err != nil {
 		t.Fatal(err)
