@@ -58,6 +58,13 @@ func (u *Unwinder) cfiStep(next *Frame) (ok, end bool, err error) {
 			return false, false, u.errorf("cfi: interrupted rip %#x is not canonical", xarg(pc))
 		}
 	case pc == 0:
+		// A return address of 0 read from the stack ends the walk only
+		// in a function that starts a stack (_start, clone3...): a stack
+		// zeroed under a live frame reads the same. start_thread, an
+		// end for frame pointers, has clone3 above it.
+		if !u.outermost(f) || f.SymOK && f.Sym.Name == "start_thread" {
+			return false, false, errCFIZeroRA
+		}
 		return false, true, nil
 	case !u.isRetText(pc):
 		return false, false, u.errorf("cfi: return address %#x is not text", xarg(pc))

@@ -174,6 +174,7 @@ var (
 	errNoCaller        = errors.New("caller has no pc and no sp")
 	errTooManySwitches = errors.New("too many stack switches")
 	errCFINoRA         = errors.New("cfi: return address unknown")
+	errCFIZeroRA       = errors.New("cfi: return address 0 where the CFI defines one")
 	errNoStubFrame     = errors.New("no hardware frame above sp in the entry stub")
 	errNoIRQPrev       = errors.New("irq stack top holds no previous stack pointer")
 	errFPNoRBP         = errors.New("fp: rbp unknown")
