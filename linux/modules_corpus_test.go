@@ -410,3 +410,48 @@ func TestModuleTasksProd(t *testing.T) {
 		}
 	}
 }
+
+// TestModuleDebugDirProd: --debug-dir DIR laid out as Debian's -dbg
+// package installs it (boot/vmlinux-RELEASE,
+// lib/modules/RELEASE/kernel/.../NAME.ko) gives the kernel and every
+// module's file, each accepted by its symbols.
+func TestModuleDebugDirProd(t *testing.T) {
+	dir, _ := readProdModTruth(t)
+	const rel = "6.1.0-47-cloud-amd64"
+	dbg := t.TempDir()
+	link := func(src, dst string) {
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(src, dst); err != nil {
+			t.Fatal(err)
+		}
+	}
+	link(filepath.Join(dir, "kernel", "vmlinux-"+rel), filepath.Join(dbg, "boot", "vmlinux-"+rel))
+	kos, _ := filepath.Glob(filepath.Join(dir, "kernel", "modules", "*.ko"))
+	for _, ko := range kos {
+		sub := "drivers/virtio"
+		if strings.Contains(ko, "prodcrash") {
+			sub = "extra"
+		}
+		link(ko, filepath.Join(dbg, "lib", "modules", rel, "kernel", sub, strings.ReplaceAll(filepath.Base(ko), "_", "-")))
+	}
+	k := openWith(t, filepath.Join(dir, "kdump-sysrqc", "vmcore.kdump-lzo"), dump.SymbolOptions{DebugDirs: []string{dbg}})
+	mods, err := k.Modules()
+	if err != nil || len(mods) != 8 {
+		t.Fatalf("%d modules, %v", len(mods), err)
+	}
+	for _, m := range mods {
+		if !strings.HasPrefix(m.File, filepath.Join(dbg, "lib", "modules", rel)) {
+			t.Errorf("%s: file %q", m.Name, m.File)
+		}
+	}
+	if w := k.Warnings(); len(w) > 0 {
+		t.Errorf("warnings: %q", w)
+	}
+	lines := k.Symbols().Lines(0xffffffffc05ac11d, nil)
+	if len(lines) == 0 || filepath.Base(lines[len(lines)-1].File) != "prodcrash.c" || lines[len(lines)-1].Line != 70 {
+		t.Errorf("prod_spin_inner+0x4d: %+v", lines)
+	}
+	corpus.Checked(t, len(mods))
+}
