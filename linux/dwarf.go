@@ -37,6 +37,27 @@ type kernelOffsets struct {
 
 func noOffsets() kernelOffsets { return kernelOffsets{-1, -1, -1, -1, -1, -1, -1, false} }
 
+// offsetsFromLayout fills the offsets vmlinux's DWARF did not give from
+// k.layout (the kernel's BTF, with System.map alone).
+func (k *Kernel) offsetsFromLayout() {
+	set := func(dst *int64, s, m string) {
+		if *dst < 0 {
+			if v, ok := k.layout.MemberOffset(s, m); ok {
+				*dst = v
+			}
+		}
+	}
+	o := &k.offsets
+	set(&o.taskStack, "task_struct", "stack")
+	set(&o.taskPid, "task_struct", "pid")
+	set(&o.taskComm, "task_struct", "comm")
+	if _, ok := k.kernelSym("pcpu_hot"); ok {
+		set(&o.hotCurrent, "pcpu_hot", "current_task")
+		set(&o.hotTop, "pcpu_hot", "top_of_stack")
+		set(&o.hotIRQ, "pcpu_hot", "hardirq_stack_ptr")
+	}
+}
+
 // loadKernelSyms reads the few symbols and offsets the dump reader needs
 // from vmlinux files and a System.map, relocated by bias.
 func (k *Kernel) loadKernelSyms(opts dump.SymbolOptions, bias uint64) []string {

@@ -133,6 +133,16 @@ func Open(d *dump.Dump, opts dump.SymbolOptions) (*Kernel, error) {
 			}
 		}
 	}
+	if opened > 0 && k.layout == nil {
+		// No vmlinux DWARF: the kernel's BTF (vmlinux's .BTF, or the
+		// dump's own between __start_BTF and __stop_BTF) gives the
+		// layouts, and with them each CPU's current task.
+		if l, err := k.moduleLayouts(modOpts); err == nil {
+			k.layout = l
+			k.offsetsFromLayout()
+			k.fillCurrentTasks()
+		}
+	}
 	if opened > 0 {
 		k.warns = append(k.warns, k.loadModules(modOpts)...)
 	}

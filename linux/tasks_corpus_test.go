@@ -300,3 +300,34 @@ func TestLabTasks(t *testing.T) {
 		})
 	}
 }
+
+// With System.map alone the kernel's own BTF gives the task layout: each
+// CPU of the prod dumps names its current task, as with vmlinux.
+func TestProdCPUTasksSystemMapOnly(t *testing.T) {
+	dir := corpus.Dir(t, "prod")
+	sysmap := filepath.Join(dir, "kernel", "System.map-"+prodRelease)
+	want := map[string][]string{
+		"kdump-sysrqc/vmcore.kdump-lzo": {"118 sh", "110 sh"},
+		"live/vmcore.qemu-elf":          {"0 swapper/0", "109 dd"},
+	}
+	for name, w := range want {
+		d, err := dump.Open(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, err := Open(d, dump.SymbolOptions{SystemMap: sysmap})
+		if err != nil {
+			d.Close()
+			t.Fatal(err)
+		}
+		var got []string
+		for _, c := range k.CPUs() {
+			got = append(got, fmt.Sprintf("%d %s", c.TID, c.Comm))
+		}
+		if strings.Join(got, ", ") != strings.Join(w, ", ") {
+			t.Errorf("%s: CPUs' tasks %q, want %q (warnings %q)", name, got, w, k.Warnings())
+		}
+		corpus.Checked(t, len(w))
+		d.Close()
+	}
+}
