@@ -1,0 +1,114 @@
+#!/bin/sh
+# compare-speed.sh: time whole processes of unwind, gdb and eu-stack on the
+# same inputs in the same run: CPU time (user+sys) and peak RSS from
+# /usr/bin/time, page cache warm (every command runs once first, unmeasured,
+# except unwind's "first" run, which starts with an empty debug cache).
+# Prints one line per tool and input: the median of RUNS runs.
+#
+#   scripts/compare-speed.sh   (RUNS=5 by default; DEEP_EU_STACK=1 adds
+#                               eu-stack on the deep core, minutes per run)
+#
+# Needs go, zstd, /usr/bin/time; gdb and eu-stack (Debian: gdb, elfutils)
+# are measured when installed. The small dynamic core needs the "user"
+# corpus (~/.cache/unwind-corpus, see internal/corpus), the vmcore the
+# "kernel" corpus; inputs that are missing are skipped with a note.
+set -eu
+here=$(cd "$(dirname "$0")/.." && pwd)
+runs=${RUNS:-5}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cd "$here"
+go build -o "$work/unwind" ./cmd/unwind
+U=$work/unwind
+zstd -dq fixtures/deepcore/deep.core.zst -o "$work/deep.core"
+cache=${HOME}/.cache/unwind-corpus
+
+# report NAME: the medians of the runs in $work/t ("user sys maxrss-KB").
+report() {
+	m=$(((runs + 1) / 2))
+	cpu=$(awk '{ printf "%.3f\n", $1 + $2 }' "$work/t" | sort -n | sed -n "${m}p")
+	rss=$(awk '{ printf "%.1f\n", $3 / 1024 }' "$work/t" | sort -n | sed -n "${m}p")
+	printf "%-44s %8s s CPU %8s MB peak RSS\n" "$1" "$cpu" "$rss"
+}
+
+# measure NAME CMD...: median CPU seconds and peak RSS of RUNS runs.
+measure() {
+	name=$1
+	shift
+	"$@" >/dev/null 2>&1 || true
+	i=0
+	: >"$work/t"
+	while [ $i -lt "$runs" ]; do
+		/usr/bin/time -f "%U %S %M" -o "$work/one" "$@" >/dev/null 2>&1 || true
+		tail -1 "$work/one" >>"$work/t"
+		i=$((i + 1))
+	done
+	report "$name"
+}
+
+# measure_first NAME CMD...: as measure, each run with an empty debug cache.
+measure_first() {
+	name=$1
+	shift
+	i=0
+	: >"$work/t"
+	while [ $i -lt "$runs" ]; do
+		rm -rf "$work/dcache"
+		UNWIND_DEBUG_CACHE=$work/dcache /usr/bin/time -f "%U %S %M" -o "$work/one" "$@" >/dev/null 2>&1 || true
+		tail -1 "$work/one" >>"$work/t"
+		i=$((i + 1))
+	done
+	report "$name"
+}
+
+echo "== 100,000-frame core (fixtures/deepcore)"
+measure "unwind bt (text)" "$U" bt "$work/deep.core" --exe fixtures/deepcore/deep --max-frames 0
+measure "unwind bt -o json" "$U" bt "$work/deep.core" --exe fixtures/deepcore/deep --max-frames 0 -o json
+command -v gdb >/dev/null && measure "gdb -batch -ex bt (args off)" gdb -nx -batch \
+	-ex 'set print frame-arguments none' -ex 'set pagination off' -ex bt fixtures/deepcore/deep "$work/deep.core"
+# eu-stack takes minutes on this core (70-405 s measured): only on request.
+if [ -n "${DEEP_EU_STACK:-}" ] && command -v eu-stack >/dev/null; then
+	measure "eu-stack" eu-stack --core "$work/deep.core" -e fixtures/deepcore/deep
+fi
+
+user=$(ls -d "$cache"/user-*/user 2>/dev/null | head -1 || true)
+if [ -n "$user" ]; then
+	echo "== small dynamic core, libc's separate compressed debug file (user corpus b_abort/O2cfi)"
+	root=$work/root
+	mkdir -p "$root/corpus" "$root/usr/lib/x86_64-linux-gnu"
+	ln -s "$user" "$root/corpus/user"
+	for f in libc.so.6 libc.so.6.debug ld-linux-x86-64.so.2 ld-linux-x86-64.so.2.debug; do
+		ln -s "$user/lib/$f" "$root/usr/lib/x86_64-linux-gnu/$f"
+	done
+	core=$user/b_abort/O2cfi/core
+	measure_first "unwind bt (first run: empty debug cache)" "$U" bt "$core" --sysroot "$root"
+	measure "unwind bt (warm debug cache)" "$U" bt "$core" --sysroot "$root"
+	if command -v eu-stack >/dev/null; then
+		# eu-stack has no sysroot: libc is the machine's, its debug file
+		# found by build id in the corpus's lib/.
+		measure "eu-stack" eu-stack --core "$core" -e "$user/b_abort/O2cfi/bin" --debuginfo-path="$user/lib"
+		measure "eu-stack -s -i" eu-stack -s -i --core "$core" -e "$user/b_abort/O2cfi/bin" --debuginfo-path="$user/lib"
+	fi
+	command -v gdb >/dev/null && measure "gdb -batch -ex bt (args off)" gdb -nx -batch \
+		-ex "set sysroot $root" -ex "set debug-file-directory $root/usr/lib/debug" \
+		-ex 'set print frame-arguments none' -ex bt "$user/b_abort/O2cfi/bin" "$core"
+else
+	echo "== small dynamic core: no user corpus under $cache (skipped)"
+fi
+
+kernel=$(ls -d "$cache"/kernel-*/kernel 2>/dev/null | head -1 || true)
+vmcore=$(ls "$cache"/vmcores/nmibt-[0-9]*.vmcore 2>/dev/null | head -1 || true)
+if [ -n "$kernel" ] && [ -n "$vmcore" ]; then
+	echo "== vmcore, every CPU, with vmlinux (kernel corpus nmibt)"
+	measure_first "unwind bt (first run)" "$U" bt "$vmcore" --sym "$kernel/fp/vmlinux"
+	measure "unwind bt (warm)" "$U" bt "$vmcore" --sym "$kernel/fp/vmlinux"
+else
+	echo "== vmcore: no kernel corpus nmibt capture (skipped)"
+fi
+
+prod=$(ls -d "$cache"/prod-*/prod-dev 2>/dev/null | head -1 || true)
+if [ -n "$prod" ]; then
+	echo "== prod kdump, every task (bt --tasks)"
+	measure "unwind bt --tasks" "$U" bt "$prod/kdump-sysrqc/vmcore.kdump-lzo" \
+		--sym "$prod/kernel/vmlinux-6.1.0-47-cloud-amd64" --tasks
+fi
