@@ -166,6 +166,11 @@ func (u *Unwinder) ptregsFrame(next *Frame, addr uint64, stub, entry string, str
 	if err != nil {
 		return err
 	}
+	if p.CS != 0 && !ptregs.UserMode(p.CS) && u.opts.Stacks != nil && u.stackAt(addr).taskTop {
+		// Where user entry saves its registers (a kernel thread's are
+		// all zero): inconsistent, whichever signal found it.
+		return fmt.Errorf("pt_regs at %#x, the top of the task stack: kernel-mode cs %#x where a kernel thread has zeros and a syscall user mode", addr, p.CS)
+	}
 	opt := u.checkOptions()
 	if strong {
 		opt.IsText = nil
