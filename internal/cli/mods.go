@@ -62,7 +62,7 @@ module's frames are named from its in-memory symbol table.
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !sf.given() {
-				return usagef("mods needs the kernel's symbols: give vmlinux (--sym) or --system-map")
+				return usagef("mods needs the kernel's symbols: give vmlinux (--sym), --system-map or --debug-dir")
 			}
 			d, warnings, err := openDump(args[0], sf)
 			if err != nil {

@@ -67,7 +67,7 @@ func TestModsProd(t *testing.T) {
 func TestModsUsage(t *testing.T) {
 	vmcore, _, _, _ := prodPaths(t)
 	_, errOut, code := run(t, "mods", vmcore)
-	if code != ExitUsage || !strings.Contains(errOut, "mods needs the kernel's symbols: give vmlinux (--sym) or --system-map") {
+	if code != ExitUsage || !strings.Contains(errOut, "mods needs the kernel's symbols: give vmlinux (--sym), --system-map or --debug-dir") {
 		t.Errorf("no symbols: exit %d, %q", code, errOut)
 	}
 }
