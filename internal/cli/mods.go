@@ -48,8 +48,9 @@ modules list, and the kernel's BTF for the layout of struct module: vmlinux's
 memory (CONFIG_DEBUG_INFO_BTF, on in distribution kernels).
 
 Module files (.ko, for source lines, inlines and CFI in bt) are looked for by
-module name under every --search DIR (recursively, as in
-/usr/lib/debug/lib/modules/RELEASE/) and among the --sym files. Without a
+module name under every --search DIR (recursively), under DIR/lib/modules/RELEASE
+of every --debug-dir DIR (as Debian's -dbg package installs them), and among
+the --sym files. Without a
 build id in the module (Debian 12's 6.1 has none), a file is accepted only if
 its symbols (names, sections, sizes, placed addresses) are the ones the
 kernel holds for the module; a mismatch is refused with a warning, and the
