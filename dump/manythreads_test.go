@@ -18,6 +18,10 @@ import (
 // file's end, and the program header points at it.
 func manyThreadsCore(tb testing.TB, n int) string {
 	tb.Helper()
+	return replicatePrStatus(tb, readCore(tb), n)
+}
+
+func readCore(tb testing.TB) []byte {
 	z, err := os.ReadFile(filepath.Join("..", "fixtures", "usercores", "O2cfi", "abort.core.zst"))
 	if err != nil {
 		tb.Fatal(err)
@@ -31,6 +35,13 @@ func manyThreadsCore(tb testing.TB, n int) string {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	return b
+}
+
+// replicatePrStatus writes a copy of the ELF dump b whose first
+// NT_PRSTATUS is repeated until the dump claims n threads or CPUs.
+func replicatePrStatus(tb testing.TB, b []byte, n int) string {
+	b = append([]byte(nil), b...) // the caller's copy stays as it was
 	le := binary.LittleEndian
 	phoff, phentsize, phnum := le.Uint64(b[0x20:]), uint64(le.Uint16(b[0x36:])), int(le.Uint16(b[0x38:]))
 	for i := 0; i < phnum; i++ {

@@ -1,0 +1,4 @@
+package dump
+
+// ReplicatePrStatus is replicatePrStatus for the external tests.
+var ReplicatePrStatus = replicatePrStatus
