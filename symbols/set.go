@@ -170,6 +170,18 @@ func (s *Set) ByName(name string) (Sym, bool) {
 // do not modify it.
 func (s *Set) Modules() []*File { return s.files }
 
+// ModuleOf names the file (Sym.Module of its symbols) whose text holds
+// pc, "" when none does: a frame in a mapped file without a symbol there
+// still names its file.
+func (s *Set) ModuleOf(pc uint64) string {
+	for _, f := range s.files {
+		if f.contains(pc) && f.IsText(pc) {
+			return f.module
+		}
+	}
+	return ""
+}
+
 // AddORC adds an ORC table that has no file, for the code in [lo, hi): a
 // table read from a dump's memory (vmlinux's when only System.map is
 // given, a loaded module's from its struct module, with lo and hi the

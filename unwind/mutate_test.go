@@ -3,6 +3,7 @@ package unwind_test
 import (
 	"encoding/binary"
 	"fmt"
+	"path/filepath"
 	"testing"
 
 	"golang.org/x/arch/x86/x86asm"
@@ -169,4 +170,32 @@ func returnSite(c *fxCore, ra uint64) bool {
 		}
 	}
 	return false
+}
+
+// TestFrameModuleWithoutSymbol: with libc's full symbol table left out
+// (its static functions then have no symbol), a frame in libc's text
+// still names libc as its module.
+func TestFrameModuleWithoutSymbol(t *testing.T) {
+	m := fxManifestLoad(t)
+	c := fxOpen(t, m, "O2cfi", "abort", false)
+	named := 0
+	for i := range c.d.Threads() {
+		fs, _ := c.walk(i, 0)
+		for _, f := range fs {
+			if f.SymOK {
+				continue
+			}
+			want := c.module(f.LookupPC)
+			if want == "" {
+				continue
+			}
+			if filepath.Base(f.Sym.Module) != want {
+				t.Errorf("thread %d frame %d pc %#x: module %q, want %s", i, f.Index, f.PC, f.Sym.Module, want)
+			}
+			named++
+		}
+	}
+	if named == 0 {
+		t.Fatal("no frame without a symbol in a mapped file: the test tests nothing")
+	}
 }
