@@ -41,7 +41,18 @@ func (d *Dump) Unwind(i int, code unwind.Code, opts unwind.Options) (Trace, erro
 // are marked unreliable, and each frame's CFA is set (unwind.FillCFA).
 func Walk(mem unwind.Memory, regs ptregs.Regs, opts *unwind.Options) Trace {
 	u := unwind.New(mem, regs, opts)
-	frames := collect(u)
+	frames, n := collect(u)
+	if frames == nil && n > 0 {
+		// A deep stack: walk it again into a slice of its exact length
+		// rather than copying its frames at every growth of the slice
+		// (the walk is a small part of a frame's cost; the copies of
+		// 560-byte frames and their garbage were most of it).
+		u = unwind.New(mem, regs, opts)
+		frames = make([]unwind.Frame, 0, n)
+		for u.Next() {
+			frames = append(frames, u.Frame())
+		}
+	}
 	unwind.FillCFA(frames)
 	if from := u.Invalidated(); from >= 0 {
 		for i := from; i < len(frames); i++ {
@@ -51,31 +62,23 @@ func Walk(mem unwind.Memory, regs ptregs.Regs, opts *unwind.Options) Trace {
 	return Trace{Frames: frames, Reliable: u.Reliable(), StopReason: u.StopReason(), Err: u.Err(), Truncated: u.Truncated(), Mem: mem}
 }
 
-// collect gathers a walk's frames in chunks and copies them once into a
-// slice of the exact length: a deep stack's frames are not copied again
-// at every growth of one slice.
-func collect(u *unwind.Unwinder) []unwind.Frame {
-	const maxChunk = 4096
-	var chunks [][]unwind.Frame
-	cur := make([]unwind.Frame, 0, 32)
-	n := 0
+// collect gathers a walk's frames when there are at most deepStack of
+// them; past that it counts the rest and returns nil and the count, for
+// the caller to walk again into a slice of that length.
+func collect(u *unwind.Unwinder) ([]unwind.Frame, int) {
+	var frames []unwind.Frame
 	for u.Next() {
-		if len(cur) == cap(cur) {
-			chunks = append(chunks, cur)
-			cur = make([]unwind.Frame, 0, min(2*cap(cur), maxChunk))
+		if len(frames) == deepStack {
+			n := len(frames) + 1
+			for u.Next() {
+				n++
+			}
+			return nil, n
 		}
-		cur = append(cur, u.Frame())
-		n++
+		frames = append(frames, u.Frame())
 	}
-	if len(chunks) == 0 {
-		if len(cur) == 0 {
-			return nil
-		}
-		return cur
-	}
-	frames := make([]unwind.Frame, 0, n)
-	for _, c := range chunks {
-		frames = append(frames, c...)
-	}
-	return append(frames, cur...)
+	return frames, len(frames)
 }
+
+// deepStack is the number of frames past which Walk walks a stack twice.
+var deepStack = 4096
