@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/unwind-dev/unwind/ptregs"
 	"github.com/unwind-dev/unwind/symbols"
 	"github.com/unwind-dev/unwind/unwind"
 )
@@ -78,5 +79,37 @@ func TestGroupDigits(t *testing.T) {
 		if got := groupDigits(n); got != want {
 			t.Errorf("groupDigits(%d) = %q, want %q", n, got, want)
 		}
+	}
+}
+
+// An interrupted frame whose RIP lies in inlined code is several frames
+// (the inlined functions, then the one holding the code), all interrupted
+// at the same pt_regs: its register block prints once, not once per
+// inlined function (a CPU stopped in an IPI handler over a task in
+// read_zero printed the IRQ → task block four times).
+func TestKernelRegsBlockOncePerInterruptedFrame(t *testing.T) {
+	sym := symbols.Sym{Name: "read_zero", Addr: 0xffffffff81500000, Size: 0x100}
+	intr := func(fn string, inlined bool) unwind.Frame {
+		return unwind.Frame{PC: sym.Addr + 0x59, SP: 0xffffc90000123e38, Sym: sym, SymOK: true, Function: fn, Inlined: inlined,
+			Kind: unwind.KindInterrupted, Entry: "irq:236", RegsAddr: 0xffffc90000123d88, Reliable: true,
+			Stack:  unwind.Stack{Kind: unwind.StackTask},
+			PtRegs: ptregs.PtRegs{IP: sym.Addr + 0x59, CS: 0x10, SP: 0xffffc90000123e38, SS: 0x18, OrigAX: ^uint64(0)}}
+	}
+	irq := unwind.Frame{PC: 0xffffffff81000100, Sym: symbols.Sym{Name: "stop_this_cpu", Addr: 0xffffffff81000000, Size: 0x200}, SymOK: true,
+		Kind: unwind.KindCall, Reliable: true, Stack: unwind.Stack{Kind: unwind.StackIRQ}}
+	frames := []unwind.Frame{irq, intr("__clear_user", true), intr("clear_user", true), intr("iov_iter_zero", true), intr("read_zero", false)}
+	for i := range frames {
+		frames[i].Index = i
+	}
+	doc := &Document{Threads: []Thread{{CPU: 1, Kernel: true, Frames: frames, Reliable: true, StopReason: "user mode"}}}
+	var out bytes.Buffer
+	if err := WriteText(&out, doc, TextOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(out.String(), "\nRIP: 0010:read_zero+0x59/0x100\n"); n != 1 {
+		t.Errorf("the register block prints %d times, want once:\n%s", n, out.String())
+	}
+	if n := strings.Count(out.String(), "(irq:236 entry, pt_regs at 0xffffc90000123d88)"); n != 1 {
+		t.Errorf("the entry line prints %d times, want once:\n%s", n, out.String())
 	}
 }
