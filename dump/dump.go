@@ -3,9 +3,11 @@ package dump
 import (
 	"io"
 	"os"
+	"sync"
 
 	"github.com/unwind-dev/unwind/internal/fileio"
 	"github.com/unwind-dev/unwind/ptregs"
+	"github.com/unwind-dev/unwind/symbols"
 	"github.com/unwind-dev/unwind/unwind"
 )
 
@@ -65,6 +67,9 @@ type Dump struct {
 	kdump *KdumpHeader
 	emu   *emuState
 	flat  bool // read through makedumpfile's flattened format
+
+	codeMu     sync.Mutex
+	codeCaches map[*symbols.Set]*unwind.CodeCache // Unwind's, per symbol set
 }
 
 // Open opens the dump file at path: an ELF core file (user core, vmcore,

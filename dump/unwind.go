@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/unwind-dev/unwind/ptregs"
+	"github.com/unwind-dev/unwind/symbols"
 	"github.com/unwind-dev/unwind/unwind"
 )
 
@@ -33,6 +34,9 @@ func (d *Dump) Unwind(i int, code unwind.Code, opts unwind.Options) (Trace, erro
 	opts.Code = code
 	opts.Stacks = d.Stacks(i)
 	opts.Kernel = d.kind != KindUserCore
+	if set, ok := code.(*symbols.Set); ok && opts.CodeCache == nil {
+		opts.CodeCache = d.codeCacheFor(set)
+	}
 	return Walk(d.mem, d.threads[i].Regs, &opts), nil
 }
 
@@ -82,3 +86,19 @@ func collect(u *unwind.Unwinder) ([]unwind.Frame, int) {
 
 // deepStack is the number of frames past which Walk walks a stack twice.
 var deepStack = 4096
+
+// codeCacheFor returns the CodeCache every walk of this dump with set
+// shares, so that a dump of many threads analyses each function once.
+func (d *Dump) codeCacheFor(set *symbols.Set) *unwind.CodeCache {
+	d.codeMu.Lock()
+	defer d.codeMu.Unlock()
+	if d.codeCaches == nil {
+		d.codeCaches = make(map[*symbols.Set]*unwind.CodeCache)
+	}
+	c := d.codeCaches[set]
+	if c == nil {
+		c = new(unwind.CodeCache)
+		d.codeCaches[set] = c
+	}
+	return c
+}

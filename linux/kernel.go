@@ -49,9 +49,11 @@ type Kernel struct {
 	tasks     []Task
 	tasksErr  error
 
-	modules  []Module        // loadable modules (modules.go)
-	modErr   error           // why the modules list could not be read
-	modFiles []*symbols.File // accepted .ko files, closed by nobody: the Set uses them
+	modules []Module // loadable modules (modules.go)
+	modErr  error    // why the modules list could not be read
+
+	codeCache unwind.CodeCache // shared by every walk of this kernel's code
+	modFiles  []*symbols.File  // accepted .ko files, closed by nobody: the Set uses them
 }
 
 // Open builds the kernel model of the vmcore d from the binaries opts
@@ -247,6 +249,9 @@ func (k *Kernel) UnwindCPU(i int, opts unwind.Options) (dump.Trace, error) {
 	opts.Code = Code{k.set, mem}
 	opts.Stacks = k.Stacks(i)
 	opts.Kernel = true
+	if opts.CodeCache == nil {
+		opts.CodeCache = &k.codeCache
+	}
 	return dump.Walk(mem, th.Regs, &opts), nil
 }
 

@@ -363,6 +363,9 @@ func (k *Kernel) UnwindTask(t Task, opts unwind.Options) (dump.Trace, error) {
 	opts.Code = Code{k.set, k.mem}
 	opts.Stacks = k.TaskStack(t)
 	opts.Kernel = true
+	if opts.CodeCache == nil {
+		opts.CodeCache = &k.codeCache
+	}
 	opts.ForkReturnSlot = t.SP + 48
 	return dump.Walk(k.mem, regs, &opts), nil
 }

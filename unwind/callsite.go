@@ -342,6 +342,19 @@ func (u *Unwinder) callAtBoundary(win *[9]byte, n int, ra uint64) callKind {
 // the function is unknown, too large, or holds an instruction the decoder
 // does not know, there is no evidence either way: true.
 func (u *Unwinder) insnBoundary(addr uint64) bool {
+	if cc := u.opts.CodeCache; cc != nil {
+		if yes, ok := cc.lookupBoundary(addr); ok {
+			return yes
+		}
+		yes := u.decodeBoundary(addr)
+		cc.storeBoundary(addr, yes)
+		return yes
+	}
+	return u.decodeBoundary(addr)
+}
+
+// decodeBoundary is insnBoundary without the shared cache.
+func (u *Unwinder) decodeBoundary(addr uint64) bool {
 	c := u.opts.Code
 	s, ok := c.Symbol(addr)
 	if !ok {

@@ -1,6 +1,10 @@
 package unwind
 
-import "github.com/unwind-dev/unwind/symbols"
+import (
+	"sync"
+
+	"github.com/unwind-dev/unwind/symbols"
+)
 
 // Code is what the unwinder needs to know about the target's code: symbols,
 // CFI, which addresses are text, and the machine code itself (for prologue
@@ -105,6 +109,42 @@ type Options struct {
 	// slot and is the start of ret_from_fork (ret_from_fork_asm) passes
 	// the call-site check by rule. 0: no such slot.
 	ForkReturnSlot uint64
+	// CodeCache, when set, keeps what the walk learns from the Code alone
+	// (which addresses are instruction boundaries of their function) for
+	// every Unwinder given the same cache: the threads or CPUs of one dump,
+	// unwound one after another or at once, then analyse each function
+	// once instead of once per walk. Use one cache per Code.
+	CodeCache *CodeCache
+}
+
+// CodeCache is what walks over the same Code share (Options.CodeCache).
+// It is safe for concurrent use and holds at most a bounded number of
+// entries; the zero value is ready to use.
+type CodeCache struct {
+	mu       sync.Mutex
+	boundary map[uint64]bool // address → is an instruction boundary of its function
+}
+
+// maxCodeCache bounds a CodeCache's entries (hostile input cannot make it
+// grow past this; later results are computed, not kept).
+const maxCodeCache = 1 << 16
+
+func (c *CodeCache) lookupBoundary(addr uint64) (yes, ok bool) {
+	c.mu.Lock()
+	yes, ok = c.boundary[addr]
+	c.mu.Unlock()
+	return yes, ok
+}
+
+func (c *CodeCache) storeBoundary(addr uint64, yes bool) {
+	c.mu.Lock()
+	if c.boundary == nil {
+		c.boundary = make(map[uint64]bool)
+	}
+	if len(c.boundary) < maxCodeCache {
+		c.boundary[addr] = yes
+	}
+	c.mu.Unlock()
 }
 
 // moduleNamer is the optional part of a Code that names the file whose
