@@ -73,8 +73,10 @@
 // CFI marking the return address undefined (or 0) — in a kernel walk only
 // in a known outermost function, since entry code also leaves it undefined
 // where it lives only in a per-CPU slot (int3 trampolines) —, the frame-pointer chain
-// ending in a known outermost function (_start, start_thread, clone3,
-// secondary_startup_64, ret_from_fork…), a user pt_regs at the top of the
+// ending in a known outermost function (_start, clone3,
+// secondary_startup_64, ret_from_fork…; not start_thread, whose caller
+// clone3 frame pointers cannot reach: a frame-pointer walk that stops there
+// is not known to be complete), a user pt_regs at the top of the
 // task stack ("user mode"), or a kernel-mode pt_regs there (the bottom of a
 // kernel thread).
 //

@@ -255,9 +255,12 @@ func (u *Unwinder) badPCStep(next *Frame) (ok bool, err error) {
 }
 
 // outermostFuncs are the functions a stack legitimately ends in when the
-// frame-pointer chain stops (rbp or the return address is 0).
+// frame-pointer chain stops (rbp or the return address is 0). start_thread
+// is not one: clone3 called it (and zeroed rbp first), so a frame-pointer
+// walk that stops there has not shown its stack complete (a return address
+// to clone3 broken in start_thread's frame stops it the same way).
 var outermostFuncs = map[string]bool{
-	"_start": true, "__start": true, "_dl_start_user": true, "start_thread": true,
+	"_start": true, "__start": true, "_dl_start_user": true,
 	"clone": true, "__clone": true, "clone3": true, "__clone3": true, "thread_start": true,
 	"secondary_startup_64": true, "secondary_startup_64_no_verify": true, "start_cpu0": true,
 	"ret_from_fork": true, "ret_from_fork_asm": true, "x86_64_start_kernel": true,

@@ -35,13 +35,6 @@ func (o *wordOverlay) ReadAt(p []byte, addr uint64) (int, error) {
 
 var mutantMethods = []unwind.Method{unwind.MethodCFI, unwind.MethodFP, 0}
 
-// cutShortOpen: with frame pointers (alone or after CFI), a return
-// address to clone3 broken in start_thread's frame still ends a trace as
-// reliable: the step then finds rbp 0, which clone3 left there, and
-// start_thread is an outermost function for frame pointers. Open: the
-// cut-short check holds CFI walks only.
-const cutShortOpen = true
-
 // mutantWalk walks thread i of c over mem with methods.
 func mutantWalk(c *fxCore, i int, mem unwind.Memory, m unwind.Method) ([]unwind.Frame, *unwind.Unwinder) {
 	th := c.d.Threads()[i]
@@ -76,7 +69,7 @@ func mutantCheck(c *fxCore, i int, good []unwind.Frame, addr, val uint64, what s
 			}
 		}
 		intact, _ := mutantWalk(c, i, c.d.Memory(), m)
-		if u.Reliable() && len(fs) < len(intact) && (m == unwind.MethodCFI || !cutShortOpen) {
+		if u.Reliable() && len(fs) < len(intact) {
 			bad = append(bad, fmt.Sprintf("%s, methods %v: %d frames of %d, reliable, stopped: %s", what, m, len(fs), len(intact), u.StopReason()))
 		}
 	}

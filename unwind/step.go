@@ -378,7 +378,7 @@ func (u *Unwinder) atISTEntry() bool {
 
 // cfiEndImproper judges a CFI row that ends the stack (the return address
 // undefined or 0). That is a proper end only in a known outermost function
-// (_start, start_thread, clone3, ret_from_fork…): kernel entry code also
+// (_start, clone3, ret_from_fork…): kernel entry code also
 // leaves the return address undefined where it is only in a per-CPU slot
 // (the int3 trampolines' first instruction), and a return address of 0
 // read mid-stack (an overwritten stack) cuts a trace short.
