@@ -19,12 +19,20 @@ for pkg in $(go list ./...); do
   targets=$(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //' | sort -u || true)
   for t in $targets; do
     echo "fuzz: $pkg $t (${secs}s)"
-    go test "$pkg" -run '^$' -fuzz "^${t}\$" -fuzztime "${secs}s" -fuzzminimizetime 1s -parallel 1 >/tmp/fuzz.$$.log 2>&1 || {
-      cat /tmp/fuzz.$$.log >&2
-      rm -f /tmp/fuzz.$$.log
-      echo "fuzz: $pkg $t failed" >&2
-      exit 1
-    }
+    if ! go test "$pkg" -run '^$' -fuzz "^${t}\$" -fuzztime "${secs}s" -fuzzminimizetime 1s -parallel 1 >/tmp/fuzz.$$.log 2>&1; then
+      # Go's fuzzing coordinator can end a short run with "context
+      # deadline exceeded" while it still processes a new input, with no
+      # failing input found: not a failure of the code under test. A real
+      # failure writes its input to testdata/fuzz.
+      if grep -q 'context deadline exceeded' /tmp/fuzz.$$.log && ! grep -q 'Failing input written' /tmp/fuzz.$$.log; then
+        echo "fuzz: $pkg $t: the run's deadline passed while fuzzing (no failing input)"
+      else
+        cat /tmp/fuzz.$$.log >&2
+        rm -f /tmp/fuzz.$$.log
+        echo "fuzz: $pkg $t failed" >&2
+        exit 1
+      fi
+    fi
     tail -n 3 /tmp/fuzz.$$.log | grep -E '^(fuzz: elapsed|ok|PASS)' | tail -n 1 || true
     n=$((n + 1))
   done
