@@ -110,7 +110,7 @@ func runBt(ios *IOStreams, opts *btOptions, path string) error {
 	}
 	defer d.Close()
 	for _, w := range warnings {
-		fmt.Fprintln(ios.ErrOut, "warning:", report.Escape(w))
+		warn(ios, w)
 	}
 	info := d.Info()
 	doc := &report.Document{Dump: report.DumpInfo{Kind: string(info.Kind), Path: path, Release: info.Release, Extra: dumpFacts(&info)}}

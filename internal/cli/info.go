@@ -48,7 +48,7 @@ CPU stopped in a crash-path function.`,
 				fmt.Fprintln(ios.ErrOut, "note: give vmlinux (--sym) or --system-map for each CPU's task, the taint state and the crashing CPU")
 			}
 			for _, w := range append(warnings, info.Warnings...) {
-				fmt.Fprintln(ios.ErrOut, "warning:", report.Escape(w))
+				warn(ios, w)
 			}
 			return nil
 		},

@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
+
+	"github.com/unwind-dev/unwind/internal/report"
 )
 
 // IOStreams are the streams a command reads and writes.
@@ -48,3 +51,12 @@ func (e *ExitError) Error() string {
 
 // Unwrap returns the underlying error.
 func (e *ExitError) Unwrap() error { return e.Err }
+
+// warn prints a warning to stderr, a line of its own for each line of it
+// (a warning can join several errors), each escaped: its text may come
+// from the dump.
+func warn(ios *IOStreams, w string) {
+	for _, l := range strings.Split(strings.TrimRight(w, "\n"), "\n") {
+		fmt.Fprintln(ios.ErrOut, "warning:", report.Escape(l))
+	}
+}

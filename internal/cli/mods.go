@@ -78,7 +78,7 @@ module's frames are named from its in-memory symbol table.
 				return fmt.Errorf("%s: %w", args[0], err)
 			}
 			for _, w := range warnings {
-				fmt.Fprintln(ios.ErrOut, "warning:", report.Escape(w))
+				warn(ios, w)
 			}
 			if output == outputJSON {
 				return writeJSON(ios.Out, map[string]any{"version": JSONVersion, "modules": modulesJSON(mods)})

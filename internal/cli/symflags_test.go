@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -65,5 +66,14 @@ func TestSymbolFlagsChecked(t *testing.T) {
 		if err != nil || strings.Join(sf.syms, ",") != strings.Join(c.syms, ",") || sf.systemMap != c.sysMap {
 			t.Errorf("%+v: err %v, syms %q system map %q; want %q %q", c.in, err, sf.syms, sf.systemMap, c.syms, c.sysMap)
 		}
+	}
+}
+
+// A warning that joins several errors prints a line for each, escaped.
+func TestWarnLines(t *testing.T) {
+	var out bytes.Buffer
+	warn(&IOStreams{ErrOut: &out}, "modules: a\nno BTF \x1b[2J\n")
+	if got, want := out.String(), "warning: modules: a\nwarning: no BTF \\x1b[2J\n"; got != want {
+		t.Errorf("got %q, want %q", got, want)
 	}
 }

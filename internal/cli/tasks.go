@@ -223,7 +223,7 @@ bt --pid N and bt --tasks print the tasks' stacks.`,
 			}
 			defer d.Close()
 			for _, w := range warnings {
-				fmt.Fprintln(ios.ErrOut, "warning:", report.Escape(w))
+				warn(ios, w)
 			}
 			if d.k == nil {
 				return usagef("%s is a %s: ps lists the tasks of a kernel vmcore", args[0], d.Kind())
