@@ -163,24 +163,7 @@ func (k *Kernel) checkSymbolFiles(opts dump.SymbolOptions, bias uint64) ([]strin
 }
 
 // elfBuildID returns the hex GNU build id of an ELF file ("" when none).
-func elfBuildID(f *elf.File) string {
-	for _, s := range f.Sections {
-		if s.Type != elf.SHT_NOTE || s.Size > 1<<16 {
-			continue
-		}
-		b, err := s.Data()
-		if err != nil {
-			continue
-		}
-		notes, _ := dump.ParseNotes(b, 0)
-		for _, n := range notes {
-			if n.Name == "GNU" && n.Type == 3 && len(n.Desc) > 0 {
-				return hex.EncodeToString(n.Desc)
-			}
-		}
-	}
-	return ""
-}
+func elfBuildID(f *elf.File) string { return hex.EncodeToString(symbols.BuildIDOf(f)) }
 
 // maxBanner bounds the linux_banner compared.
 const maxBanner = 256

@@ -1,7 +1,6 @@
 package linux
 
 import (
-	"debug/elf"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -288,34 +287,8 @@ func trimNUL(b []byte) string {
 // linkTimeSymbol finds a symbol's link-time address in the System.map or
 // the vmlinux files of opts.
 func linkTimeSymbol(opts dump.SymbolOptions, name string) (uint64, bool) {
-	if opts.SystemMap != "" {
-		if f, err := fileio.OpenRegular(opts.SystemMap); err == nil {
-			defer f.Close()
-			t, err := symbols.ParseSystemMap(f, 0)
-			if err == nil {
-				if s, ok := t.ByName(name); ok {
-					return s.Addr, true
-				}
-			}
-		}
-	}
-	for _, path := range opts.Files {
-		if fileio.CheckRegular(path) != nil {
-			continue
-		}
-		f, err := elf.Open(path)
-		if err != nil {
-			continue
-		}
-		syms, _ := f.Symbols()
-		f.Close()
-		for _, s := range syms {
-			if s.Name == name {
-				return s.Value, true
-			}
-		}
-	}
-	return 0, false
+	a, ok := linkTimeSymbols(opts, name)[name]
+	return a, ok
 }
 
 // Code is the unwinder's Code for a kernel: the symbols' own, with the

@@ -296,16 +296,7 @@ func checkORCTasks(t *testing.T, mode, capture string, k *Kernel, want []taskTru
 			t.Errorf("%s %s pid %d: %v", mode, capture, w.PID, err)
 			continue
 		}
-		frames := w.Expect
-		if frames == nil {
-			frames = w.Frames
-		}
-		var names []string
-		for _, f := range frames {
-			if !strings.HasPrefix(f, "<") {
-				names = append(names, f)
-			}
-		}
+		names := truthFunctionNames(w.Expect, w.Frames)
 		if got := traceNames(tr); strings.Join(got, "|") != strings.Join(names, "|") {
 			t.Errorf("%s %s pid %d (%s):\n got %q\nwant %q (%s)", mode, capture, w.PID, w.Comm, got, names, tr.StopReason)
 		}

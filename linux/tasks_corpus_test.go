@@ -114,16 +114,7 @@ func TestProdTasksMatchSysrqT(t *testing.T) {
 					t.Errorf("pid %d (%s): %v", want.PID, want.Comm, err)
 					continue
 				}
-				frames := want.Expect
-				if frames == nil {
-					frames = want.Frames
-				}
-				var w []string
-				for _, n := range frames {
-					if !strings.HasPrefix(n, "<") {
-						w = append(w, n)
-					}
-				}
+				w := truthFunctionNames(want.Expect, want.Frames)
 				g := traceNames(tr)
 				if tk.KThread && (!tr.Reliable || tr.StopReason != "end of stack") {
 					// A kernel thread ends at ret_from_fork on the
@@ -330,4 +321,20 @@ func TestProdCPUTasksSystemMapOnly(t *testing.T) {
 		corpus.Checked(t, len(w))
 		d.Close()
 	}
+}
+
+// truthFunctionNames is a truth entry's expected chain (expect where the
+// dump differs from the print, else the print) without section markers.
+func truthFunctionNames(expect, printed []string) []string {
+	frames := expect
+	if frames == nil {
+		frames = printed
+	}
+	var names []string
+	for _, f := range frames {
+		if !strings.HasPrefix(f, "<") {
+			names = append(names, f)
+		}
+	}
+	return names
 }

@@ -84,11 +84,17 @@ func readDWARF(ef *elf.File, r io.ReaderAt, path string) (*dwarf.Data, error) {
 			return nil, err
 		}
 	}
+	return newDWARF(sec)
+}
+
+// newDWARF builds DWARF data from debug sections named without their
+// ".debug_" prefix, the DWARF 5 and .debug_types sections added the way
+// debug/elf adds them.
+func newDWARF(sec map[string][]byte) (*dwarf.Data, error) {
 	d, err := dwarf.New(sec["abbrev"], sec["aranges"], sec["frame"], sec["info"], sec["line"], sec["pubnames"], sec["ranges"], sec["str"])
 	if err != nil {
 		return nil, err
 	}
-	// DWARF 5 sections, added the way debug/elf does.
 	for _, name := range []string{"addr", "line_str", "str_offsets", "rnglists", "loclists"} {
 		if b, ok := sec[name]; ok {
 			if err := d.AddSection(".debug_"+name, b); err != nil {

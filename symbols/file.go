@@ -273,6 +273,11 @@ func (f *File) readSymbols() *Table {
 	return t
 }
 
+// BuildIDOf returns the NT_GNU_BUILD_ID descriptor of an ELF file opened
+// with debug/elf (nil when it has none), for a caller that has not opened
+// the file as a File (File.BuildID gives the same).
+func BuildIDOf(ef *elf.File) []byte { return readBuildID(ef) }
+
 // readBuildID returns the NT_GNU_BUILD_ID descriptor from any SHT_NOTE section.
 func readBuildID(ef *elf.File) []byte {
 	for _, s := range ef.Sections {

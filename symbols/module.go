@@ -279,21 +279,10 @@ func (f *File) moduleDWARF() (*dwarf.Data, error) {
 		}
 		sec[s.Name[len(".debug_"):]] = b
 	}
-	d, err := dwarf.New(sec["abbrev"], sec["aranges"], nil, sec["info"], sec["line"], sec["pubnames"], sec["ranges"], sec["str"])
+	delete(sec, "frame") // the module's CFI is read on its own, relocated
+	d, err := newDWARF(sec)
 	if err != nil {
 		return nil, err
-	}
-	for _, name := range []string{"addr", "line_str", "str_offsets", "rnglists", "loclists"} {
-		if b, ok := sec[name]; ok {
-			if err := d.AddSection(".debug_"+name, b); err != nil {
-				return nil, err
-			}
-		}
-	}
-	if b, ok := sec["types"]; ok {
-		if err := d.AddTypes("types", b); err != nil {
-			return nil, err
-		}
 	}
 	return d, errors.Join(errs...)
 }
