@@ -26,3 +26,10 @@ func FillCFA(frames []Frame) {
 		start = i + 1
 	}
 }
+
+// CalleeCFA is the CFA the step that found f computed for the frame before
+// it (its callee), 0 when that step did not know it. A consumer that
+// streams frames without keeping them gets the previous frame's own CFA
+// from it, as FillCFA would set it: when f.Kind is KindCall and the
+// previous frame is not an inlined one.
+func (f *Frame) CalleeCFA() uint64 { return f.calleeCFA }

@@ -27,10 +27,6 @@ type comparison struct {
 	pointersOnly bool
 	// undefAt remembers cfiUndefinedAt per PC (the CFI does not change).
 	undefAt map[uint64]bool
-	// win holds the last two frames of the walk being classified: a
-	// frame's own CFA is known once the walk has stepped past it
-	// (unwind.FillCFA).
-	win [2]unwind.Frame
 }
 
 // cfiUndefinedAt is cfiUndefinedAt(c.code, pc), remembered.
@@ -76,17 +72,21 @@ func (c *comparison) classify(u *unwind.Unwinder, truth []emu.Frame) Class {
 	exact := true
 	lie := -1 // the first wrong frame marked reliable
 	n := 0
+	prevInlined := false
 	for u.Next() {
 		f := u.Current()
 		ok := n < len(truth) && c.frameOK(n, f, &truth[n], -1)
-		// The step to f gave the frame before it its own CFA: compare it
-		// exactly with the truth's. A wrong one is that step's error, so
-		// f's.
-		c.win[0], c.win[1] = c.win[1], *f
+		// The step to f gave the frame before it its own CFA (as
+		// unwind.FillCFA sets it): compare it exactly with the truth's. A
+		// wrong one is that step's error, so f's.
 		if ok && n > 0 {
-			unwind.FillCFA(c.win[:])
-			ok = c.cfaOK(n-1, &c.win[0], &c.win[1], truth)
+			var cfa uint64
+			if !prevInlined && f.Kind == unwind.KindCall {
+				cfa = f.CalleeCFA()
+			}
+			ok = c.cfaOK(n-1, cfa, f.Kind, truth)
 		}
+		prevInlined = f.Inlined
 		if !ok && failAt < 0 {
 			failAt, failPC = n, prevPC
 		}
@@ -134,20 +134,20 @@ func (c *comparison) classify(u *unwind.Unwinder, truth []emu.Frame) Class {
 	return Flagged
 }
 
-// cfaOK checks the own CFA of frame i (f, after unwind.FillCFA with its
-// caller next) against the truth's (truth[i]):
+// cfaOK checks the own CFA of frame i (cfa, as unwind.FillCFA would set
+// it from its caller, whose kind is nextKind) against the truth's (truth[i]):
 // exactly equal, and 0 only where the caller was not reached by a call
 // step (then the CFA is the entry code's convention, which the interrupted
 // frame's registers check instead). The truth's outermost frame may have
 // no CFA (the shadow stack began there).
-func (c *comparison) cfaOK(i int, f, next *unwind.Frame, truth []emu.Frame) bool {
+func (c *comparison) cfaOK(i int, cfa uint64, nextKind unwind.FrameKind, truth []emu.Frame) bool {
 	t := &truth[i]
-	if f.CFA == 0 && next.Kind != unwind.KindCall || t.CFA == 0 && i == len(truth)-1 {
+	if cfa == 0 && nextKind != unwind.KindCall || t.CFA == 0 && i == len(truth)-1 {
 		return true
 	}
-	if f.CFA != t.CFA {
+	if cfa != t.CFA {
 		if c.explain && c.reason == "" {
-			c.reason = fmt.Sprintf("frame %d: %s: cfa %#x, truth %#x", i, t.Function, f.CFA, t.CFA)
+			c.reason = fmt.Sprintf("frame %d: %s: cfa %#x, truth %#x", i, t.Function, cfa, t.CFA)
 		}
 		return false
 	}
