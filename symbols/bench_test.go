@@ -175,3 +175,28 @@ func BenchmarkFindORC(b *testing.B) {
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "lookups/s")
 }
+
+// BenchmarkOpenVmlinux opens the production vmlinux (118k symbols) and
+// builds its symbol table, as every kernel run of the command does, and
+// looks one symbol up by name.
+func BenchmarkOpenVmlinux(b *testing.B) {
+	dir, err := corpus.Find("prod")
+	if err != nil {
+		b.Skip(err)
+	}
+	path := filepath.Join(dir, "kernel", "vmlinux-6.1.0-47-cloud-amd64")
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		f, err := Open(path, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, ok := f.Syms.ByName("schedule"); !ok {
+			b.Fatal("no schedule")
+		}
+		n = f.Syms.Len()
+		f.Close()
+	}
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "symbols/s")
+}

@@ -87,6 +87,7 @@ func (f *File) attachDebug(r io.ReaderAt, path string, closer io.Closer) (err er
 		f.dbgClose.Close()
 	}
 	f.dbg, f.dbgR, f.dbgClose, f.DebugPath = ef, r, closer, path
+	f.dbgMapped = mapReader(r)
 	f.Syms = f.readSymbols()
 	// Forget CFI and DWARF read without the debug file.
 	f.cfiOnce, f.debugCFI, f.ehCFI, f.cfiErr = sync.Once{}, nil, nil, nil

@@ -30,18 +30,20 @@ type File struct {
 	// DebugPath is the separate debug file attached by AttachDebug, or "".
 	DebugPath string
 
-	r        io.ReaderAt
-	closer   io.Closer
-	ef       *elf.File
-	dbg      *elf.File   // separate debug file, or nil
-	dbgR     io.ReaderAt // what dbg is read from
-	dbgClose io.Closer
-	kind     fileKind
-	kernel   bool          // a Linux kernel image (see Sym.Size)
-	module   string        // Sym.Module of the file's symbols
-	text     []textSection // executable sections sorted by address
-	lo, hi   uint64        // run-time span of the allocated sections
-	buildID  []byte
+	r         io.ReaderAt
+	mapped    []byte // the file r reads mapped read-only (mapReader), or nil
+	closer    io.Closer
+	ef        *elf.File
+	dbg       *elf.File   // separate debug file, or nil
+	dbgR      io.ReaderAt // what dbg is read from
+	dbgMapped []byte      // dbgR mapped, or nil
+	dbgClose  io.Closer
+	kind      fileKind
+	kernel    bool          // a Linux kernel image (see Sym.Size)
+	module    string        // Sym.Module of the file's symbols
+	text      []textSection // executable sections sorted by address
+	lo, hi    uint64        // run-time span of the allocated sections
+	buildID   []byte
 
 	// A kernel module opened with OpenModule: each section's run-time
 	// address, which sections the placement put somewhere, the placed
@@ -108,7 +110,7 @@ func NewFile(r io.ReaderAt, path string, bias uint64) (f *File, err error) {
 	if ef.Class != elf.ELFCLASS64 || ef.Machine != elf.EM_X86_64 {
 		return nil, fmt.Errorf("symbols: %s: not an x86-64 ELF (%v %v)", path, ef.Class, ef.Machine)
 	}
-	f = &File{Path: path, Bias: bias, r: r, ef: ef}
+	f = &File{Path: path, Bias: bias, r: r, ef: ef, mapped: mapReader(r)}
 	f.kind, f.module = classify(ef, path)
 	f.lo = ^uint64(0)
 	for _, s := range ef.Sections {
@@ -159,20 +161,16 @@ func (f *File) Close() error {
 // a section, relocated by the bias. For a Linux kernel image it gives text
 // symbols kallsyms-style sizes (see Sym.Size) and kallsyms's alias order.
 func (f *File) readSymbols() *Table {
-	type src struct {
-		ef   *elf.File
-		syms []elf.Symbol
+	var srcs []symSource
+	if src, err := symtabSource(f.ef, f.r, f.mapped); err == nil {
+		srcs = append(srcs, src)
 	}
-	var srcs []src
-	if syms, err := f.ef.Symbols(); err == nil {
-		srcs = append(srcs, src{f.ef, syms})
-	}
-	if syms, err := f.ef.DynamicSymbols(); err == nil {
-		srcs = append(srcs, src{f.ef, syms})
+	if src, err := dynsymSource(f.ef); err == nil {
+		srcs = append(srcs, src)
 	}
 	if f.dbg != nil {
-		if syms, err := f.dbg.Symbols(); err == nil {
-			srcs = append(srcs, src{f.dbg, syms})
+		if src, err := symtabSource(f.dbg, f.dbgR, f.dbgMapped); err == nil {
+			srcs = append(srcs, src)
 		}
 	}
 	kernel := false
@@ -180,8 +178,10 @@ func (f *File) readSymbols() *Table {
 		kernel = true // a placed kernel module: kallsyms-style sizes and order, its own name
 	} else if f.kind == kindKernelText {
 	find:
-		for _, sr := range srcs {
-			for _, s := range sr.syms {
+		for i := range srcs {
+			sr := &srcs[i]
+			for j := range sr.Len() {
+				s := sr.At(j)
 				if (s.Name == "linux_banner" || s.Name == "_stext") && s.Section != elf.SHN_UNDEF {
 					kernel = true
 					break find
@@ -194,9 +194,15 @@ func (f *File) readSymbols() *Table {
 	if kernel && f.secAddr == nil {
 		module = ""
 	}
-	var es []entry
-	for _, sr := range srcs {
-		for j, s := range sr.syms {
+	n := 0
+	for i := range srcs {
+		n += srcs[i].Len()
+	}
+	es := make([]entry, 0, n)
+	for i := range srcs {
+		sr := &srcs[i]
+		for j := range sr.Len() {
+			s := sr.At(j)
 			typ := elf.ST_TYPE(s.Info)
 			switch typ {
 			case elf.STT_FUNC, elf.STT_GNU_IFUNC, elf.STT_OBJECT, elf.STT_NOTYPE:

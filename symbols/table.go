@@ -2,17 +2,23 @@ package symbols
 
 import (
 	"cmp"
+	"hash/maphash"
+	"math/bits"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // Table is an immutable, address-sorted symbol table. Build one with
 // NewTable, ParseSystemMap, ParseKallsyms or Open; a nil *Table is an empty
 // table. A Table is safe for concurrent use.
 type Table struct {
-	syms   []Sym   // sorted by Addr; one symbol per (Name, Addr)
-	byName []int32 // indices into syms sorted by Name
-	types  []byte  // nm type letter per symbol (System.map, kallsyms); nil when unknown
+	syms  []Sym  // sorted by Addr; one symbol per (Name, Addr)
+	types []byte // nm type letter per symbol (System.map, kallsyms); nil when unknown
+
+	nameOnce sync.Once
+	seed     maphash.Seed
+	byName   []int32 // open-addressed hash of names: 1 + the index of the first symbol with each name, 0 for empty; made by the first ByName
 }
 
 // entry is a symbol with a preference rank used to choose among aliases at
@@ -42,28 +48,41 @@ func underscores(name string) int {
 	return len(name) - len(strings.TrimLeft(name, "_"))
 }
 
+// tableKey is what newTable sorts: an entry's address and its index in
+// the entries, whose rank and aliasOrder break ties.
+type tableKey struct {
+	addr uint64
+	i    int
+}
+
+// aliasOrder orders two entries at one address and rank: the one with a
+// size, then the name with fewer leading underscores, the alphabetically
+// first name, the larger size, and the one given first.
+func aliasOrder(a, b *entry, ai, bi int) int {
+	if (a.Size == 0) != (b.Size == 0) {
+		if a.Size != 0 {
+			return -1
+		}
+		return 1
+	}
+	if c := cmp.Compare(underscores(a.Name), underscores(b.Name)); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.Name, b.Name); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(b.Size, a.Size); c != 0 {
+		return c
+	}
+	return cmp.Compare(ai, bi)
+}
+
 func newTable(es []entry) *Table {
-	slices.SortFunc(es, func(a, b entry) int {
-		if c := cmp.Compare(a.Addr, b.Addr); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(a.rank, b.rank); c != 0 {
-			return c
-		}
-		if (a.Size == 0) != (b.Size == 0) {
-			if a.Size != 0 {
-				return -1
-			}
-			return 1
-		}
-		if c := cmp.Compare(underscores(a.Name), underscores(b.Name)); c != 0 {
-			return c
-		}
-		if c := strings.Compare(a.Name, b.Name); c != 0 {
-			return c
-		}
-		return cmp.Compare(b.Size, a.Size)
-	})
+	keys := make([]tableKey, len(es))
+	for i := range es {
+		keys[i] = tableKey{es[i].Addr, i}
+	}
+	sortKeys(keys, es)
 	t := &Table{syms: make([]Sym, 0, len(es))}
 	typed := false
 	for i := range es {
@@ -73,7 +92,8 @@ func newTable(es []entry) *Table {
 			break
 		}
 	}
-	for _, e := range es {
+	for _, k := range keys {
+		e := &es[k.i]
 		dup := false
 		for j := len(t.syms) - 1; j >= 0 && t.syms[j].Addr == e.Addr; j-- {
 			if t.syms[j].Name == e.Name && t.syms[j].Module == e.Module {
@@ -100,12 +120,63 @@ func newTable(es []entry) *Table {
 			}
 		}
 	}
-	t.byName = make([]int32, len(t.syms))
-	for i := range t.byName {
-		t.byName[i] = int32(i)
-	}
-	slices.SortStableFunc(t.byName, func(a, b int32) int { return strings.Compare(t.syms[a].Name, t.syms[b].Name) })
 	return t
+}
+
+// sortKeys sorts keys in the order newTable keeps symbols: by address,
+// then rank, then aliasOrder. A table has 100k+ symbols and few aliases,
+// so it sorts by address with a radix sort (stable, least significant
+// byte first, skipping the bytes every address shares) and then each run
+// of one address with the whole comparison.
+func sortKeys(keys []tableKey, es []entry) {
+	byAll := func(a, b tableKey) int {
+		if a.addr != b.addr {
+			return cmp.Compare(a.addr, b.addr)
+		}
+		if c := cmp.Compare(es[a.i].rank, es[b.i].rank); c != 0 {
+			return c
+		}
+		return aliasOrder(&es[a.i], &es[b.i], a.i, b.i)
+	}
+	n := len(keys)
+	if n < 256 {
+		slices.SortFunc(keys, byAll)
+		return
+	}
+	var counts [8][256]int
+	for _, k := range keys {
+		for b := range 8 {
+			counts[b][byte(k.addr>>(8*b))]++
+		}
+	}
+	src, dst := keys, make([]tableKey, n)
+	for b := range 8 {
+		c := &counts[b]
+		if c[byte(keys[0].addr>>(8*b))] == n {
+			continue // every address has this byte
+		}
+		sum := 0
+		for d := range c {
+			c[d], sum = sum, sum+c[d]
+		}
+		for _, k := range src {
+			d := byte(k.addr >> (8 * b))
+			dst[c[d]] = k
+			c[d]++
+		}
+		src, dst = dst, src
+	}
+	copy(keys, src)
+	for i := 0; i < n; {
+		j := i + 1
+		for j < n && keys[j].addr == keys[i].addr {
+			j++
+		}
+		if j-i > 1 {
+			slices.SortFunc(keys[i:j], byAll)
+		}
+		i = j
+	}
 }
 
 // maxFill is the largest size NewTable derives from the next symbol: a
@@ -259,19 +330,47 @@ func (t *Table) ByName(name string) (Sym, bool) {
 	if t == nil {
 		return Sym{}, false
 	}
-	lo, hi := 0, len(t.byName)
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		if t.syms[t.byName[m]].Name < name {
-			lo = m + 1
-		} else {
-			hi = m
+	t.nameOnce.Do(t.hashNames)
+	if len(t.byName) == 0 {
+		return Sym{}, false
+	}
+	mask := uint64(len(t.byName) - 1)
+	for h := maphash.String(t.seed, name) & mask; ; h = (h + 1) & mask {
+		j := t.byName[h]
+		if j == 0 {
+			return Sym{}, false
+		}
+		if s := &t.syms[j-1]; s.Name == name {
+			return *s, true
 		}
 	}
-	if lo < len(t.byName) && t.syms[t.byName[lo]].Name == name {
-		return t.syms[t.byName[lo]], true
+}
+
+// hashNames makes the name index ByName probes, on first use: most
+// tables (a vmlinux's 100k+ symbols) are looked up by name a few times
+// at most, so the index is a hash of each name, not a sorted list.
+// Symbols are inserted in address order, so each name's slot holds its
+// lowest-addressed symbol.
+func (t *Table) hashNames() {
+	if len(t.syms) == 0 {
+		return
 	}
-	return Sym{}, false
+	t.seed = maphash.MakeSeed()
+	t.byName = make([]int32, 1<<bits.Len(uint(2*len(t.syms)-1))) // at most half full
+	mask := uint64(len(t.byName) - 1)
+	for i := range t.syms {
+		name := t.syms[i].Name
+		for h := maphash.String(t.seed, name) & mask; ; h = (h + 1) & mask {
+			j := t.byName[h]
+			if j == 0 {
+				t.byName[h] = int32(i + 1)
+				break
+			}
+			if t.syms[j-1].Name == name {
+				break
+			}
+		}
+	}
 }
 
 // Len returns the number of symbols in the table after deduplication.

@@ -1,0 +1,156 @@
+package symbols
+
+import (
+	"debug/elf"
+	"errors"
+	"io"
+	"os"
+	"strings"
+)
+
+// elfSym is one ELF symbol as readSymbols uses it.
+type elfSym struct {
+	Name    string
+	Info    byte
+	Section elf.SectionIndex
+	Value   uint64
+	Size    uint64
+}
+
+// symSource is one symbol table of an ELF file, read either raw (the
+// .symtab of a vmlinux holds 100k+ symbols: debug/elf's Symbols allocates
+// a string and a 100-byte Symbol for each) or through debug/elf (.dynsym,
+// whose symbol versions debug/elf checks). At gives the symbols in the
+// order debug/elf's Symbols gives them, the null symbol left out.
+type symSource struct {
+	ef   *elf.File
+	raw  []byte // Elf64_Sym entries after the null one; the caller must not modify it
+	strs string // the linked string table
+	syms []elf.Symbol
+}
+
+func (s *symSource) Len() int {
+	if s.syms != nil {
+		return len(s.syms)
+	}
+	return len(s.raw) / elf.Sym64Size
+}
+
+func (s *symSource) At(i int) elfSym {
+	if s.syms != nil {
+		e := &s.syms[i]
+		return elfSym{Name: e.Name, Info: e.Info, Section: e.Section, Value: e.Value, Size: e.Size}
+	}
+	b := s.raw[i*elf.Sym64Size : (i+1)*elf.Sym64Size]
+	bo := s.ef.ByteOrder
+	return elfSym{
+		Name:    stringAt(s.strs, bo.Uint32(b[0:4])),
+		Info:    b[4],
+		Section: elf.SectionIndex(bo.Uint16(b[6:8])),
+		Value:   bo.Uint64(b[8:16]),
+		Size:    bo.Uint64(b[16:24]),
+	}
+}
+
+// stringAt is debug/elf's getString on a string table kept as one string:
+// the NUL-terminated name at off, "" when off is out of range or the name
+// has no NUL. The name shares the table's memory.
+func stringAt(strs string, off uint32) string {
+	if uint64(off) >= uint64(len(strs)) {
+		return ""
+	}
+	rest := strs[off:]
+	n := strings.IndexByte(rest, 0)
+	if n < 0 {
+		return ""
+	}
+	return rest[:n]
+}
+
+// symtabSource reads ef's first SHT_SYMTAB section and its string table
+// from r (or mapped, the file's read-only mapping, nil when there is none),
+// with the checks debug/elf's Symbols makes: an error where Symbols would
+// fail (no section, an empty one, a size that is no multiple of 24, a bad
+// string table link, a section that cannot be read).
+func symtabSource(ef *elf.File, r io.ReaderAt, mapped []byte) (symSource, error) {
+	if ef.Class != elf.ELFCLASS64 {
+		syms, err := ef.Symbols()
+		return symSource{ef: ef, syms: syms}, err
+	}
+	sec := ef.SectionByType(elf.SHT_SYMTAB)
+	if sec == nil {
+		return symSource{}, elf.ErrNoSymbols
+	}
+	data, err := sectionBytes(sec, r, mapped)
+	if err != nil {
+		return symSource{}, err
+	}
+	if len(data) == 0 {
+		return symSource{}, elf.ErrNoSymbols
+	}
+	if len(data)%elf.Sym64Size != 0 {
+		return symSource{}, errors.New("length of symbol section is not a multiple of Sym64Size")
+	}
+	if sec.Link <= 0 || sec.Link >= uint32(len(ef.Sections)) {
+		return symSource{}, errors.New("section has invalid string table link")
+	}
+	strs, err := sectionBytes(ef.Sections[sec.Link], r, mapped)
+	if err != nil {
+		return symSource{}, err
+	}
+	return symSource{ef: ef, raw: data[elf.Sym64Size:], strs: string(strs)}, nil
+}
+
+// dynsymSource reads ef's .dynsym through debug/elf (it is small, and
+// debug/elf refuses one whose version sections are damaged).
+func dynsymSource(ef *elf.File) (symSource, error) {
+	syms, err := ef.DynamicSymbols()
+	if err == nil && syms == nil {
+		syms = []elf.Symbol{}
+	}
+	return symSource{ef: ef, syms: syms}, err
+}
+
+// sectionBytes returns the contents of section s without debug/elf's
+// growing-buffer copy: a slice of mapped (the whole file mapped read-only,
+// nil when it is not) when the section lies in it, else one exact-size read
+// from r when r's size shows the section lies in the file. Compressed and
+// SHT_NOBITS sections, and readers of unknown size, go through s.Data,
+// which reads in bounded steps. The result must not be modified.
+func sectionBytes(s *elf.Section, r io.ReaderAt, mapped []byte) ([]byte, error) {
+	if s.Type == elf.SHT_NOBITS || s.Flags&elf.SHF_COMPRESSED != 0 {
+		return s.Data()
+	}
+	if mapped != nil {
+		if s.Offset <= uint64(len(mapped)) && s.Size <= uint64(len(mapped))-s.Offset {
+			return mapped[s.Offset : s.Offset+s.Size : s.Offset+s.Size], nil
+		}
+		return s.Data()
+	}
+	size, ok := readerSize(r)
+	if !ok || s.Offset > uint64(size) || s.Size > uint64(size)-s.Offset {
+		return s.Data()
+	}
+	b := make([]byte, s.Size)
+	if n, err := r.ReadAt(b, int64(s.Offset)); uint64(n) != s.Size {
+		if err == nil {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	return b, nil
+}
+
+// readerSize returns the size of r when r can tell it (a file, a
+// bytes.Reader, an io.SectionReader).
+func readerSize(r io.ReaderAt) (int64, bool) {
+	switch v := r.(type) {
+	case interface{ Size() int64 }:
+		return v.Size(), true
+	case interface{ Stat() (os.FileInfo, error) }:
+		if fi, err := v.Stat(); err == nil && fi.Mode().IsRegular() {
+			return fi.Size(), true
+		}
+	}
+	return 0, false
+}

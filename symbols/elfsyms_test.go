@@ -1,0 +1,180 @@
+package symbols
+
+import (
+	"bytes"
+	"debug/elf"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/unwind-dev/unwind/internal/corpus"
+)
+
+// symtabFiles are ELF files whose .symtab symtabSource must read exactly
+// as debug/elf does: the test programs and modules, and vmlinux from the
+// corpora when they are there.
+func symtabFiles(t *testing.T) []string {
+	files := []string{"testdata/prog", "testdata/prog-df", "testdata/relocmod.ko", "testdata/hello-mod.ko"}
+	if dir, err := corpus.Find("kernel"); err == nil {
+		files = append(files, filepath.Join(dir, "fp", "vmlinux"))
+	}
+	if dir, err := corpus.Find("user"); err == nil {
+		files = append(files, filepath.Join(dir, "lib", "libc.so.6.debug"))
+	}
+	return files
+}
+
+// symtabSource gives the symbols debug/elf's Symbols gives, in its order,
+// read from a mapping, from a file and from bytes.
+func TestSymtabSourceMatchesDebugELF(t *testing.T) {
+	for _, path := range symtabFiles(t) {
+		fh, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer fh.Close()
+		ef, err := elf.NewFile(fh)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := ef.Symbols()
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			how    string
+			r      io.ReaderAt
+			mapped []byte
+		}{{"file", fh, nil}, {"bytes", bytes.NewReader(data), nil}, {"mapped", fh, mapReader(fh)}} {
+			how := c.how
+			if how == "mapped" && c.mapped == nil {
+				if len(data) >= 1<<16 {
+					t.Fatalf("%s: not mapped", path)
+				}
+				continue // too small to map
+			}
+			src, err := symtabSource(ef, c.r, c.mapped)
+			if err != nil {
+				t.Fatalf("%s (%s): %v", path, how, err)
+			}
+			if src.Len() != len(want) {
+				t.Fatalf("%s (%s): %d symbols, debug/elf %d", path, how, src.Len(), len(want))
+			}
+			for i, w := range want {
+				g := src.At(i)
+				if g.Name != w.Name || g.Info != w.Info || g.Section != w.Section || g.Value != w.Value || g.Size != w.Size {
+					t.Fatalf("%s (%s): symbol %d = %+v, debug/elf %+v", path, how, i, g, w)
+				}
+			}
+		}
+	}
+}
+
+// Damaged symbol tables fail where debug/elf's Symbols fails: a size
+// that is no multiple of 24, a string table link out of range, a section
+// beyond the end of the file. Names out of the string table are "".
+func TestSymtabSourceDamaged(t *testing.T) {
+	orig, err := os.ReadFile("testdata/prog")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ef, err := elf.NewFile(bytes.NewReader(orig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var idx int
+	for i, s := range ef.Sections {
+		if s.Type == elf.SHT_SYMTAB {
+			idx = i
+		}
+	}
+	shdr := func(b []byte) []byte { // the symtab's section header
+		off := ef.ByteOrder.Uint64(b[0x28:]) + uint64(idx)*64
+		return b[off : off+64]
+	}
+	for _, c := range []struct {
+		name  string
+		patch func(h []byte)
+	}{
+		{"size", func(h []byte) { ef.ByteOrder.PutUint64(h[32:], ef.ByteOrder.Uint64(h[32:])-1) }},
+		{"link", func(h []byte) { ef.ByteOrder.PutUint32(h[40:], 0xffff) }},
+		{"offset", func(h []byte) { ef.ByteOrder.PutUint64(h[24:], uint64(len(orig))) }},
+		{"huge", func(h []byte) { ef.ByteOrder.PutUint64(h[32:], 24<<40) }},
+	} {
+		b := bytes.Clone(orig)
+		c.patch(shdr(b))
+		bef, err := elf.NewFile(bytes.NewReader(b))
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		_, want := bef.Symbols()
+		_, got := symtabSource(bef, bytes.NewReader(b), nil)
+		if want == nil || got == nil {
+			t.Errorf("%s: debug/elf says %v, symtabSource %v: both must fail", c.name, want, got)
+		}
+	}
+	if got := stringAt("ab\x00cd", 3); got != "" {
+		t.Errorf("unterminated name = %q", got)
+	}
+	if got := stringAt("ab\x00cd\x00", 3); got != "cd" {
+		t.Errorf("name = %q", got)
+	}
+	if got := stringAt("ab\x00", 3); got != "" {
+		t.Errorf("name past the end = %q", got)
+	}
+}
+
+// FuzzSymtab holds symtabSource to debug/elf's Symbols on any ELF file:
+// both fail, or both give the same symbols. Seeded with the test program
+// and copies whose symbol table header is damaged.
+func FuzzSymtab(f *testing.F) {
+	for _, name := range []string{"testdata/prog", "testdata/relocmod.ko"} {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+		ef, err := elf.NewFile(bytes.NewReader(b))
+		if err != nil {
+			f.Fatal(err)
+		}
+		for i, s := range ef.Sections {
+			if s.Type != elf.SHT_SYMTAB {
+				continue
+			}
+			h := ef.ByteOrder.Uint64(b[0x28:]) + uint64(i)*64
+			for _, field := range []int{24, 32, 40} { // offset, size, link
+				d := bytes.Clone(b)
+				d[h+uint64(field)] ^= 0x5a
+				f.Add(d)
+			}
+		}
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ef, err := elf.NewFile(bytes.NewReader(data))
+		if err != nil {
+			return
+		}
+		want, werr := ef.Symbols()
+		src, gerr := symtabSource(ef, bytes.NewReader(data), nil)
+		if (werr == nil) != (gerr == nil) {
+			t.Fatalf("debug/elf: %v; symtabSource: %v", werr, gerr)
+		}
+		if werr != nil {
+			return
+		}
+		if src.Len() != len(want) {
+			t.Fatalf("%d symbols, debug/elf %d", src.Len(), len(want))
+		}
+		for i, w := range want {
+			if g := src.At(i); g.Name != w.Name || g.Info != w.Info || g.Section != w.Section || g.Value != w.Value || g.Size != w.Size {
+				t.Fatalf("symbol %d = %+v, debug/elf %+v", i, g, w)
+			}
+		}
+	})
+}
