@@ -200,3 +200,92 @@ func BenchmarkOpenVmlinux(b *testing.B) {
 	}
 	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "symbols/s")
 }
+
+// benchDWARFFirstLines times what the first source-line lookups in a file
+// cost: the DWARF sections read (mapped, or from the debug cache), the
+// unit index built, and the lines of a few functions' pcs found, as one
+// `unwind bt` does. The ELF file and its symbols are opened once, outside
+// the loop.
+func benchDWARFFirstLines(b *testing.B, f *File, funcs []string) {
+	ef, r, path := f.ef, f.r, f.Path
+	if f.dbg != nil {
+		ef, r, path = f.dbg, f.dbgR, f.DebugPath
+	}
+	var pcs []uint64
+	for _, name := range funcs {
+		s, ok := f.Syms.ByName(name)
+		if !ok {
+			b.Fatalf("no symbol %s", name)
+		}
+		pcs = append(pcs, s.Addr+s.Size/2-f.Bias)
+	}
+	b.ReportAllocs()
+	var buf []Line
+	for b.Loop() {
+		d, err := readDWARF(ef, r, path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		x, err := buildDWARFIndex(d)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, pc := range pcs {
+			if buf = x.lines(pc, buf[:0]); len(buf) == 0 {
+				b.Fatalf("no lines at %#x", pc)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(pcs)), "ns/pc")
+}
+
+// BenchmarkDWARFFirstLinesProd: twelve functions of the production
+// vmlinux (DWARF 5, 160 MiB of .debug_info) that its tasks' stacks hold.
+func BenchmarkDWARFFirstLinesProd(b *testing.B) {
+	dir, err := corpus.Find("prod")
+	if err != nil {
+		b.Skip(err)
+	}
+	f, err := Open(filepath.Join(dir, "kernel", "vmlinux-6.1.0-47-cloud-amd64"), 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	benchDWARFFirstLines(b, f, []string{"__schedule", "schedule", "do_syscall_64", "sysrq_handle_crash",
+		"panic", "vfs_write", "worker_thread", "kthread", "smpboot_thread_fn", "do_wait",
+		"rcu_gp_kthread", "schedule_timeout"})
+}
+
+// BenchmarkDWARFFirstLinesLab: the same in the lab vmlinux (DWARF 4).
+func BenchmarkDWARFFirstLinesLab(b *testing.B) {
+	dir, err := corpus.Find("kernel")
+	if err != nil {
+		b.Skip(err)
+	}
+	f, err := Open(filepath.Join(dir, "fp", "vmlinux"), 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	benchDWARFFirstLines(b, f, []string{"__schedule", "schedule", "do_idle", "kthread",
+		"default_idle_call", "nmi_handle", "panic", "cpu_startup_entry"})
+}
+
+// BenchmarkDWARFFirstLinesLibc: libc's separate compressed debug file
+// (mapped from the debug cache after the first run).
+func BenchmarkDWARFFirstLinesLibc(b *testing.B) {
+	dir, err := corpus.Find("user")
+	if err != nil {
+		b.Skip(err)
+	}
+	libc := filepath.Join(dir, "lib", "libc.so.6")
+	f, err := Open(libc, 0x7ffff7d80000)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.AttachDebug(libc + ".debug"); err != nil {
+		b.Fatal(err)
+	}
+	benchDWARFFirstLines(b, f, []string{"abort", "raise", "__libc_start_main", "__libc_start_call_main"})
+}

@@ -3,10 +3,10 @@ package symbols
 import (
 	"bytes"
 	"crypto/sha256"
-	"debug/dwarf"
 	"debug/elf"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -16,6 +16,8 @@ import (
 
 	"github.com/klauspost/compress/zlib"
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/unwind-dev/unwind/internal/dwarf"
 )
 
 // maxDebugSection caps one DWARF section read from a file (a corrupt
@@ -36,7 +38,7 @@ const maxDebugSection = 1 << 30
 // (DebugCacheDir) and mapped from there by later runs.
 func readDWARF(ef *elf.File, r io.ReaderAt, path string) (*dwarf.Data, error) {
 	if ef.Type == elf.ET_REL {
-		return ef.DWARF()
+		return relDWARF(ef)
 	}
 	// Map the file when r is the file at path (not, say, a fuzzer's bytes).
 	var mapped []byte
@@ -104,6 +106,97 @@ func newDWARF(sec map[string][]byte) (*dwarf.Data, error) {
 	}
 	if b, ok := sec["types"]; ok {
 		if err := d.AddTypes("types", b); err != nil {
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+// relDWARF reads the DWARF of a relocatable object as debug/elf's
+// (*File).DWARF does: every debug section decompressed, with its
+// R_X86_64_64 and R_X86_64_32 relocations applied as symbol plus addend
+// (sections at address 0), each .debug_types section added on its own.
+// Kernel modules placed at run-time addresses take moduleDWARF instead.
+func relDWARF(ef *elf.File) (*dwarf.Data, error) {
+	syms, symErr := ef.Symbols()
+	sec := map[string][]byte{}
+	var types []int
+	for i, s := range ef.Sections {
+		name := ""
+		switch {
+		case strings.HasPrefix(s.Name, ".debug_"):
+			name = s.Name[len(".debug_"):]
+		case strings.HasPrefix(s.Name, ".zdebug_"):
+			name = s.Name[len(".zdebug_"):]
+		default:
+			continue
+		}
+		if s.FileSize > maxDebugSection || s.Size > maxDebugSection {
+			return nil, fmt.Errorf("section %s: size %d too large", s.Name, s.Size)
+		}
+		b, err := s.Data()
+		if err != nil && uint64(len(b)) < s.Size {
+			return nil, err
+		}
+		for _, rs := range ef.Sections {
+			if rs.Type != elf.SHT_RELA && rs.Type != elf.SHT_REL || int(rs.Info) != i {
+				continue
+			}
+			rels, err := rs.Data()
+			if err != nil {
+				return nil, err
+			}
+			if len(rels)%relaSize != 0 {
+				return nil, errors.New("length of relocation section is not a multiple of 24")
+			}
+			if symErr != nil {
+				return nil, symErr
+			}
+			for ; len(rels) > 0; rels = rels[relaSize:] {
+				off := binary.LittleEndian.Uint64(rels)
+				info := binary.LittleEndian.Uint64(rels[8:])
+				addend := int64(binary.LittleEndian.Uint64(rels[16:]))
+				n := info >> 32
+				if n == 0 || n > uint64(len(syms)) || addend < 0 {
+					continue
+				}
+				sym := &syms[n-1]
+				if sym.Section == elf.SHN_UNDEF || sym.Section >= elf.SHN_LORESERVE {
+					continue
+				}
+				size := uint64(0)
+				switch elf.R_X86_64(info & 0xffff) {
+				case elf.R_X86_64_64:
+					size = 8
+				case elf.R_X86_64_32:
+					size = 4
+				default:
+					continue
+				}
+				if off+size > uint64(len(b)) || off+size < off {
+					continue
+				}
+				if size == 8 {
+					binary.LittleEndian.PutUint64(b[off:], sym.Value+uint64(addend))
+				} else {
+					binary.LittleEndian.PutUint32(b[off:], uint32(sym.Value)+uint32(addend))
+				}
+			}
+		}
+		if name == "types" {
+			types = append(types, i)
+			sec[fmt.Sprintf("types-%d", i)] = b
+			continue
+		}
+		sec[name] = b
+	}
+	d, err := newDWARF(sec)
+	if err != nil {
+		return nil, err
+	}
+	for _, i := range types {
+		name := fmt.Sprintf("types-%d", i)
+		if err := d.AddTypes(name, sec[name]); err != nil {
 			return nil, err
 		}
 	}

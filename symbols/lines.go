@@ -2,7 +2,6 @@ package symbols
 
 import (
 	"cmp"
-	"debug/dwarf"
 	"debug/elf"
 	"errors"
 	"fmt"
@@ -10,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/unwind-dev/unwind/internal/dwarf"
 )
 
 // dwarfIndex maps pcs to compile units; each unit's lines and scope tree are

@@ -2,7 +2,6 @@ package symbols
 
 import (
 	"cmp"
-	"debug/dwarf"
 	"debug/elf"
 	"encoding/binary"
 	"errors"
@@ -13,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/unwind-dev/unwind/internal/cfi"
+	"github.com/unwind-dev/unwind/internal/dwarf"
 	"github.com/unwind-dev/unwind/internal/fileio"
 )
 

@@ -1,7 +1,7 @@
 package symbols
 
 import (
-	"debug/dwarf"
+	"github.com/unwind-dev/unwind/internal/dwarf"
 	"strings"
 )
 

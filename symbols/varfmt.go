@@ -1,12 +1,13 @@
 package symbols
 
 import (
-	"debug/dwarf"
 	"encoding/binary"
 	"fmt"
 	"math"
 	"strconv"
 	"strings"
+
+	"github.com/unwind-dev/unwind/internal/dwarf"
 )
 
 // printer formats values the way gdb prints C values in bt and bt full.

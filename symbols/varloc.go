@@ -2,7 +2,6 @@ package symbols
 
 import (
 	"bytes"
-	"debug/dwarf"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 	"github.com/go-delve/delve/pkg/dwarf/op"
 
 	"github.com/unwind-dev/unwind/internal/cfi"
+	"github.com/unwind-dev/unwind/internal/dwarf"
 	"github.com/unwind-dev/unwind/ptregs"
 )
 

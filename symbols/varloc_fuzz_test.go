@@ -1,10 +1,10 @@
 package symbols
 
 import (
-	"debug/dwarf"
 	"encoding/binary"
 	"testing"
 
+	"github.com/unwind-dev/unwind/internal/dwarf"
 	"github.com/unwind-dev/unwind/ptregs"
 )
 

@@ -1,13 +1,14 @@
 package symbols
 
 import (
-	"debug/dwarf"
 	"debug/elf"
 	"encoding/binary"
 	"fmt"
 	"sync"
 
 	"github.com/go-delve/delve/pkg/dwarf/loclist"
+
+	"github.com/unwind-dev/unwind/internal/dwarf"
 )
 
 // varState is a file's variable cache: the DIEs of each function asked for,

@@ -10,8 +10,30 @@ standard library's documentation applies.
 
 # What is changed and why
 
-Nothing yet: this is the verbatim copy (the package comment moved from
-open.go to this file).
+The standard library's New parses the abbreviation table of every unit
+before it returns. A Linux vmlinux has one table per compilation unit
+(thousands, megabytes of .debug_abbrev), and a debugger that prints a
+few frames needs a handful of units: that parse was a fifth to a quarter
+of a whole `unwind bt` of a kernel dump. Here:
+
+  - A unit's abbreviation table is parsed on the first decoding of an
+    entry of that unit, once (sync.Once), and shared by the units that
+    name the same table offset, as the eager cache shared it (entry.go:
+    abbrevs, lookup; unit.go: parseUnits). A unit's first entry (its
+    compile-unit entry, read to find its ranges, line table and DWARF 5
+    bases) is decoded after scanning the table only as far as its
+    abbreviation, without writing the others down (parseAbbrev's stop).
+    A malformed table is reported by Reader.Next (and by AddTypes for type
+    units) instead of by New; a table that repeats a code gives a unit's
+    first entry the first definition, not the last.
+  - A DWARF 5 unit's bases (DW_AT_str_offsets_base and friends) are read
+    once under a sync.Once instead of by whichever Reader gets there
+    first, so that Readers on several goroutines may decode the same
+    unit (the standard library races there); an error reading them is
+    returned by every Reader that enters the unit, not only the first.
+
+Everything else is the standard library's code, unchanged; the package
+comment moved from open.go to this file.
 
 # The original package comment
 

@@ -15,6 +15,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
+	"sync/atomic"
 )
 
 // a single entry's description: a sequence of attributes
@@ -34,13 +36,62 @@ type afield struct {
 // a map from entry format ids to their descriptions
 type abbrevTable map[uint32]abbrev
 
-// parseAbbrev returns the abbreviation table that starts at byte off
-// in the .debug_abbrev section.
-func (d *Data) parseAbbrev(off uint64, vers int) (abbrevTable, error) {
-	if m, ok := d.abbrevCache[off]; ok {
-		return m, nil
-	}
+// abbrevs is the abbreviation table of one or more units, parsed on first
+// use; a unit's first entry is decoded without parsing the whole table.
+// It is safe for concurrent use.
+type abbrevs struct {
+	d    *Data
+	off  uint64
+	vers int // of the first unit using the table, as the eager cache had it
+	once sync.Once
+	done atomic.Bool // once has run: tab and err are set
+	tab  abbrevTable
+	err  error
+}
 
+// lazyAbbrev returns the table at off, shared by the units that use it.
+// Only New and AddTypes call it.
+func (d *Data) lazyAbbrev(off uint64, vers int) *abbrevs {
+	if a, ok := d.abbrevCache[off]; ok {
+		return a
+	}
+	a := &abbrevs{d: d, off: off, vers: vers}
+	d.abbrevCache[off] = a
+	return a
+}
+
+// table parses the whole table once.
+func (a *abbrevs) table() (abbrevTable, error) {
+	a.once.Do(func() {
+		a.tab, a.err = a.d.parseAbbrev(a.off, a.vers, 0)
+		a.done.Store(true)
+	})
+	return a.tab, a.err
+}
+
+// lookup returns the abbreviation id. For a unit's first entry (first),
+// before the table has been parsed, it parses the table only as far as id:
+// reading every unit's first entry (its ranges, its line table) then costs
+// one abbreviation per unit.
+func (a *abbrevs) lookup(id uint32, first bool) (abbrev, bool, error) {
+	if first && !a.done.Load() {
+		m, err := a.d.parseAbbrev(a.off, a.vers, id)
+		if ab, ok := m[id]; ok || err != nil {
+			return ab, ok, err
+		}
+	}
+	m, err := a.table()
+	if err != nil {
+		return abbrev{}, false, err
+	}
+	ab, ok := m[id]
+	return ab, ok, nil
+}
+
+// parseAbbrev returns the abbreviation table that starts at byte off
+// in the .debug_abbrev section; when stop is not 0 it stops after the
+// abbreviation stop.
+func (d *Data) parseAbbrev(off uint64, vers int, stop uint32) (abbrevTable, error) {
 	data := d.abbrev
 	if off > uint64(len(data)) {
 		data = nil
@@ -57,6 +108,22 @@ func (d *Data) parseAbbrev(off uint64, vers int) (abbrevTable, error) {
 		id := uint32(b.uint())
 		if id == 0 {
 			break
+		}
+		if stop != 0 && id != stop {
+			// Skip the abbreviation without writing it down.
+			b.uint()
+			b.uint8()
+			for {
+				tag := b.uint()
+				fmt := b.uint()
+				if tag == 0 && fmt == 0 {
+					break
+				}
+				if format(fmt) == formImplicitConst {
+					b.int()
+				}
+			}
+			continue
 		}
 
 		// Walk over attributes, counting.
@@ -96,11 +163,13 @@ func (d *Data) parseAbbrev(off uint64, vers int) (abbrevTable, error) {
 		b.uint()
 
 		m[id] = a
+		if id == stop {
+			break
+		}
 	}
 	if b.err != nil {
 		return nil, b.err
 	}
-	d.abbrevCache[off] = m
 	return m, nil
 }
 
@@ -408,13 +477,19 @@ type Offset uint32
 // Entry reads a single entry from buf, decoding
 // according to the given abbreviation table.
 func (b *buf) entry(cu *Entry, u *unit) *Entry {
-	atab, ubase, vers := u.atable, u.base, u.vers
+	ubase, vers := u.base, u.vers
 	off := b.off
 	id := uint32(b.uint())
 	if id == 0 {
 		return &Entry{}
 	}
-	a, ok := atab[id]
+	a, ok, err := u.atable.lookup(id, off == u.off)
+	if err != nil {
+		if b.err == nil {
+			b.err = err
+		}
+		return nil
+	}
 	if !ok {
 		b.error("unknown abbreviation table index")
 		return nil
@@ -807,12 +882,15 @@ func (r *Reader) nextUnit() {
 }
 
 func (r *Reader) collectDwarf5BaseOffsets(u *unit) {
-	if u.vers < 5 || u.unit5 != nil {
+	if u.vers < 5 {
 		return
 	}
-	u.unit5 = new(unit5)
-	if err := r.d.collectDwarf5BaseOffsets(u); err != nil {
-		r.err = err
+	u.u5once.Do(func() {
+		u.unit5 = new(unit5)
+		u.u5err = r.d.collectDwarf5BaseOffsets(u)
+	})
+	if u.u5err != nil {
+		r.err = u.u5err
 	}
 }
 

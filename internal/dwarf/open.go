@@ -29,7 +29,7 @@ type Data struct {
 	rngLists   []byte
 
 	// parsed data
-	abbrevCache map[uint64]abbrevTable
+	abbrevCache map[uint64]*abbrevs // by offset; filled only while New and AddTypes run
 	bigEndian   bool
 	order       binary.ByteOrder
 	typeCache   map[Offset]Type
@@ -57,7 +57,7 @@ func New(abbrev, aranges, frame, info, line, pubnames, ranges, str []byte) (*Dat
 		pubnames:    pubnames,
 		ranges:      ranges,
 		str:         str,
-		abbrevCache: make(map[uint64]abbrevTable),
+		abbrevCache: make(map[uint64]*abbrevs),
 		typeCache:   make(map[Offset]Type),
 		typeSigs:    make(map[uint64]*typeUnit),
 	}

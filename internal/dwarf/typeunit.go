@@ -44,8 +44,8 @@ func (d *Data) parseTypes(name string, types []byte) error {
 		} else {
 			ao = b.uint64()
 		}
-		atable, err := d.parseAbbrev(ao, vers)
-		if err != nil {
+		atable := d.lazyAbbrev(ao, vers)
+		if _, err := atable.table(); err != nil {
 			return err
 		}
 		asize := b.uint8()

@@ -7,6 +7,7 @@ package dwarf
 import (
 	"sort"
 	"strconv"
+	"sync"
 )
 
 // DWARF debug info is split into a sequence of compilation units.
@@ -16,8 +17,10 @@ type unit struct {
 	base   Offset // byte offset of header within the aggregate info
 	off    Offset // byte offset of data within the aggregate info
 	data   []byte
-	atable abbrevTable
-	*unit5 // info specific to DWARF 5 units
+	atable *abbrevs // parsed on first use
+	*unit5          // info specific to DWARF 5 units, set once by u5once
+	u5once *sync.Once
+	u5err  error
 	asize  int
 	vers   int
 	is64   bool  // True for 64-bit DWARF format
@@ -122,14 +125,8 @@ func (d *Data) parseUnits() ([]unit, error) {
 		} else {
 			abbrevOff = uint64(b.uint32())
 		}
-		atable, err := d.parseAbbrev(abbrevOff, u.vers)
-		if err != nil {
-			if b.err == nil {
-				b.err = err
-			}
-			break
-		}
-		u.atable = atable
+		u.atable = d.lazyAbbrev(abbrevOff, u.vers)
+		u.u5once = new(sync.Once)
 		if vers < 5 {
 			u.asize = int(b.uint8())
 		}
