@@ -25,6 +25,7 @@ type cachedPage struct {
 	page int64 // file offset / cachePage
 	n    int   // valid bytes (short at the end of the file)
 	err  error // the error that cut the page short, if any
+	lent bool  // window handed buf out: a miss reads into a new page
 	buf  [cachePage]byte
 }
 
@@ -72,7 +73,7 @@ func (c *pageCache) page(i int64) (*cachedPage, error) {
 	if *s != nil && (*s).page == i {
 		return *s, (*s).err
 	}
-	if *s == nil {
+	if *s == nil || (*s).lent {
 		*s = new(cachedPage)
 	}
 	pg := *s
@@ -88,4 +89,22 @@ func (c *pageCache) page(i int64) (*cachedPage, error) {
 		pg.page = -1
 	}
 	return pg, err
+}
+
+// window returns the cached bytes of the file from off to the end of its
+// page (nil when none can be read there). They never change: a page that
+// was lent is not reused for another.
+func (c *pageCache) window(off int64) []byte {
+	if off < 0 {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	pg, _ := c.page(off / cachePage)
+	rel := int(off % cachePage)
+	if rel >= pg.n || pg.page != off/cachePage {
+		return nil
+	}
+	pg.lent = true
+	return pg.buf[rel:pg.n:pg.n]
 }

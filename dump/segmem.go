@@ -197,6 +197,43 @@ func (m *segMemory) tail(q []byte, a uint64, s span) error {
 	return &unwind.MemoryError{Addr: a, Len: len(q)}
 }
 
+// Window implements unwind.MemoryWindows: the bytes from a to the end of
+// a's page of the dump file (or of the backing file that holds a user
+// core's text), within a's segment; nil where ReadAt would fill zeros or
+// fail.
+func (m *segMemory) Window(a uint64) (uint64, []byte) {
+	i := m.find(a)
+	if i < 0 {
+		return 0, nil
+	}
+	s := &m.spans[i]
+	rel := a - s.addr
+	if rel < s.filesz {
+		pc, ok := m.r.(*pageCache)
+		if !ok {
+			return 0, nil
+		}
+		b := pc.window(int64(s.off + rel))
+		return a, b[:min(uint64(len(b)), s.filesz-rel)]
+	}
+	if m.zeroTail || !m.strict || s.flags == 0 || rel < s.declared {
+		return 0, nil
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	j := sort.Search(len(m.backing), func(j int) bool { return m.backing[j].end > a })
+	if j == len(m.backing) || m.backing[j].start > a {
+		return 0, nil
+	}
+	bk := m.backing[j]
+	pc, ok := bk.r.(*pageCache)
+	if !ok {
+		return 0, nil
+	}
+	b := pc.window(int64(bk.off + (a - bk.start)))
+	return a, b[:min(uint64(len(b)), bk.end-a, s.memsz-rel)]
+}
+
 // segmentOf returns the span containing a.
 func (m *segMemory) segmentOf(a uint64) (span, bool) {
 	if i := m.find(a); i >= 0 {

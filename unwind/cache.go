@@ -2,6 +2,7 @@ package unwind
 
 import (
 	"errors"
+	"slices"
 
 	"github.com/unwind-dev/unwind/internal/cfi"
 	"github.com/unwind-dev/unwind/ptregs"
@@ -79,7 +80,8 @@ type pcEntry struct {
 	callWin [9]byte // the memory the call-site verdict was decoded from
 	st0     frameState
 
-	sym symbols.Sym // efSym
+	sym   symbols.Sym    // efSym
+	lines []symbols.Line // efLines: LineSource.Lines at the lookup PC (read only)
 
 	stub   string // the symbol name entry-frame detection uses (efStub)
 	entry  string // entryFromSymbol(stub)
@@ -116,6 +118,7 @@ const (
 	efSiteRule             // it passed by rule (no call in memory)
 	efORC                  // orc is set (efORCOK says whether there is one)
 	efORCOK                //
+	efLines                // lines is set
 )
 
 func (e *pcEntry) has(f entryFlags) bool { return e.flags&f != 0 }
@@ -180,6 +183,22 @@ func (u *Unwinder) frameSymbol(f *Frame) {
 		f.Sym = e.sym
 		f.Function = e.sym.Name // from the entry: the copy's stores are in flight
 	}
+}
+
+// frameLines returns the source lines at f.LookupPC (LineSource.Lines),
+// looked up once per frame PC when the caches are on. The caller must not
+// modify or append to them.
+func (u *Unwinder) frameLines(f *Frame) []symbols.Line {
+	if u.c == nil {
+		u.lineBuf = u.lines.Lines(f.LookupPC, u.lineBuf[:0])
+		return u.lineBuf
+	}
+	e := u.entry(f.PC, f.LookupPC)
+	if !e.has(efLines) {
+		e.lines = slices.Clip(u.lines.Lines(f.LookupPC, nil))
+		e.flags |= efLines
+	}
+	return e.lines
 }
 
 // stubOf returns the name of the function an emitted frame is in, as the

@@ -157,11 +157,11 @@ func (u *Unwinder) sameCallWindow(ra uint64, re *pcEntry) bool {
 }
 
 // emitWarm is emit for a frame fpWarm just made, when the caches know its
-// symbol (and that it is no signal trampoline) and there are no source
-// lines to add: what emit would do, without the lookups.
+// symbol (and that it is no signal trampoline) and, with a LineSource,
+// its source lines: what emit would do, without the lookups.
 func (u *Unwinder) emitWarm() bool {
 	f, e := u.cur, u.warm
-	if e == nil || u.lines != nil || u.n >= u.max || !e.has(efSymOK) ||
+	if e == nil || u.lines != nil && !e.has(efLines) || u.n >= u.max || !e.has(efSymOK) ||
 		!u.opts.Kernel && u.has(MethodSignal) && (!e.has(efTramp) || e.has(efTrampOK)) {
 		return u.emit()
 	}
@@ -184,6 +184,18 @@ func (u *Unwinder) emitWarm() bool {
 	}
 	u.inline = u.inline[:0]
 	u.inlineAt = 0
+	if u.lines != nil {
+		// emit's source lines, from the entry.
+		u.inline = e.lines
+		if len(u.inline) > 0 {
+			l := &u.inline[0]
+			if l.Function != "" {
+				f.Function = l.Function
+			}
+			f.File, f.Line, f.Inlined = l.File, l.Line, l.Inlined
+			u.inlineAt = 1
+		}
+	}
 	u.prevPC, u.lastPC = u.lastPC, f.LookupPC
 	u.n++
 	u.outInline = false

@@ -27,6 +27,19 @@ type MemoryView interface {
 	View(addr uint64, n int) []byte
 }
 
+// MemoryWindows is an optional interface of a Memory that holds its bytes
+// in the process in pieces that never change once handed out (a dump's
+// pages as read from its file, a mapped file): Window returns the piece
+// that holds addr, its first address and its bytes, or nil data when addr
+// is not held that way (ReadAt may still read it). An Unwinder reads stack
+// words and the code before return addresses from the last pieces it got,
+// without calling ReadAt, so the bytes of a piece must be what ReadAt
+// reads there for as long as the Memory is in use: a live Memory whose
+// bytes change (an emulator's) must not implement it.
+type MemoryWindows interface {
+	Window(addr uint64) (lo uint64, data []byte)
+}
+
 // WriteJournal is an optional interface of a live Memory (an emulator's)
 // that logs where it is written. An incremental Unwinder uses it to skip
 // comparing again the bytes its last walk read when nothing was written

@@ -30,6 +30,7 @@ const (
 type Unwinder struct {
 	mem      Memory
 	spliced  SplicedMemory // mem, when it is one: read without the interface
+	windows  MemoryWindows // mem, when it is one (and no SplicedMemory)
 	win      [2]memWindow  // its regions last read: for stack words, for code
 	opts     Options
 	methods  Method
@@ -51,7 +52,8 @@ type Unwinder struct {
 	fr        [2]Frame
 	out       Frame // an inlined caller of cur, when outInline
 	outInline bool
-	inline    []symbols.Line
+	inline    []symbols.Line // the source lines at cur's lookup PC (frameLines: read only)
+	lineBuf   []symbols.Line // frameLines' buffer when there are no caches
 	inlineAt  int
 	n         int
 	started   bool
@@ -134,7 +136,7 @@ func New(mem Memory, regs ptregs.Regs, opts *Options) *Unwinder {
 	}
 	if ls, ok := u.opts.Code.(LineSource); ok {
 		u.lines = ls
-		u.inline = make([]symbols.Line, 0, 8)
+		u.lineBuf = make([]symbols.Line, 0, 8)
 	}
 	u.inc = u.opts.Incremental && u.lines == nil
 	u.Reset(mem, regs)
@@ -171,6 +173,10 @@ func (u *Unwinder) Reset(mem Memory, regs ptregs.Regs) {
 	u.replay, u.rec = 0, nil
 	u.mem = mem
 	u.spliced, _ = mem.(SplicedMemory)
+	u.windows = nil
+	if u.spliced == nil {
+		u.windows, _ = mem.(MemoryWindows)
+	}
 	u.view, _ = mem.(MemoryView)
 	u.journal, _ = mem.(WriteJournal)
 	u.win = [2]memWindow{}
@@ -552,7 +558,7 @@ judged:
 	u.inline = u.inline[:0]
 	u.inlineAt = 0
 	if u.lines != nil && f.SymOK {
-		u.inline = u.lines.Lines(f.LookupPC, u.inline[:0])
+		u.inline = u.frameLines(f)
 		if len(u.inline) > 0 {
 			l := u.inline[0]
 			if l.Function != "" {
@@ -616,8 +622,9 @@ func (w *memWindow) at(addr uint64, n int) []byte {
 }
 
 // splicedAt returns the n bytes at addr when mem is a SplicedMemory and
-// one region holds them all, else nil (ReadAt may still read them, across
-// regions). Window k remembers the region.
+// one region holds them all, or a MemoryWindows and one of its pieces
+// does, else nil (ReadAt may still read them, across regions). Window k
+// remembers the region.
 func (u *Unwinder) splicedAt(k int, addr uint64, n int) []byte {
 	if u.rec != nil {
 		return nil // an incremental walk logs its reads: readAt
@@ -625,6 +632,14 @@ func (u *Unwinder) splicedAt(k int, addr uint64, n int) []byte {
 	w := &u.win[k]
 	if b := w.at(addr, n); b != nil {
 		return b
+	}
+	if u.windows != nil {
+		lo, data := u.windows.Window(addr)
+		if data == nil {
+			return nil
+		}
+		w.lo, w.data = lo, data
+		return w.at(addr, n)
 	}
 	i := u.spliced.find(addr)
 	if i < 0 {
