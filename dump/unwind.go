@@ -25,11 +25,19 @@ type Trace struct {
 // stack bounds of Stacks. opts may set Methods and MaxFrames. A kernel
 // vmcore's CPUs and tasks are unwound by linux.Kernel.
 func (d *Dump) Unwind(i int, code unwind.Code, opts unwind.Options) (Trace, error) {
+	if err := d.walkOptions(i, code, &opts); err != nil {
+		return Trace{}, err
+	}
+	return Walk(d.mem, d.threads[i].Regs, &opts), nil
+}
+
+// walkOptions completes opts for a walk of thread i with code.
+func (d *Dump) walkOptions(i int, code unwind.Code, opts *unwind.Options) error {
 	if d.kern != nil {
-		return Trace{}, ErrKernelDump
+		return ErrKernelDump
 	}
 	if i < 0 || i >= len(d.threads) {
-		return Trace{}, fmt.Errorf("no thread index %d (the dump has %d)", i, len(d.threads))
+		return fmt.Errorf("no thread index %d (the dump has %d)", i, len(d.threads))
 	}
 	opts.Code = code
 	opts.Stacks = d.Stacks(i)
@@ -37,7 +45,7 @@ func (d *Dump) Unwind(i int, code unwind.Code, opts unwind.Options) (Trace, erro
 	if set, ok := code.(*symbols.Set); ok && opts.CodeCache == nil {
 		opts.CodeCache = d.codeCacheFor(set)
 	}
-	return Walk(d.mem, d.threads[i].Regs, &opts), nil
+	return nil
 }
 
 // Walk runs one unwind from regs to its end and collects its frames. The
@@ -45,17 +53,14 @@ func (d *Dump) Unwind(i int, code unwind.Code, opts unwind.Options) (Trace, erro
 // are marked unreliable, and each frame's CFA is set (unwind.FillCFA).
 func Walk(mem unwind.Memory, regs ptregs.Regs, opts *unwind.Options) Trace {
 	u := unwind.New(mem, regs, opts)
-	frames, n := collect(u)
-	if frames == nil && n > 0 {
-		// A deep stack: walk it again into a slice of its exact length
-		// rather than copying its frames at every growth of the slice
-		// (the walk is a small part of a frame's cost; the copies of
-		// 560-byte frames and their garbage were most of it).
-		u = unwind.New(mem, regs, opts)
-		frames = make([]unwind.Frame, 0, n)
-		for u.Next() {
-			frames = append(frames, u.Frame())
-		}
+	frames, deep := collect(u)
+	if deep {
+		// A deep stack: the rest of the walk goes into a compact
+		// Recording and the frames into a slice of their exact length,
+		// rather than copying 560-byte frames at every growth of the
+		// slice (the copies and their garbage were most of the cost).
+		r := u.Record(frames, true)
+		return Trace{Frames: r.Frames(), Reliable: r.Reliable(), StopReason: r.StopReason(), Err: r.Err(), Truncated: r.Truncated(), Mem: mem}
 	}
 	unwind.FillCFA(frames)
 	if from := u.Invalidated(); from >= 0 {
@@ -66,26 +71,36 @@ func Walk(mem unwind.Memory, regs ptregs.Regs, opts *unwind.Options) Trace {
 	return Trace{Frames: frames, Reliable: u.Reliable(), StopReason: u.StopReason(), Err: u.Err(), Truncated: u.Truncated(), Mem: mem}
 }
 
-// collect gathers a walk's frames when there are at most deepStack of
-// them; past that it counts the rest and returns nil and the count, for
-// the caller to walk again into a slice of that length.
-func collect(u *unwind.Unwinder) ([]unwind.Frame, int) {
+// collect gathers a walk's frames, at most deepStack of them: past that it
+// returns the frames so far and true, the walk not yet done.
+func collect(u *unwind.Unwinder) ([]unwind.Frame, bool) {
 	var frames []unwind.Frame
 	for u.Next() {
-		if len(frames) == deepStack {
-			n := len(frames) + 1
-			for u.Next() {
-				n++
-			}
-			return nil, n
-		}
 		frames = append(frames, u.Frame())
+		if len(frames) == deepStack {
+			return frames, true
+		}
 	}
-	return frames, len(frames)
+	return frames, false
 }
 
-// deepStack is the number of frames past which Walk walks a stack twice.
+// deepStack is the number of frames past which Walk records the rest of
+// a stack compactly.
 var deepStack = 4096
+
+// Record unwinds thread i of Threads like Unwind, into a compact
+// unwind.Recording instead of a slice of frames: for a debugger that
+// prints or scans deep stacks (a 100,000-frame recursion needs about 5 MB
+// instead of 56). Read the frames with its Len and Frame, in order or
+// not. keepRegs keeps each frame's registers (JSON output and value
+// recovery need them). A kernel vmcore's CPUs and tasks are unwound by
+// linux.Kernel.
+func (d *Dump) Record(i int, code unwind.Code, opts unwind.Options, keepRegs bool) (*unwind.Recording, error) {
+	if err := d.walkOptions(i, code, &opts); err != nil {
+		return nil, err
+	}
+	return unwind.Record(d.mem, d.threads[i].Regs, &opts, keepRegs), nil
+}
 
 // codeCacheFor returns the CodeCache every walk of this dump with set
 // shares, so that a dump of many threads analyses each function once.

@@ -128,7 +128,8 @@ func reliability(fs []Frame) []bool {
 
 // wantCorrupt checks that the walk ended on a CorruptStackError about
 // stack kind k that invalidates the frames from from on, that Walk marks
-// them unreliable, and that the frames before it stay reliable.
+// them unreliable (and so does a Recording), and that the frames before
+// it stay reliable.
 func wantCorrupt(t *testing.T, w walked, k StackKind, from int, mem Memory, regs ptregs.Regs, opts *Options) {
 	t.Helper()
 	var ce *CorruptStackError
@@ -142,6 +143,9 @@ func wantCorrupt(t *testing.T, w walked, k StackKind, from int, mem Memory, regs
 		if i < from && !f.Reliable {
 			t.Errorf("frame %d (%s) before the first invalidated one is unreliable", i, f.Function)
 		}
+	}
+	if r := checkRecord(t, mem, regs, opts); r.Invalidated() != from {
+		t.Errorf("Record: Invalidated %d, want %d", r.Invalidated(), from)
 	}
 	fs, err := Walk(mem, regs, opts)
 	if fmt.Sprint(err) != fmt.Sprint(w.err) || len(fs) != len(w.frames) {

@@ -151,14 +151,26 @@ func runBt(ios *IOStreams, opts *btOptions, path string) error {
 		}
 		uo := unwind.Options{Methods: methods, MaxFrames: maxFrames}
 		var tr dump.Trace
+		var rec *unwind.Recording
 		switch {
 		case d.k != nil:
 			tr, err = d.k.UnwindCPU(i, uo)
-		case info.Kind == dump.KindEmulator:
-			emu.EntryConventions(&uo, verify.SymbolAddr(d.set))
-			fallthrough
-		default:
+		case opts.values.wanted():
+			if info.Kind == dump.KindEmulator {
+				emu.EntryConventions(&uo, verify.SymbolAddr(d.set))
+			}
 			tr, err = d.Unwind(i, d.set, uo)
+		default:
+			if info.Kind == dump.KindEmulator {
+				emu.EntryConventions(&uo, verify.SymbolAddr(d.set))
+			}
+			// The frames stay compact until they are printed (a deep
+			// recursion would need 560 bytes a frame): only JSON prints
+			// each frame's registers.
+			rec, err = d.Record(i, d.set, uo, opts.output == outputJSON)
+			if err == nil {
+				tr = dump.Trace{Reliable: rec.Reliable(), StopReason: rec.StopReason(), Err: rec.Err(), Truncated: rec.Truncated(), Mem: d.Memory()}
+			}
 		}
 		if err != nil {
 			// The others may still be read: say which one was not.
@@ -175,7 +187,7 @@ func runBt(ios *IOStreams, opts *btOptions, path string) error {
 		values := opts.values.compute(tr.Frames, tr.Mem, d.set)
 		t := &report.Thread{
 			TID: th.TID, CPU: th.CPU, Crashed: th.Crashed, Signal: th.Signal, Comm: th.Comm,
-			Kernel: kernel, Regs: th.Regs, Frames: tr.Frames, Reliable: tr.Reliable, StopReason: tr.StopReason,
+			Kernel: kernel, Regs: th.Regs, Frames: tr.Frames, Record: rec, Reliable: tr.Reliable, StopReason: tr.StopReason,
 			Truncated: tr.Truncated, Unwalked: -1, Code: tr.Mem, StackHeader: stackHeader, Hardware: hardware,
 			Values: values, Task: cpuTasks[i],
 		}

@@ -22,6 +22,10 @@ func (v *valueFlags) register(f *pflag.FlagSet) {
 	f.BoolVar(&v.noStrings, "no-strings", false, "with --args/--locals: print char pointers as addresses, without the string they point to")
 }
 
+// wanted reports whether values were asked for: compute then needs every
+// frame.
+func (v *valueFlags) wanted() bool { return v.args || v.locals }
+
 // compute returns the values of every frame when asked for, else nil.
 func (v *valueFlags) compute(frames []unwind.Frame, mem unwind.Memory, set *symbols.Set) []report.FrameValues {
 	if !v.args && !v.locals || set == nil {

@@ -144,19 +144,21 @@ func (s *Writer) jsonThread(t *Thread, first bool) error {
 	// "frames" is the thread's last field: its frames go where
 	// encoding/json put the empty list.
 	const empty = "[]\n    }"
-	if len(t.Frames) == 0 || !bytes.HasSuffix(head, []byte(empty)) {
+	nf := t.NumFrames()
+	if nf == 0 || !bytes.HasSuffix(head, []byte(empty)) {
 		_, err := bw.Write(head)
 		return err
 	}
 	bw.Write(head[:len(head)-len(empty)])
 	bw.WriteString("[")
-	for j := range t.Frames {
+	var fb unwind.Frame
+	for j := 0; j < nf; j++ {
 		b := s.buf[:0]
 		if j > 0 {
 			b = append(b, ',')
 		}
 		b = append(b, "\n        {"...)
-		if b, err = appendFrame(b, &t.Frames[j], t, j); err != nil {
+		if b, err = appendFrame(b, t.frame(j, &fb), t, j); err != nil {
 			return err
 		}
 		b = append(b, "\n        }"...)

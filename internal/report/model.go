@@ -49,8 +49,11 @@ type Thread struct {
 	// Control, for a crashed CPU of a dump that holds them (QEMU's notes),
 	// adds the FS/GS/CS/CR lines of the kernel's show_regs to the register
 	// block of the first kernel-mode pt_regs, as an oops prints them.
-	Control    *ptregs.ControlRegs
-	Frames     []unwind.Frame
+	Control *ptregs.ControlRegs
+	Frames  []unwind.Frame
+	// Record, when set, holds the frames instead of Frames: a deep trace
+	// kept compactly, each frame rebuilt as it is printed.
+	Record     *unwind.Recording
 	Reliable   bool
 	StopReason string
 	// Truncated says the walk was cut by the frame limit (--max-frames),
@@ -81,4 +84,28 @@ type Task struct {
 	CPU             int    // the CPU it runs on or last ran on
 	KThread         bool   // a kernel thread (PF_KTHREAD)
 	Address         uint64 // its task_struct
+}
+
+// NumFrames returns the number of t's frames (in Frames or Record).
+func (t *Thread) NumFrames() int {
+	if t.Record != nil {
+		return t.Record.Len()
+	}
+	return len(t.Frames)
+}
+
+// frame returns frame i of t: in Frames, or rebuilt from Record into buf.
+func (t *Thread) frame(i int, buf *unwind.Frame) *unwind.Frame {
+	if t.Record != nil {
+		*buf = t.Record.Frame(i)
+		return buf
+	}
+	return &t.Frames[i]
+}
+
+// repeats reports whether frame j prints as frame i does in a user trace
+// and folds into a run it starts, known without formatting it: a recorded
+// plain call that repeats frame i, with no values to print.
+func (t *Thread) repeats(i, j int) bool {
+	return t.Record != nil && t.Values == nil && t.Record.Repeats(i, j) && t.Record.Kind(i) == unwind.KindCall
 }

@@ -116,8 +116,9 @@ func writeKernelThread(w *errWriter, t *Thread, opts TextOptions) {
 		w.printf(" <%s>\n", sectionName(k))
 	}
 	shownControl := false
-	for i := range t.Frames {
-		f := &t.Frames[i]
+	var buf unwind.Frame
+	for i, n := 0, t.NumFrames(); i < n; i++ {
+		f := t.frame(i, &buf)
 		if f.Inlined {
 			// The kernel prints no inlined frames (-o json has them), and
 			// an interrupted frame's register block once, with the
@@ -268,9 +269,9 @@ func stopLine(t *Thread) string {
 		if t.Unwalked > 0 {
 			more = fmt.Sprintf("%d more not walked", t.Unwalked)
 		}
-		return fmt.Sprintf("(%d frames, %s, truncated at the frame limit: %s)", len(t.Frames), rel, more)
+		return fmt.Sprintf("(%d frames, %s, truncated at the frame limit: %s)", t.NumFrames(), rel, more)
 	}
-	return fmt.Sprintf("(%d frames, %s, stopped: %s)", len(t.Frames), rel, t.StopReason)
+	return fmt.Sprintf("(%d frames, %s, stopped: %s)", t.NumFrames(), rel, t.StopReason)
 }
 
 // writeUserThread prints a numbered list like gdb's bt:
@@ -285,8 +286,10 @@ func writeUserThread(w *errWriter, t *Thread, opts TextOptions) {
 	}
 	w.printf("%s\n", head)
 	var line, next []byte
-	for i := 0; i < len(t.Frames); {
-		f := &t.Frames[i]
+	var fb, gb unwind.Frame
+	nf := t.NumFrames()
+	for i := 0; i < nf; {
+		f := t.frame(i, &fb)
 		if f.Kind == unwind.KindSignal {
 			w.printf("    <signal handler called>\n")
 		}
@@ -296,8 +299,15 @@ func writeUserThread(w *errWriter, t *Thread, opts TextOptions) {
 		// traceback lines; -o json keeps every frame. Locals are printed
 		// for every frame: no folding then.
 		j := i + 1
-		for ; j < len(t.Frames) && foldable(f, &t.Frames[j]) && !opts.Locals; j++ {
-			if next = appendUserFrame(next[:0], &t.Frames[j], argsText(t, j)); string(next) != string(line) {
+		for ; j < nf && !opts.Locals; j++ {
+			if t.repeats(i, j) {
+				continue // the same line, without formatting it
+			}
+			g := t.frame(j, &gb)
+			if !foldable(f, g) {
+				break
+			}
+			if next = appendUserFrame(next[:0], g, argsText(t, j)); string(next) != string(line) {
 				break
 			}
 		}
@@ -306,10 +316,11 @@ func writeUserThread(w *errWriter, t *Thread, opts TextOptions) {
 			writeLocals(w, t, i, "        ")
 		}
 		if n := j - i - 1; n >= minFold {
-			w.printf("#%d … #%d  %s … (repeated %s times)\n", t.Frames[i+1].Index, t.Frames[j-1].Index, string(line), groupDigits(n))
+			first := t.frame(i+1, &gb).Index
+			w.printf("#%d … #%d  %s … (repeated %s times)\n", first, t.frame(j-1, &gb).Index, string(line), groupDigits(n))
 		} else {
 			for k := i + 1; k < j; k++ {
-				w.userLine(t.Frames[k].Index, line)
+				w.userLine(t.frame(k, &gb).Index, line)
 			}
 		}
 		i = j
