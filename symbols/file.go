@@ -355,7 +355,7 @@ func (f *File) CodeAt(pc uint64) []byte {
 		}
 		load := t.load
 		if load == nil {
-			load = t.sec.Data
+			load = func() ([]byte, error) { return sectionBytes(t.sec, f.r, f.mapped) }
 		}
 		if b, err := load(); b != nil && (err == nil || t.load != nil) {
 			*t.data = b // a module's code relocated as far as possible is still its code
