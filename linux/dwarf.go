@@ -8,6 +8,7 @@ import (
 	"errors"
 	"github.com/unwind-dev/unwind/dump"
 	"github.com/unwind-dev/unwind/internal/fileio"
+	"github.com/unwind-dev/unwind/symbols"
 	"io"
 	"strconv"
 	"strings"
@@ -94,8 +95,7 @@ func (k *Kernel) loadKernelSyms(opts dump.SymbolOptions, bias uint64) []string {
 			continue
 		}
 		if opts.SystemMap == "" {
-			syms, _ := f.Symbols()
-			for _, s := range syms {
+			for s := range symbols.ELFSymbols(f) {
 				if kernelSymNames[s.Name] {
 					k.syms[s.Name] = relocate(s.Value, bias)
 					k.symSize[s.Name] = s.Size

@@ -186,9 +186,8 @@ func (k *Kernel) dumpBanner(a uint64) (string, bool) {
 
 // checkBannerELF compares vmlinux's linux_banner with the dump's.
 func (k *Kernel) checkBannerELF(f *elf.File, path string, bias uint64) string {
-	syms, _ := f.Symbols()
 	var link uint64
-	for _, s := range syms {
+	for s := range symbols.ELFSymbols(f) {
 		if s.Name == "linux_banner" {
 			link = s.Value
 		}
@@ -283,13 +282,12 @@ func linkTimeSymbols(opts dump.SymbolOptions, names ...string) map[string]uint64
 		if err != nil {
 			continue
 		}
-		syms, _ := f.Symbols()
-		f.Close()
-		for _, s := range syms {
+		for s := range symbols.ELFSymbols(f) {
 			if _, done := out[s.Name]; want[s.Name] && !done {
 				out[s.Name] = s.Value
 			}
 		}
+		f.Close()
 	}
 	return out
 }

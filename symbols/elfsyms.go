@@ -4,6 +4,7 @@ import (
 	"debug/elf"
 	"errors"
 	"io"
+	"iter"
 	"os"
 	"strings"
 )
@@ -12,6 +13,7 @@ import (
 type elfSym struct {
 	Name    string
 	Info    byte
+	Other   byte
 	Section elf.SectionIndex
 	Value   uint64
 	Size    uint64
@@ -39,13 +41,14 @@ func (s *symSource) Len() int {
 func (s *symSource) At(i int) elfSym {
 	if s.syms != nil {
 		e := &s.syms[i]
-		return elfSym{Name: e.Name, Info: e.Info, Section: e.Section, Value: e.Value, Size: e.Size}
+		return elfSym{Name: e.Name, Info: e.Info, Other: e.Other, Section: e.Section, Value: e.Value, Size: e.Size}
 	}
 	b := s.raw[i*elf.Sym64Size : (i+1)*elf.Sym64Size]
 	bo := s.ef.ByteOrder
 	return elfSym{
 		Name:    stringAt(s.strs, bo.Uint32(b[0:4])),
 		Info:    b[4],
+		Other:   b[5],
 		Section: elf.SectionIndex(bo.Uint16(b[6:8])),
 		Value:   bo.Uint64(b[8:16]),
 		Size:    bo.Uint64(b[16:24]),
@@ -114,9 +117,11 @@ func dynsymSource(ef *elf.File) (symSource, error) {
 // sectionBytes returns the contents of section s without debug/elf's
 // growing-buffer copy: a slice of mapped (the whole file mapped read-only,
 // nil when it is not) when the section lies in it, else one exact-size read
-// from r when r's size shows the section lies in the file. Compressed and
-// SHT_NOBITS sections, and readers of unknown size, go through s.Data,
-// which reads in bounded steps. The result must not be modified.
+// from r when r's size shows the section lies in the file, or, when r is
+// nil or does not tell its size, from s itself for a section of at most
+// maxUnsizedRead bytes. Compressed and SHT_NOBITS sections and the rest go
+// through s.Data, which reads in bounded steps. The result must not be
+// modified.
 func sectionBytes(s *elf.Section, r io.ReaderAt, mapped []byte) ([]byte, error) {
 	if s.Type == elf.SHT_NOBITS || s.Flags&elf.SHF_COMPRESSED != 0 {
 		return s.Data()
@@ -127,18 +132,62 @@ func sectionBytes(s *elf.Section, r io.ReaderAt, mapped []byte) ([]byte, error) 
 		}
 		return s.Data()
 	}
-	size, ok := readerSize(r)
-	if !ok || s.Offset > uint64(size) || s.Size > uint64(size)-s.Offset {
+	var b []byte
+	if size, ok := readerSize(r); ok {
+		if s.Offset > uint64(size) || s.Size > uint64(size)-s.Offset {
+			return s.Data()
+		}
+		b = make([]byte, s.Size)
+		if n, err := r.ReadAt(b, int64(s.Offset)); uint64(n) != s.Size {
+			return nil, shortRead(err)
+		}
+		return b, nil
+	}
+	if s.Size > maxUnsizedRead {
 		return s.Data()
 	}
-	b := make([]byte, s.Size)
-	if n, err := r.ReadAt(b, int64(s.Offset)); uint64(n) != s.Size {
-		if err == nil {
-			err = io.ErrUnexpectedEOF
-		}
-		return nil, err
+	b = make([]byte, s.Size)
+	if n, err := s.ReadAt(b, 0); uint64(n) != s.Size {
+		return nil, shortRead(err)
 	}
 	return b, nil
+}
+
+// maxUnsizedRead is the largest section sectionBytes reads at once from a
+// reader whose size it does not know (a vmlinux's .symtab is a few MiB);
+// a larger one goes through debug/elf, which reads in bounded steps, so
+// that a damaged section header cannot make it allocate gigabytes.
+const maxUnsizedRead = 64 << 20
+
+func shortRead(err error) error {
+	if err == nil || err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// ELFSymbols returns the symbols of ef's .symtab in table order, as
+// ef.Symbols() gives them (without Version and Library) but with no
+// allocation per symbol: for a caller that scans a vmlinux's 100k+
+// symbols for a few names. It yields nothing when ef has no readable
+// symbol table (where Symbols fails).
+//
+//	for s := range symbols.ELFSymbols(ef) {
+//		if s.Name == "linux_banner" { ... }
+//	}
+func ELFSymbols(ef *elf.File) iter.Seq[elf.Symbol] {
+	return func(yield func(elf.Symbol) bool) {
+		src, err := symtabSource(ef, nil, nil)
+		if err != nil {
+			return
+		}
+		for i := range src.Len() {
+			s := src.At(i)
+			if !yield(elf.Symbol{Name: s.Name, Info: s.Info, Other: s.Other, Section: s.Section, Value: s.Value, Size: s.Size}) {
+				return
+			}
+		}
+	}
 }
 
 // readerSize returns the size of r when r can tell it (a file, a

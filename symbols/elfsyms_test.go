@@ -50,7 +50,7 @@ func TestSymtabSourceMatchesDebugELF(t *testing.T) {
 			how    string
 			r      io.ReaderAt
 			mapped []byte
-		}{{"file", fh, nil}, {"bytes", bytes.NewReader(data), nil}, {"mapped", fh, mapReader(fh)}} {
+		}{{"file", fh, nil}, {"bytes", bytes.NewReader(data), nil}, {"mapped", fh, mapReader(fh)}, {"section", nil, nil}} {
 			how := c.how
 			if how == "mapped" && c.mapped == nil {
 				if len(data) >= 1<<16 {
@@ -164,6 +164,16 @@ func FuzzSymtab(f *testing.F) {
 		src, gerr := symtabSource(ef, bytes.NewReader(data), nil)
 		if (werr == nil) != (gerr == nil) {
 			t.Fatalf("debug/elf: %v; symtabSource: %v", werr, gerr)
+		}
+		n := 0
+		for s := range ELFSymbols(ef) {
+			if n >= len(want) || s != want[n] {
+				t.Fatalf("ELFSymbols: symbol %d = %+v, debug/elf %d symbols", n, s, len(want))
+			}
+			n++
+		}
+		if n != len(want) {
+			t.Fatalf("ELFSymbols gave %d symbols, debug/elf %d", n, len(want))
 		}
 		if werr != nil {
 			return
