@@ -139,6 +139,38 @@ func BenchmarkProdWalkCFICold(b *testing.B) {
 	benchProdWalk(b, unwind.MethodCFI|unwind.MethodFP|unwind.MethodPtRegs|unwind.MethodScan, true)
 }
 
+// BenchmarkOpenProd opens the production kdump with its vmlinux: the
+// KASLR and build-id checks, vmlinux's symbols and structure layouts,
+// ORC, the modules list and each module's symbols and ORC, as every
+// run of the command does before it unwinds anything.
+func BenchmarkOpenProd(b *testing.B) {
+	dir, err := corpus.Find("prod")
+	if err != nil {
+		b.Skip(err)
+	}
+	path := filepath.Join(dir, "kdump-sysrqc", "vmcore.kdump-lzo")
+	opts := dump.SymbolOptions{Files: []string{filepath.Join(dir, "kernel", "vmlinux-"+prodRelease)}}
+	b.ReportAllocs()
+	mods := 0
+	for b.Loop() {
+		d, err := dump.Open(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		k, err := Open(d, opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ms, err := k.Modules()
+		if err != nil {
+			b.Fatal(err)
+		}
+		mods = len(ms)
+		d.Close()
+	}
+	b.ReportMetric(float64(mods), "modules")
+}
+
 // BenchmarkUnwindTasksProd lists and unwinds every task of the prod kdump
 // (the dump opened and vmlinux loaded once, outside the loop; the
 // task list read per op).

@@ -2,8 +2,10 @@ package linux
 
 import (
 	"bytes"
+	"debug/elf"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/cilium/ebpf/btf"
@@ -25,18 +27,57 @@ type btfLayouts struct {
 // maxBTF bounds the BTF read from a dump (6.1's is 4 MB).
 const maxBTF = 64 << 20
 
-// btfFromFile reads the .BTF section of a vmlinux.
+// btfFromFile reads the .BTF section of a vmlinux. The section's bytes
+// are parsed as raw BTF: cilium/ebpf's ELF loader would also read every
+// symbol of vmlinux (100k+, a string each) for the offsets of data
+// sections, which struct layouts do not use. A file that is not an ELF
+// file with an uncompressed .BTF inside it goes through that loader, for
+// its error.
 func btfFromFile(path string) (*btfLayouts, error) {
 	f, err := fileio.OpenRegular(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	if raw := rawBTFSection(f); raw != nil {
+		if spec, err := btf.LoadSpecFromReader(bytes.NewReader(raw)); err == nil {
+			return &btfLayouts{spec: spec, from: path + " .BTF"}, nil
+		}
+	}
 	spec, err := btf.LoadSpecFromReader(f)
 	if err != nil {
 		return nil, fmt.Errorf("%s: BTF: %w", path, err)
 	}
 	return &btfLayouts{spec: spec, from: path + " .BTF"}, nil
+}
+
+// rawBTFSection returns the bytes of the uncompressed .BTF section of the
+// ELF file f, or nil (no ELF file, no such section, a section that does
+// not fit in the file or is larger than maxBTF).
+func rawBTFSection(f *os.File) (raw []byte) {
+	defer func() {
+		if recover() != nil {
+			raw = nil // the ELF loader says what is wrong
+		}
+	}()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil
+	}
+	ef, err := elf.NewFile(f)
+	if err != nil {
+		return nil
+	}
+	s := ef.Section(".BTF")
+	if s == nil || s.Type != elf.SHT_PROGBITS || s.Flags&elf.SHF_COMPRESSED != 0 ||
+		s.Size > maxBTF || s.Offset > uint64(fi.Size()) || s.Size > uint64(fi.Size())-s.Offset {
+		return nil
+	}
+	b := make([]byte, s.Size)
+	if n, _ := f.ReadAt(b, int64(s.Offset)); uint64(n) != s.Size {
+		return nil
+	}
+	return b
 }
 
 // btfFromMemory reads the kernel's BTF from the dump: the bytes between
