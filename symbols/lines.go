@@ -9,15 +9,18 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/unwind-dev/unwind/internal/dwarf"
 )
 
-// dwarfIndex maps pcs to compile units; each unit's lines and scope tree are
-// decoded on the first lookup that lands in it.
+// dwarfIndex maps pcs to compile units; each unit's line table and
+// functions are decoded on the first lookup that lands in it, and the
+// inlined scopes of a function on the first lookup in that function.
 type dwarfIndex struct {
 	d      *dwarf.Data
-	ranges []cuRange // sorted by lo (link-time addresses)
+	starts []dwarf.Offset // every unit's entry, ascending
+	ranges []cuRange      // sorted by lo (link-time addresses)
 	units  []*cuInfo
 	vars   varState // variables, read per function on demand (vars.go)
 }
@@ -29,13 +32,18 @@ type cuRange struct {
 
 // cuInfo is one compile unit, decoded lazily.
 type cuInfo struct {
-	entry     *dwarf.Entry
+	off       dwarf.Offset // the unit's entry
+	end       dwarf.Offset // the next unit's entry (or the largest offset)
 	once      sync.Once
 	err       error
-	files     []string   // file names of line rows
-	callFiles []string   // the line table file table, indexed as DW_AT_call_file is
-	lines     []lineRow  // sorted by addr
-	top       scopeLevel // subprograms
+	entry     *dwarf.Entry // read by load
+	files     []string     // file names of line rows
+	callFiles []string     // the line table file table, indexed as DW_AT_call_file is
+	lines     []lineRow    // sorted by addr
+	top       scopeLevel   // functions (subprograms not inside another), their scopes read by scopeOf
+
+	mu    sync.Mutex              // held while a function's scopes are read
+	names map[dwarf.Offset]string // names of the DIEs abstract origins lead to
 }
 
 // lineRow is one row of a line table; end marks the end of a sequence.
@@ -47,6 +55,9 @@ type lineRow struct {
 }
 
 // scope is a subprogram or inlined subroutine with the scopes nested in it.
+// A function's name (when an abstract origin gives it) and nested scopes
+// are read on first use (cuInfo.scopeOf); until then only off, ref and
+// kids are set.
 type scope struct {
 	off      dwarf.Offset // the DIE
 	name     string
@@ -54,6 +65,10 @@ type scope struct {
 	callLine int
 	inlined  bool
 	children scopeLevel
+
+	ref    dwarf.Offset // the DIE its name comes from, while unresolved
+	kids   bool         // its children are still to read
+	loaded atomic.Bool  // name and children read
 }
 
 // scopeLevel is the scopes directly inside one scope, by address range.
@@ -100,10 +115,11 @@ func buildDWARFIndex(d *dwarf.Data) (*dwarfIndex, error) {
 			break
 		}
 		if e.Tag == dwarf.TagCompileUnit || e.Tag == dwarf.TagPartialUnit {
+			x.starts = append(x.starts, e.Offset)
 			rs, err := d.Ranges(e)
 			if err == nil {
 				u := len(x.units)
-				x.units = append(x.units, &cuInfo{entry: e})
+				x.units = append(x.units, &cuInfo{off: e.Offset})
 				for _, rg := range rs {
 					if rg[1] > rg[0] && rg[0] != 0 {
 						x.ranges = append(x.ranges, cuRange{lo: rg[0], hi: rg[1], unit: u})
@@ -113,8 +129,19 @@ func buildDWARFIndex(d *dwarf.Data) (*dwarfIndex, error) {
 		}
 		r.SkipChildren()
 	}
-	slices.SortFunc(x.ranges, func(a, b cuRange) int { return cmp.Compare(a.lo, b.lo) })
+	x.finish()
 	return x, nil
+}
+
+// finish sorts the ranges and gives every unit its end.
+func (x *dwarfIndex) finish() {
+	slices.SortFunc(x.ranges, func(a, b cuRange) int { return cmp.Compare(a.lo, b.lo) })
+	for _, u := range x.units {
+		u.end = ^dwarf.Offset(0)
+		if i, found := slices.BinarySearch(x.starts, u.off); found && i+1 < len(x.starts) {
+			u.end = x.starts[i+1]
+		}
+	}
 }
 
 func (x *dwarfIndex) unitFor(pc uint64) *cuInfo {
@@ -135,13 +162,25 @@ func (x *dwarfIndex) unitFor(pc uint64) *cuInfo {
 	return nil
 }
 
-// load decodes the unit's line table and scope tree.
+// load decodes the unit's line table and finds its functions.
 func (u *cuInfo) load(d *dwarf.Data) {
 	defer func() {
 		if p := recover(); p != nil {
 			u.err = fmt.Errorf("malformed DWARF: %v", p)
 		}
 	}()
+	r := d.Reader()
+	r.Seek(u.off)
+	e, err := r.Next()
+	if err == nil && (e == nil || e.Offset != u.off || e.Tag != dwarf.TagCompileUnit && e.Tag != dwarf.TagPartialUnit) {
+		err = errors.New("not a unit's entry")
+	}
+	if err != nil {
+		u.entry = &dwarf.Entry{Offset: u.off} // no attributes
+		u.err = fmt.Errorf("unit at %#x: %w", u.off, err)
+		return
+	}
+	u.entry = e
 	lr, err := d.LineReader(u.entry)
 	if err != nil {
 		u.err = err
@@ -190,24 +229,19 @@ func (u *cuInfo) load(d *dwarf.Data) {
 			return 0
 		})
 	}
-	u.readScopes(d)
+	u.top, _ = u.readScopes(d, r, nil)
 }
 
-// readScopes builds the subprogram/inlined-subroutine tree of the unit.
-func (u *cuInfo) readScopes(d *dwarf.Data) {
-	r := d.Reader()
-	r.Seek(u.entry.Offset)
-	if _, err := r.Next(); err != nil { // the unit entry itself
-		return
-	}
-	names := make(map[dwarf.Offset]string)
-	type pending struct {
-		s    *scope
-		refs dwarf.Offset
-	}
-	var unresolved []pending
+// readScopes reads the subprograms and inlined subroutines below the entry
+// r has just returned (the unit's, or the function in's), returning their
+// sorted level and every scope read. With in nil (the unit) it reads only
+// the functions, each with its children left for scopeOf; else it reads
+// the whole tree below in, resolving names. Entries that cannot hold code
+// (types, variables) are skipped with their children.
+func (u *cuInfo) readScopes(d *dwarf.Data, r *dwarf.Reader, in *scope) (scopeLevel, []*scope) {
+	var top scopeLevel
 	depth := 0
-	var scopeAtDepth []*scope // innermost enclosing scope at each depth (nil: the unit)
+	scopeAtDepth := []*scope{in} // innermost enclosing scope at each depth (nil: the unit)
 	var all []*scope
 	for {
 		e, err := r.Next()
@@ -225,18 +259,8 @@ func (u *cuInfo) readScopes(d *dwarf.Data) {
 		if e.Tag == dwarf.TagCompileUnit || e.Tag == dwarf.TagPartialUnit {
 			break // next unit
 		}
-		parent := (*scope)(nil)
-		if depth < len(scopeAtDepth) {
-			parent = scopeAtDepth[depth]
-		}
+		parent := scopeAtDepth[depth]
 		var cur *scope
-		if n, ok := e.Val(dwarf.AttrName).(string); ok && (e.Tag == dwarf.TagSubprogram || e.Tag == dwarf.TagInlinedSubroutine) {
-			names[e.Offset] = n
-		} else if e.Tag == dwarf.TagSubprogram {
-			if n, ok := e.Val(dwarf.AttrLinkageName).(string); ok {
-				names[e.Offset] = n
-			}
-		}
 		if e.Tag == dwarf.TagSubprogram || e.Tag == dwarf.TagInlinedSubroutine {
 			rs, _ := d.Ranges(e)
 			if len(rs) > 0 {
@@ -249,9 +273,7 @@ func (u *cuInfo) readScopes(d *dwarf.Data) {
 					if ref == 0 {
 						ref, _ = e.Val(dwarf.AttrSpecification).(dwarf.Offset)
 					}
-					if ref != 0 {
-						unresolved = append(unresolved, pending{cur, ref})
-					}
+					cur.ref = ref
 				}
 				if v, ok := e.Val(dwarf.AttrCallFile).(int64); ok {
 					cur.callFile = int(v)
@@ -259,7 +281,7 @@ func (u *cuInfo) readScopes(d *dwarf.Data) {
 				if v, ok := e.Val(dwarf.AttrCallLine).(int64); ok {
 					cur.callLine = int(v)
 				}
-				level := &u.top
+				level := &top
 				if parent != nil {
 					level = &parent.children
 				}
@@ -267,6 +289,11 @@ func (u *cuInfo) readScopes(d *dwarf.Data) {
 					if rg[1] > rg[0] {
 						*level = append(*level, scopeRange{lo: rg[0], hi: rg[1], s: cur})
 					}
+				}
+				if parent == nil && e.Children {
+					cur.kids = true // a function: its scopes are read on first use
+					r.SkipChildren()
+					continue
 				}
 			}
 		}
@@ -276,31 +303,64 @@ func (u *cuInfo) readScopes(d *dwarf.Data) {
 		}
 		if e.Children {
 			depth++
-			for len(scopeAtDepth) <= depth {
-				scopeAtDepth = append(scopeAtDepth, nil)
+			if cur == nil {
+				cur = parent
 			}
-			if cur != nil {
-				scopeAtDepth[depth] = cur
-			} else {
-				scopeAtDepth[depth] = parent
-			}
+			scopeAtDepth = append(scopeAtDepth, cur)
 		}
 	}
-	// Resolve names through abstract origins (possibly chained, possibly in
-	// another unit).
-	for _, p := range unresolved {
-		p.s.name = resolveName(d, names, p.refs, 0)
+	if in != nil {
+		// Resolve names through abstract origins (possibly chained,
+		// possibly in another unit).
+		for _, s := range all {
+			if s.ref != 0 {
+				s.name, s.ref = u.nameAt(d, s.ref, 0), 0
+			}
+			s.loaded.Store(true)
+		}
+		top = in.children
 	}
 	// Sort every level once (a scope with several ranges appears several
 	// times in its parent's level).
-	sortLevel(u.top)
+	sortLevel(top)
 	for _, s := range all {
 		sortLevel(s.children)
 	}
+	return top, all
 }
 
-func resolveName(d *dwarf.Data, names map[dwarf.Offset]string, off dwarf.Offset, depth int) string {
-	if n, ok := names[off]; ok {
+// scopeOf reads the name and nested scopes of s, a function of the unit,
+// once.
+func (u *cuInfo) scopeOf(d *dwarf.Data, s *scope) {
+	if s.loaded.Load() {
+		return
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if s.loaded.Load() {
+		return
+	}
+	defer func() {
+		recover() // malformed DWARF: the scopes read so far
+		s.loaded.Store(true)
+	}()
+	if s.ref != 0 {
+		s.name, s.ref = u.nameAt(d, s.ref, 0), 0
+	}
+	if s.kids {
+		r := d.Reader()
+		r.Seek(s.off)
+		if _, err := r.Next(); err == nil {
+			s.children, _ = u.readScopes(d, r, s)
+		}
+	}
+}
+
+// nameAt returns the name of the subprogram or inlined subroutine DIE at
+// off, through its abstract origins and specifications; a subprogram of this
+// unit without a name gives its linkage name. Called with u.mu held.
+func (u *cuInfo) nameAt(d *dwarf.Data, off dwarf.Offset, depth int) string {
+	if n, ok := u.names[off]; ok {
 		return n
 	}
 	if depth > 4 {
@@ -312,6 +372,19 @@ func resolveName(d *dwarf.Data, names map[dwarf.Offset]string, off dwarf.Offset,
 	if err != nil || e == nil {
 		return ""
 	}
+	if u.names == nil {
+		u.names = make(map[dwarf.Offset]string)
+	}
+	if off >= u.off && off < u.end && (e.Tag == dwarf.TagSubprogram || e.Tag == dwarf.TagInlinedSubroutine) {
+		if n, ok := e.Val(dwarf.AttrName).(string); ok {
+			u.names[off] = n
+			return n
+		}
+		if n, ok := e.Val(dwarf.AttrLinkageName).(string); ok && e.Tag == dwarf.TagSubprogram {
+			u.names[off] = n
+			return n
+		}
+	}
 	n, _ := e.Val(dwarf.AttrName).(string)
 	if n == "" {
 		ref, _ := e.Val(dwarf.AttrAbstractOrigin).(dwarf.Offset)
@@ -319,12 +392,30 @@ func resolveName(d *dwarf.Data, names map[dwarf.Offset]string, off dwarf.Offset,
 			ref, _ = e.Val(dwarf.AttrSpecification).(dwarf.Offset)
 		}
 		if ref != 0 {
-			n = resolveName(d, names, ref, depth+1)
+			n = u.nameAt(d, ref, depth+1)
 		}
 	}
-	names[off] = n
+	u.names[off] = n
 	return n
 }
+
+// scopesAt appends the scopes holding the link-time pc to chain, outermost
+// (the function) first, at most maxScopes in all.
+func (u *cuInfo) scopesAt(d *dwarf.Data, pc uint64, chain []*scope) []*scope {
+	for l := u.top; len(chain) < maxScopes; {
+		s := l.find(pc)
+		if s == nil {
+			break
+		}
+		u.scopeOf(d, s)
+		chain = append(chain, s)
+		l = s.children
+	}
+	return chain
+}
+
+// maxScopes bounds the scopes nested at one pc.
+const maxScopes = 32
 
 // line returns the file and line for the link-time pc.
 func (u *cuInfo) line(pc uint64) (string, int, bool) {
@@ -363,17 +454,9 @@ func (x *dwarfIndex) lines(pc uint64, buf []Line) []Line {
 	u.once.Do(func() { u.load(x.d) })
 	file, line, ok := u.line(pc)
 	// Collect the scope chain, outermost first, on a fixed array.
-	var chain [32]*scope
-	n := 0
-	for l := u.top; n < len(chain); {
-		s := l.find(pc)
-		if s == nil {
-			break
-		}
-		chain[n] = s
-		n++
-		l = s.children
-	}
+	var arr [maxScopes]*scope
+	chain := u.scopesAt(x.d, pc, arr[:0])
+	n := len(chain)
 	if n == 0 {
 		if ok {
 			buf = append(buf, Line{File: file, Line: line})

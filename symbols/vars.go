@@ -127,15 +127,7 @@ func (x *dwarfIndex) scopeChain(pc uint64, chain []*scope) (*cuInfo, []*scope) {
 		return nil, chain
 	}
 	u.once.Do(func() { u.load(x.d) })
-	for l := u.top; len(chain) < 32; {
-		s := l.find(pc)
-		if s == nil {
-			break
-		}
-		chain = append(chain, s)
-		l = s.children
-	}
-	return u, chain
+	return u, u.scopesAt(x.d, pc, chain)
 }
 
 // loadSections reads the location-list sections once. Called with mu held.
