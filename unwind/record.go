@@ -173,14 +173,31 @@ func (r *Recording) symOf(f *Frame) uint32 {
 	if *h != math.MaxUint32 && r.syms[*h] == s {
 		return *h
 	}
+	k, ok := uint32(0), false
 	if r.symIndex == nil {
-		r.symIndex = make(map[recSym]uint32)
+		// A few symbolizations (a short trace): searched, no map.
+		for i := range r.syms {
+			if r.syms[i] == s {
+				k, ok = uint32(i), true
+				break
+			}
+		}
+		if !ok && len(r.syms) == 16 {
+			r.symIndex = make(map[recSym]uint32, 32)
+			for i := range r.syms {
+				r.symIndex[r.syms[i]] = uint32(i)
+			}
+		}
 	}
-	k, ok := r.symIndex[s]
+	if r.symIndex != nil {
+		k, ok = r.symIndex[s]
+	}
 	if !ok {
 		k = uint32(len(r.syms))
 		r.syms = append(r.syms, s)
-		r.symIndex[s] = k
+		if r.symIndex != nil {
+			r.symIndex[s] = k
+		}
 	}
 	*h = k
 	return k

@@ -61,6 +61,9 @@ func TestRecordMatchesWalk(t *testing.T) {
 	ch = cfiChain(3)
 	checkRecord(t, ch.mem, ch.regs, &Options{Code: ch.code, Stacks: ch.stacks, Methods: MethodScan})
 	ch = fpChain(40, true)
+	if r := checkRecord(t, ch.mem, ch.regs, &Options{Code: ch.code, MaxFrames: -1}); len(r.syms) < 40 || r.symIndex != nil {
+		t.Errorf("40 functions: %d symbolizations (index %v)", len(r.syms), r.symIndex != nil)
+	}
 	r := checkRecord(t, ch.mem, ch.regs, &Options{Code: ch.code, MaxFrames: 7})
 	if !r.Truncated() || r.Len() != 7 {
 		t.Errorf("frame limit 7: %d frames, truncated %v", r.Len(), r.Truncated())
