@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/bits"
 	"sort"
 	"strconv"
 
@@ -158,7 +159,7 @@ func (s *Writer) jsonThread(t *Thread, first bool) error {
 			b = append(b, ',')
 		}
 		b = append(b, "\n        {"...)
-		if b, err = appendFrame(b, t.frame(j, &fb), t, j); err != nil {
+		if b, err = s.appendFrame(b, t.frame(j, &fb), t, j); err != nil {
 			return err
 		}
 		b = append(b, "\n        }"...)
@@ -182,7 +183,7 @@ func (s *Writer) jsonFooter() {
 
 // appendFrame appends the fields of frame j of t as encoding/json prints
 // its jsonFrame indented inside the document.
-func appendFrame(b []byte, f *unwind.Frame, t *Thread, j int) ([]byte, error) {
+func (s *Writer) appendFrame(b []byte, f *unwind.Frame, t *Thread, j int) ([]byte, error) {
 	const in = "\n          \""
 	field := func(b []byte, name string) []byte {
 		b = append(b, in...)
@@ -192,13 +193,13 @@ func appendFrame(b []byte, f *unwind.Frame, t *Thread, j int) ([]byte, error) {
 	hexField := func(b []byte, name string, v uint64) []byte {
 		b = field(b, name)
 		b = append(b, "\"0x"...)
-		b = strconv.AppendUint(b, v, 16)
+		b = appendHex(b, v)
 		return append(b, '"')
 	}
 	str := func(b []byte, name, v string) []byte {
 		b = append(b, ',')
 		b = field(b, name)
-		return appendJSONString(b, v)
+		return s.quoted.append(b, v)
 	}
 	b = field(b, "index")
 	b = strconv.AppendInt(b, int64(f.Index), 10)
@@ -282,7 +283,7 @@ func appendFrame(b []byte, f *unwind.Frame, t *Thread, j int) ([]byte, error) {
 			b = append(b, "\n            \""...)
 			b = append(b, r.String()...)
 			b = append(b, "\": \"0x"...)
-			b = strconv.AppendUint(b, v, 16)
+			b = appendHex(b, v)
 			b = append(b, '"')
 		}
 		b = append(b, "\n          }"...)
@@ -332,3 +333,36 @@ func appendJSONString(b []byte, s string) []byte {
 }
 
 func hex(v uint64) string { return fmt.Sprintf("%#x", v) }
+
+// appendHex appends v in lower-case hex without leading zeros, as
+// strconv.AppendUint(b, v, 16) does.
+func appendHex(b []byte, v uint64) []byte {
+	n := max(1, (bits.Len64(v)+3)/4)
+	b = append(b, make([]byte, n)...)
+	for i := len(b) - 1; i >= len(b)-n; i-- {
+		b[i] = "0123456789abcdef"[v&15]
+		v >>= 4
+	}
+	return b
+}
+
+// quoteCache keeps the JSON form of the strings a trace repeats in every
+// frame (its function, file and module names, its kinds): the same string
+// is quoted once.
+type quoteCache [64]struct {
+	s string
+	q []byte
+}
+
+// append appends s quoted as appendJSONString does.
+func (c *quoteCache) append(b []byte, s string) []byte {
+	h := uint(len(s))
+	if len(s) > 0 {
+		h = h*31 + uint(s[0])*7 + uint(s[len(s)-1])
+	}
+	e := &c[h%uint(len(c))]
+	if e.q == nil || e.s != s {
+		e.s, e.q = s, appendJSONString(e.q[:0], s)
+	}
+	return append(b, e.q...)
+}

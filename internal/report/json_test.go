@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"strconv"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -150,6 +151,22 @@ func TestWriteJSONMatchesEncodingJSON(t *testing.T) {
 		}
 		if d := cmp.Diff(want.String(), got.String()); d != "" {
 			t.Errorf("WriteJSON differs from encoding/json (-want +got):\n%s", d)
+		}
+	}
+}
+
+// appendHex writes what strconv.AppendUint(b, v, 16) writes, and the
+// quote cache what appendJSONString does, for strings that share a slot.
+func TestAppendHexAndQuoteCache(t *testing.T) {
+	for _, v := range []uint64{0, 1, 0xf, 0x10, 0xff, 0x401009, 0x7ffead004bf8, 1<<63 - 1, 1 << 63, ^uint64(0)} {
+		if got, want := string(appendHex([]byte("x"), v)), string(strconv.AppendUint([]byte("x"), v, 16)); got != want {
+			t.Errorf("appendHex(%#x) = %q, want %q", v, got, want)
+		}
+	}
+	var c quoteCache
+	for _, s := range []string{"call", "user", "", "a<b>", "call", "x\x01y", "\xff", "user", "", "a<b>"} {
+		if got, want := string(c.append([]byte("["), s)), string(appendJSONString([]byte("["), s)); got != want {
+			t.Errorf("quoted %q = %q, want %q", s, got, want)
 		}
 	}
 }

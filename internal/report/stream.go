@@ -10,14 +10,15 @@ import (
 // NewTextWriter or NewJSONWriter, Thread for each, then Close. The output
 // is what WriteText or WriteJSON prints for a Document of the same threads.
 type Writer struct {
-	bw   *bufio.Writer
-	json bool
-	dump DumpInfo
-	opts TextOptions
-	ew   *errWriter
-	n    int // threads written
-	err  error
-	buf  []byte
+	bw     *bufio.Writer
+	json   bool
+	dump   DumpInfo
+	opts   TextOptions
+	ew     *errWriter
+	n      int // threads written
+	err    error
+	buf    []byte
+	quoted quoteCache // JSON strings
 }
 
 // NewTextWriter returns a Writer of the text layout (see WriteText).
