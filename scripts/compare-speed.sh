@@ -6,7 +6,9 @@
 # Prints one line per tool and input: the median of RUNS runs.
 #
 #   scripts/compare-speed.sh   (RUNS=5 by default; DEEP_EU_STACK=1 adds
-#                               eu-stack on the deep core, minutes per run)
+#                               eu-stack on the deep core, minutes per run;
+#                               ONLY=deep,small,vmcore,prod measures only
+#                               the inputs named)
 #
 # Needs go, zstd, /usr/bin/time; gdb and eu-stack (Debian: gdb, elfutils)
 # are measured when installed. The small dynamic core needs the "user"
@@ -61,18 +63,30 @@ measure_first() {
 	report "$name"
 }
 
-echo "== 100,000-frame core (fixtures/deepcore)"
-measure "unwind bt (text)" "$U" bt "$work/deep.core" --exe fixtures/deepcore/deep --max-frames 0
-measure "unwind bt -o json" "$U" bt "$work/deep.core" --exe fixtures/deepcore/deep --max-frames 0 -o json
-command -v gdb >/dev/null && measure "gdb -batch -ex bt (args off)" gdb -nx -batch \
-	-ex 'set print frame-arguments none' -ex 'set pagination off' -ex bt fixtures/deepcore/deep "$work/deep.core"
-# eu-stack takes minutes on this core (70-405 s measured): only on request.
-if [ -n "${DEEP_EU_STACK:-}" ] && command -v eu-stack >/dev/null; then
-	measure "eu-stack" eu-stack --core "$work/deep.core" -e fixtures/deepcore/deep
+# want INPUT: whether ONLY (a comma list, empty for all) names INPUT.
+want() {
+	case ",${ONLY:-$1}," in
+	*",$1,"*) return 0 ;;
+	esac
+	return 1
+}
+
+if want deep; then
+	echo "== 100,000-frame core (fixtures/deepcore)"
+	measure "unwind bt (text)" "$U" bt "$work/deep.core" --exe fixtures/deepcore/deep --max-frames 0
+	measure "unwind bt -o json" "$U" bt "$work/deep.core" --exe fixtures/deepcore/deep --max-frames 0 -o json
+	command -v gdb >/dev/null && measure "gdb -batch -ex bt (args off)" gdb -nx -batch \
+		-ex 'set print frame-arguments none' -ex 'set pagination off' -ex bt fixtures/deepcore/deep "$work/deep.core"
+	# eu-stack takes minutes on this core (70-405 s measured): only on request.
+	if [ -n "${DEEP_EU_STACK:-}" ] && command -v eu-stack >/dev/null; then
+		measure "eu-stack" eu-stack --core "$work/deep.core" -e fixtures/deepcore/deep
+	fi
 fi
 
 user=$(ls -d "$cache"/user-*/user 2>/dev/null | head -1 || true)
-if [ -n "$user" ]; then
+if ! want small; then
+	:
+elif [ -n "$user" ]; then
 	echo "== small dynamic core, libc's separate compressed debug file (user corpus b_abort/O2cfi)"
 	root=$work/root
 	mkdir -p "$root/corpus" "$root/usr/lib/x86_64-linux-gnu"
@@ -98,7 +112,9 @@ fi
 
 kernel=$(ls -d "$cache"/kernel-*/kernel 2>/dev/null | head -1 || true)
 vmcore=$(ls "$cache"/vmcores/nmibt-[0-9]*.vmcore 2>/dev/null | head -1 || true)
-if [ -n "$kernel" ] && [ -n "$vmcore" ]; then
+if ! want vmcore; then
+	:
+elif [ -n "$kernel" ] && [ -n "$vmcore" ]; then
 	echo "== vmcore, every CPU, with vmlinux (kernel corpus nmibt)"
 	measure_first "unwind bt (first run)" "$U" bt "$vmcore" --sym "$kernel/fp/vmlinux"
 	measure "unwind bt (warm)" "$U" bt "$vmcore" --sym "$kernel/fp/vmlinux"
@@ -107,7 +123,7 @@ else
 fi
 
 prod=$(ls -d "$cache"/prod-*/prod-dev 2>/dev/null | head -1 || true)
-if [ -n "$prod" ]; then
+if want prod && [ -n "$prod" ]; then
 	echo "== prod kdump, every task (bt --tasks)"
 	measure "unwind bt --tasks" "$U" bt "$prod/kdump-sysrqc/vmcore.kdump-lzo" \
 		--sym "$prod/kernel/vmlinux-6.1.0-47-cloud-amd64" --tasks
