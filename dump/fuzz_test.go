@@ -229,6 +229,8 @@ func FuzzOpen(f *testing.F) {
 			if sp, ok := th.Regs.Get(ptregs.RSP); ok {
 				buf := make([]byte, 256)
 				d.Memory().ReadAt(buf, sp)
+				checkWindow(t, d.Memory(), sp)
+				checkWindow(t, d.Memory(), sp+4096)
 			}
 		}
 		for _, m := range d.Mappings() {
@@ -270,5 +272,25 @@ func TestFuzzSeedsOpen(t *testing.T) {
 	k, _ := NewFile(bytes.NewReader(seedCores()[1]), int64(len(seedCores()[1])))
 	if v, err := unwind.ReadU64(k.CPUMemory(0), 0x2000); err != nil || v != 0x83 {
 		t.Errorf("1 GiB page walk: %#x %v", v, err)
+	}
+}
+
+// checkWindow holds a Memory's window at addr (unwind.MemoryWindows), if
+// it has one there, to what ReadAt reads.
+func checkWindow(t *testing.T, m unwind.Memory, addr uint64) {
+	w, ok := m.(unwind.MemoryWindows)
+	if !ok {
+		return
+	}
+	lo, data := w.Window(addr)
+	if data == nil {
+		return
+	}
+	want := make([]byte, len(data))
+	if lo != addr {
+		t.Fatalf("Window(%#x) starts at %#x", addr, lo)
+	}
+	if n, err := m.ReadAt(want, addr); n != len(want) || err != nil || !bytes.Equal(want, data) {
+		t.Fatalf("Window(%#x): %d bytes; ReadAt reads %d (%v), equal %v", addr, len(data), n, err, bytes.Equal(want[:n], data[:n]))
 	}
 }

@@ -86,6 +86,7 @@ func FuzzWalk(f *testing.F) {
 		if (u.Err() != nil) != (len(u.StopReason()) > 6 && u.StopReason()[:6] == "error:") {
 			t.Fatalf("err %v vs stop %q", u.Err(), u.StopReason())
 		}
+		checkRecord(t, mem, regs, opts) // a Recording gives Walk's frames
 	})
 }
 
