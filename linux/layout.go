@@ -20,40 +20,55 @@ type Layout interface {
 }
 
 // dwarfLayout is a Layout read from DWARF: the structures are indexed by
-// name once, their types decoded on first use.
+// name as far as lookups need (a scan of the top-level entries that stops
+// at the structure asked for and goes on from there for the next), their
+// types decoded on first use.
 type dwarfLayout struct {
-	dw      *dwarf.Data
-	offsets map[string]dwarf.Offset // structure name → its (first complete) definition
+	dw *dwarf.Data
 
-	mu    sync.Mutex
-	types map[string]*dwarf.StructType
+	mu      sync.Mutex
+	scan    *dwarf.Reader           // the index's scan, nil once it reached the end
+	offsets map[string]dwarf.Offset // structure name → its (first complete) definition, as far as scanned
+	types   map[string]*dwarf.StructType
 }
 
 // NewDWARFLayout indexes the complete structure definitions of dw by name
-// (the first definition of each name wins).
+// (the first definition of each name wins). The index is made as lookups
+// need it: the kernel's task_struct comes early in vmlinux's DWARF.
 func NewDWARFLayout(dw *dwarf.Data) Layout {
-	l := &dwarfLayout{dw: dw, offsets: map[string]dwarf.Offset{}, types: map[string]*dwarf.StructType{}}
-	r := dw.Reader()
-	for {
+	return &dwarfLayout{dw: dw, scan: dw.Reader(), offsets: map[string]dwarf.Offset{}, types: map[string]*dwarf.StructType{}}
+}
+
+// lookup returns the offset of the first complete definition of the
+// structure name, scanning on as far as it must. Called with mu held.
+func (l *dwarfLayout) lookup(name string) (dwarf.Offset, bool) {
+	if off, ok := l.offsets[name]; ok {
+		return off, true
+	}
+	for r := l.scan; r != nil; {
 		e, err := r.Next()
 		if err != nil || e == nil {
+			l.scan = nil
 			break
 		}
 		switch e.Tag {
 		case dwarf.TagCompileUnit, dwarf.TagPartialUnit, dwarf.TagNamespace:
 			continue
 		case dwarf.TagStructType:
-			name, _ := e.Val(dwarf.AttrName).(string)
+			n, _ := e.Val(dwarf.AttrName).(string)
 			_, decl := e.Val(dwarf.AttrDeclaration).(bool)
-			if _, seen := l.offsets[name]; name != "" && !decl && e.Children && !seen {
-				l.offsets[name] = e.Offset
+			if _, seen := l.offsets[n]; n != "" && !decl && e.Children && !seen {
+				l.offsets[n] = e.Offset
 			}
 		}
 		if e.Children {
 			r.SkipChildren()
 		}
+		if off, ok := l.offsets[name]; ok {
+			return off, true
+		}
 	}
-	return l
+	return 0, false
 }
 
 func (l *dwarfLayout) structType(name string) (*dwarf.StructType, bool) {
@@ -62,7 +77,7 @@ func (l *dwarfLayout) structType(name string) (*dwarf.StructType, bool) {
 	if t, ok := l.types[name]; ok {
 		return t, t != nil
 	}
-	off, ok := l.offsets[name]
+	off, ok := l.lookup(name)
 	var st *dwarf.StructType
 	if ok {
 		if t, err := l.dw.Type(off); err == nil {
