@@ -1,6 +1,7 @@
 package cfi
 
 import (
+	"debug/elf"
 	"path/filepath"
 	"testing"
 
@@ -76,4 +77,32 @@ func BenchmarkStep(b *testing.B) {
 		n++
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "steps/s")
+}
+
+// BenchmarkParseVmlinux parses the production vmlinux's .debug_frame
+// (46k FDEs), as the first CFI lookup of every kernel run does.
+func BenchmarkParseVmlinux(b *testing.B) {
+	dir, err := corpus.Find("prod")
+	if err != nil {
+		b.Skip(err)
+	}
+	f, err := elf.Open(filepath.Join(dir, "kernel", "vmlinux-6.1.0-47-cloud-amd64"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	data, err := f.Section(".debug_frame").Data()
+	f.Close()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		t, err := Parse(data, DebugFrame, 0, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n = t.Len()
+	}
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "FDEs/s")
 }

@@ -1,9 +1,10 @@
 package cfi
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 	"sync/atomic"
 
@@ -65,6 +66,16 @@ func Parse(data []byte, kind SectionKind, sectionAddr, bias uint64) (t *Table, e
 	if err := checkFraming(data, kind); err != nil {
 		return nil, err
 	}
+	if t, ok := parseFast(data, kind, ehAddr, bias); ok {
+		t.finish()
+		return t, nil
+	}
+	return parseDelve(data, kind, ehAddr, bias)
+}
+
+// parseDelve is Parse with delve's parser, for sections parseFast leaves
+// to it.
+func parseDelve(data []byte, kind SectionKind, ehAddr, bias uint64) (t *Table, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			t = nil
@@ -98,9 +109,18 @@ func Parse(data []byte, kind SectionKind, sectionAddr, bias uint64) (t *Table, e
 		}
 		t.fdes = append(t.fdes, fde{start: start + bias, end: end + bias, cie: c, instr: e.Instructions})
 	}
-	sort.SliceStable(t.fdes, func(i, j int) bool { return t.fdes[i].start < t.fdes[j].start })
-	t.cache = make([]atomic.Pointer[compiled], len(t.fdes))
+	t.finish()
 	return t, nil
+}
+
+// finish sorts the FDEs by start address, keeping the section's order
+// among equal starts, and makes the compiled-rows cache.
+func (t *Table) finish() {
+	byStart := func(a, b fde) int { return cmp.Compare(a.start, b.start) }
+	if !slices.IsSortedFunc(t.fdes, byStart) {
+		slices.SortStableFunc(t.fdes, byStart)
+	}
+	t.cache = make([]atomic.Pointer[compiled], len(t.fdes))
 }
 
 // Len returns the number of FDEs in the table.
