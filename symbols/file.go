@@ -377,21 +377,22 @@ func (f *File) loadCFI() {
 	}
 	var errs []error
 	s := (*elf.Section)(nil)
+	r, mapped := f.r, f.mapped
 	if f.dbg != nil {
-		s = f.dbg.Section(".debug_frame")
+		s, r, mapped = f.dbg.Section(".debug_frame"), f.dbgR, f.dbgMapped
 	}
 	if s == nil || s.Type == elf.SHT_NOBITS {
-		s = f.ef.Section(".debug_frame")
+		s, r, mapped = f.ef.Section(".debug_frame"), f.r, f.mapped
 	}
 	if s != nil && s.Type != elf.SHT_NOBITS {
-		if b, err := s.Data(); err != nil {
+		if b, err := sectionBytes(s, r, mapped); err != nil {
 			errs = append(errs, err)
 		} else if f.debugCFI, err = cfi.Parse(b, cfi.DebugFrame, 0, f.Bias); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	if s := f.ef.Section(".eh_frame"); s != nil && s.Type != elf.SHT_NOBITS && s.Addr != 0 {
-		if b, err := s.Data(); err != nil {
+		if b, err := sectionBytes(s, f.r, f.mapped); err != nil {
 			errs = append(errs, err)
 		} else if f.ehCFI, err = cfi.Parse(b, cfi.EHFrame, s.Addr, f.Bias); err != nil {
 			errs = append(errs, err)

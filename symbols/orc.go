@@ -394,12 +394,12 @@ func (f *File) loadORC() {
 		f.orcErr = fmt.Errorf("symbols: %s: ORC sections too large (%d, %d bytes)", f.Path, ips.Size, orcs.Size)
 		return
 	}
-	ipb, err := ips.Data()
+	ipb, err := sectionBytes(ips, f.r, f.mapped)
 	if err != nil {
 		f.orcErr = fmt.Errorf("symbols: %s: .orc_unwind_ip: %w", f.Path, err)
 		return
 	}
-	ob, err := orcs.Data()
+	ob, err := sectionBytes(orcs, f.r, f.mapped)
 	if err != nil {
 		f.orcErr = fmt.Errorf("symbols: %s: .orc_unwind: %w", f.Path, err)
 		return
