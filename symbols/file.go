@@ -38,6 +38,7 @@ type File struct {
 	dbgR      io.ReaderAt // what dbg is read from
 	dbgMapped []byte      // dbgR mapped, or nil
 	dbgClose  io.Closer
+	own       []symSource // the file's .symtab and .dynsym, once readSymbols read them
 	kind      fileKind
 	kernel    bool          // a Linux kernel image (see Sym.Size)
 	module    string        // Sym.Module of the file's symbols
@@ -161,13 +162,18 @@ func (f *File) Close() error {
 // a section, relocated by the bias. For a Linux kernel image it gives text
 // symbols kallsyms-style sizes (see Sym.Size) and kallsyms's alias order.
 func (f *File) readSymbols() *Table {
-	var srcs []symSource
-	if src, err := symtabSource(f.ef, f.r, f.mapped); err == nil {
-		srcs = append(srcs, src)
+	if f.own == nil {
+		// The file's own tables, read once: AttachDebug builds the
+		// table again with the debug file's.
+		f.own = []symSource{}
+		if src, err := symtabSource(f.ef, f.r, f.mapped); err == nil {
+			f.own = append(f.own, src)
+		}
+		if src, err := dynsymSource(f.ef); err == nil {
+			f.own = append(f.own, src)
+		}
 	}
-	if src, err := dynsymSource(f.ef); err == nil {
-		srcs = append(srcs, src)
-	}
+	srcs := slices.Clip(f.own)
 	if f.dbg != nil {
 		if src, err := symtabSource(f.dbg, f.dbgR, f.dbgMapped); err == nil {
 			srcs = append(srcs, src)
