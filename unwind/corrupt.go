@@ -10,7 +10,9 @@ import (
 // twice, a stack pointer that does not move up on it, a switch from it
 // that goes inward, or, below an NMI nested on the same NMI stack, the
 // interrupted NMI's frames reaching into the nested one's (or not shown to
-// stay clear of them before the walk ended).
+// stay clear of them before the walk ended); or an exception stack whose
+// frames the walk read but did not confirm, ending (or turning to a guess)
+// before it left the exception stacks.
 //
 // On a real machine this is what a stack overwritten under a live frame
 // looks like, above all an IST stack entered a second time (an exception
@@ -60,10 +62,13 @@ func (e *CorruptStackError) Unwrap() error { return e.Err }
 // corruption is a stack found inconsistent, before it becomes a
 // CorruptStackError: the stack and the first frame it invalidates.
 // unconfirmed says the walk ended below a nested NMI before the
-// interrupted NMI's frames were seen to stay clear of the nested one's.
+// interrupted NMI's frames were seen to stay clear of the nested one's;
+// istOpen that it ended (or turned to a guess) before it left the
+// exception stacks it read frames from.
 type corruption struct {
 	set         bool
 	unconfirmed bool
+	istOpen     bool // the walk ended or guessed on the exception stacks (confirmIST)
 	from        int
 	n           int // frames yielded then
 	s           Stack
@@ -107,6 +112,16 @@ func (u *Unwinder) settle(note bool) {
 		}
 		u.nestCeil = 0
 	}
+	if u.istRead != 0 {
+		// A proper end confirms them when every frame up to it was
+		// reliable (user mode behind an interrupted frame no code can
+		// have is no proper end of theirs). A walk cut by the frame
+		// limit was not asked to go further: its frames stand as judged.
+		if !u.corr.set && (!u.proper || u.tainted) && !u.truncated && u.istRead < u.n {
+			u.corr = corruption{set: true, istOpen: true, from: u.istRead, n: u.n, s: u.istStack}
+		}
+		u.istRead = 0
+	}
 }
 
 // walkEnded settles the walk's findings once it has ended: the error that
@@ -118,6 +133,9 @@ func (u *Unwinder) walkEnded() {
 	u.settle(!(u.failed && u.fail.kind == failStep && u.pend.set && u.fail.why == u.pendErr))
 	if !u.corr.set {
 		return
+	}
+	if u.corr.from < u.corr.n {
+		u.allGood = false // a trace cut by the frame limit included
 	}
 	switch {
 	case u.err != nil:
@@ -135,6 +153,9 @@ func (c *corruption) wrap(err error) error {
 	e := &CorruptStackError{Stack: c.s, From: c.from, Err: err, note: c.note, n: c.n}
 	if c.unconfirmed {
 		e.note = fmt.Sprintf("below a nested nmi on the %s stack at %#x: the interrupted nmi's frames were not confirmed intact", c.s.Kind, c.s.Lo)
+	}
+	if c.istOpen {
+		e.note = fmt.Sprintf("the walk did not leave the exception stacks: the frames read from the %s stack at %#x were not confirmed intact (a second entry through its IST gate writes over them)", c.s.Kind, c.s.Lo)
 	}
 	return e
 }

@@ -112,6 +112,15 @@
 // initial registers. A walk below a nested NMI that ends before leaving
 // the NMI stack, or goes on with a guess (a scan, the frame at the top of
 // a stack), has not confirmed the outer NMI's frames: the same holds.
+// So does any walk that read frames from an exception (IST) stack and
+// ends, or turns to a guess, before it leaves the exception stacks with
+// reliable frames (or reaches a proper end through reliable frames only):
+// an exception stack is the one stack the CPU writes over live frames on
+// (delivery through an IST gate resets RSP to its top even while a handler
+// runs there), and what shows it did not lies below the frames read there
+// (no stack entered twice, no stack pointer moving down), so a walk that
+// stopped short of it, on a second overwritten word or an error, has not
+// shown it. A walk cut by the frame limit keeps its frames as judged.
 // Only callers derived from frames the walk trusts count: after a guess
 // every frame is unreliable already.
 //

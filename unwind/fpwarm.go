@@ -172,6 +172,8 @@ func (u *Unwinder) emitWarm() bool {
 	if !f.Reliable {
 		u.allGood = false
 		u.tainted = true
+	} else if u.istRead != 0 {
+		u.confirmIST()
 	}
 	if f.File != "" {
 		f.File = ""

@@ -213,6 +213,8 @@ type walkState struct {
 	curRead    int
 	curLow     uint64
 	nestCeil   uint64
+	istRead    int
+	istStack   Stack
 	corr       corruption
 	visited    [8]uint64
 	visitRead  [8]int
@@ -221,7 +223,8 @@ type walkState struct {
 func (u *Unwinder) walkState() walkState {
 	s := walkState{curStack: u.curStack, curStackOK: u.curStackOK, nestedSeen: u.nestedSeen,
 		tainted: u.tainted, allGood: u.allGood, scanning: u.scan.active, nvisited: u.nvisited, n: u.n,
-		alt: u.alt, altOK: u.altOK, curRead: u.curRead, curLow: u.curLow, nestCeil: u.nestCeil, corr: u.corr}
+		alt: u.alt, altOK: u.altOK, curRead: u.curRead, curLow: u.curLow, nestCeil: u.nestCeil, corr: u.corr,
+		istRead: u.istRead, istStack: u.istStack}
 	copy(s.visited[:u.nvisited], u.visited[:u.nvisited])
 	copy(s.visitRead[:u.nvisited], u.visitRead[:u.nvisited])
 	return s
@@ -233,6 +236,7 @@ func (u *Unwinder) sameState(o *walkState) bool {
 	if u.scan.active || o.scanning || u.curStackOK != o.curStackOK || u.nestedSeen != o.nestedSeen ||
 		u.tainted != o.tainted || u.allGood != o.allGood || u.nvisited != o.nvisited || u.n != o.n ||
 		u.curRead != o.curRead || u.curLow != o.curLow || u.nestCeil != o.nestCeil || u.corr != o.corr ||
+		u.istRead != o.istRead || u.istRead != 0 && u.istStack != o.istStack ||
 		u.curStack.Lo != o.curStack.Lo || u.curStack.Hi != o.curStack.Hi || u.curStack != o.curStack ||
 		u.altOK != o.altOK || u.altOK && u.alt != o.alt {
 		return false

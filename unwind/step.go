@@ -334,7 +334,33 @@ func (u *Unwinder) enterStack(next *Frame) {
 	u.curLow = next.SP
 	u.curRead = 0
 	if next.Slot != 0 && u.curStack.holds(next.Slot) {
-		u.curRead = u.n
+		u.readFrom(u.n)
+	}
+}
+
+// readFrom notes that frame i is the first read from the current stack's
+// memory. On an exception stack, the first such frame of the walk opens
+// what the walk must confirm by leaving the exception stacks (confirmIST).
+func (u *Unwinder) readFrom(i int) {
+	u.curRead = i
+	if u.istRead == 0 && !u.tainted && stackRank(u.curStack.Kind) == 1 {
+		u.istRead, u.istStack = i, u.curStack
+	}
+}
+
+// confirmIST is called for every reliable frame while frames read from an
+// exception stack are unconfirmed: a frame on an outer stack (entry, IRQ,
+// task...) confirms them. An exception stack is the one stack the CPU
+// writes over live frames on: delivery through an IST gate resets RSP to
+// the top of its stack even when a handler already runs there (mechanisms
+// 1 and 3 of the emulator). What shows that it did not, for the frames a
+// walk read there, lies below them: no stack entered twice, no stack
+// pointer moving down, until the walk leaves the exception stacks (it
+// never returns to them: stacks are left only outward). A walk that ends
+// or turns to a guess before that has not shown it (settle).
+func (u *Unwinder) confirmIST() {
+	if u.curStackOK && stackRank(u.curStack.Kind) > 1 {
+		u.istRead = 0
 	}
 }
 

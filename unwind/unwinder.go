@@ -83,6 +83,8 @@ type Unwinder struct {
 	curRead  int        // Index of the first frame read from the current stack's memory; 0: none yet
 	curLow   uint64     // SP of the first frame on the current stack
 	nestCeil uint64     // below a nested NMI, until the walk leaves its stack: its lowest SP (nestedNMI)
+	istRead  int        // Index of the first frame read from an exception stack, until the walk leaves them (confirmIST); 0: none
+	istStack Stack      // that exception stack
 	pend     corruption // the step's finding: a caller rejected because its stack is inconsistent
 	pendErr  error      // that rejection
 	guessing bool       // the step tries its last-resort guess
@@ -199,6 +201,7 @@ func (u *Unwinder) Reset(mem Memory, regs ptregs.Regs) {
 	u.nestedSeen = false
 	u.alt, u.altOK = Stack{}, false
 	u.curRead, u.curLow, u.nestCeil = 0, 0, 0
+	u.istRead, u.istStack = 0, Stack{}
 	u.pend, u.pendErr, u.corr, u.guessing = corruption{}, nil, corruption{}, false
 	u.scan = scanState{}
 }
@@ -229,7 +232,7 @@ func (u *Unwinder) Next() bool {
 	if u.curRead == 0 && u.curStackOK {
 		// The step from u.cur reads its stack: the frame it makes is
 		// the first read from that stack's memory.
-		u.curRead = u.n
+		u.readFrom(u.n)
 	}
 	if u.inc && u.memoAt() {
 		return u.replayNext()
@@ -532,6 +535,8 @@ func (u *Unwinder) emit() bool {
 	if !f.Reliable {
 		u.allGood = false
 		u.tainted = true // frames above a guess are guesses too
+	} else if u.istRead != 0 {
+		u.confirmIST()
 	}
 judged:
 	f.Function, f.File, f.Line, f.Inlined = "", "", 0, false
