@@ -203,8 +203,9 @@ func BenchmarkOpenVmlinux(b *testing.B) {
 
 // benchDWARFFirstLines times what the first source-line lookups in a file
 // cost: the DWARF sections read (mapped, or from the debug cache), the
-// unit index built, and the lines of a few functions' pcs found, as one
-// `unwind bt` does. The ELF file and its symbols are opened once, outside
+// unit index read from the debug cache (made and stored before the first
+// op), and the lines of a few functions' pcs found, as one `unwind bt`
+// does. The ELF file and its symbols are opened once, outside
 // the loop.
 func benchDWARFFirstLines(b *testing.B, f *File, funcs []string) {
 	ef, r, path := f.ef, f.r, f.Path
@@ -219,16 +220,20 @@ func benchDWARFFirstLines(b *testing.B, f *File, funcs []string) {
 		}
 		pcs = append(pcs, s.Addr+s.Size/2-f.Bias)
 	}
+	cache := debugCacheFor(ef, path)
 	b.ReportAllocs()
 	var buf []Line
 	for b.Loop() {
-		d, err := readDWARF(ef, r, path)
+		d, key, err := readDWARF(ef, r, path)
 		if err != nil {
 			b.Fatal(err)
 		}
-		x, err := buildDWARFIndex(d)
-		if err != nil {
-			b.Fatal(err)
+		x := cache.loadUnits(d, key)
+		if x == nil {
+			if x, err = buildDWARFIndex(d); err != nil {
+				b.Fatal(err)
+			}
+			cache.storeUnits(x, key)
 		}
 		for _, pc := range pcs {
 			if buf = x.lines(pc, buf[:0]); len(buf) == 0 {

@@ -36,9 +36,13 @@ const maxDebugSection = 1 << 30
 // Compressed sections (SHF_COMPRESSED with zlib or zstd, GNU .zdebug_) are
 // decompressed in parallel, once: the result is kept in the debug cache
 // (DebugCacheDir) and mapped from there by later runs.
-func readDWARF(ef *elf.File, r io.ReaderAt, path string) (*dwarf.Data, error) {
+//
+// key identifies the sections for the unit index cached beside them (see
+// dwarfKey); it is nil for a relocatable file.
+func readDWARF(ef *elf.File, r io.ReaderAt, path string) (d *dwarf.Data, key []byte, err error) {
 	if ef.Type == elf.ET_REL {
-		return relDWARF(ef)
+		d, err = relDWARF(ef)
+		return d, nil, err
 	}
 	// Map the file when r is the file at path (not, say, a fuzzer's bytes).
 	var mapped []byte
@@ -65,7 +69,7 @@ func readDWARF(ef *elf.File, r io.ReaderAt, path string) (*dwarf.Data, error) {
 			continue
 		}
 		if s.FileSize > maxDebugSection {
-			return nil, fmt.Errorf("section %s: size %d too large", s.Name, s.FileSize)
+			return nil, nil, fmt.Errorf("section %s: size %d too large", s.Name, s.FileSize)
 		}
 		if s.Flags&elf.SHF_COMPRESSED != 0 || gnu {
 			packed = append(packed, packedSection{name: name, sec: s, gnu: gnu})
@@ -77,16 +81,17 @@ func readDWARF(ef *elf.File, r io.ReaderAt, path string) (*dwarf.Data, error) {
 		}
 		b := make([]byte, s.Size)
 		if n, err := raw.ReadAt(b, int64(s.Offset)); uint64(n) != s.Size {
-			return nil, fmt.Errorf("section %s: short read: %v", s.Name, err)
+			return nil, nil, fmt.Errorf("section %s: short read: %v", s.Name, err)
 		}
 		sec[name] = b
 	}
 	if len(packed) > 0 {
 		if err := inflateSections(ef, path, raw, packed, sec); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	return newDWARF(sec)
+	d, err = newDWARF(sec)
+	return d, dwarfKey(sec), err
 }
 
 // newDWARF builds DWARF data from debug sections named without their

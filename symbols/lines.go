@@ -129,13 +129,13 @@ func buildDWARFIndex(d *dwarf.Data) (*dwarfIndex, error) {
 		}
 		r.SkipChildren()
 	}
-	x.finish()
+	slices.SortFunc(x.ranges, func(a, b cuRange) int { return cmp.Compare(a.lo, b.lo) })
+	x.setEnds()
 	return x, nil
 }
 
-// finish sorts the ranges and gives every unit its end.
-func (x *dwarfIndex) finish() {
-	slices.SortFunc(x.ranges, func(a, b cuRange) int { return cmp.Compare(a.lo, b.lo) })
+// setEnds gives every unit its end: the next unit's entry.
+func (x *dwarfIndex) setEnds() {
 	for _, u := range x.units {
 		u.end = ^dwarf.Offset(0)
 		if i, found := slices.BinarySearch(x.starts, u.off); found && i+1 < len(x.starts) {
@@ -507,12 +507,18 @@ func (f *File) loadDWARF() {
 	if !hasData(ef, ".debug_info") {
 		return
 	}
-	d, err := readDWARF(ef, r, path)
+	d, key, err := readDWARF(ef, r, path)
 	if err != nil {
 		f.dwErr = fmt.Errorf("symbols: %s: %w", path, err)
 		return
 	}
-	f.dw, f.dwErr = buildDWARFIndex(d)
+	cache := debugCacheFor(ef, path)
+	if f.dw = cache.loadUnits(d, key); f.dw == nil {
+		f.dw, f.dwErr = buildDWARFIndex(d)
+		if f.dwErr == nil {
+			cache.storeUnits(f.dw, key)
+		}
+	}
 	if f.dw != nil {
 		f.dw.vars.ef, f.dw.vars.path = ef, path
 	}

@@ -1,0 +1,145 @@
+package symbols
+
+import (
+	"encoding/binary"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/unwind-dev/unwind/internal/dwarf"
+)
+
+// A file's unit index (every unit's entry offset and the address ranges of
+// the units that have code) is kept in the debug cache (DebugCacheDir),
+// beside decompressed sections, in a file named "units". A later run then
+// finds the unit of a pc without reading every unit's entry, which for a
+// vmlinux means thousands of entries spread over 100+ MiB of .debug_info
+// and of abbreviation tables scanned to reach them. The index is used only
+// when the sizes and sampled bytes of the DWARF sections it was made from
+// match, and its own CRC does; anything else is ignored and the index made
+// again. Relocatable files (kernel modules) are not cached: their addresses
+// depend on where they were placed.
+
+// unitsMagic starts a cached unit index (format version 1).
+const unitsMagic = "UWUNITS1"
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// dwarfKey identifies the DWARF sections (named without ".debug_") an index
+// is made from: each section's size and a CRC of its first and last 4 KiB.
+func dwarfKey(sec map[string][]byte) []byte {
+	var key []byte
+	for _, name := range []string{"info", "abbrev", "line", "ranges", "rnglists", "str", "line_str", "addr", "str_offsets", "types"} {
+		b := sec[name]
+		crc := crc32.Checksum(b[:min(len(b), 4096)], castagnoli)
+		crc = crc32.Update(crc, castagnoli, b[max(0, len(b)-4096):])
+		key = binary.LittleEndian.AppendUint64(key, uint64(len(b)))
+		key = binary.LittleEndian.AppendUint32(key, crc)
+	}
+	return key
+}
+
+// encodeUnits serializes the unit index x made from the sections key names.
+func encodeUnits(x *dwarfIndex, key []byte) []byte {
+	b := []byte(unitsMagic)
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(key)))
+	b = append(b, key...)
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(x.starts)))
+	for _, off := range x.starts {
+		b = binary.LittleEndian.AppendUint32(b, uint32(off))
+	}
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(x.ranges)))
+	for _, r := range x.ranges {
+		i, _ := slices.BinarySearch(x.starts, x.units[r.unit].off)
+		b = binary.LittleEndian.AppendUint64(b, r.lo)
+		b = binary.LittleEndian.AppendUint64(b, r.hi)
+		b = binary.LittleEndian.AppendUint32(b, uint32(i))
+	}
+	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+}
+
+// decodeUnits reads a unit index of d that encodeUnits wrote for the
+// sections key names; it returns nil when b is not one (another file's,
+// another version's, cut short or corrupt).
+func decodeUnits(b, key []byte, d *dwarf.Data) *dwarfIndex {
+	if len(b) < len(unitsMagic)+4 || string(b[:len(unitsMagic)]) != unitsMagic {
+		return nil
+	}
+	body, sum := b[:len(b)-4], binary.LittleEndian.Uint32(b[len(b)-4:])
+	if crc32.Checksum(body, castagnoli) != sum {
+		return nil
+	}
+	p := body[len(unitsMagic):]
+	u32 := func() (uint32, bool) {
+		if len(p) < 4 {
+			return 0, false
+		}
+		v := binary.LittleEndian.Uint32(p)
+		p = p[4:]
+		return v, true
+	}
+	n, ok := u32()
+	if !ok || uint64(n) > uint64(len(p)) || string(p[:n]) != string(key) {
+		return nil
+	}
+	p = p[n:]
+	x := &dwarfIndex{d: d}
+	if n, ok = u32(); !ok || uint64(n) > uint64(len(p))/4 {
+		return nil
+	}
+	x.starts = make([]dwarf.Offset, n)
+	for i := range x.starts {
+		v, _ := u32()
+		if i > 0 && dwarf.Offset(v) <= x.starts[i-1] {
+			return nil
+		}
+		x.starts[i] = dwarf.Offset(v)
+	}
+	if n, ok = u32(); !ok || uint64(n) != uint64(len(p))/20 || len(p)%20 != 0 {
+		return nil
+	}
+	x.ranges = make([]cuRange, n)
+	unitOf := map[uint32]int{} // start index → index in x.units
+	for i := range x.ranges {
+		lo, hi := binary.LittleEndian.Uint64(p), binary.LittleEndian.Uint64(p[8:])
+		si := binary.LittleEndian.Uint32(p[16:])
+		p = p[20:]
+		if lo >= hi || uint64(si) >= uint64(len(x.starts)) || i > 0 && lo < x.ranges[i-1].lo {
+			return nil
+		}
+		u, ok := unitOf[si]
+		if !ok {
+			u = len(x.units)
+			unitOf[si] = u
+			x.units = append(x.units, &cuInfo{off: x.starts[si]})
+		}
+		x.ranges[i] = cuRange{lo: lo, hi: hi, unit: u}
+	}
+	x.setEnds() // the ranges are in the order the index had them, sorted
+	return x
+}
+
+// loadUnits returns the cached unit index of d, or nil.
+func (c debugCache) loadUnits(d *dwarf.Data, key []byte) *dwarfIndex {
+	if c == "" || key == nil {
+		return nil
+	}
+	b, err := os.ReadFile(filepath.Join(string(c), "units"))
+	if err != nil || len(b) > maxUnitsFile {
+		return nil
+	}
+	return decodeUnits(b, key, d)
+}
+
+// maxUnitsFile bounds a cached unit index read back (a vmlinux's is a few
+// hundred KiB).
+const maxUnitsFile = 64 << 20
+
+// storeUnits caches the unit index x made from the sections key names.
+func (c debugCache) storeUnits(x *dwarfIndex, key []byte) {
+	if c == "" || key == nil {
+		return
+	}
+	c.store("units", encodeUnits(x, key))
+}
