@@ -132,3 +132,38 @@ func TestManyThreadsLinear(t *testing.T) {
 		t.Errorf("the cost per thread grows with the thread count: %.1f allocations, %.0f bytes with 1,000 threads; %.1f, %.0f with 65,472", sa, sb, la, lb)
 	}
 }
+
+// BenchmarkUnwindManyThreads opens a user core claiming 8,192 threads (the
+// copies of one real thread) with its executable and libc, and unwinds
+// every thread, as `unwind bt` does: per op the whole path, the file
+// opened, its symbols found, every thread walked. The walks share the
+// dump's CodeCache; ns/thread is the cost of one more thread.
+func BenchmarkUnwindManyThreads(b *testing.B) {
+	const n = 8192
+	path := manyThreadsCore(b, n)
+	exe := filepath.Join("..", "fixtures", "usercores", "O2cfi", "ucore")
+	lib := filepath.Join("..", "fixtures", "usercores", "lib")
+	frames := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		d, err := Open(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		set, _, err := d.Symbols(SymbolOptions{Exe: exe, SearchDirs: []string{lib}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		frames = 0
+		for i := range d.Threads() {
+			tr, err := d.Unwind(i, set, unwind.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			frames += len(tr.Frames)
+		}
+		d.Close()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/thread")
+	b.ReportMetric(float64(frames)/n, "frames/thread")
+}

@@ -352,7 +352,7 @@ func (u *Unwinder) callsiteOK(ra, callee uint64) bool {
 	var win [9]byte
 	n := u.callWindow(ra, &win)
 	if u.c == nil {
-		ok, _ := u.checkCallsite(ra, callee, &win, n)
+		ok, _ := u.sharedCallsite(ra, callee, &win, n)
 		return ok
 	}
 	e := u.entry(ra, ra-1)
@@ -364,12 +364,30 @@ func (u *Unwinder) callsiteOK(ra, callee uint64) bool {
 		e.setCall(callee, c.ok, n, &win)
 		return c.ok
 	}
-	ok, static := u.checkCallsite(ra, callee, &win, n)
+	ok, static := u.sharedCallsite(ra, callee, &win, n)
 	if static {
 		e.setCall(callee, ok, n, &win)
 		c.ra, c.callee, c.set, c.ok, c.n, c.win = ra, callee, true, ok, n, win
 	}
 	return ok
+}
+
+// sharedCallsite is checkCallsite, kept in the Options.CodeCache when
+// there is one.
+func (u *Unwinder) sharedCallsite(ra, callee uint64, win *[9]byte, n uint8) (ok, static bool) {
+	cc := u.opts.CodeCache
+	if cc == nil {
+		return u.checkCallsite(ra, callee, win, n)
+	}
+	k := callKey{site: siteKey{ra: ra, win: *win, n: n, kernel: u.opts.Kernel}, callee: callee}
+	if v, found := cc.lookupCall(&k); found {
+		return v, true
+	}
+	ok, static = u.checkCallsite(ra, callee, win, n)
+	if static {
+		cc.storeCall(&k, ok)
+	}
+	return ok, static
 }
 
 // callWindow reads the 9 bytes before ra from memory into win: the longest

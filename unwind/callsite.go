@@ -260,18 +260,37 @@ func (u *Unwinder) siteOK(ra uint64) (ok, rule bool) {
 	var win [9]byte
 	n := u.callWindow(ra, &win)
 	if u.c == nil {
-		ok, rule, _ = u.siteVerdict(ra, &win, n)
+		ok, rule, _ = u.sharedSiteVerdict(ra, &win, n)
 		return ok, rule
 	}
 	e := u.entry(ra, ra-1)
 	if e.has(efSite) && e.has(efCallMem) == (n == 9) && e.callWin == win {
 		return e.has(efSiteOK), e.has(efSiteRule)
 	}
-	ok, rule, static := u.siteVerdict(ra, &win, n)
+	ok, rule, static := u.sharedSiteVerdict(ra, &win, n)
 	if static {
 		e.setSite(ok, rule, n, &win)
 	}
 	return ok, rule
+}
+
+// sharedSiteVerdict is siteVerdict, kept in the Options.CodeCache when
+// there is one: the walks of a dump's threads check the same return
+// addresses.
+func (u *Unwinder) sharedSiteVerdict(ra uint64, win *[9]byte, n uint8) (ok, rule, static bool) {
+	cc := u.opts.CodeCache
+	if cc == nil {
+		return u.siteVerdict(ra, win, n)
+	}
+	k := siteKey{ra: ra, win: *win, n: n, kernel: u.opts.Kernel}
+	if v, found := cc.lookupSite(&k); found {
+		return v.ok, v.rule, true
+	}
+	ok, rule, static = u.siteVerdict(ra, win, n)
+	if static {
+		cc.storeSite(&k, siteVal{ok, rule})
+	}
+	return ok, rule, static
 }
 
 // siteVerdict decides siteOK for ra from win, the n bytes before it in

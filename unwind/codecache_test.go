@@ -33,15 +33,33 @@ func TestCodeCacheShared(t *testing.T) {
 	}
 	wg.Wait()
 	cc.mu.Lock()
-	n := len(cc.boundary)
+	nb, ns, nc := len(cc.boundary), len(cc.sites), len(cc.calls)
 	cc.mu.Unlock()
-	if n == 0 {
-		t.Error("the walks left nothing in the shared CodeCache")
+	if nb == 0 || ns == 0 || nc == 0 {
+		t.Errorf("the walks left %d instruction boundaries, %d call sites, %d call targets in the shared CodeCache", nb, ns, nc)
 	}
+
+	// A verdict is shared with the bytes it was decoded from: a walk over
+	// memory whose call before a return address is gone (patched to
+	// NOPs) does not take the verdict the other walks left.
+	text := append([]byte(nil), ch.code.text...)
+	ra := want[3].PC
+	copy(text[ra-5-textBase:], []byte{0x90, 0x90, 0x90, 0x90, 0x90})
+	mem := SplicedMemory{{Addr: textBase, Data: text}, ch.stk.region()}
+	want, _ = Walk(mem, ch.regs, &Options{Code: ch.code})
+	if len(want) < 4 || want[3].PC != ra || want[3].Reliable {
+		t.Fatalf("the walk over the patched memory does not doubt frame 3: %+v", want)
+	}
+	if got, _ := Walk(mem, ch.regs, &Options{Code: ch.code, CodeCache: cc}); !reflect.DeepEqual(want, got) {
+		t.Errorf("with a shared CodeCache the walk over patched memory differs")
+	}
+
 	for a := range uint64(maxCodeCache + 10) {
 		cc.storeBoundary(1<<40+a, true)
+		cc.storeSite(&siteKey{ra: 1<<40 + a}, siteVal{})
+		cc.storeCall(&callKey{site: siteKey{ra: 1<<40 + a}}, true)
 	}
-	if len(cc.boundary) > maxCodeCache {
-		t.Errorf("CodeCache holds %d entries, more than %d", len(cc.boundary), maxCodeCache)
+	if len(cc.boundary) > maxCodeCache || len(cc.sites) > maxCodeCache || len(cc.calls) > maxCodeCache {
+		t.Errorf("CodeCache holds %d, %d, %d entries, more than %d", len(cc.boundary), len(cc.sites), len(cc.calls), maxCodeCache)
 	}
 }

@@ -110,10 +110,13 @@ type Options struct {
 	// the call-site check by rule. 0: no such slot.
 	ForkReturnSlot uint64
 	// CodeCache, when set, keeps what the walk learns from the Code alone
-	// (which addresses are instruction boundaries of their function) for
-	// every Unwinder given the same cache: the threads or CPUs of one dump,
-	// unwound one after another or at once, then analyse each function
-	// once instead of once per walk. Use one cache per Code.
+	// (which addresses are instruction boundaries of their function) and
+	// the call-site verdicts (callSiteCheck), each with the bytes before
+	// the return address it was decoded from, for every Unwinder given
+	// the same cache: the threads or CPUs of one dump, unwound one after
+	// another or at once, then analyse each function and check each call
+	// site once instead of once per walk. Use one cache per Code (and
+	// per Kernel setting).
 	CodeCache *CodeCache
 }
 
@@ -121,18 +124,39 @@ type Options struct {
 // It is safe for concurrent use and holds at most a bounded number of
 // entries; the zero value is ready to use.
 type CodeCache struct {
-	mu       sync.Mutex
+	mu       sync.RWMutex
 	boundary map[uint64]bool // address → is an instruction boundary of its function
+	sites    map[siteKey]siteVal
+	calls    map[callKey]bool
 }
 
-// maxCodeCache bounds a CodeCache's entries (hostile input cannot make it
-// grow past this; later results are computed, not kept).
+// siteKey is a return address with the bytes before it in memory (n = 9
+// read, 0 unreadable) and the kind of walk: what siteVerdict decides
+// from, besides the Code.
+type siteKey struct {
+	ra     uint64
+	win    [9]byte
+	n      uint8
+	kernel bool
+}
+
+// siteVal is siteVerdict's verdict.
+type siteVal struct{ ok, rule bool }
+
+// callKey is what checkCallsite decides from, besides the Code.
+type callKey struct {
+	site   siteKey
+	callee uint64
+}
+
+// maxCodeCache bounds each kind of a CodeCache's entries (hostile input
+// cannot make it grow past this; later results are computed, not kept).
 const maxCodeCache = 1 << 16
 
 func (c *CodeCache) lookupBoundary(addr uint64) (yes, ok bool) {
-	c.mu.Lock()
+	c.mu.RLock()
 	yes, ok = c.boundary[addr]
-	c.mu.Unlock()
+	c.mu.RUnlock()
 	return yes, ok
 }
 
@@ -143,6 +167,42 @@ func (c *CodeCache) storeBoundary(addr uint64, yes bool) {
 	}
 	if len(c.boundary) < maxCodeCache {
 		c.boundary[addr] = yes
+	}
+	c.mu.Unlock()
+}
+
+func (c *CodeCache) lookupSite(k *siteKey) (v siteVal, ok bool) {
+	c.mu.RLock()
+	v, ok = c.sites[*k]
+	c.mu.RUnlock()
+	return v, ok
+}
+
+func (c *CodeCache) storeSite(k *siteKey, v siteVal) {
+	c.mu.Lock()
+	if c.sites == nil {
+		c.sites = make(map[siteKey]siteVal)
+	}
+	if len(c.sites) < maxCodeCache {
+		c.sites[*k] = v
+	}
+	c.mu.Unlock()
+}
+
+func (c *CodeCache) lookupCall(k *callKey) (ok, found bool) {
+	c.mu.RLock()
+	ok, found = c.calls[*k]
+	c.mu.RUnlock()
+	return ok, found
+}
+
+func (c *CodeCache) storeCall(k *callKey, ok bool) {
+	c.mu.Lock()
+	if c.calls == nil {
+		c.calls = make(map[callKey]bool)
+	}
+	if len(c.calls) < maxCodeCache {
+		c.calls[*k] = ok
 	}
 	c.mu.Unlock()
 }
