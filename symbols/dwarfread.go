@@ -72,6 +72,9 @@ func readDWARF(ef *elf.File, r io.ReaderAt, path string) (d *dwarf.Data, key []b
 			return nil, nil, fmt.Errorf("section %s: size %d too large", s.Name, s.FileSize)
 		}
 		if s.Flags&elf.SHF_COMPRESSED != 0 || gnu {
+			if !dwarfDataSections[name] {
+				continue // not read through dwarf.Data: not worth inflating here
+			}
 			packed = append(packed, packedSection{name: name, sec: s, gnu: gnu})
 			continue
 		}
@@ -92,6 +95,14 @@ func readDWARF(ef *elf.File, r io.ReaderAt, path string) (d *dwarf.Data, key []b
 	}
 	d, err = newDWARF(sec)
 	return d, dwarfKey(sec), err
+}
+
+// dwarfDataSections are the debug sections dwarf.Data reads (without
+// ".debug_"); the others (aranges, frame, location lists, macros) are read
+// on their own where needed, so readDWARF does not decompress them.
+var dwarfDataSections = map[string]bool{
+	"abbrev": true, "info": true, "line": true, "ranges": true, "str": true,
+	"addr": true, "line_str": true, "str_offsets": true, "rnglists": true, "types": true,
 }
 
 // newDWARF builds DWARF data from debug sections named without their
