@@ -55,6 +55,22 @@ func (s *symSource) At(i int) elfSym {
 	}
 }
 
+// definesName reports whether symbol i is named name (not "") and defined
+// in a section: At(i)'s test, without finding the name's end for every
+// symbol.
+func (s *symSource) definesName(i int, name string) bool {
+	if s.syms != nil {
+		return s.syms[i].Name == name && s.syms[i].Section != elf.SHN_UNDEF
+	}
+	b := s.raw[i*elf.Sym64Size : (i+1)*elf.Sym64Size]
+	off := uint64(s.ef.ByteOrder.Uint32(b[0:4]))
+	if off+uint64(len(name)) >= uint64(len(s.strs)) || s.strs[off+uint64(len(name))] != 0 ||
+		s.strs[off:off+uint64(len(name))] != name {
+		return false
+	}
+	return elf.SectionIndex(s.ef.ByteOrder.Uint16(b[6:8])) != elf.SHN_UNDEF
+}
+
 // stringAt is debug/elf's getString on a string table kept as one string:
 // the NUL-terminated name at off, "" when off is out of range or the name
 // has no NUL. The name shares the table's memory.

@@ -70,6 +70,7 @@ func TestSymtabSourceMatchesDebugELF(t *testing.T) {
 				if g.Name != w.Name || g.Info != w.Info || g.Section != w.Section || g.Value != w.Value || g.Size != w.Size {
 					t.Fatalf("%s (%s): symbol %d = %+v, debug/elf %+v", path, how, i, g, w)
 				}
+				checkDefinesName(t, &src, i, w)
 			}
 		}
 	}
@@ -185,6 +186,20 @@ func FuzzSymtab(f *testing.F) {
 			if g := src.At(i); g.Name != w.Name || g.Info != w.Info || g.Section != w.Section || g.Value != w.Value || g.Size != w.Size {
 				t.Fatalf("symbol %d = %+v, debug/elf %+v", i, g, w)
 			}
+			checkDefinesName(t, &src, i, w)
 		}
 	})
+}
+
+// checkDefinesName holds definesName to symbol w's name and section.
+func checkDefinesName(t *testing.T, src *symSource, i int, w elf.Symbol) {
+	t.Helper()
+	for _, name := range []string{w.Name, "_stext", "linux_banner", w.Name + "x"} {
+		if name == "" {
+			continue // definesName takes a name
+		}
+		if want := w.Name == name && w.Section != elf.SHN_UNDEF; src.definesName(i, name) != want {
+			t.Fatalf("symbol %d (%q in section %d): definesName(%q) = %v", i, w.Name, w.Section, name, !want)
+		}
+	}
 }

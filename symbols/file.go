@@ -187,8 +187,7 @@ func (f *File) readSymbols() *Table {
 		for i := range srcs {
 			sr := &srcs[i]
 			for j := range sr.Len() {
-				s := sr.At(j)
-				if (s.Name == "linux_banner" || s.Name == "_stext") && s.Section != elf.SHN_UNDEF {
+				if sr.definesName(j, "linux_banner") || sr.definesName(j, "_stext") {
 					kernel = true
 					break find
 				}
