@@ -116,12 +116,42 @@ func (u *Unwinder) settle(note bool) {
 		// A proper end confirms them when every frame up to it was
 		// reliable (user mode behind an interrupted frame no code can
 		// have is no proper end of theirs). A walk cut by the frame
-		// limit was not asked to go further: its frames stand as judged.
-		if !u.corr.set && (!u.proper || u.tainted) && !u.truncated && u.istRead < u.n {
+		// limit before it left the exception stacks goes on past the
+		// limit, without yielding, to find out (confirmPastLimit).
+		switch {
+		case u.corr.set || u.istRead >= u.n:
+		case u.truncated && !u.tainted && !u.probe:
+			if from := u.confirmPastLimit(); from >= 0 && from < u.n {
+				u.corr = corruption{set: true, istOpen: true, from: from, n: u.n, s: u.istStack}
+			}
+		case !u.proper || u.tainted:
 			u.corr = corruption{set: true, istOpen: true, from: u.istRead, n: u.n, s: u.istStack}
 		}
 		u.istRead = 0
 	}
+}
+
+// confirmLimit is how many frames past the frame limit confirmPastLimit
+// walks: far more than the exception stacks of any kernel hold (each has
+// a few frames of handler code and the hardware frame), and small enough
+// that a hostile stack costs little.
+const confirmLimit = 512
+
+// confirmPastLimit walks u's stack again from its first registers, past
+// the frame limit that cut u while its frames read from an exception stack
+// were still unconfirmed, and returns the first frame that walk's findings
+// invalidate, -1 when none. Without it a caller who asked for a few frames
+// would be given frames of an overwritten exception stack as reliable: the
+// evidence of the overwrite lies further down the stack.
+func (u *Unwinder) confirmPastLimit() int {
+	opts := u.opts
+	opts.MaxFrames = u.n + confirmLimit
+	p := New(u.mem, u.regs0, &opts)
+	p.c = u.c
+	p.probe = true
+	for p.Next() {
+	}
+	return p.Invalidated()
 }
 
 // walkEnded settles the walk's findings once it has ended: the error that

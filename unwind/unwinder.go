@@ -64,6 +64,10 @@ type Unwinder struct {
 	fail      failure
 	proper    bool // the walk reached a proper end
 	truncated bool // the walk reached the frame limit
+	// regs0 are the registers the walk started from; probe marks the
+	// Unwinder confirmPastLimit walks past the frame limit with.
+	regs0 ptregs.Regs
+	probe bool
 	// lastPC and prevPC are the lookup pcs of the last two frames emitted
 	// (not counting inlined ones): a signal frame's handler is prevPC.
 	lastPC, prevPC uint64
@@ -185,6 +189,7 @@ func (u *Unwinder) Reset(mem Memory, regs ptregs.Regs) {
 	f := &u.fr[0]
 	*f = Frame{} // in place: Frame{Regs: regs} builds a copy first
 	f.Regs = regs
+	u.regs0 = regs
 	u.cur = f
 	u.outInline = false // u.out is only read while outInline
 	u.inline = u.inline[:0]

@@ -74,6 +74,10 @@ type propSnap struct {
 	regs     ptregs.Regs
 	truth    []emu.Frame
 	us       [NumStrategies]*unwind.Unwinder
+	// opts are us[0]'s options; limited holds unwinders like us with
+	// MaxFrames set, by the limit (walkCorrupted).
+	opts    unwind.Options
+	limited map[int]*[NumStrategies]*unwind.Unwinder
 }
 
 var (
@@ -177,11 +181,35 @@ func newPropSnap(name string, m *emu.Machine, code noLines, cpu int) *propSnap {
 	s.m, s.regs = m, m.CPUs[cpu].Regs()
 	o := &unwind.Options{Code: code, Stacks: topInclusive(m.Stacks(cpu)), Methods: Strategy(0).Methods(), Kernel: true}
 	m.EntryConventions(o)
+	s.opts = *o
 	s.us[0] = unwind.New(m.Memory(), s.regs, o)
 	for st := Strategy(1); st < NumStrategies; st++ {
 		s.us[st] = s.us[0].Sibling(m.Memory(), s.regs, st.Methods())
 	}
 	return s
+}
+
+// unwinder returns the Unwinder of strategy st whose walks stop at limit
+// frames (Options.MaxFrames; 0: the default).
+func (s *propSnap) unwinder(st Strategy, limit int) *unwind.Unwinder {
+	if limit == 0 {
+		return s.us[st]
+	}
+	us := s.limited[limit]
+	if us == nil {
+		if s.limited == nil {
+			s.limited = make(map[int]*[NumStrategies]*unwind.Unwinder)
+		}
+		o := s.opts
+		o.MaxFrames = limit
+		us = new([NumStrategies]*unwind.Unwinder)
+		us[0] = unwind.New(s.m.Memory(), s.regs, &o)
+		for st := Strategy(1); st < NumStrategies; st++ {
+			us[st] = us[0].Sibling(s.m.Memory(), s.regs, st.Methods())
+		}
+		s.limited[limit] = us
+	}
+	return us[st]
 }
 
 // corruption is one overwritten word.
@@ -273,8 +301,8 @@ func (s *propSnap) corrupt(r *rand.Rand, mode int) (corruption, bool) {
 
 // walkCorrupted unwinds s with strategy st over mem and returns the first
 // frame marked reliable that differs from the truth, or "".
-func (s *propSnap) walkCorrupted(st Strategy, mem unwind.Memory) string {
-	u := s.us[st]
+func (s *propSnap) walkCorrupted(st Strategy, mem unwind.Memory, limit int) string {
+	u := s.unwinder(st, limit)
 	u.Reset(mem, s.regs)
 	var frames []unwind.Frame
 	for u.Next() {
@@ -320,11 +348,17 @@ func checkCorruptions(t testing.TB, snaps []*propSnap, n int, seed uint64) (walk
 		}
 		o := &overlay{base: s.m.Memory(), addr: c.addr}
 		binary.LittleEndian.PutUint64(o.val[:], c.val)
+		// One corruption in eight is walked with a frame limit inside
+		// the truth: the frames given must be as right as a whole walk's.
+		limit := 0
+		if r.IntN(8) == 0 {
+			limit = 1 + r.IntN(len(s.truth))
+		}
 		for st := Strategy(0); st < NumStrategies; st++ {
 			walks++
-			if why := s.walkCorrupted(st, o); why != "" && len(fails) < 10 {
-				fails = append(fails, fmt.Sprintf("%s cpu %d at %s, %s at %#x %#x -> %#x, %s: %s",
-					s.scenario, s.cpu, s.m.Where(s.m.CPUs[s.cpu].RIP), c.what, c.addr, c.old, c.val, st, why))
+			if why := s.walkCorrupted(st, o, limit); why != "" && len(fails) < 10 {
+				fails = append(fails, fmt.Sprintf("%s cpu %d at %s, %s at %#x %#x -> %#x, %s, frame limit %d: %s",
+					s.scenario, s.cpu, s.m.Where(s.m.CPUs[s.cpu].RIP), c.what, c.addr, c.old, c.val, st, limit, why))
 			}
 		}
 	}
@@ -373,7 +407,7 @@ func FuzzCorruptedWalk(f *testing.F) {
 		o := &overlay{base: s.m.Memory(), addr: c.addr}
 		binary.LittleEndian.PutUint64(o.val[:], c.val)
 		for st := Strategy(0); st < NumStrategies; st++ {
-			if why := s.walkCorrupted(st, o); why != "" {
+			if why := s.walkCorrupted(st, o, 0); why != "" {
 				t.Errorf("%s cpu %d, %s at %#x %#x -> %#x, %s: %s", s.scenario, s.cpu, c.what, c.addr, c.old, c.val, st, why)
 			}
 		}
@@ -514,9 +548,14 @@ func TestExceptionStackUnconfirmed(t *testing.T) {
 			}
 			o := &overlay{base: s.m.Memory(), addr: addr}
 			binary.LittleEndian.PutUint64(o.val[:], tc.val)
-			for st := Strategy(0); st < NumStrategies; st++ {
-				if why := s.walkCorrupted(st, o); why != "" {
-					t.Errorf("%s: %s", st, why)
+			// Whole walks, and walks cut by a frame limit at every depth
+			// of the truth: the evidence of the overwrite lies below the
+			// frames a short limit gives.
+			for limit := 0; limit <= len(s.truth); limit++ {
+				for st := Strategy(0); st < NumStrategies; st++ {
+					if why := s.walkCorrupted(st, o, limit); why != "" {
+						t.Errorf("%s, frame limit %d: %s", st, limit, why)
+					}
 				}
 			}
 		})
