@@ -85,4 +85,12 @@
 // line lengths, remember-state depth, expression steps and rows per FDE are
 // bounded, and sections larger than 2 GiB are not read. Sizes and offsets
 // from the file are never trusted to index memory without a bounds check.
+//
+// Files of 64 KiB and more (ELF files, the debug cache's sections) are read
+// through read-only shared mappings, never unmapped. A file that another
+// process truncates while it is mapped faults (SIGBUS) on the pages it
+// lost, which crashes a Go program unless the goroutine reading it turned
+// faults into panics (runtime/debug.SetPanicOnFault) and recovers them, as
+// the unwind command does. The debug cache itself is written by rename, so
+// a cached file is never truncated under a reader.
 package symbols

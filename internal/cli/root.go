@@ -3,7 +3,9 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"runtime/debug"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -20,7 +22,9 @@ func Main() int {
 
 // Run runs the unwind command with args against ios and returns the exit
 // code. Tests call it with buffers.
-func Run(ios *IOStreams, args []string) int {
+func Run(ios *IOStreams, args []string) (code int) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer faultExit(ios.ErrOut, &code)
 	root := NewCmdRoot(ios)
 	root.SetArgs(args)
 	err := root.Execute()
@@ -40,6 +44,27 @@ func Run(ios *IOStreams, args []string) int {
 		return ExitUsage
 	}
 	return ExitFailure
+}
+
+// faultExit, deferred with the goroutine's faults turned into panics
+// (debug.SetPanicOnFault), reports a memory fault as an error and sets
+// *code to ExitFailure instead of letting the runtime crash: symbol and
+// debug files are read through read-only mappings, and a file another
+// process truncates while unwind reads it faults (SIGBUS) on access to
+// the pages it no longer has. Any other panic goes on.
+func faultExit(errOut io.Writer, code *int) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	// A nil dereference is a bug, not a file: those fault in the first
+	// pages (and panic whether or not faults are turned into panics).
+	fault, ok := r.(interface{ Addr() uintptr })
+	if !ok || fault.Addr() < 1<<16 {
+		panic(r)
+	}
+	fmt.Fprintf(errOut, "unwind: reading a mapped file faulted at %#x: a symbol or debug file was truncated or changed while unwind read it\n", fault.Addr())
+	*code = ExitFailure
 }
 
 // usageError marks an error caused by the command line itself.
