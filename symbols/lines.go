@@ -244,7 +244,7 @@ func (u *cuInfo) readScopes(d *dwarf.Data, r *dwarf.Reader, in *scope) (scopeLev
 	scopeAtDepth := []*scope{in} // innermost enclosing scope at each depth (nil: the unit)
 	var all []*scope
 	for {
-		e, err := r.Next()
+		e, err := r.NextIf(codeTag, dwarf.AttrLowpc, dwarf.AttrRanges)
 		if err != nil || e == nil {
 			break
 		}
@@ -544,6 +544,13 @@ func (f *File) Lines(pc uint64, buf []Line) []Line {
 		}
 	}
 	return buf
+}
+
+// codeTag reports whether readScopes reads a DIE's attributes (if it may
+// have an address range: DW_AT_low_pc or DW_AT_ranges); the others' tags
+// and children are all it needs.
+func codeTag(tag dwarf.Tag) bool {
+	return tag == dwarf.TagSubprogram || tag == dwarf.TagInlinedSubroutine
 }
 
 // scopeTag reports whether code scopes can be nested in a DIE with tag.

@@ -31,6 +31,11 @@ of a whole `unwind bt` of a kernel dump. Here:
     first, so that Readers on several goroutines may decode the same
     unit (the standard library races there); an error reading them is
     returned by every Reader that enters the unit, not only the first.
+  - Reader.NextIf (an addition) steps over the entries a caller does not
+    want (by tag, and by whether their abbreviation holds an attribute
+    such as DW_AT_low_pc) by the sizes of their attribute forms, without
+    decoding values: finding a unit's functions no longer decodes every
+    type, variable and declaration in full.
 
 Everything else is the standard library's code, unchanged; the package
 comment moved from open.go to this file.

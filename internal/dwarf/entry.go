@@ -11,6 +11,7 @@
 package dwarf
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -812,6 +813,7 @@ type Reader struct {
 	lastChildren bool   // .Children of last entry returned by Next
 	lastSibling  Offset // .Val(AttrSibling) of last entry returned by Next
 	cu           *Entry // current compilation unit
+	stub         Entry  // the entry NextIf returns for one it steps over
 }
 
 // Reader returns a new Reader for [Data].
@@ -926,6 +928,151 @@ func (r *Reader) Next() (*Entry, error) {
 		r.lastChildren = false
 	}
 	return e, nil
+}
+
+// NextIf is Next for a caller that needs the attributes of some entries
+// only: those whose tag want accepts and, when need names attributes,
+// whose abbreviation holds at least one of them. Any other entry is
+// stepped over without decoding its attributes (no strings read, no
+// values allocated) and returned with only Offset, Tag and Children set
+// and no Field, in an Entry the Reader reuses on its next NextIf; a
+// following SkipChildren still skips its children (by its DW_AT_sibling
+// when it has one). Unit entries and the end-of-children entry are
+// returned as Next returns them, and so is an entry with an attribute
+// form NextIf cannot step over.
+func (r *Reader) NextIf(want func(Tag) bool, need ...Attr) (*Entry, error) {
+	if r.err != nil {
+		return nil, r.err
+	}
+	r.maybeNextUnit()
+	if len(r.b.data) == 0 {
+		return nil, nil
+	}
+	u := &r.d.unit[r.unit]
+	save := r.b
+	off := r.b.off
+	id := uint32(r.b.uint())
+	if id != 0 && off != u.off && r.b.err == nil {
+		a, ok, err := u.atable.lookup(id, false)
+		if err == nil && ok && a.tag != TagCompileUnit && a.tag != TagPartialUnit && !(want(a.tag) && a.holds(need)) {
+			if sib, ok := r.b.skipAttrs(&a, u.base); ok {
+				r.lastUnit = false
+				r.lastChildren = a.children
+				r.lastSibling = sib
+				r.stub = Entry{Offset: off, Tag: a.tag, Children: a.children}
+				return &r.stub, nil
+			}
+		}
+	}
+	r.b = save
+	return r.Next()
+}
+
+// holds reports whether the abbreviation has one of the attributes in
+// need, or need is empty.
+func (a *abbrev) holds(need []Attr) bool {
+	if len(need) == 0 {
+		return true
+	}
+	for i := range a.field {
+		for _, n := range need {
+			if a.field[i].attr == n {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// skipAttrs steps over the attributes of an entry with abbreviation a,
+// returning its DW_AT_sibling (0 if none); false (b's position then
+// undefined) for a form it does not step over or data that ends early.
+func (b *buf) skipAttrs(a *abbrev, ubase Offset) (Offset, bool) {
+	var sib Offset
+	offSize := 4
+	if is64, known := b.format.dwarf64(); !known {
+		offSize = -1
+	} else if is64 {
+		offSize = 8
+	}
+	for i := range a.field {
+		f := &a.field[i]
+		n := 0 // fixed size to skip
+		var ref uint64
+		isRef := false
+		switch f.fmt {
+		default:
+			return 0, false
+		case formAddr:
+			n = b.format.addrsize()
+			if n != 1 && n != 2 && n != 4 && n != 8 {
+				return 0, false
+			}
+		case formFlagPresent, formImplicitConst:
+		case formData1, formFlag, formStrx1, formAddrx1:
+			n = 1
+		case formData2, formStrx2, formAddrx2:
+			n = 2
+		case formStrx3, formAddrx3:
+			n = 3
+		case formData4, formStrx4, formAddrx4, formRefSup4:
+			n = 4
+		case formData8, formRefSig8, formRefSup8:
+			n = 8
+		case formData16:
+			n = 16
+		case formSdata, formUdata, formStrx, formAddrx, formLoclistx, formRnglistx:
+			b.uint()
+		case formStrp, formLineStrp, formSecOffset, formGnuRefAlt, formGnuStrpAlt, formStrpSup:
+			if offSize < 0 {
+				return 0, false
+			}
+			n = offSize
+		case formString:
+			z := bytes.IndexByte(b.data, 0)
+			if z < 0 {
+				return 0, false
+			}
+			n = z + 1
+		case formDwarfBlock1:
+			n = int(b.uint8())
+		case formDwarfBlock2:
+			n = int(b.uint16())
+		case formDwarfBlock4:
+			n = int(b.uint32())
+		case formDwarfBlock, formExprloc:
+			l := b.uint()
+			if l > uint64(len(b.data)) {
+				return 0, false
+			}
+			n = int(l)
+		case formRef1:
+			ref, isRef = uint64(b.uint8()), true
+		case formRef2:
+			ref, isRef = uint64(b.uint16()), true
+		case formRef4:
+			ref, isRef = uint64(b.uint32()), true
+		case formRef8:
+			ref, isRef = b.uint64(), true
+		case formRefUdata:
+			ref, isRef = b.uint(), true
+		case formRefAddr:
+			return 0, false // rare; decoded in full
+		}
+		if n > len(b.data) {
+			return 0, false
+		}
+		if n > 0 {
+			b.skip(n)
+		}
+		if b.err != nil {
+			return 0, false
+		}
+		if isRef && f.attr == AttrSibling {
+			sib = Offset(ref) + ubase
+		}
+	}
+	return sib, true
 }
 
 // SkipChildren skips over the child entries associated with

@@ -1,0 +1,116 @@
+// Tests of Reader.NextIf: stepping over the entries a caller does not want
+// must leave the walk exactly where decoding them would.
+
+package dwarf_test
+
+import (
+	"debug/elf"
+	"fmt"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/unwind-dev/unwind/internal/corpus"
+	"github.com/unwind-dev/unwind/internal/dwarf"
+)
+
+func wantCode(t dwarf.Tag) bool {
+	return t == dwarf.TagSubprogram || t == dwarf.TagInlinedSubroutine
+}
+
+// compareNextIf walks d twice, with Next and with NextIf, skipping the
+// children of every third entry (not a unit's) that has some in both walks, and returns
+// the number of entries NextIf stepped over, or the first difference
+// before Next's first error.
+func compareNextIf(d *dwarf.Data, limit int) (int, error) {
+	r, ri := d.Reader(), d.Reader()
+	skipped := 0
+	for n := 0; n < limit; n++ {
+		want, werr := r.Next()
+		got, gerr := ri.NextIf(wantCode, dwarf.AttrLowpc, dwarf.AttrRanges)
+		if werr != nil {
+			return skipped, nil // a skipped entry need not find Next's error
+		}
+		if gerr != nil {
+			return skipped, fmt.Errorf("entry %d: NextIf error %v, Next none", n, gerr)
+		}
+		if want == nil || got == nil {
+			if (want == nil) != (got == nil) {
+				return skipped, fmt.Errorf("entry %d: %v, want %v", n, got, want)
+			}
+			return skipped, nil
+		}
+		if got.Offset != want.Offset || got.Tag != want.Tag || got.Children != want.Children {
+			return skipped, fmt.Errorf("entry %d: %+v, want %+v", n, got, want)
+		}
+		decoded := want.Tag == 0 || want.Tag == dwarf.TagCompileUnit || want.Tag == dwarf.TagPartialUnit ||
+			wantCode(want.Tag) && (want.AttrField(dwarf.AttrLowpc) != nil || want.AttrField(dwarf.AttrRanges) != nil)
+		if decoded && !reflect.DeepEqual(got, want) {
+			return skipped, fmt.Errorf("entry %d at %#x: %+v, want %+v", n, got.Offset, got, want)
+		}
+		if !decoded {
+			if got.Field != nil {
+				return skipped, fmt.Errorf("entry %d at %#x (%v): decoded, want stepped over", n, got.Offset, got.Tag)
+			}
+			skipped++
+		}
+		if want.Children && n%3 == 0 && want.Tag != dwarf.TagCompileUnit && want.Tag != dwarf.TagPartialUnit {
+			r.SkipChildren()
+			ri.SkipChildren()
+		}
+	}
+	return skipped, nil
+}
+
+func TestNextIfSameWalk(t *testing.T) {
+	paths := []string{filepath.Join("..", "..", "symbols", "testdata", "prog")}
+	if dir, err := corpus.Find("user"); err == nil {
+		paths = append(paths, filepath.Join(dir, "lib", "libc.so.6.debug"))
+	}
+	for _, p := range paths {
+		_, d := fromELF(t, p)
+		skipped, err := compareNextIf(d, maxCompare)
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		if skipped < 20 {
+			t.Fatalf("%s: only %d entries stepped over", p, skipped)
+		}
+	}
+}
+
+// FuzzNextIf mutates the test program's .debug_info and .debug_abbrev:
+// NextIf walks as Next does up to Next's first error, never panics, and
+// ends.
+func FuzzNextIf(f *testing.F) {
+	ef, err := elf.Open(filepath.Join("..", "..", "symbols", "testdata", "prog"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	sec := map[string][]byte{}
+	for _, s := range ef.Sections {
+		if name, ok := strings.CutPrefix(s.Name, ".debug_"); ok && s.Type != elf.SHT_NOBITS {
+			if sec[name], err = s.Data(); err != nil {
+				f.Fatal(err)
+			}
+		}
+	}
+	ef.Close()
+	f.Add(sec["info"], sec["abbrev"])
+	f.Add(sec["info"][:len(sec["info"])/2], sec["abbrev"])
+	f.Fuzz(func(t *testing.T, info, abbrev []byte) {
+		d, err := dwarf.New(abbrev, nil, nil, info, sec["line"], nil, sec["ranges"], sec["str"])
+		if err != nil {
+			return
+		}
+		for _, name := range []string{"addr", "line_str", "str_offsets", "rnglists"} {
+			if b, ok := sec[name]; ok {
+				d.AddSection(".debug_"+name, b)
+			}
+		}
+		if _, err := compareNextIf(d, 100000); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
