@@ -61,7 +61,7 @@ func (k *Kernel) offsetsFromLayout() {
 
 // loadKernelSyms reads the few symbols and offsets the dump reader needs
 // from vmlinux files and a System.map, relocated by bias.
-func (k *Kernel) loadKernelSyms(opts dump.SymbolOptions, bias uint64) []string {
+func (k *Kernel) loadKernelSyms(opts dump.SymbolOptions, files []*symbols.File, bias uint64) []string {
 	var warns []string
 	if k.syms == nil {
 		k.syms = map[string]uint64{}
@@ -86,7 +86,7 @@ func (k *Kernel) loadKernelSyms(opts dump.SymbolOptions, bias uint64) []string {
 			f.Close()
 		}
 	}
-	for _, path := range opts.Files {
+	for i, path := range opts.Files {
 		if fileio.CheckRegular(path) != nil {
 			continue
 		}
@@ -94,8 +94,16 @@ func (k *Kernel) loadKernelSyms(opts dump.SymbolOptions, bias uint64) []string {
 		if err != nil {
 			continue
 		}
+		var sf *symbols.File // path opened by symbols (files[i]), or nil
+		if i < len(files) {
+			sf = files[i]
+		}
 		if opts.SystemMap == "" {
-			for s := range symbols.ELFSymbols(f) {
+			syms := symbols.ELFSymbols(f)
+			if sf != nil {
+				syms = sf.ELFSymbols()
+			}
+			for s := range syms {
 				if kernelSymNames[s.Name] {
 					k.syms[s.Name] = relocate(s.Value, bias)
 					k.symSize[s.Name] = s.Size
@@ -103,7 +111,7 @@ func (k *Kernel) loadKernelSyms(opts dump.SymbolOptions, bias uint64) []string {
 			}
 		}
 		_, hot := k.syms["pcpu_hot"]
-		secs := &dwarfSections{f: f}
+		secs := &dwarfSections{f: f, sf: sf}
 		dw, err := firstUnitsDWARF(secs)
 		if err == nil {
 			k.offsets = readKernelOffsets(dw, hot)
@@ -278,6 +286,7 @@ func firstUnitsDWARF(secs *dwarfSections) (*dwarf.Data, error) {
 // .debug_info, once each, for the dwarf.Data made of a few of its units.
 type dwarfSections struct {
 	f    *elf.File
+	sf   *symbols.File // the same file opened by symbols (its mapping), or nil
 	data map[string][]byte
 }
 
@@ -286,7 +295,9 @@ func (s *dwarfSections) get(name string) []byte {
 		return b
 	}
 	var b []byte
-	if sec := s.f.Section(name); sec != nil && sec.Type != elf.SHT_NOBITS && sec.Size <= 64<<20 {
+	if s.sf != nil {
+		b = s.sf.SectionBytes(name, maxDWARFSection)
+	} else if sec := s.f.Section(name); sec != nil && sec.Type != elf.SHT_NOBITS && sec.Size <= maxDWARFSection {
 		b, _ = sec.Data()
 	}
 	if s.data == nil {
@@ -295,6 +306,10 @@ func (s *dwarfSections) get(name string) []byte {
 	s.data[name] = b
 	return b
 }
+
+// maxDWARFSection bounds a DWARF section other than .debug_info that
+// dwarfSections reads.
+const maxDWARFSection = 64 << 20
 
 // dwarfFromUnits makes a dwarf.Data of some compilation units of a
 // vmlinux's .debug_info (whole units, with unit-relative references) and

@@ -97,17 +97,28 @@ func Open(d *dump.Dump, opts dump.SymbolOptions) (*Kernel, error) {
 		return nil, err
 	}
 	k.warns = append(k.warns, warns...)
-	k.warns = append(k.warns, k.loadKernelSyms(opts, bias)...)
-	k.fillCurrentTasks()
+	// The symbol files are opened first so that loadKernelSyms reads
+	// their symbol tables and DWARF sections from them (no second read);
+	// the warnings keep their order.
 	opened := 0
-	for _, f := range opts.Files {
+	var openWarns []string
+	files := make([]*symbols.File, len(opts.Files))
+	for i, f := range opts.Files {
 		sf, err := symbols.Open(f, bias)
 		if err != nil {
-			k.warns = append(k.warns, fmt.Sprintf("%s: %v", f, err))
+			openWarns = append(openWarns, fmt.Sprintf("%s: %v", f, err))
 			continue
 		}
-		k.set.Add(sf)
+		files[i] = sf
 		opened++
+	}
+	k.warns = append(k.warns, k.loadKernelSyms(opts, files, bias)...)
+	k.fillCurrentTasks()
+	k.warns = append(k.warns, openWarns...)
+	for _, sf := range files {
+		if sf != nil {
+			k.set.Add(sf)
+		}
 	}
 	if opts.SystemMap != "" {
 		f, err := fileio.OpenRegular(opts.SystemMap)

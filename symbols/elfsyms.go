@@ -219,3 +219,46 @@ func readerSize(r io.ReaderAt) (int64, bool) {
 	}
 	return 0, false
 }
+
+// ELFSymbols is the package function ELFSymbols for the file f was opened
+// from, from the .symtab f read when it was opened instead of a second
+// read: for a caller that has both open (linux.Open scans a vmlinux for
+// the few symbols it reads itself).
+func (f *File) ELFSymbols() iter.Seq[elf.Symbol] {
+	return func(yield func(elf.Symbol) bool) {
+		var src symSource
+		if f.own != nil && len(f.own) > 0 && f.own[0].syms == nil && f.own[0].raw != nil {
+			src = f.own[0] // readSymbols put the raw .symtab first
+		} else {
+			var err error
+			if src, err = symtabSource(f.ef, f.r, f.mapped); err != nil {
+				return
+			}
+		}
+		for i := range src.Len() {
+			s := src.At(i)
+			if !yield(elf.Symbol{Name: s.Name, Info: s.Info, Other: s.Other, Section: s.Section, Value: s.Value, Size: s.Size}) {
+				return
+			}
+		}
+	}
+}
+
+// SectionBytes returns the contents of f's first section named name
+// (decompressed when it is compressed) as sectionBytes reads them: a slice
+// of the file's read-only mapping when there is one, else one exact-size
+// read. It returns nil for a section that is absent, SHT_NOBITS, larger
+// than limit bytes, or unreadable. The bytes must not be modified; they
+// stay valid while the process runs. For a caller that reads a few
+// sections of a large file (a vmlinux's DWARF) without copying them.
+func (f *File) SectionBytes(name string, limit uint64) []byte {
+	sec := f.ef.Section(name)
+	if sec == nil || sec.Type == elf.SHT_NOBITS || sec.Size > limit {
+		return nil
+	}
+	b, err := sectionBytes(sec, f.r, f.mapped)
+	if err != nil {
+		return nil
+	}
+	return b
+}

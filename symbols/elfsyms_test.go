@@ -131,7 +131,8 @@ func TestSymtabSourceDamaged(t *testing.T) {
 }
 
 // FuzzSymtab holds symtabSource to debug/elf's Symbols on any ELF file:
-// both fail, or both give the same symbols. Seeded with the test program
+// both fail, or both give the same symbols (and so does a File's
+// ELFSymbols; its SectionBytes give what debug/elf's Data gives). Seeded with the test program
 // and copies whose symbol table header is damaged.
 func FuzzSymtab(f *testing.F) {
 	for _, name := range []string{"testdata/prog", "testdata/relocmod.ko"} {
@@ -175,6 +176,32 @@ func FuzzSymtab(f *testing.F) {
 		}
 		if n != len(want) {
 			t.Fatalf("ELFSymbols gave %d symbols, debug/elf %d", n, len(want))
+		}
+		// A File's ELFSymbols, from the table it read when opened, gives
+		// the same.
+		if file, err := NewFile(bytes.NewReader(data), "fuzz", 0); err == nil {
+			n = 0
+			for s := range file.ELFSymbols() {
+				if n >= len(want) || s != want[n] {
+					t.Fatalf("File.ELFSymbols: symbol %d = %+v, debug/elf %d symbols", n, s, len(want))
+				}
+				n++
+			}
+			if n != len(want) {
+				t.Fatalf("File.ELFSymbols gave %d symbols, debug/elf %d", n, len(want))
+			}
+			for _, sec := range ef.Sections {
+				if sec.Type == elf.SHT_NOBITS || sec.Size > 1<<20 {
+					continue
+				}
+				wb, err := sec.Data()
+				if err != nil {
+					continue
+				}
+				if gb := file.SectionBytes(sec.Name, 1<<20); ef.Section(sec.Name) == sec && !bytes.Equal(gb, wb) {
+					t.Fatalf("SectionBytes(%s): %d bytes, Data %d", sec.Name, len(gb), len(wb))
+				}
+			}
 		}
 		if werr != nil {
 			return
