@@ -46,13 +46,26 @@ type cuInfo struct {
 	names map[dwarf.Offset]string // names of the DIEs abstract origins lead to
 }
 
-// lineRow is one row of a line table; end marks the end of a sequence.
+// lineRow is one row of a line table, 16 bytes (a vmlinux unit can have
+// tens of thousands); file is an index in cuInfo.files, or endRow for the
+// end of a sequence.
 type lineRow struct {
 	addr uint64
 	file int32
 	line int32
-	end  bool
 }
+
+// endRow is lineRow.file of a row that ends a sequence.
+const endRow = -1
+
+func (r *lineRow) end() bool { return r.file == endRow }
+
+// maxLineScratch bounds the rows a scratch slice keeps between units.
+const maxLineScratch = 1 << 20
+
+// lineScratch holds the rows of a line table while they are read, so that
+// a unit keeps them in a slice of their exact size.
+var lineScratch = sync.Pool{New: func() any { return new([]lineRow) }}
 
 // scope is a subprogram or inlined subroutine with the scopes nested in it.
 // A function's name (when an abstract origin gives it) and nested scopes
@@ -187,6 +200,8 @@ func (u *cuInfo) load(d *dwarf.Data) {
 		return
 	}
 	if lr != nil {
+		scratch := lineScratch.Get().(*[]lineRow)
+		rows := (*scratch)[:0]
 		fileIdx := make(map[*dwarf.LineFile]int32)
 		var le dwarf.LineEntry
 		for {
@@ -206,7 +221,10 @@ func (u *cuInfo) load(d *dwarf.Data) {
 				u.files = append(u.files, name)
 				fileIdx[le.File] = fi
 			}
-			u.lines = append(u.lines, lineRow{addr: le.Address, file: fi, line: int32(le.Line), end: le.EndSequence})
+			if le.EndSequence {
+				fi = endRow
+			}
+			rows = append(rows, lineRow{addr: le.Address, file: fi, line: int32(le.Line)})
 		}
 		// Call files index the line table's file table.
 		tab := lr.Files()
@@ -216,18 +234,23 @@ func (u *cuInfo) load(d *dwarf.Data) {
 				u.callFiles[i] = lf.Name
 			}
 		}
-		slices.SortStableFunc(u.lines, func(a, b lineRow) int {
+		slices.SortStableFunc(rows, func(a, b lineRow) int {
 			if c := cmp.Compare(a.addr, b.addr); c != 0 {
 				return c
 			}
-			if a.end != b.end { // an end marker sorts before a sequence starting there
-				if a.end {
+			if a.end() != b.end() { // an end marker sorts before a sequence starting there
+				if a.end() {
 					return -1
 				}
 				return 1
 			}
 			return 0
 		})
+		u.lines = slices.Clone(rows)
+		if cap(rows) <= maxLineScratch {
+			*scratch = rows
+			lineScratch.Put(scratch)
+		}
 	}
 	u.top, _ = u.readScopes(d, r, nil)
 }
@@ -432,7 +455,7 @@ func (u *cuInfo) line(pc uint64) (string, int, bool) {
 		return "", 0, false
 	}
 	row := &u.lines[lo-1]
-	if row.end {
+	if row.end() {
 		return "", 0, false
 	}
 	return u.files[row.file], int(row.line), true
