@@ -77,12 +77,25 @@ func modinfo(ef *elf.File, tag string) string {
 // a symbol name, so that the kernel never prints it (and it does not end the
 // symbol before it).
 func kallsymsIgnored(name string) bool {
-	if name == "L0" || strings.HasPrefix(name, "$") || strings.HasPrefix(name, ".L") {
-		return true
+	// By the first byte: a vmlinux has 100k+ names, few of them dropped.
+	if len(name) < 2 {
+		return name == "$"
 	}
-	for _, p := range [...]string{"__crc_", "__kstrtab_", "__kstrtabns_", "__kcfi_typeid_", "__efistub_"} {
-		if strings.HasPrefix(name, p) {
-			return true
+	switch name[0] {
+	case '$':
+		return true
+	case '.':
+		return name[1] == 'L'
+	case 'L':
+		return name == "L0"
+	case '_':
+		if name[1] != '_' {
+			return false
+		}
+		for _, p := range [...]string{"__crc_", "__kstrtab_", "__kstrtabns_", "__kcfi_typeid_", "__efistub_"} {
+			if strings.HasPrefix(name, p) {
+				return true
+			}
 		}
 	}
 	return false
