@@ -227,7 +227,7 @@ func readerSize(r io.ReaderAt) (int64, bool) {
 func (f *File) ELFSymbols() iter.Seq[elf.Symbol] {
 	return func(yield func(elf.Symbol) bool) {
 		var src symSource
-		if f.own != nil && len(f.own) > 0 && f.own[0].syms == nil && f.own[0].raw != nil {
+		if len(f.own) > 0 && f.own[0].syms == nil && f.own[0].raw != nil {
 			src = f.own[0] // readSymbols put the raw .symtab first
 		} else {
 			var err error
