@@ -99,14 +99,19 @@ func (k *Kernel) loadKernelSyms(opts dump.SymbolOptions, files []*symbols.File, 
 			sf = files[i]
 		}
 		if opts.SystemMap == "" {
-			syms := symbols.ELFSymbols(f)
-			if sf != nil {
-				syms = sf.ELFSymbols()
-			}
-			for s := range syms {
+			add := func(s elf.Symbol) {
 				if kernelSymNames[s.Name] {
 					k.syms[s.Name] = relocate(s.Value, bias)
 					k.symSize[s.Name] = s.Size
+				}
+			}
+			if sf != nil {
+				for _, s := range sf.ELFSymbolsNamed(kernelSymNames) {
+					add(s)
+				}
+			} else {
+				for s := range symbols.ELFSymbols(f) {
+					add(s)
 				}
 			}
 		}

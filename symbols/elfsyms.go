@@ -262,3 +262,54 @@ func (f *File) SectionBytes(name string, limit uint64) []byte {
 	}
 	return b
 }
+
+// ELFSymbolsNamed returns, in table order, the symbols of f's .symtab
+// (those File.ELFSymbols gives) whose names are keys of names: for a
+// caller that wants a few names out of a vmlinux's 100k+. A name's first
+// two bytes rule most symbols out before its end is found and looked up.
+func (f *File) ELFSymbolsNamed(names map[string]bool) []elf.Symbol {
+	var src symSource
+	if len(f.own) > 0 && f.own[0].syms == nil && f.own[0].raw != nil {
+		src = f.own[0]
+	} else {
+		var err error
+		if src, err = symtabSource(f.ef, f.r, f.mapped); err != nil {
+			return nil
+		}
+	}
+	var out []elf.Symbol
+	if src.syms != nil || len(names) == 0 {
+		for i := range src.Len() {
+			if s := src.At(i); names[s.Name] {
+				out = append(out, elf.Symbol{Name: s.Name, Info: s.Info, Other: s.Other, Section: s.Section, Value: s.Value, Size: s.Size})
+			}
+		}
+		return out
+	}
+	// Which first two bytes (a one-byte name's NUL included) a wanted name
+	// can start with; "" is looked up whatever the table holds there.
+	var first [1 << 16]bool
+	anyEmpty := false
+	for n := range names {
+		switch len(n) {
+		case 0:
+			anyEmpty = true
+		case 1:
+			first[uint16(n[0])<<8] = true
+		default:
+			first[uint16(n[0])<<8|uint16(n[1])] = true
+		}
+	}
+	bo := src.ef.ByteOrder
+	for i := range src.Len() {
+		b := src.raw[i*elf.Sym64Size : (i+1)*elf.Sym64Size]
+		off := uint64(bo.Uint32(b[0:4]))
+		if !anyEmpty && off+1 < uint64(len(src.strs)) && !first[uint16(src.strs[off])<<8|uint16(src.strs[off+1])] {
+			continue
+		}
+		if s := src.At(i); names[s.Name] {
+			out = append(out, elf.Symbol{Name: s.Name, Info: s.Info, Other: s.Other, Section: s.Section, Value: s.Value, Size: s.Size})
+		}
+	}
+	return out
+}

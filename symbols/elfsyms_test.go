@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/unwind-dev/unwind/internal/corpus"
@@ -189,6 +190,27 @@ func FuzzSymtab(f *testing.F) {
 			}
 			if n != len(want) {
 				t.Fatalf("File.ELFSymbols gave %d symbols, debug/elf %d", n, len(want))
+			}
+			// ELFSymbolsNamed gives the symbols of some names, in order:
+			// every fifth symbol's name, a one-byte name and one no symbol
+			// has, without "" and with it.
+			names := map[string]bool{"_": true, "no such symbol": true}
+			for i := 0; i < len(want); i += 5 {
+				if want[i].Name != "" { // section symbols
+					names[want[i].Name] = true
+				}
+			}
+			for range 2 {
+				var wantNamed []elf.Symbol
+				for _, w := range want {
+					if names[w.Name] {
+						wantNamed = append(wantNamed, w)
+					}
+				}
+				if got := file.ELFSymbolsNamed(names); !slices.Equal(got, wantNamed) {
+					t.Fatalf("ELFSymbolsNamed (with \"\": %v): %d symbols, want %d", names[""], len(got), len(wantNamed))
+				}
+				names[""] = true
 			}
 			for _, sec := range ef.Sections {
 				if sec.Type == elf.SHT_NOBITS || sec.Size > 1<<20 {
