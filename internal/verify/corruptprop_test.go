@@ -388,17 +388,19 @@ func TestCorruptedWalks(t *testing.T) {
 
 // FuzzCorruptedWalk: one corrupted word of one sampled snapshot (the
 // fuzzer picks the snapshot, the class and the seed of the word and its
-// value, as TestCorruptedWalks draws them), unwound with every strategy
-// set; no frame marked reliable may be wrong. (A value of the fuzzer's own
+// value, as TestCorruptedWalks draws them, and a frame limit), unwound
+// with every strategy set; no frame marked reliable may be wrong. (A value of the fuzzer's own
 // choosing can be another plausible one, which no unwinder can check: a
 // user RIP, another call's return site.)
 func FuzzCorruptedWalk(f *testing.F) {
 	for i := range 12 {
-		f.Add(uint16(i*37), uint8(i%3), uint16(i*11), uint64(i)*0x9e3779b97f4a7c15)
+		f.Add(uint16(i*37), uint8(i%3), uint16(i*11), uint64(i)*0x9e3779b97f4a7c15, uint8(i%4))
 	}
-	f.Fuzz(func(t *testing.T, snap uint16, mode uint8, pick uint16, bits uint64) {
+	f.Fuzz(func(t *testing.T, snap uint16, mode uint8, pick uint16, bits uint64, lim uint8) {
 		snaps := propSnapshots(t)
 		s := snaps[int(snap)%len(snaps)]
+		// A frame limit inside the truth's depth, or none (0).
+		limit := int(lim) % (len(s.truth) + 1)
 		r := rand.New(rand.NewPCG(uint64(pick), bits))
 		c, ok := s.corrupt(r, int(mode%3))
 		if !ok {
@@ -407,8 +409,8 @@ func FuzzCorruptedWalk(f *testing.F) {
 		o := &overlay{base: s.m.Memory(), addr: c.addr}
 		binary.LittleEndian.PutUint64(o.val[:], c.val)
 		for st := Strategy(0); st < NumStrategies; st++ {
-			if why := s.walkCorrupted(st, o, 0); why != "" {
-				t.Errorf("%s cpu %d, %s at %#x %#x -> %#x, %s: %s", s.scenario, s.cpu, c.what, c.addr, c.old, c.val, st, why)
+			if why := s.walkCorrupted(st, o, limit); why != "" {
+				t.Errorf("%s cpu %d, %s at %#x %#x -> %#x, %s, frame limit %d: %s", s.scenario, s.cpu, c.what, c.addr, c.old, c.val, st, limit, why)
 			}
 		}
 	})
