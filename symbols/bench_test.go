@@ -202,15 +202,15 @@ func BenchmarkOpenVmlinux(b *testing.B) {
 }
 
 // benchDWARFFirstLines times what the first source-line lookups in a file
-// cost: the DWARF sections read (mapped, or from the debug cache), the
+// cost: the DWARF sections read (slices of the file's mapping made at open, or from the debug cache), the
 // unit index read from the debug cache (made and stored before the first
 // op), and the lines of a few functions' pcs found, as one `unwind bt`
 // does. The ELF file and its symbols are opened once, outside
 // the loop.
 func benchDWARFFirstLines(b *testing.B, f *File, funcs []string) {
-	ef, r, path := f.ef, f.r, f.Path
+	ef, r, path, mapped := f.ef, f.r, f.Path, f.mapped
 	if f.dbg != nil {
-		ef, r, path = f.dbg, f.dbgR, f.DebugPath
+		ef, r, path, mapped = f.dbg, f.dbgR, f.DebugPath, f.dbgMapped
 	}
 	var pcs []uint64
 	for _, name := range funcs {
@@ -224,7 +224,7 @@ func benchDWARFFirstLines(b *testing.B, f *File, funcs []string) {
 	b.ReportAllocs()
 	var buf []Line
 	for b.Loop() {
-		d, key, err := readDWARF(ef, r, path)
+		d, key, err := readDWARF(ef, r, path, mapped)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -30,24 +30,19 @@ const maxDebugSection = 1 << 30
 // kernel's 100+ MiB of DWARF costs more than the reads themselves; here
 // only relocatable files take that path.
 //
-// When path can be memory-mapped the sections are slices of the mapping,
-// which is never unmapped: the DWARF data refers to it for as long as the
-// process may look lines up, and the kernel reclaims its pages freely.
+// mapped is the file r reads mapped read-only (the File's mapping, never
+// unmapped), or nil: the sections are then slices of it, which the DWARF
+// data refers to for as long as the process may look lines up.
 // Compressed sections (SHF_COMPRESSED with zlib or zstd, GNU .zdebug_) are
 // decompressed in parallel, once: the result is kept in the debug cache
 // (DebugCacheDir) and mapped from there by later runs.
 //
 // key identifies the sections for the unit index cached beside them (see
 // dwarfKey); it is nil for a relocatable file.
-func readDWARF(ef *elf.File, r io.ReaderAt, path string) (d *dwarf.Data, key []byte, err error) {
+func readDWARF(ef *elf.File, r io.ReaderAt, path string, mapped []byte) (d *dwarf.Data, key []byte, err error) {
 	if ef.Type == elf.ET_REL {
 		d, err = relDWARF(ef)
 		return d, nil, err
-	}
-	// Map the file when r is the file at path (not, say, a fuzzer's bytes).
-	var mapped []byte
-	if fh, ok := r.(*os.File); ok && fh.Name() == path {
-		mapped, _ = mapFile(path)
 	}
 	raw := r
 	if mapped != nil {
@@ -78,13 +73,9 @@ func readDWARF(ef *elf.File, r io.ReaderAt, path string) (d *dwarf.Data, key []b
 			packed = append(packed, packedSection{name: name, sec: s, gnu: gnu})
 			continue
 		}
-		if mapped != nil && s.Offset <= uint64(len(mapped)) && s.Size <= uint64(len(mapped))-s.Offset {
-			sec[name] = mapped[s.Offset : s.Offset+s.Size : s.Offset+s.Size]
-			continue
-		}
-		b := make([]byte, s.Size)
-		if n, err := raw.ReadAt(b, int64(s.Offset)); uint64(n) != s.Size {
-			return nil, nil, fmt.Errorf("section %s: short read: %v", s.Name, err)
+		b, err := sectionBytes(s, r, mapped)
+		if err != nil {
+			return nil, nil, fmt.Errorf("section %s: %w", s.Name, err)
 		}
 		sec[name] = b
 	}

@@ -185,4 +185,17 @@ func TestOpenDamagedELF(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "malformed ELF") || !strings.Contains(err.Error(), "at byte 0x") {
 		t.Errorf("damaged file: %v", err)
 	}
+	// A kernel module says the same.
+	ko, err := os.ReadFile("testdata/hello-mod.ko")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cutKo := filepath.Join(dir, "cut.ko")
+	if err := os.WriteFile(cutKo, ko[:40], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = OpenModule(cutKo, Placement{})
+	if err == nil || !strings.Contains(err.Error(), "truncated ELF: the file (40 bytes)") || strings.Count(err.Error(), cutKo) != 1 {
+		t.Errorf("cut module: %v", err)
+	}
 }

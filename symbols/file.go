@@ -82,11 +82,17 @@ type textSection struct {
 // vmlinux, the load address for a PIE or shared library, 0 for a fixed
 // executable). Close releases the file.
 func Open(path string, bias uint64) (*File, error) {
+	return openWith(path, func(r io.ReaderAt) (*File, error) { return NewFile(r, path, bias) })
+}
+
+// openWith opens the regular file at path and makes a File of it with
+// newFile; the File closes it.
+func openWith(path string, newFile func(io.ReaderAt) (*File, error)) (*File, error) {
 	fh, err := fileio.OpenRegular(path)
 	if err != nil {
 		return nil, err
 	}
-	f, err := NewFile(fh, path, bias)
+	f, err := newFile(fh)
 	if err != nil {
 		fh.Close()
 		return nil, err

@@ -523,14 +523,14 @@ func (f *File) loadDWARF() {
 		f.dwErr = errors.Join(err, f.dwErr)
 		return
 	}
-	ef, r, path := f.ef, f.r, f.Path
+	ef, r, path, mapped := f.ef, f.r, f.Path, f.mapped
 	if f.dbg != nil && hasData(f.dbg, ".debug_info") {
-		ef, r, path = f.dbg, f.dbgR, f.DebugPath
+		ef, r, path, mapped = f.dbg, f.dbgR, f.DebugPath, f.dbgMapped
 	}
 	if !hasData(ef, ".debug_info") {
 		return
 	}
-	d, key, err := readDWARF(ef, r, path)
+	d, key, err := readDWARF(ef, r, path, mapped)
 	if err != nil {
 		f.dwErr = fmt.Errorf("symbols: %s: %w", path, err)
 		return
@@ -543,7 +543,7 @@ func (f *File) loadDWARF() {
 		}
 	}
 	if f.dw != nil {
-		f.dw.vars.ef, f.dw.vars.path = ef, path
+		f.dw.vars.ef, f.dw.vars.r, f.dw.vars.mapped = ef, r, mapped
 	}
 }
 

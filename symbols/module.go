@@ -13,7 +13,6 @@ import (
 
 	"github.com/unwind-dev/unwind/internal/cfi"
 	"github.com/unwind-dev/unwind/internal/dwarf"
-	"github.com/unwind-dev/unwind/internal/fileio"
 )
 
 // Placement says where a loadable kernel module's sections lie in a
@@ -67,17 +66,7 @@ type Placement struct {
 //
 // Close releases the file.
 func OpenModule(path string, p Placement) (*File, error) {
-	fh, err := fileio.OpenRegular(path)
-	if err != nil {
-		return nil, err
-	}
-	f, err := NewModuleFile(fh, path, p)
-	if err != nil {
-		fh.Close()
-		return nil, err
-	}
-	f.closer = fh
-	return f, nil
+	return openWith(path, func(r io.ReaderAt) (*File, error) { return NewModuleFile(r, path, p) })
 }
 
 // NewModuleFile is OpenModule for a module read from r; path names it in
@@ -91,7 +80,7 @@ func NewModuleFile(r io.ReaderAt, path string, p Placement) (f *File, err error)
 	}()
 	ef, err := elf.NewFile(r)
 	if err != nil {
-		return nil, fmt.Errorf("symbols: %s: %w", path, err)
+		return nil, elfOpenError(path, r, err)
 	}
 	if ef.Class != elf.ELFCLASS64 || ef.Machine != elf.EM_X86_64 {
 		return nil, fmt.Errorf("symbols: %s: not an x86-64 ELF (%v %v)", path, ef.Class, ef.Machine)

@@ -4,6 +4,7 @@ import (
 	"debug/elf"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"sync"
 
 	"github.com/go-delve/delve/pkg/dwarf/loclist"
@@ -15,8 +16,9 @@ import (
 // read once (only the compile units and functions a trace reaches are
 // decoded), and the location-list sections, read on first use.
 type varState struct {
-	ef   *elf.File
-	path string
+	ef     *elf.File
+	r      io.ReaderAt // ef's file
+	mapped []byte      // r mapped read-only, or nil
 
 	mu      sync.Mutex // guards everything below and dwarf.Data's type cache
 	secOnce bool
@@ -139,19 +141,15 @@ func (vs *varState) loadSections() {
 	if vs.ef == nil {
 		return
 	}
-	mapped, _ := mapFile(vs.path)
 	read := func(name string) []byte {
 		s := vs.ef.Section(name)
 		if s == nil || s.Type == elf.SHT_NOBITS || s.Size == 0 || s.Size > maxDebugSection {
 			return nil
 		}
-		if s.Flags&elf.SHF_COMPRESSED == 0 && mapped != nil && s.Offset <= uint64(len(mapped)) && s.Size <= uint64(len(mapped))-s.Offset {
-			return mapped[s.Offset : s.Offset+s.Size : s.Offset+s.Size]
+		if name == ".debug_info" && (vs.mapped == nil || s.Flags&elf.SHF_COMPRESSED != 0) {
+			return nil // only wanted cheaply: a slice of the mapping
 		}
-		if name == ".debug_info" {
-			return nil // only wanted cheaply
-		}
-		b, err := s.Data()
+		b, err := sectionBytes(s, vs.r, vs.mapped)
 		if err != nil {
 			return nil
 		}
