@@ -14,6 +14,7 @@ import (
 
 	"github.com/unwind-dev/unwind/internal/cfi"
 	"github.com/unwind-dev/unwind/internal/dwarf"
+	"github.com/unwind-dev/unwind/internal/leb128"
 	"github.com/unwind-dev/unwind/ptregs"
 )
 
@@ -509,7 +510,7 @@ func splitPieces(expr []byte) ([]segment, error) {
 		}
 		switch code {
 		case dwOpPiece:
-			n, _ := uleb(expr[i+1:])
+			n, _ := leb128.Unsigned(expr[i+1:])
 			if n == 0 || n > 1<<16 {
 				return nil, fmt.Errorf("DW_OP_piece of %d bytes", n)
 			}
@@ -577,7 +578,7 @@ func (ev *evaluator) segment(expr []byte, size int, asValue bool) piece {
 		}
 		switch {
 		case code == dwOpEntryValue || code == dwOpGNUEntryValue:
-			n, k := uleb(expr[i+1:])
+			n, k := leb128.Unsigned(expr[i+1:])
 			blk := expr[i+1+k : i+1+k+int(n)]
 			v, w, err := ev.entryValue(blk)
 			if err != nil {
@@ -596,7 +597,7 @@ func (ev *evaluator) segment(expr []byte, size int, asValue bool) piece {
 		case code >= dwOpBreg0 && code <= dwOpBreg31 || code == dwOpBregx:
 			r := uint64(code - dwOpBreg0)
 			if code == dwOpBregx {
-				r, _ = uleb(expr[i+1:])
+				r, _ = leb128.Unsigned(expr[i+1:])
 			}
 			if r >= ptregs.NumRegs || !ev.fr.Regs.Valid(ptregs.Reg(r)) {
 				return piece{rec: NotRecovered, where: regName(r), why: regName(r) + " not recovered in this frame"}
@@ -893,7 +894,7 @@ func singleReg(expr []byte) (uint64, bool) {
 		return uint64(expr[0] - dwOpReg0), true
 	}
 	if len(expr) > 1 && expr[0] == dwOpRegx {
-		r, n := uleb(expr[1:])
+		r, n := leb128.Unsigned(expr[1:])
 		if n > 0 && 1+n == len(expr) {
 			return r, true
 		}
@@ -946,30 +947,6 @@ func constBytes(v any, size int) []byte {
 	return make([]byte, size)
 }
 
-func uleb(b []byte) (uint64, int) {
-	var v uint64
-	var shift uint
-	for i, c := range b {
-		if shift < 64 {
-			v |= uint64(c&0x7f) << shift
-		}
-		shift += 7
-		if c&0x80 == 0 {
-			return v, i + 1
-		}
-	}
-	return 0, 0
-}
-
-func sleb(b []byte) int {
-	for i, c := range b {
-		if c&0x80 == 0 {
-			return i + 1
-		}
-	}
-	return 0
-}
-
 // opEnd returns the offset just past the operation at expr[i].
 func opEnd(expr []byte, i int) (int, error) {
 	code := expr[i]
@@ -984,7 +961,7 @@ func opEnd(expr []byte, i int) (int, error) {
 	lebs := func(k int) (int, error) { // k LEB128 operands
 		n := 0
 		for ; k > 0; k-- {
-			m := sleb(rest[n:])
+			_, m := leb128.Signed(rest[n:])
 			if m == 0 {
 				return 0, fmt.Errorf("truncated DW_OP %#x", code)
 			}
@@ -1009,7 +986,7 @@ func opEnd(expr []byte, i int) (int, error) {
 	case code == dwOpBregx, code == dwOpBitPiece, code == 0xa5, code == 0xf5:
 		return lebs(2)
 	case code == dwOpImplicitValue, code == dwOpEntryValue, code == dwOpGNUEntryValue:
-		n, k := uleb(rest)
+		n, k := leb128.Unsigned(rest)
 		if k == 0 {
 			return 0, fmt.Errorf("truncated DW_OP %#x", code)
 		}
@@ -1018,7 +995,7 @@ func opEnd(expr []byte, i int) (int, error) {
 		if len(rest) < 4 {
 			return 0, fmt.Errorf("truncated DW_OP %#x", code)
 		}
-		m := sleb(rest[4:])
+		_, m := leb128.Signed(rest[4:])
 		if m == 0 {
 			return 0, fmt.Errorf("truncated DW_OP %#x", code)
 		}
@@ -1027,13 +1004,13 @@ func opEnd(expr []byte, i int) (int, error) {
 		if len(rest) < 1 {
 			return 0, fmt.Errorf("truncated DW_OP %#x", code)
 		}
-		m := sleb(rest[1:])
+		_, m := leb128.Signed(rest[1:])
 		if m == 0 {
 			return 0, fmt.Errorf("truncated DW_OP %#x", code)
 		}
 		return j + 1 + m, nil
 	case code == 0xa4, code == 0xf4: // const_type: type, size, block
-		m := sleb(rest)
+		_, m := leb128.Signed(rest)
 		if m == 0 || m >= len(rest) {
 			return 0, fmt.Errorf("truncated DW_OP %#x", code)
 		}

@@ -3,6 +3,8 @@ package cfi
 import (
 	"encoding/binary"
 	"fmt"
+
+	"github.com/unwind-dev/unwind/internal/leb128"
 )
 
 // DWARF call-frame instruction opcodes (DWARF 5 §6.4.2, plus GNU extensions).
@@ -122,7 +124,7 @@ func (r *insnReader) fixed(n int) uint64 {
 }
 
 func (r *insnReader) uleb() uint64 {
-	v, n := uleb128(r.b[r.off:])
+	v, n := leb128.Unsigned(r.b[r.off:])
 	if n == 0 {
 		r.fail("bad ULEB128")
 		return 0
@@ -132,46 +134,13 @@ func (r *insnReader) uleb() uint64 {
 }
 
 func (r *insnReader) sleb() int64 {
-	v, n := sleb128(r.b[r.off:])
+	v, n := leb128.Signed(r.b[r.off:])
 	if n == 0 {
 		r.fail("bad SLEB128")
 		return 0
 	}
 	r.off += n
 	return v
-}
-
-// uleb128 decodes an unsigned LEB128; n is 0 when b ends first.
-func uleb128(b []byte) (v uint64, n int) {
-	var shift uint
-	for i, c := range b {
-		if shift < 64 {
-			v |= uint64(c&0x7f) << shift
-		}
-		shift += 7
-		if c&0x80 == 0 {
-			return v, i + 1
-		}
-	}
-	return 0, 0
-}
-
-// sleb128 decodes a signed LEB128; n is 0 when b ends first.
-func sleb128(b []byte) (v int64, n int) {
-	var shift uint
-	for i, c := range b {
-		if shift < 64 {
-			v |= int64(c&0x7f) << shift
-		}
-		shift += 7
-		if c&0x80 == 0 {
-			if shift < 64 && c&0x40 != 0 {
-				v |= -1 << shift
-			}
-			return v, i + 1
-		}
-	}
-	return 0, 0
 }
 
 // compiler interprets CIE and FDE instructions into rows.
