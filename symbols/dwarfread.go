@@ -18,6 +18,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/unwind-dev/unwind/internal/dwarf"
+	"github.com/unwind-dev/unwind/internal/fileio"
 )
 
 // maxDebugSection caps one DWARF section read from a file (a corrupt
@@ -377,16 +378,20 @@ func (c debugCache) load(name string, size uint64) []byte {
 	if c == "" {
 		return nil
 	}
-	p := filepath.Join(string(c), name)
-	fi, err := os.Stat(p)
+	fh, err := fileio.OpenRegular(filepath.Join(string(c), name))
+	if err != nil {
+		return nil
+	}
+	defer fh.Close()
+	fi, err := fh.Stat()
 	if err != nil || uint64(fi.Size()) != size {
 		return nil
 	}
-	if b, err := mapFile(p); err == nil && uint64(len(b)) == size {
+	if b := mapReader(fh); uint64(len(b)) == size {
 		return b
 	}
-	b, err := os.ReadFile(p)
-	if err != nil || uint64(len(b)) != size {
+	b := make([]byte, size)
+	if n, _ := fh.ReadAt(b, 0); uint64(n) != size {
 		return nil
 	}
 	return b
