@@ -380,12 +380,12 @@ func (u *Unwinder) sharedCallsite(ra, callee uint64, win *[9]byte, n uint8) (ok,
 		return u.checkCallsite(ra, callee, win, n)
 	}
 	k := callKey{site: siteKey{ra: ra, win: *win, n: n, kernel: u.opts.Kernel}, callee: callee}
-	if v, found := cc.lookupCall(&k); found {
+	if v, found := cc.calls.load(k); found {
 		return v, true
 	}
 	ok, static = u.checkCallsite(ra, callee, win, n)
 	if static {
-		cc.storeCall(&k, ok)
+		cc.calls.store(k, ok)
 	}
 	return ok, static
 }

@@ -283,12 +283,12 @@ func (u *Unwinder) sharedSiteVerdict(ra uint64, win *[9]byte, n uint8) (ok, rule
 		return u.siteVerdict(ra, win, n)
 	}
 	k := siteKey{ra: ra, win: *win, n: n, kernel: u.opts.Kernel}
-	if v, found := cc.lookupSite(&k); found {
+	if v, found := cc.sites.load(k); found {
 		return v.ok, v.rule, true
 	}
 	ok, rule, static = u.siteVerdict(ra, win, n)
 	if static {
-		cc.storeSite(&k, siteVal{ok, rule})
+		cc.sites.store(k, siteVal{ok, rule})
 	}
 	return ok, rule, static
 }
@@ -362,11 +362,11 @@ func (u *Unwinder) callAtBoundary(win *[9]byte, n int, ra uint64) callKind {
 // does not know, there is no evidence either way: true.
 func (u *Unwinder) insnBoundary(addr uint64) bool {
 	if cc := u.opts.CodeCache; cc != nil {
-		if yes, ok := cc.lookupBoundary(addr); ok {
+		if yes, ok := cc.boundary.load(addr); ok {
 			return yes
 		}
 		yes := u.decodeBoundary(addr)
-		cc.storeBoundary(addr, yes)
+		cc.boundary.store(addr, yes)
 		return yes
 	}
 	return u.decodeBoundary(addr)

@@ -32,9 +32,7 @@ func TestCodeCacheShared(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	cc.mu.Lock()
-	nb, ns, nc := len(cc.boundary), len(cc.sites), len(cc.calls)
-	cc.mu.Unlock()
+	nb, ns, nc := cc.boundary.len(), cc.sites.len(), cc.calls.len()
 	if nb == 0 || ns == 0 || nc == 0 {
 		t.Errorf("the walks left %d instruction boundaries, %d call sites, %d call targets in the shared CodeCache", nb, ns, nc)
 	}
@@ -55,11 +53,11 @@ func TestCodeCacheShared(t *testing.T) {
 	}
 
 	for a := range uint64(maxCodeCache + 10) {
-		cc.storeBoundary(1<<40+a, true)
-		cc.storeSite(&siteKey{ra: 1<<40 + a}, siteVal{})
-		cc.storeCall(&callKey{site: siteKey{ra: 1<<40 + a}}, true)
+		cc.boundary.store(1<<40+a, true)
+		cc.sites.store(siteKey{ra: 1<<40 + a}, siteVal{})
+		cc.calls.store(callKey{site: siteKey{ra: 1<<40 + a}}, true)
 	}
-	if len(cc.boundary) > maxCodeCache || len(cc.sites) > maxCodeCache || len(cc.calls) > maxCodeCache {
-		t.Errorf("CodeCache holds %d, %d, %d entries, more than %d", len(cc.boundary), len(cc.sites), len(cc.calls), maxCodeCache)
+	if cc.boundary.len() > maxCodeCache || cc.sites.len() > maxCodeCache || cc.calls.len() > maxCodeCache {
+		t.Errorf("CodeCache holds %d, %d, %d entries, more than %d", cc.boundary.len(), cc.sites.len(), cc.calls.len(), maxCodeCache)
 	}
 }

@@ -124,10 +124,9 @@ type Options struct {
 // It is safe for concurrent use and holds at most a bounded number of
 // entries; the zero value is ready to use.
 type CodeCache struct {
-	mu       sync.RWMutex
-	boundary map[uint64]bool // address → is an instruction boundary of its function
-	sites    map[siteKey]siteVal
-	calls    map[callKey]bool
+	boundary sharedMap[uint64, bool] // address → is an instruction boundary of its function
+	sites    sharedMap[siteKey, siteVal]
+	calls    sharedMap[callKey, bool]
 }
 
 // siteKey is a return address with the bytes before it in memory (n = 9
@@ -153,58 +152,35 @@ type callKey struct {
 // cannot make it grow past this; later results are computed, not kept).
 const maxCodeCache = 1 << 16
 
-func (c *CodeCache) lookupBoundary(addr uint64) (yes, ok bool) {
-	c.mu.RLock()
-	yes, ok = c.boundary[addr]
-	c.mu.RUnlock()
-	return yes, ok
+// sharedMap is a map safe for concurrent use that keeps at most
+// maxCodeCache entries; the zero value is empty and ready.
+type sharedMap[K comparable, V any] struct {
+	mu sync.RWMutex
+	m  map[K]V
 }
 
-func (c *CodeCache) storeBoundary(addr uint64, yes bool) {
-	c.mu.Lock()
-	if c.boundary == nil {
-		c.boundary = make(map[uint64]bool)
-	}
-	if len(c.boundary) < maxCodeCache {
-		c.boundary[addr] = yes
-	}
-	c.mu.Unlock()
-}
-
-func (c *CodeCache) lookupSite(k *siteKey) (v siteVal, ok bool) {
-	c.mu.RLock()
-	v, ok = c.sites[*k]
-	c.mu.RUnlock()
+func (s *sharedMap[K, V]) load(k K) (v V, ok bool) {
+	s.mu.RLock()
+	v, ok = s.m[k]
+	s.mu.RUnlock()
 	return v, ok
 }
 
-func (c *CodeCache) storeSite(k *siteKey, v siteVal) {
-	c.mu.Lock()
-	if c.sites == nil {
-		c.sites = make(map[siteKey]siteVal)
+func (s *sharedMap[K, V]) store(k K, v V) {
+	s.mu.Lock()
+	if s.m == nil {
+		s.m = make(map[K]V)
 	}
-	if len(c.sites) < maxCodeCache {
-		c.sites[*k] = v
+	if len(s.m) < maxCodeCache {
+		s.m[k] = v
 	}
-	c.mu.Unlock()
+	s.mu.Unlock()
 }
 
-func (c *CodeCache) lookupCall(k *callKey) (ok, found bool) {
-	c.mu.RLock()
-	ok, found = c.calls[*k]
-	c.mu.RUnlock()
-	return ok, found
-}
-
-func (c *CodeCache) storeCall(k *callKey, ok bool) {
-	c.mu.Lock()
-	if c.calls == nil {
-		c.calls = make(map[callKey]bool)
-	}
-	if len(c.calls) < maxCodeCache {
-		c.calls[*k] = ok
-	}
-	c.mu.Unlock()
+func (s *sharedMap[K, V]) len() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.m)
 }
 
 // moduleNamer is the optional part of a Code that names the file whose
