@@ -563,3 +563,43 @@ func TestExceptionStackUnconfirmed(t *testing.T) {
 		})
 	}
 }
+
+// TestFrameLimitKeepsJudgment: a walk cut by a frame limit gives the
+// frames it keeps as the whole walk judged them, over every sampled
+// snapshot of every scenario, uncorrupted, at every depth of the truth:
+// a limit neither makes a frame reliable the whole walk doubts nor doubts
+// one it keeps (the walk past the limit settles what is unconfirmed at
+// the cut, as the whole walk would).
+func TestFrameLimitKeepsJudgment(t *testing.T) {
+	snaps := propSnapshots(t)
+	walk := func(u *unwind.Unwinder, s *propSnap) []unwind.Frame {
+		u.Reset(s.m.Memory(), s.regs)
+		var frames []unwind.Frame
+		for u.Next() {
+			frames = append(frames, u.Frame())
+		}
+		invalidate(frames, u)
+		return frames
+	}
+	bad := 0
+	for _, s := range snaps {
+		for st := Strategy(0); st < NumStrategies; st++ {
+			whole := walk(s.unwinder(st, 0), s)
+			for limit := 1; limit < len(whole) && limit <= len(s.truth); limit++ {
+				cut := walk(s.unwinder(st, limit), s)
+				for i := range cut {
+					if cut[i].PC != whole[i].PC || cut[i].Reliable != whole[i].Reliable {
+						if bad++; bad <= 10 {
+							t.Errorf("%s cpu %d at %s, %s, frame limit %d: frame %d %s reliable %v, the whole walk's %s reliable %v",
+								s.scenario, s.cpu, s.m.Where(s.m.CPUs[s.cpu].RIP), st, limit, i, frameName(&cut[i]), cut[i].Reliable, frameName(&whole[i]), whole[i].Reliable)
+						}
+						break
+					}
+				}
+			}
+		}
+	}
+	if bad > 0 {
+		t.Errorf("%d limited walks judged a frame otherwise than the whole walk", bad)
+	}
+}
