@@ -76,6 +76,12 @@
 // Linux 4.9 and later on x86-64 with CONFIG_THREAD_INFO_IN_TASK, and
 // tested on 6.1 (the lab corpus's 6.1.192 and Debian's 6.1.0-47).
 //
+// The layouts' answers (a few hundred bytes) are kept in the debug cache
+// (symbols.DebugCacheDir) for the vmlinux they were read from, so that a
+// later Open of it reads neither its DWARF nor its BTF; an entry whose
+// version, key (build id, section headers and sampled bytes) or checksum
+// does not match is ignored and made again.
+//
 // # Security
 //
 // Dumps are untrusted input. Every list, ring and table read from kernel

@@ -10,6 +10,7 @@ import (
 	"github.com/unwind-dev/unwind/internal/fileio"
 	"github.com/unwind-dev/unwind/symbols"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 )
@@ -41,18 +42,24 @@ func noOffsets() kernelOffsets { return kernelOffsets{-1, -1, -1, -1, -1, -1, -1
 // offsetsFromLayout fills the offsets vmlinux's DWARF did not give from
 // k.layout (the kernel's BTF, with System.map alone).
 func (k *Kernel) offsetsFromLayout() {
+	_, hot := k.kernelSym("pcpu_hot")
+	layoutOffsets(k.layout, &k.offsets, hot)
+}
+
+// layoutOffsets fills the offsets of o that are unknown (-1) from l; the
+// pcpu_hot ones only when hot (the kernel has struct pcpu_hot).
+func layoutOffsets(l Layout, o *kernelOffsets, hot bool) {
 	set := func(dst *int64, s, m string) {
 		if *dst < 0 {
-			if v, ok := k.layout.MemberOffset(s, m); ok {
+			if v, ok := l.MemberOffset(s, m); ok {
 				*dst = v
 			}
 		}
 	}
-	o := &k.offsets
 	set(&o.taskStack, "task_struct", "stack")
 	set(&o.taskPid, "task_struct", "pid")
 	set(&o.taskComm, "task_struct", "comm")
-	if _, ok := k.kernelSym("pcpu_hot"); ok {
+	if hot {
 		set(&o.hotCurrent, "pcpu_hot", "current_task")
 		set(&o.hotTop, "pcpu_hot", "top_of_stack")
 		set(&o.hotIRQ, "pcpu_hot", "hardirq_stack_ptr")
@@ -90,8 +97,13 @@ func (k *Kernel) loadKernelSyms(opts dump.SymbolOptions, files []*symbols.File, 
 		if fileio.CheckRegular(path) != nil {
 			continue
 		}
-		f, err := elf.Open(path)
+		fh, err := os.Open(path)
 		if err != nil {
+			continue
+		}
+		f, err := elf.NewFile(fh)
+		if err != nil {
+			fh.Close()
 			continue
 		}
 		var sf *symbols.File // path opened by symbols (files[i]), or nil
@@ -116,6 +128,23 @@ func (k *Kernel) loadKernelSyms(opts dump.SymbolOptions, files []*symbols.File, 
 			}
 		}
 		_, hot := k.syms["pcpu_hot"]
+		tk, haveTk := k.syms["ktime_get_real_seconds"]
+		if haveTk {
+			tk -= bias
+		}
+		if len(opts.Files) == 1 {
+			// The one vmlinux: its layouts may be in the debug cache.
+			k.lc = newLayoutCache(sf, path, fh, f, hot, tk)
+		}
+		if k.lc != nil && k.lc.hit != nil && k.lc.hit.dwarf.present {
+			k.offsets = k.lc.hit.offsets
+			if k.layout == nil {
+				k.layout = &answerLayout{answers: k.lc.hit.dwarf.answers, load: dwarfLayoutLoader(path, sf)}
+			}
+			f.Close()
+			fh.Close()
+			continue
+		}
 		secs := &dwarfSections{f: f, sf: sf}
 		dw, err := firstUnitsDWARF(secs)
 		if err == nil {
@@ -126,12 +155,16 @@ func (k *Kernel) loadKernelSyms(opts dump.SymbolOptions, files []*symbols.File, 
 		} else {
 			warns = append(warns, path+": "+err.Error())
 		}
-		if fn, ok := k.syms["ktime_get_real_seconds"]; ok && k.offsets.haveDWARF {
-			if v, err := tkCoreXtimeSec(secs, fn-bias); err == nil {
+		if haveTk && k.offsets.haveDWARF {
+			if v, err := tkCoreXtimeSec(secs, tk); err == nil {
 				k.offsets.tkXtimeSec = v
 			}
 		}
+		if k.lc != nil && err == nil {
+			k.lc.offsets, k.lc.dwarf, k.lc.madeDWARF = k.offsets, k.layout, true
+		}
 		f.Close()
+		fh.Close()
 	}
 	return warns
 }

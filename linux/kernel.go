@@ -48,6 +48,8 @@ type Kernel struct {
 	tasks     []Task
 	tasksErr  error
 
+	lc *layoutCache // the debug cache of vmlinux's layouts, nil when unused
+
 	modules []Module // loadable modules (modules.go)
 	modErr  error    // why the modules list could not be read
 
@@ -158,6 +160,8 @@ func Open(d *dump.Dump, opts dump.SymbolOptions) (*Kernel, error) {
 	if opened > 0 {
 		k.warns = append(k.warns, k.loadModules(modOpts)...)
 	}
+	k.lc.store()
+	k.lc = nil
 	k.detectCrash(k.set)
 	return k, nil
 }

@@ -583,8 +583,24 @@ func (k *Kernel) moduleLayouts(opts dump.SymbolOptions) (Layout, error) {
 		if isModuleFile(f) {
 			continue
 		}
+		if c := k.lc; c != nil && f == c.path {
+			if c.hit != nil && c.hit.btf.present {
+				return &answerLayout{answers: c.hit.btf.answers, load: func() Layout {
+					if l, err := btfFromFile(f); err == nil {
+						return l
+					}
+					return nil
+				}}, nil
+			}
+			if c.btf != nil {
+				return c.btf, nil
+			}
+		}
 		l, err := btfFromFile(f)
 		if err == nil {
+			if c := k.lc; c != nil && f == c.path {
+				c.btf, c.madeBTF = l, true
+			}
 			return l, nil
 		}
 		errs = append(errs, err)

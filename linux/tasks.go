@@ -88,12 +88,17 @@ type taskOffsets struct {
 var ErrNoTasks = errors.New("cannot list tasks")
 
 func (k *Kernel) taskOffsets() (taskOffsets, error) {
-	var o taskOffsets
 	if k.layout == nil {
-		return o, fmt.Errorf("%w: no structure layouts (give vmlinux with its DWARF)", ErrNoTasks)
+		return taskOffsets{}, fmt.Errorf("%w: no structure layouts (give vmlinux with its DWARF)", ErrNoTasks)
 	}
+	return taskOffsetsOf(k.layout)
+}
+
+// taskOffsetsOf reads the task model's offsets from l.
+func taskOffsetsOf(l Layout) (taskOffsets, error) {
+	var o taskOffsets
 	get := func(s, m string, must bool, dst *int64) error {
-		v, ok := k.layout.MemberOffset(s, m)
+		v, ok := l.MemberOffset(s, m)
 		if !ok {
 			*dst = -1
 			if must {
