@@ -179,13 +179,26 @@ func BenchmarkUnwindTasksProd(b *testing.B) {
 	if err != nil {
 		b.Skip(err)
 	}
-	d, err := dump.Open(filepath.Join(dir, "kdump-sysrqc", "vmcore.kdump-lzo"))
+	benchUnwindTasks(b, filepath.Join(dir, "kdump-sysrqc", "vmcore.kdump-lzo"), filepath.Join(dir, "kernel", "vmlinux-"+prodRelease))
+}
+
+// BenchmarkUnwindTasks300 is BenchmarkUnwindTasksProd on the ~300-task
+// dump of the same kernel that scripts/make-taskdump.sh makes (skipped,
+// naming the folder, when it was not made).
+func BenchmarkUnwindTasks300(b *testing.B) {
+	path, vmlinux := corpus.TaskDump(b)
+	benchUnwindTasks(b, path, vmlinux)
+}
+
+// benchUnwindTasks lists and unwinds every task of a dump, the dump opened
+// and vmlinux loaded once, outside the loop; the task list read per op.
+func benchUnwindTasks(b *testing.B, path, vmlinux string) {
+	d, err := dump.Open(path)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer d.Close()
-	opts := dump.SymbolOptions{Files: []string{filepath.Join(dir, "kernel", "vmlinux-"+prodRelease)}}
-	k, err := Open(d, opts)
+	k, err := Open(d, dump.SymbolOptions{Files: []string{vmlinux}})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -44,7 +44,7 @@
 # print over the emulated UART).
 set -eu
 
-out=${1:-$HOME/.cache/unwind-corpus/taskdump}
+out=${1:-${XDG_CACHE_HOME:-$HOME/.cache}/unwind-corpus/taskdump}
 kver=6.1.0-47-cloud-amd64
 kpkg=linux-image-$kver
 here=$(cd "$(dirname "$0")/.." && pwd)

@@ -143,6 +143,20 @@ func BenchmarkBtProdTasks(b *testing.B) {
 	benchRun(b, code, strings.Count(out, `"index"`), "bt", core, "--sym", vmlinux, "--tasks")
 }
 
+// Every task of the ~300-task dump scripts/make-taskdump.sh makes (Debian
+// 12's 6.1 kernel, the prod corpus's vmlinux): issue 17's size, where the
+// prod kdump has 60 tasks. Skipped, naming the folder, when the dump was
+// not made (UNWIND_TASKDUMP or ~/.cache/unwind-corpus/taskdump).
+func BenchmarkBtTasks300(b *testing.B) {
+	core, vmlinux := corpus.TaskDump(b)
+	out, errOut, code := runTB(b, "bt", core, "--sym", vmlinux, "--tasks", "-o", "json")
+	if code != ExitOK && code != ExitPartial {
+		b.Fatalf("exit %d: %s", code, errOut)
+	}
+	benchRun(b, code, strings.Count(out, `"index"`), "bt", core, "--sym", vmlinux, "--tasks")
+	b.ReportMetric(float64(strings.Count(out, `"tid"`)), "traces")
+}
+
 // runTB is run for a benchmark's set-up.
 func runTB(tb testing.TB, args ...string) (string, string, int) {
 	var out, errOut bytes.Buffer
