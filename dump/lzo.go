@@ -10,64 +10,24 @@ var errLZO = errors.New("corrupt LZO1X data")
 // Linux kernel's lzo1x_decompress_safe: every read and write is bounds
 // checked, so corrupt input gives errLZO, never a panic or an overrun.
 func lzo1xDecompress(in []byte, max int) ([]byte, error) {
-	out := make([]byte, 0, max)
-	ip := 0
-	need := func(n int) bool { return n >= 0 && ip+n <= len(in) }
-	// literal copies n bytes from the input.
-	literal := func(n int) bool {
-		if !need(n) || len(out)+n > max {
-			return false
-		}
-		out = append(out, in[ip:ip+n]...)
-		ip += n
-		return true
-	}
-	// match copies n bytes from dist bytes back in the output.
-	match := func(dist, n int) bool {
-		if dist <= 0 || dist > len(out) || len(out)+n > max {
-			return false
-		}
-		p := len(out) - dist
-		for i := 0; i < n; i++ {
-			out = append(out, out[p+i])
-		}
-		return true
-	}
-	// runLen reads the zero-extended length of a long literal or match.
-	runLen := func(base int) (int, bool) {
-		zeros := 0
-		for need(1) && in[ip] == 0 {
-			ip++
-			zeros++
-			if zeros > len(in) {
-				return 0, false
-			}
-		}
-		if !need(1) {
-			return 0, false
-		}
-		n := base + 255*zeros + int(in[ip])
-		ip++
-		return n, true
-	}
-	if len(in) < 3 {
+	if len(in) < 3 || max < 0 {
 		return nil, errLZO
 	}
+	out := make([]byte, max)
+	ip, op := 0, 0
 	state := 0
 	if in[0] > 17 {
 		t := int(in[0]) - 17
 		ip++
-		if !literal(t) {
+		if t > len(in)-ip || t > max-op {
 			return nil, errLZO
 		}
-		if t < 4 {
-			state = t
-		} else {
-			state = 4
-		}
+		op += copy(out[op:], in[ip:ip+t])
+		ip += t
+		state = min(t, 4)
 	}
 	for {
-		if !need(1) {
+		if ip >= len(in) {
 			return nil, errLZO
 		}
 		t := int(in[ip])
@@ -78,19 +38,21 @@ func lzo1xDecompress(in []byte, max int) ([]byte, error) {
 			switch state {
 			case 0:
 				if t == 0 {
-					v, ok := runLen(15)
+					v, ok := lzoRunLen(in, &ip, 15)
 					if !ok {
 						return nil, errLZO
 					}
 					t = v
 				}
-				if !literal(t + 3) {
+				if n = t + 3; n > len(in)-ip || n > max-op {
 					return nil, errLZO
 				}
+				op += copy(out[op:], in[ip:ip+n])
+				ip += n
 				state = 4
 				continue
 			case 4:
-				if !need(1) {
+				if ip >= len(in) {
 					return nil, errLZO
 				}
 				next = t & 3
@@ -98,7 +60,7 @@ func lzo1xDecompress(in []byte, max int) ([]byte, error) {
 				ip++
 				n = 3
 			default:
-				if !need(1) {
+				if ip >= len(in) {
 					return nil, errLZO
 				}
 				next = t & 3
@@ -107,7 +69,7 @@ func lzo1xDecompress(in []byte, max int) ([]byte, error) {
 				n = 2
 			}
 		case t >= 64:
-			if !need(1) {
+			if ip >= len(in) {
 				return nil, errLZO
 			}
 			next = t & 3
@@ -117,13 +79,13 @@ func lzo1xDecompress(in []byte, max int) ([]byte, error) {
 		case t >= 32:
 			n = t&31 + 2
 			if n == 2 {
-				v, ok := runLen(31)
+				v, ok := lzoRunLen(in, &ip, 31)
 				if !ok {
 					return nil, errLZO
 				}
 				n = v + 2
 			}
-			if !need(2) {
+			if len(in)-ip < 2 {
 				return nil, errLZO
 			}
 			le := int(in[ip]) | int(in[ip+1])<<8
@@ -133,13 +95,13 @@ func lzo1xDecompress(in []byte, max int) ([]byte, error) {
 		default: // 16..31
 			n = t&7 + 2
 			if n == 2 {
-				v, ok := runLen(7)
+				v, ok := lzoRunLen(in, &ip, 7)
 				if !ok {
 					return nil, errLZO
 				}
 				n = v + 2
 			}
-			if !need(2) {
+			if len(in)-ip < 2 {
 				return nil, errLZO
 			}
 			le := int(in[ip]) | int(in[ip+1])<<8
@@ -150,13 +112,40 @@ func lzo1xDecompress(in []byte, max int) ([]byte, error) {
 				if n != 3 {
 					return nil, errLZO
 				}
-				return out, nil // end of stream
+				return out[:op], nil // end of stream
 			}
 			dist += 0x4000
 		}
-		if !match(dist, n) || !literal(next) {
+		// The match: n bytes from dist back in the output. Where they
+		// overlap what they write (dist < n) the dist bytes repeat:
+		// each copy takes all that is written from the match's start.
+		if dist <= 0 || dist > op || n > max-op {
 			return nil, errLZO
 		}
+		for p, end := op-dist, op+n; op < end; {
+			op += copy(out[op:end], out[p:op])
+		}
+		// Then next (0-3) literal bytes.
+		if next > len(in)-ip || next > max-op {
+			return nil, errLZO
+		}
+		op += copy(out[op:], in[ip:ip+next])
+		ip += next
 		state = next
 	}
+}
+
+// lzoRunLen reads the zero-extended length of a long literal or match at
+// in[*ip]: base + 255 per zero byte + the first nonzero byte.
+func lzoRunLen(in []byte, ip *int, base int) (int, bool) {
+	i := *ip
+	for i < len(in) && in[i] == 0 {
+		i++
+	}
+	if i >= len(in) {
+		return 0, false
+	}
+	n := base + 255*(i-*ip) + int(in[i])
+	*ip = i + 1
+	return n, true
 }
