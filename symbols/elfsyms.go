@@ -7,11 +7,13 @@ import (
 	"iter"
 	"os"
 	"strings"
+	"unsafe"
 )
 
 // elfSym is one ELF symbol as readSymbols uses it.
 type elfSym struct {
 	Name    string
+	NameOff uint32 // st_name: where Name is in the string table (raw sources only)
 	Info    byte
 	Other   byte
 	Section elf.SectionIndex
@@ -45,8 +47,10 @@ func (s *symSource) At(i int) elfSym {
 	}
 	b := s.raw[i*elf.Sym64Size : (i+1)*elf.Sym64Size]
 	bo := s.ef.ByteOrder
+	off := bo.Uint32(b[0:4])
 	return elfSym{
-		Name:    stringAt(s.strs, bo.Uint32(b[0:4])),
+		Name:    stringAt(s.strs, off),
+		NameOff: off,
 		Info:    b[4],
 		Other:   b[5],
 		Section: elf.SectionIndex(bo.Uint16(b[6:8])),
@@ -117,7 +121,9 @@ func symtabSource(ef *elf.File, r io.ReaderAt, mapped []byte) (symSource, error)
 	if err != nil {
 		return symSource{}, err
 	}
-	return symSource{ef: ef, raw: data[elf.Sym64Size:], strs: string(strs)}, nil
+	// The names stay in strs: sectionBytes gives a slice of the file's
+	// read-only mapping, which is never unmapped, or a fresh read.
+	return symSource{ef: ef, raw: data[elf.Sym64Size:], strs: unsafe.String(unsafe.SliceData(strs), len(strs))}, nil
 }
 
 // dynsymSource reads ef's .dynsym through debug/elf (it is small, and

@@ -201,17 +201,42 @@ func (f *File) readSymbols() *Table {
 		}
 	}
 	f.kernel = kernel
+	rel, abs := f.symbolRuns(srcs)
+	t := rel.build(true)
+	f.capTextSizes(t)
+	return t.withExtras(abs.build(false))
+}
+
+// symbolRuns collects the symbols of srcs that readSymbols keeps: those
+// the bias moves, to be sorted by their run-time address, and the
+// absolute ones (SHN_ABS), which build the table's extras (see
+// Table.withExtras), so that the first can be cached once for every
+// bias.
+func (f *File) symbolRuns(srcs []symSource) (rel, abs *tableBuilder) {
+	kernel := f.kernel
 	module := f.module
 	if kernel && f.secAddr == nil {
 		module = ""
 	}
+	rel, abs = &tableBuilder{}, &tableBuilder{}
 	n := 0
 	for i := range srcs {
 		n += srcs[i].Len()
 	}
-	es := make([]entry, 0, n)
+	rel.grow(n)
+	rel.module(module)
+	abs.module(module)
+	if f.secAddr == nil {
+		rel.bias = f.Bias
+	}
+	if len(srcs) > 0 && srcs[0].raw != nil {
+		// The file's .symtab (readSymbols puts it first): names stay in
+		// its string table.
+		rel.nb.strs, abs.nb.strs = srcs[0].strs, srcs[0].strs
+	}
 	for i := range srcs {
 		sr := &srcs[i]
+		inStrs := i == 0 && sr.raw != nil
 		for j := range sr.Len() {
 			s := sr.At(j)
 			typ := elf.ST_TYPE(s.Info)
@@ -223,6 +248,7 @@ func (f *File) readSymbols() *Table {
 			if s.Name == "" || s.Section == elf.SHN_UNDEF || strings.HasPrefix(s.Name, ".L") {
 				continue
 			}
+			b := rel
 			addr := s.Value
 			if f.secAddr != nil {
 				// A module: only symbols in placed sections exist at run
@@ -231,15 +257,17 @@ func (f *File) readSymbols() *Table {
 					continue
 				}
 				addr += f.secAddr[s.Section]
-			} else if s.Section != elf.SHN_ABS {
-				addr += f.Bias
+			} else if s.Section == elf.SHN_ABS {
+				b = abs
 			}
 			name := s.Name
 			if i := strings.IndexByte(name, '@'); i > 0 {
 				name = name[:i] // dynsym version suffix, as in "memcpy@@GLIBC_2.14"
 			}
-			sym := Sym{Name: name, Addr: addr, Size: s.Size, ELFSize: s.Size, Module: module}
-			if f.secAddr != nil {
+			size := s.Size
+			rank := 0
+			switch {
+			case f.secAddr != nil:
 				// A module's kallsyms answers with the first symbol in
 				// symbol-table order among aliases (find_kallsyms_symbol),
 				// and sizes text symbols by the next symbol.
@@ -247,47 +275,45 @@ func (f *File) readSymbols() *Table {
 					continue
 				}
 				if f.ef.Sections[s.Section].Flags&elf.SHF_EXECINSTR != 0 {
-					sym.Size = 0
+					size = 0
 				}
-				es = append(es, entry{Sym: sym, rank: j})
+				rank = j
+			case kernel && kallsymsIgnored(name):
 				continue
-			}
-			if kernel {
-				if kallsymsIgnored(name) {
-					continue
+			case kernel && s.Section < elf.SHN_LORESERVE && int(s.Section) < len(sr.ef.Sections) &&
+				sr.ef.Sections[s.Section].Flags&elf.SHF_EXECINSTR != 0:
+				// A text symbol: its size is the distance to the next
+				// symbol, as kallsyms computes it (filled by build).
+				size = 0
+				rank = kallsymsRank(name, elf.ST_BIND(s.Info) == elf.STB_WEAK && typ != elf.STT_OBJECT)
+			default:
+				rank = 2
+				switch {
+				case typ == elf.STT_FUNC || typ == elf.STT_GNU_IFUNC:
+					rank = 0
+				case typ == elf.STT_NOTYPE:
+					rank = 1
 				}
-				weak := elf.ST_BIND(s.Info) == elf.STB_WEAK && typ != elf.STT_OBJECT
-				if s.Section < elf.SHN_LORESERVE && int(s.Section) < len(sr.ef.Sections) &&
-					sr.ef.Sections[s.Section].Flags&elf.SHF_EXECINSTR != 0 {
-					// A text symbol: its size is the distance to the next
-					// symbol, as kallsyms computes it (filled by newTable).
-					sym.Size = 0
-					es = append(es, entry{Sym: sym, rank: kallsymsRank(name, weak)})
-					continue
+				if elf.ST_BIND(s.Info) == elf.STB_LOCAL {
+					rank += 4 // among aliases prefer global names, as nm users expect
+				}
+				if s.Section == elf.SHN_ABS {
+					rank += 8
+				}
+				if kernel {
+					rank += 16 // after text symbols at the same address
 				}
 			}
-			rank := 2
-			switch {
-			case typ == elf.STT_FUNC || typ == elf.STT_GNU_IFUNC:
-				rank = 0
-			case typ == elf.STT_NOTYPE:
-				rank = 1
+			var ref uint64
+			if inStrs {
+				ref = b.nb.ref0(uint64(s.NameOff), uint64(len(name)))
+			} else {
+				ref = b.nb.ref(name)
 			}
-			if elf.ST_BIND(s.Info) == elf.STB_LOCAL {
-				rank += 4 // among aliases prefer global names, as nm users expect
-			}
-			if s.Section == elf.SHN_ABS {
-				rank += 8
-			}
-			if kernel {
-				rank += 16 // after text symbols at the same address
-			}
-			es = append(es, entry{Sym: sym, rank: rank})
+			b.add(addr, size, s.Size, ref, rank, 0, 0)
 		}
 	}
-	t := newTable(es)
-	f.capTextSizes(t)
-	return t
+	return rel, abs
 }
 
 // BuildIDOf returns the NT_GNU_BUILD_ID descriptor of an ELF file opened

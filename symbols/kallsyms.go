@@ -52,8 +52,7 @@ func typeRank(c byte) int {
 func parseNM(r io.Reader, bias uint64, modules bool) (*Table, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 4096), maxLine)
-	var es []entry
-	names := make(map[string]string) // interns module names
+	var b tableBuilder
 	n := 1
 	for ; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
@@ -79,20 +78,14 @@ func parseNM(r io.Reader, bias uint64, modules bool) (*Table, error) {
 			if len(m) < 2 || m[0] != '[' || m[len(m)-1] != ']' {
 				return nil, &ParseError{Line: n, Msg: "bad module column " + strconv.Quote(m)}
 			}
-			m = m[1 : len(m)-1]
-			if s, ok := names[m]; ok {
-				m = s
-			} else {
-				names[m] = m
-			}
-			mod = m
+			mod = m[1 : len(m)-1]
 		case len(f) != 3:
 			return nil, &ParseError{Line: n, Msg: "extra fields"}
 		}
 		if typ != 'a' && typ != 'A' {
 			addr += bias
 		}
-		es = append(es, entry{Sym: Sym{Name: f[2], Addr: addr, Module: mod}, rank: typeRank(typ)*2 + kallsymsRank(f[2], false), typ: typ})
+		b.add(addr, 0, 0, b.nb.ref(f[2]), typeRank(typ)*2+kallsymsRank(f[2], false), typ, b.module(mod))
 	}
 	if err := sc.Err(); err != nil {
 		if errors.Is(err, bufio.ErrTooLong) {
@@ -100,5 +93,5 @@ func parseNM(r io.Reader, bias uint64, modules bool) (*Table, error) {
 		}
 		return nil, fmt.Errorf("symbols: reading symbol text after line %d: %w", n-1, err)
 	}
-	return newTable(es), nil
+	return b.build(true), nil
 }

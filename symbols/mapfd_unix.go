@@ -10,7 +10,7 @@ import (
 
 // mapReader maps the regular file r is, read-only, when r is an *os.File
 // of at least 64 KiB (smaller files are cheaper to read); else nil. The
-// mapping is never unmapped: symbol names are copied out of it, but code
+// mapping is never unmapped: symbol names (a Table's, from .strtab), code
 // bytes (CodeAt), CFI and notes are slices of it that callers may keep
 // for as long as the process runs, and the kernel reclaims its pages
 // freely.

@@ -140,17 +140,17 @@ func (f *File) capTextSizes(t *Table) {
 	if len(f.textEnds) == 0 {
 		return
 	}
-	for i := range t.syms {
-		s := &t.syms[i]
-		if f.textAt(s.Addr) == nil {
+	for i := range t.addr { // a module's table has no extras, bias 0
+		addr, size := t.addr[i], &t.size[i]
+		if f.textAt(addr) == nil {
 			continue
 		}
-		j, _ := slices.BinarySearch(f.textEnds, s.Addr+1)
+		j, _ := slices.BinarySearch(f.textEnds, addr+1)
 		if j == len(f.textEnds) {
 			continue
 		}
-		if end := f.textEnds[j]; s.Size == 0 || end-s.Addr < s.Size {
-			s.Size = end - s.Addr
+		if end := f.textEnds[j]; *size == 0 || end-addr < *size {
+			*size = end - addr
 		}
 	}
 }

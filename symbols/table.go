@@ -2,8 +2,8 @@ package symbols
 
 import (
 	"cmp"
-	"hash/maphash"
 	"math/bits"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -12,13 +12,113 @@ import (
 // Table is an immutable, address-sorted symbol table. Build one with
 // NewTable, ParseSystemMap, ParseKallsyms or Open; a nil *Table is an empty
 // table. A Table is safe for concurrent use.
+//
+// It keeps a symbol in a few words (its address, sizes and a reference to
+// its name in a string table, for a vmlinux the ELF file's own .strtab)
+// and makes the Sym when asked, so that a table of 100k+ symbols costs a
+// few MiB and can be mapped from the debug cache as it is (symcache.go).
 type Table struct {
-	syms  []Sym  // sorted by Addr; one symbol per (Name, Addr)
-	types []byte // nm type letter per symbol (System.map, kallsyms); nil when unknown
+	// The base run: symbols sorted by run-time address addr[i]+bias, one
+	// per (Name, Module, Addr).
+	addr    []uint64 // link-time (or, with bias 0, run-time) addresses
+	size    []uint64
+	elfSize []uint64 // nil when every ELFSize is 0
+	name    []uint64 // a nameRef per symbol
+	zero    []uint64 // bit i: symbol i had no size of its own (newTable filled it or left it 0)
+	bias    uint64   // added to addr (not to the extras' addresses)
+	names   tableNames
+	mods    []string
+	mod     []uint32 // index in mods per symbol; nil when every symbol has mods[0] ("" when mods is empty)
+	types   []byte   // nm type letter per symbol (System.map, kallsyms); nil when unknown
+
+	// A few symbols merged into the base run by address: an ELF file's
+	// absolute symbols, which its bias does not move (withExtras). fix
+	// holds the sizes they shorten, sorted by base index.
+	x   []extraSym
+	fix []sizeFix
 
 	nameOnce sync.Once
-	seed     maphash.Seed
-	byName   []int32 // open-addressed hash of names: 1 + the index of the first symbol with each name, 0 for empty; made by the first ByName
+	seed     uint64
+	byName   []uint32 // open-addressed hash of names (strHash): 1 + the base index of the first symbol with each name, 0 for empty
+}
+
+// tableNames holds the names a table's nameRefs point into.
+type tableNames struct {
+	strs  string   // blob 0: for an ELF file, its .symtab's string table
+	strs2 string   // blob 1: names copied from anywhere else
+	long  []string // names no blob reference can hold
+}
+
+// A nameRef is where a symbol's name is: its blob (2 bits: 0 strs,
+// 1 strs2, 2 long), offset (38 bits; the index in long) and length
+// (24 bits).
+const (
+	refLenBits = 24
+	refOffBits = 38
+	refLenMask = 1<<refLenBits - 1
+	refOffMask = 1<<refOffBits - 1
+)
+
+func makeRef(blob, off, n uint64) (uint64, bool) {
+	if off > refOffMask || n > refLenMask {
+		return 0, false
+	}
+	return blob<<(refOffBits+refLenBits) | off<<refLenBits | n, true
+}
+
+func (ns *tableNames) at(r uint64) string {
+	off, n := r>>refLenBits&refOffMask, r&refLenMask
+	switch r >> (refOffBits + refLenBits) {
+	case 0:
+		return ns.strs[off : off+n]
+	case 1:
+		return ns.strs2[off : off+n]
+	}
+	return ns.long[off]
+}
+
+// nameBuilder collects the names of a table being built: names already in
+// blob 0 are referred to where they are, others are copied into blob 1.
+type nameBuilder struct {
+	strs  string
+	strs2 []byte
+	long  []string
+}
+
+// ref0 refers to strs[off:off+n].
+func (nb *nameBuilder) ref0(off, n uint64) uint64 {
+	if r, ok := makeRef(0, off, n); ok {
+		return r
+	}
+	return nb.ref(nb.strs[off : off+n])
+}
+
+// ref copies name into blob 1 (or keeps it aside when it is too long).
+func (nb *nameBuilder) ref(name string) uint64 {
+	if r, ok := makeRef(1, uint64(len(nb.strs2)), uint64(len(name))); ok {
+		nb.strs2 = append(nb.strs2, name...)
+		return r
+	}
+	r, _ := makeRef(2, uint64(len(nb.long)), 0)
+	nb.long = append(nb.long, name)
+	return r
+}
+
+func (nb *nameBuilder) names() tableNames {
+	return tableNames{strs: nb.strs, strs2: string(nb.strs2), long: nb.long}
+}
+
+// extraSym is one symbol merged into the base run at index pos of the
+// table.
+type extraSym struct {
+	pos int
+	sym Sym
+}
+
+// sizeFix is the size of base symbol i when extras shorten it.
+type sizeFix struct {
+	i    int
+	size uint64
 }
 
 // entry is a symbol with a preference rank used to choose among aliases at
@@ -37,106 +137,231 @@ type entry struct {
 // Lookup returns the one with a size, then a name with fewer leading
 // underscores, then the alphabetically first.
 func NewTable(syms []Sym) *Table {
-	es := make([]entry, len(syms))
-	for i, s := range syms {
-		es[i] = entry{Sym: s}
+	var b tableBuilder
+	for _, s := range syms {
+		b.add(s.Addr, s.Size, s.ELFSize, b.nb.ref(s.Name), 0, 0, b.module(s.Module))
 	}
-	return newTable(es)
+	return b.build(true)
+}
+
+// newTable builds a table from entries (see NewTable; rank orders aliases
+// before the alphabet does).
+func newTable(es []entry) *Table {
+	var b tableBuilder
+	for i := range es {
+		e := &es[i]
+		b.add(e.Addr, e.Size, e.ELFSize, b.nb.ref(e.Name), e.rank, e.typ, b.module(e.Module))
+	}
+	return b.build(true)
+}
+
+// tableBuilder collects the symbols of a table, one column per field, for
+// build.
+type tableBuilder struct {
+	addr, size, elfSize, name []uint64
+	rank                      []int32
+	typ                       []byte   // nil until a symbol has a type letter
+	mod                       []uint32 // nil until a symbol's module is not mods[0]
+	mods                      []string
+	modIx                     map[string]uint32
+	nb                        nameBuilder
+	bias                      uint64 // the run-time address is addr+bias
+}
+
+// grow makes room for n more symbols.
+func (b *tableBuilder) grow(n int) {
+	b.addr = slices.Grow(b.addr, n)
+	b.size = slices.Grow(b.size, n)
+	b.name = slices.Grow(b.name, n)
+	b.rank = slices.Grow(b.rank, n)
+}
+
+// module returns the index of module m in b.mods.
+func (b *tableBuilder) module(m string) uint32 {
+	if len(b.mods) > 0 && b.mods[len(b.mods)-1] == m {
+		return uint32(len(b.mods) - 1)
+	}
+	if i, ok := b.modIx[m]; ok {
+		return i
+	}
+	if b.modIx == nil {
+		b.modIx = map[string]uint32{}
+	}
+	i := uint32(len(b.mods))
+	b.modIx[m] = i
+	b.mods = append(b.mods, m)
+	return i
+}
+
+// add adds a symbol at addr (plus b.bias) named by the nameRef ref.
+func (b *tableBuilder) add(addr, size, elfSize, ref uint64, rank int, typ byte, mod uint32) {
+	n := len(b.addr)
+	b.addr = append(b.addr, addr)
+	b.size = append(b.size, size)
+	b.name = append(b.name, ref)
+	b.rank = append(b.rank, int32(min(max(rank, -1<<31), 1<<31-1)))
+	if elfSize != 0 && b.elfSize == nil {
+		b.elfSize = make([]uint64, n, cap(b.addr))
+	}
+	if b.elfSize != nil {
+		b.elfSize = append(b.elfSize, elfSize)
+	}
+	if typ != 0 && b.typ == nil {
+		b.typ = make([]byte, n, cap(b.addr))
+	}
+	if b.typ != nil {
+		b.typ = append(b.typ, typ)
+	}
+	if mod != 0 && b.mod == nil {
+		b.mod = make([]uint32, n, cap(b.addr))
+	}
+	if b.mod != nil {
+		b.mod = append(b.mod, mod)
+	}
 }
 
 func underscores(name string) int {
 	return len(name) - len(strings.TrimLeft(name, "_"))
 }
 
-// tableKey is what newTable sorts: an entry's address and its index in
-// the entries, whose rank and aliasOrder break ties.
+// tableKey is what build sorts: a symbol's run-time address and its index
+// in the builder, whose rank and aliasOrder break ties.
 type tableKey struct {
 	addr uint64
 	i    int
 }
 
-// aliasOrder orders two entries at one address and rank: the one with a
-// size, then the name with fewer leading underscores, the alphabetically
+// aliasOrder orders two symbols of b at one address and rank: the one with
+// a size, then the name with fewer leading underscores, the alphabetically
 // first name, the larger size, and the one given first.
-func aliasOrder(a, b *entry, ai, bi int) int {
-	if (a.Size == 0) != (b.Size == 0) {
-		if a.Size != 0 {
+func (b *tableBuilder) aliasOrder(ai, bi int, names *tableNames) int {
+	as, bs := b.size[ai], b.size[bi]
+	if (as == 0) != (bs == 0) {
+		if as != 0 {
 			return -1
 		}
 		return 1
 	}
-	if c := cmp.Compare(underscores(a.Name), underscores(b.Name)); c != 0 {
+	an, bn := names.at(b.name[ai]), names.at(b.name[bi])
+	if c := cmp.Compare(underscores(an), underscores(bn)); c != 0 {
 		return c
 	}
-	if c := strings.Compare(a.Name, b.Name); c != 0 {
+	if c := strings.Compare(an, bn); c != 0 {
 		return c
 	}
-	if c := cmp.Compare(b.Size, a.Size); c != 0 {
+	if c := cmp.Compare(bs, as); c != 0 {
 		return c
 	}
 	return cmp.Compare(ai, bi)
 }
 
-func newTable(es []entry) *Table {
-	keys := make([]tableKey, len(es))
-	for i := range es {
-		keys[i] = tableKey{es[i].Addr, i}
+// build makes the table: the symbols sorted by run-time address, then
+// rank, then aliasOrder; exact duplicates (name, module and address)
+// dropped; and, when fill is set, every size of 0 filled from the next
+// higher address (up to maxFill).
+func (b *tableBuilder) build(fill bool) *Table {
+	names := b.nb.names()
+	keys := make([]tableKey, len(b.addr))
+	for i, a := range b.addr {
+		keys[i] = tableKey{a + b.bias, i}
 	}
-	sortKeys(keys, es)
-	t := &Table{syms: make([]Sym, 0, len(es))}
-	typed := false
-	for i := range es {
-		if es[i].typ != 0 {
-			typed = true
-			t.types = make([]byte, 0, len(es))
-			break
+	sortKeys(keys, func(x, y int) int {
+		if c := cmp.Compare(b.rank[x], b.rank[y]); c != 0 {
+			return c
 		}
+		return b.aliasOrder(x, y, &names)
+	})
+	n := len(keys)
+	t := &Table{
+		addr: make([]uint64, 0, n), size: make([]uint64, 0, n), name: make([]uint64, 0, n),
+		bias: b.bias, names: names, mods: b.mods,
 	}
-	for _, k := range keys {
-		e := &es[k.i]
+	if b.elfSize != nil {
+		t.elfSize = make([]uint64, 0, n)
+	}
+	if b.typ != nil {
+		t.types = make([]byte, 0, n)
+	}
+	if b.mod != nil {
+		t.mod = make([]uint32, 0, n)
+	}
+	// Drop duplicates: the same name and module at one address.
+	groupStart := 0
+	for k, key := range keys {
+		i := key.i
+		if k > 0 && key.addr != keys[k-1].addr {
+			groupStart = len(t.addr)
+		}
+		ref, mod := b.name[i], b.modAt(i)
 		dup := false
-		for j := len(t.syms) - 1; j >= 0 && t.syms[j].Addr == e.Addr; j-- {
-			if t.syms[j].Name == e.Name && t.syms[j].Module == e.Module {
+		for j := len(t.addr) - 1; j >= groupStart; j-- {
+			if (t.name[j] == ref || t.names.at(t.name[j]) == t.names.at(ref)) && t.modIndex(j) == mod {
 				dup = true
 				break
 			}
 		}
-		if !dup {
-			t.syms = append(t.syms, e.Sym)
-			if typed {
-				t.types = append(t.types, e.typ)
-			}
+		if dup {
+			continue
+		}
+		t.addr = append(t.addr, b.addr[i])
+		t.size = append(t.size, b.size[i])
+		t.name = append(t.name, ref)
+		if t.elfSize != nil {
+			t.elfSize = append(t.elfSize, b.elfSize[i])
+		}
+		if t.types != nil {
+			t.types = append(t.types, b.typ[i])
+		}
+		if t.mod != nil {
+			t.mod = append(t.mod, mod)
 		}
 	}
-	// Fill unknown sizes from the next higher address.
-	next := len(t.syms)
-	for i := len(t.syms) - 1; i >= 0; i-- {
-		if i+1 < len(t.syms) && t.syms[i+1].Addr != t.syms[i].Addr {
-			next = i + 1
-		}
-		if t.syms[i].Size == 0 && next < len(t.syms) {
-			if gap := t.syms[next].Addr - t.syms[i].Addr; gap <= maxFill {
-				t.syms[i].Size = gap
-			}
-		}
+	if fill {
+		t.fillSizes()
 	}
 	return t
 }
 
-// sortKeys sorts keys in the order newTable keeps symbols: by address,
-// then rank, then aliasOrder. A table has 100k+ symbols and few aliases,
-// so it sorts by address with a radix sort (stable, least significant
-// byte first, skipping the bytes every address shares) and then each run
-// of one address with the whole comparison.
-func sortKeys(keys []tableKey, es []entry) {
+func (b *tableBuilder) modAt(i int) uint32 {
+	if b.mod == nil {
+		return 0
+	}
+	return b.mod[i]
+}
+
+// fillSizes gives every symbol whose size is 0 the distance to the next
+// higher address when that is at most maxFill, and marks them in t.zero.
+func (t *Table) fillSizes() {
+	n := len(t.addr)
+	t.zero = make([]uint64, (n+63)/64)
+	next := n
+	for i := n - 1; i >= 0; i-- {
+		if i+1 < n && t.addr[i+1] != t.addr[i] {
+			next = i + 1
+		}
+		if t.size[i] != 0 {
+			continue
+		}
+		t.zero[i/64] |= 1 << (i % 64)
+		if next < n {
+			if gap := t.addr[next] - t.addr[i]; gap <= maxFill {
+				t.size[i] = gap
+			}
+		}
+	}
+}
+
+// sortKeys sorts keys by address, then by tie (which compares builder
+// indices). A table has 100k+ symbols and few aliases, so it sorts by
+// address with a radix sort (stable, least significant byte first,
+// skipping the bytes every address shares) and then each run of one
+// address with the whole comparison.
+func sortKeys(keys []tableKey, tie func(x, y int) int) {
 	byAll := func(a, b tableKey) int {
 		if a.addr != b.addr {
 			return cmp.Compare(a.addr, b.addr)
 		}
-		if c := cmp.Compare(es[a.i].rank, es[b.i].rank); c != 0 {
-			return c
-		}
-		return aliasOrder(&es[a.i], &es[b.i], a.i, b.i)
+		return tie(a.i, b.i)
 	}
 	n := len(keys)
 	if n < 256 {
@@ -179,6 +404,201 @@ func sortKeys(keys []tableKey, es []entry) {
 	}
 }
 
+// withExtras merges into t (an ELF file's relocated symbols, built with
+// fill) the symbols of xt (its absolute ones, built without fill, with
+// the same names and one module): each goes after t's symbols at its
+// address unless one of them has its name, and the sizes of 0 on either
+// side are filled from the merged addresses as build would have. t must
+// have no extras yet; it is changed in place and returned.
+func (t *Table) withExtras(xt *Table) *Table {
+	if xt.Len() == 0 {
+		return t
+	}
+	n := len(t.addr)
+	for j := range xt.Len() {
+		s := xt.At(j)
+		b := t.baseUpper(s.Addr)
+		dup := false
+		for i := b - 1; i >= 0 && t.addr[i]+t.bias == s.Addr; i-- {
+			if t.nameAt(i) == s.Name && t.moduleAt(i) == s.Module {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			t.x = append(t.x, extraSym{pos: b + len(t.x), sym: s})
+		}
+	}
+	// Sizes: an extra's from the next merged address above it; a base
+	// symbol's that had none from the first extra between it and the next
+	// base address.
+	for j := range t.x {
+		e := &t.x[j]
+		if e.sym.Size != 0 {
+			continue
+		}
+		next, ok := uint64(0), false
+		if b := t.baseUpper(e.sym.Addr); b < n {
+			next, ok = t.addr[b]+t.bias, true
+		}
+		for k := j + 1; k < len(t.x); k++ {
+			if a := t.x[k].sym.Addr; a != e.sym.Addr {
+				if !ok || a < next {
+					next, ok = a, true
+				}
+				break
+			}
+		}
+		if ok && next-e.sym.Addr <= maxFill {
+			e.sym.Size = next - e.sym.Addr
+		}
+	}
+	for j := range t.x {
+		a := t.x[j].sym.Addr
+		b := t.baseUpper(a)
+		if b == 0 || t.addr[b-1]+t.bias == a {
+			continue // no base symbol below, or a base symbol at a
+		}
+		lo := t.addr[b-1] + t.bias
+		if j > 0 && t.x[j-1].sym.Addr > lo {
+			continue // an earlier extra lies between base symbol b-1 and a
+		}
+		for i := b - 1; i >= 0 && t.addr[i]+t.bias == lo; i-- {
+			if i/64 >= len(t.zero) || t.zero[i/64]&(1<<(i%64)) == 0 {
+				continue
+			}
+			size := uint64(0)
+			if a-lo <= maxFill {
+				size = a - lo
+			}
+			if size != t.size[i] {
+				t.fix = append(t.fix, sizeFix{i, size})
+			}
+		}
+	}
+	slices.SortFunc(t.fix, func(a, b sizeFix) int { return cmp.Compare(a.i, b.i) })
+	return t
+}
+
+// baseUpper returns the number of base symbols at or below the run-time
+// address a.
+func (t *Table) baseUpper(a uint64) int {
+	s, bias := t.addr, t.bias
+	lo, hi := 0, len(s)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if s[m]+bias <= a {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo
+}
+
+// extrasUpper returns the number of extras at or below the address a.
+func (t *Table) extrasUpper(a uint64) int {
+	n := 0
+	for n < len(t.x) && t.x[n].sym.Addr <= a {
+		n++
+	}
+	return n
+}
+
+// A cursor stands between two symbols of the table: b base symbols and x
+// extras come before it. Lookups walk it down from an address.
+type cursor struct{ b, x int }
+
+// cursorAt returns the cursor after every symbol at or below a.
+func (t *Table) cursorAt(a uint64) cursor { return cursor{t.baseUpper(a), t.extrasUpper(a)} }
+
+// popGroup moves c before every symbol at the address of the symbol
+// before it, and returns the first of them (the preferred alias): a base
+// index, or the index of an extra (x ≥ 0). c must not be at the start.
+func (t *Table) popGroup(c *cursor) (base, x int) {
+	a := t.addrBefore(*c)
+	for c.b+c.x > 0 {
+		if c.x > 0 && t.x[c.x-1].pos == c.b+c.x-1 {
+			if t.x[c.x-1].sym.Addr != a {
+				break
+			}
+			c.x--
+			base, x = -1, c.x
+		} else {
+			if t.addr[c.b-1]+t.bias != a {
+				break
+			}
+			c.b--
+			base, x = c.b, -1
+		}
+	}
+	return base, x
+}
+
+// addrBefore returns the address of the symbol before c.
+func (t *Table) addrBefore(c cursor) uint64 {
+	if c.x > 0 && t.x[c.x-1].pos == c.b+c.x-1 {
+		return t.x[c.x-1].sym.Addr
+	}
+	return t.addr[c.b-1] + t.bias
+}
+
+// locate returns, for the i-th symbol of the table, its base index, or
+// the index of the extra it is (x ≥ 0).
+func (t *Table) locate(i int) (base, x int) {
+	if len(t.x) == 0 {
+		return i, -1
+	}
+	j, found := slices.BinarySearchFunc(t.x, i, func(e extraSym, i int) int { return cmp.Compare(e.pos, i) })
+	if found {
+		return -1, j
+	}
+	return i - j, -1
+}
+
+func (t *Table) baseSize(b int) uint64 {
+	if len(t.fix) > 0 {
+		if j, ok := slices.BinarySearchFunc(t.fix, b, func(f sizeFix, b int) int { return cmp.Compare(f.i, b) }); ok {
+			return t.fix[j].size
+		}
+	}
+	return t.size[b]
+}
+
+func (t *Table) nameAt(b int) string { return t.names.at(t.name[b]) }
+
+func (t *Table) modIndex(b int) uint32 {
+	if t.mod == nil {
+		return 0
+	}
+	return t.mod[b]
+}
+
+func (t *Table) moduleAt(b int) string {
+	if len(t.mods) == 0 {
+		return ""
+	}
+	return t.mods[t.modIndex(b)]
+}
+
+// symAt returns the i-th symbol.
+func (t *Table) symAt(i int) Sym {
+	b, x := t.locate(i)
+	return t.sym(b, x)
+}
+
+// sym returns base symbol b, or extra x when x ≥ 0.
+func (t *Table) sym(b, x int) Sym {
+	if x >= 0 {
+		return t.x[x].sym
+	}
+	s := Sym{Name: t.nameAt(b), Addr: t.addr[b] + t.bias, Size: t.baseSize(b), Module: t.moduleAt(b)}
+	if t.elfSize != nil {
+		s.ELFSize = t.elfSize[b]
+	}
+	return s
+}
+
 // maxFill is the largest size NewTable derives from the next symbol: a
 // bigger gap (the last per-cpu symbol at 0x2a000 before _text at
 // 0xffffffff81000000, say) is not one symbol, so the size stays unknown.
@@ -196,32 +616,17 @@ func (t *Table) Lookup(addr uint64) (Sym, bool) {
 	if t == nil {
 		return Sym{}, false
 	}
-	s := t.syms
-	lo, hi := 0, len(s)
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		if s[m].Addr <= addr {
-			lo = m + 1
-		} else {
-			hi = m
-		}
-	}
-	i := lo - 1
-	if i < 0 {
-		return Sym{}, false
-	}
-	// Go to the first (preferred) alias at this address.
-	for i > 0 && s[i-1].Addr == s[i].Addr {
-		i--
-	}
-	for n := 0; i >= 0 && n < maxBack; n++ {
-		if contains(&s[i], addr) {
-			return s[i], true
-		}
-		// Step to the first alias of the previous address.
-		i--
-		for i > 0 && s[i-1].Addr == s[i].Addr {
-			i--
+	// Each step goes to the first (preferred) alias of the next lower
+	// address.
+	c := t.cursorAt(addr)
+	for n := 0; c.b+c.x > 0 && n < maxBack; n++ {
+		b, x := t.popGroup(&c)
+		if x >= 0 {
+			if e := &t.x[x]; contains(e.sym.Addr, e.sym.Size, addr) {
+				return e.sym, true
+			}
+		} else if contains(t.addr[b]+t.bias, t.baseSize(b), addr) {
+			return t.sym(b, -1), true
 		}
 	}
 	return Sym{}, false
@@ -239,33 +644,16 @@ func (t *Table) LookupText(addr uint64) (Sym, bool) {
 	if t.types == nil {
 		return t.Lookup(addr)
 	}
-	s := t.syms
-	lo, hi := 0, len(s)
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		if s[m].Addr <= addr {
-			lo = m + 1
-		} else {
-			hi = m
-		}
-	}
-	i := lo - 1
-	if i < 0 {
-		return Sym{}, false
-	}
-	for i > 0 && s[i-1].Addr == s[i].Addr {
-		i--
-	}
-	for n := 0; i >= 0 && n < maxBack; n++ {
+	// A table with type letters has no extras.
+	c := t.cursorAt(addr)
+	for n := 0; c.b > 0 && n < maxBack; n++ {
+		end := c.b
+		b, _ := t.popGroup(&c)
 		// The aliases at one address, text ones first (typeRank).
-		for j := i; j < len(s) && s[j].Addr == s[i].Addr; j++ {
-			if IsTextType(t.types[j]) && contains(&s[j], addr) {
-				return s[j], true
+		for j := b; j < end; j++ {
+			if IsTextType(t.types[j]) && contains(t.addr[j]+t.bias, t.baseSize(j), addr) {
+				return t.sym(j, -1), true
 			}
-		}
-		i--
-		for i > 0 && s[i-1].Addr == s[i].Addr {
-			i--
 		}
 	}
 	return Sym{}, false
@@ -297,31 +685,18 @@ func (t *Table) nearest(addr uint64) (Sym, bool) {
 	if t == nil {
 		return Sym{}, false
 	}
-	s := t.syms
-	lo, hi := 0, len(s)
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		if s[m].Addr <= addr {
-			lo = m + 1
-		} else {
-			hi = m
-		}
-	}
-	i := lo - 1
-	if i < 0 {
+	c := t.cursorAt(addr)
+	if c.b+c.x == 0 {
 		return Sym{}, false
 	}
-	for i > 0 && s[i-1].Addr == s[i].Addr {
-		i--
-	}
-	return s[i], true
+	return t.sym(t.popGroup(&c)), true
 }
 
-func contains(s *Sym, addr uint64) bool {
-	if s.Size == 0 {
-		return addr == s.Addr
+func contains(start, size, addr uint64) bool {
+	if size == 0 {
+		return addr == start
 	}
-	return addr-s.Addr < s.Size
+	return addr-start < size
 }
 
 // ByName returns the symbol named name (the lowest-addressed one when
@@ -331,46 +706,93 @@ func (t *Table) ByName(name string) (Sym, bool) {
 		return Sym{}, false
 	}
 	t.nameOnce.Do(t.hashNames)
-	if len(t.byName) == 0 {
-		return Sym{}, false
-	}
-	mask := uint64(len(t.byName) - 1)
-	for h := maphash.String(t.seed, name) & mask; ; h = (h + 1) & mask {
-		j := t.byName[h]
-		if j == 0 {
-			return Sym{}, false
+	var s Sym
+	found := false
+	if len(t.byName) > 0 {
+		mask := uint64(len(t.byName) - 1)
+		h := strHash(t.seed, name) & mask
+		for range len(t.byName) {
+			j := t.byName[h]
+			if j == 0 {
+				break
+			}
+			if b := int(j - 1); b < len(t.addr) && t.nameAt(b) == name {
+				s, found = t.symAt(b+t.extrasBefore(b)), true
+				break
+			}
+			h = (h + 1) & mask
 		}
-		if s := &t.syms[j-1]; s.Name == name {
-			return *s, true
+	}
+	// Extras come after base symbols at one address.
+	for j := range t.x {
+		if e := &t.x[j]; e.sym.Name == name {
+			if !found || e.sym.Addr < s.Addr {
+				return e.sym, true
+			}
+			break
+		}
+	}
+	return s, found
+}
+
+// extrasBefore returns how many extras come before base symbol b.
+func (t *Table) extrasBefore(b int) int {
+	n := 0
+	for n < len(t.x) && t.x[n].pos <= b+n {
+		n++
+	}
+	return n
+}
+
+// hashNames makes the name index ByName probes, on first use when the
+// table has none: most tables (a vmlinux's 100k+ symbols) are looked up by
+// name a few times at most, so the index is a hash of each name, not a
+// sorted list. Symbols are inserted in address order, so each name's slot
+// holds its lowest-addressed symbol.
+func (t *Table) hashNames() {
+	if t.byName != nil || len(t.addr) == 0 {
+		return
+	}
+	t.seed = rand.Uint64()
+	t.byName = make([]uint32, 1<<bits.Len(uint(2*len(t.addr)-1))) // at most half full
+	mask := uint64(len(t.byName) - 1)
+	for i := range t.addr {
+		name := t.nameAt(i)
+		for h := strHash(t.seed, name) & mask; ; h = (h + 1) & mask {
+			j := t.byName[h]
+			if j == 0 {
+				t.byName[h] = uint32(i + 1)
+				break
+			}
+			if t.nameAt(int(j-1)) == name {
+				break
+			}
 		}
 	}
 }
 
-// hashNames makes the name index ByName probes, on first use: most
-// tables (a vmlinux's 100k+ symbols) are looked up by name a few times
-// at most, so the index is a hash of each name, not a sorted list.
-// Symbols are inserted in address order, so each name's slot holds its
-// lowest-addressed symbol.
-func (t *Table) hashNames() {
-	if len(t.syms) == 0 {
-		return
+// strHash is a seeded hash of s (wyhash's mixing; with a random seed, as
+// Go's own maps use when the CPU has no AES): the name index of a table is
+// stored in the debug cache with its seed, which maphash cannot give.
+func strHash(seed uint64, s string) uint64 {
+	const k0, k1, k2 = 0xa0761d6478bd642f, 0xe7037ed1a0b428db, 0x8ebc6af09c88c6e3
+	h := mix(seed^k0, uint64(len(s))^k1)
+	for len(s) >= 8 {
+		w := uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+			uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+		h = mix(h^w, k1)
+		s = s[8:]
 	}
-	t.seed = maphash.MakeSeed()
-	t.byName = make([]int32, 1<<bits.Len(uint(2*len(t.syms)-1))) // at most half full
-	mask := uint64(len(t.byName) - 1)
-	for i := range t.syms {
-		name := t.syms[i].Name
-		for h := maphash.String(t.seed, name) & mask; ; h = (h + 1) & mask {
-			j := t.byName[h]
-			if j == 0 {
-				t.byName[h] = int32(i + 1)
-				break
-			}
-			if t.syms[j-1].Name == name {
-				break
-			}
-		}
+	var w uint64
+	for i := len(s) - 1; i >= 0; i-- {
+		w = w<<8 | uint64(s[i])
 	}
+	return mix(h^w^k2, k0)
+}
+
+func mix(a, b uint64) uint64 {
+	hi, lo := bits.Mul64(a, b)
+	return hi ^ lo
 }
 
 // Len returns the number of symbols in the table after deduplication.
@@ -378,25 +800,24 @@ func (t *Table) Len() int {
 	if t == nil {
 		return 0
 	}
-	return len(t.syms)
+	return len(t.addr) + len(t.x)
 }
 
 // At returns the i-th symbol in address order (0 ≤ i < Len), for callers
 // that enumerate a table.
 func (t *Table) At(i int) Sym {
-	if t == nil || i < 0 || i >= len(t.syms) {
+	if t == nil || i < 0 || i >= t.Len() {
 		return Sym{}
 	}
-	return t.syms[i]
+	return t.symAt(i)
 }
 
 // span returns the lowest address and the end of the highest symbol.
 func (t *Table) span() (lo, hi uint64) {
-	if t.Len() == 0 {
+	n := t.Len()
+	if n == 0 {
 		return 0, 0
 	}
-	lo = t.syms[0].Addr
-	last := t.syms[len(t.syms)-1]
-	hi = last.Addr + max(last.Size, 1)
-	return lo, hi
+	last := t.symAt(n - 1)
+	return t.symAt(0).Addr, last.Addr + max(last.Size, 1)
 }
