@@ -9,6 +9,7 @@ import (
 
 	"github.com/unwind-dev/unwind/dump"
 	"github.com/unwind-dev/unwind/internal/fileio"
+	"github.com/unwind-dev/unwind/ptregs"
 	"github.com/unwind-dev/unwind/symbols"
 	"github.com/unwind-dev/unwind/unwind"
 )
@@ -254,12 +255,19 @@ func (k *Kernel) Info() dump.Info {
 // symbols and the machine code of the dump. opts may set Methods and
 // MaxFrames; Code, Stacks and Kernel are the kernel's. Frames that a
 // corrupt stack invalidated after they were found are marked unreliable.
+// A CPU the dump caught in user mode (its saved CS a user selector, RIP
+// and RSP in the user half) has no kernel frames: its trace is the one
+// interrupted user context, reliable, stopped at "user mode", as the
+// kernel prints such a CPU (registers, no call trace).
 func (k *Kernel) UnwindCPU(i int, opts unwind.Options) (dump.Trace, error) {
 	if i < 0 || i >= len(k.threads) {
 		return dump.Trace{}, fmt.Errorf("no CPU index %d (the dump has %d)", i, len(k.threads))
 	}
 	th := k.threads[i]
 	mem := k.d.CPUMemory(th.CPU)
+	if tr, ok := userModeCPU(th, mem); ok {
+		return tr, nil
+	}
 	opts.Code = Code{k.set, mem}
 	opts.Stacks = k.Stacks(i)
 	opts.Kernel = true
@@ -267,6 +275,30 @@ func (k *Kernel) UnwindCPU(i int, opts unwind.Options) (dump.Trace, error) {
 		opts.CodeCache = &k.codeCache
 	}
 	return dump.Walk(mem, th.Regs, &opts), nil
+}
+
+// userModeCPU is the trace of a CPU whose saved registers are a user-mode
+// context: one interrupted frame holding them. ok is false for a kernel-
+// mode CPU, and for a user CS with a RIP or RSP outside the user half
+// (impossible registers, left to the walk to reject).
+func userModeCPU(th dump.Thread, mem unwind.Memory) (dump.Trace, bool) {
+	pr := th.PrStatus.Regs.PtRegs
+	const userTop = 1 << 47 // the lowest non-canonical address of 4-level paging
+	pc, okPC := th.Regs.PC()
+	sp, okSP := th.Regs.SP()
+	if !ptregs.UserMode(pr.CS) || !okPC || !okSP || pc != pr.IP || sp != pr.SP || pc >= userTop || sp >= userTop {
+		return dump.Trace{}, false
+	}
+	f := unwind.Frame{
+		PC: pc, LookupPC: pc, SP: sp,
+		Regs:     th.Regs,
+		Kind:     unwind.KindInterrupted,
+		Method:   unwind.MethodRegs,
+		Reliable: true,
+		PtRegs:   pr,
+		Stack:    unwind.Stack{Kind: unwind.StackUser, CPU: -1},
+	}
+	return dump.Trace{Frames: []unwind.Frame{f}, Reliable: true, StopReason: unwind.StopUserMode, Mem: mem}, true
 }
 
 // kernelSym returns a kernel symbol's run-time address: from the symbols
