@@ -205,7 +205,8 @@ func BenchmarkOpenVmlinux(b *testing.B) {
 // cost: the DWARF sections read (slices of the file's mapping made at open, or from the debug cache), the
 // unit index read from the debug cache (made and stored before the first
 // op), and the lines of a few functions' pcs found, as one `unwind bt`
-// does. The ELF file and its symbols are opened once, outside
+// does (each unit's detail read from the debug cache after the first op).
+// The ELF file and its symbols are opened once, outside
 // the loop.
 func benchDWARFFirstLines(b *testing.B, f *File, funcs []string) {
 	ef, r, path, mapped := f.ef, f.r, f.Path, f.mapped
@@ -235,6 +236,7 @@ func benchDWARFFirstLines(b *testing.B, f *File, funcs []string) {
 			}
 			cache.storeUnits(x, key)
 		}
+		x.cache, x.key = cache, key
 		for _, pc := range pcs {
 			if buf = x.lines(pc, buf[:0]); len(buf) == 0 {
 				b.Fatalf("no lines at %#x", pc)

@@ -23,6 +23,9 @@ type dwarfIndex struct {
 	ranges []cuRange      // sorted by lo (link-time addresses)
 	units  []*cuInfo
 	vars   varState // variables, read per function on demand (vars.go)
+
+	cache debugCache // where units' details are kept (unitdetail.go), or ""
+	key   []byte     // of the DWARF sections, for the cache; nil: no caching
 }
 
 type cuRange struct {
@@ -37,10 +40,16 @@ type cuInfo struct {
 	once      sync.Once
 	err       error
 	entry     *dwarf.Entry // read by load
-	files     []string     // file names of line rows
 	callFiles []string     // the line table file table, indexed as DW_AT_call_file is
-	lines     []lineRow    // sorted by addr
 	top       scopeLevel   // functions (subprograms not inside another), their scopes read by scopeOf
+
+	// The line table: its sequences, read from marks by seqLine
+	// (lineseq.go) when lineIndex could index it, else all its rows.
+	lineMu sync.Mutex        // held while lr reads
+	lr     *dwarf.LineReader // with seqs
+	seqs   []lineSeq         // sorted by lo; nil: lines holds the rows
+	files  []string          // file names of rows
+	lines  []lineRow         // sorted by addr
 
 	mu    sync.Mutex              // held while a function's scopes are read
 	names map[dwarf.Offset]string // names of the DIEs abstract origins lead to
@@ -81,6 +90,7 @@ type scope struct {
 
 	ref    dwarf.Offset // the DIE its name comes from, while unresolved
 	kids   bool         // its children are still to read
+	die    bool         // all but off still to read from the DIE (a function from the debug cache)
 	loaded atomic.Bool  // name and children read
 }
 
@@ -157,6 +167,11 @@ func (x *dwarfIndex) setEnds() {
 	}
 }
 
+// load loads u, a unit of x, once.
+func (x *dwarfIndex) load(u *cuInfo) {
+	u.once.Do(func() { u.load(x) })
+}
+
 func (x *dwarfIndex) unitFor(pc uint64) *cuInfo {
 	lo, hi := 0, len(x.ranges)
 	for lo < hi {
@@ -175,8 +190,12 @@ func (x *dwarfIndex) unitFor(pc uint64) *cuInfo {
 	return nil
 }
 
-// load decodes the unit's line table and finds its functions.
-func (u *cuInfo) load(d *dwarf.Data) {
+// load decodes the unit's entry and line table header and finds its
+// functions: from the debug cache when it holds the unit's detail (see
+// unitdetail.go), else by reading the line program once (lineIndex) and
+// listing the unit's functions (readScopes), which it then caches.
+func (u *cuInfo) load(x *dwarfIndex) {
+	d := x.d
 	defer func() {
 		if p := recover(); p != nil {
 			u.err = fmt.Errorf("malformed DWARF: %v", p)
@@ -199,60 +218,102 @@ func (u *cuInfo) load(d *dwarf.Data) {
 		u.err = err
 		return
 	}
+	det := x.loadDetail(u, lr)
 	if lr != nil {
-		scratch := lineScratch.Get().(*[]lineRow)
-		rows := (*scratch)[:0]
-		fileIdx := make(map[*dwarf.LineFile]int32)
-		var le dwarf.LineEntry
-		for {
-			if err := lr.Next(&le); err != nil {
-				if !errors.Is(err, io.EOF) {
-					u.err = err
-				}
-				break
+		switch {
+		case det != nil && det.seqs != nil:
+			u.useSeqs(lr, det.seqs)
+		case det != nil:
+			u.readRows(lr) // a unit lineIndex does not index
+		default:
+			seqs, ok := lineIndex(lr)
+			if ok {
+				u.useSeqs(lr, seqs)
+			} else {
+				lr.Reset()
+				u.readRows(lr)
 			}
-			fi, ok := fileIdx[le.File]
-			if !ok {
-				fi = int32(len(u.files))
-				name := ""
-				if le.File != nil {
-					name = le.File.Name
-				}
-				u.files = append(u.files, name)
-				fileIdx[le.File] = fi
-			}
-			if le.EndSequence {
-				fi = endRow
-			}
-			rows = append(rows, lineRow{addr: le.Address, file: fi, line: int32(le.Line)})
-		}
-		// Call files index the line table's file table.
-		tab := lr.Files()
-		u.callFiles = make([]string, len(tab))
-		for i, lf := range tab {
-			if lf != nil {
-				u.callFiles[i] = lf.Name
-			}
-		}
-		slices.SortStableFunc(rows, func(a, b lineRow) int {
-			if c := cmp.Compare(a.addr, b.addr); c != 0 {
-				return c
-			}
-			if a.end() != b.end() { // an end marker sorts before a sequence starting there
-				if a.end() {
-					return -1
-				}
-				return 1
-			}
-			return 0
-		})
-		u.lines = slices.Clone(rows)
-		if cap(rows) <= maxLineScratch {
-			*scratch = rows
-			lineScratch.Put(scratch)
 		}
 	}
+	if det != nil {
+		u.top = det.level()
+		return
+	}
 	u.top, _ = u.readScopes(d, r, nil)
+	if u.err == nil {
+		x.storeDetail(u)
+	}
+}
+
+// useSeqs answers the unit's lines from the sequences of its line table
+// that lineIndex found, read by lr.
+func (u *cuInfo) useSeqs(lr *dwarf.LineReader, seqs []lineSeq) {
+	u.lr, u.seqs = lr, seqs
+	if seqs == nil {
+		u.seqs = []lineSeq{} // indexed, and empty
+	}
+	u.callFiles = fileNames(lr.Files())
+}
+
+// fileNames returns the names of a line table's files.
+func fileNames(tab []*dwarf.LineFile) []string {
+	names := make([]string, len(tab))
+	for i, lf := range tab {
+		if lf != nil {
+			names[i] = lf.Name
+		}
+	}
+	return names
+}
+
+// readRows decodes the whole line program of the unit into rows sorted by
+// address: the way to answer lines of a table lineIndex cannot index.
+func (u *cuInfo) readRows(lr *dwarf.LineReader) {
+	scratch := lineScratch.Get().(*[]lineRow)
+	rows := (*scratch)[:0]
+	fileIdx := make(map[*dwarf.LineFile]int32)
+	var le dwarf.LineEntry
+	for {
+		if err := lr.Next(&le); err != nil {
+			if !errors.Is(err, io.EOF) {
+				u.err = err
+			}
+			break
+		}
+		fi, ok := fileIdx[le.File]
+		if !ok {
+			fi = int32(len(u.files))
+			name := ""
+			if le.File != nil {
+				name = le.File.Name
+			}
+			u.files = append(u.files, name)
+			fileIdx[le.File] = fi
+		}
+		if le.EndSequence {
+			fi = endRow
+		}
+		rows = append(rows, lineRow{addr: le.Address, file: fi, line: int32(le.Line)})
+	}
+	// Call files index the line table's file table.
+	u.callFiles = fileNames(lr.Files())
+	slices.SortStableFunc(rows, func(a, b lineRow) int {
+		if c := cmp.Compare(a.addr, b.addr); c != 0 {
+			return c
+		}
+		if a.end() != b.end() { // an end marker sorts before a sequence starting there
+			if a.end() {
+				return -1
+			}
+			return 1
+		}
+		return 0
+	})
+	u.lines = slices.Clone(rows)
+	if cap(rows) <= maxLineScratch {
+		*scratch = rows
+		lineScratch.Put(scratch)
+	}
 }
 
 // readScopes reads the subprograms and inlined subroutines below the entry
@@ -287,23 +348,9 @@ func (u *cuInfo) readScopes(d *dwarf.Data, r *dwarf.Reader, in *scope) (scopeLev
 		if e.Tag == dwarf.TagSubprogram || e.Tag == dwarf.TagInlinedSubroutine {
 			rs, _ := d.Ranges(e)
 			if len(rs) > 0 {
-				cur = &scope{off: e.Offset, inlined: e.Tag == dwarf.TagInlinedSubroutine}
+				cur = &scope{off: e.Offset}
 				all = append(all, cur)
-				if n, ok := e.Val(dwarf.AttrName).(string); ok {
-					cur.name = n
-				} else {
-					ref, _ := e.Val(dwarf.AttrAbstractOrigin).(dwarf.Offset)
-					if ref == 0 {
-						ref, _ = e.Val(dwarf.AttrSpecification).(dwarf.Offset)
-					}
-					cur.ref = ref
-				}
-				if v, ok := e.Val(dwarf.AttrCallFile).(int64); ok {
-					cur.callFile = int(v)
-				}
-				if v, ok := e.Val(dwarf.AttrCallLine).(int64); ok {
-					cur.callLine = int(v)
-				}
+				cur.setFrom(e)
 				level := &top
 				if parent != nil {
 					level = &parent.children
@@ -352,6 +399,27 @@ func (u *cuInfo) readScopes(d *dwarf.Data, r *dwarf.Reader, in *scope) (scopeLev
 	return top, all
 }
 
+// setFrom sets what the scope's DIE e says: its kind, name (or the DIE
+// that has it) and call site.
+func (s *scope) setFrom(e *dwarf.Entry) {
+	s.inlined = e.Tag == dwarf.TagInlinedSubroutine
+	if n, ok := e.Val(dwarf.AttrName).(string); ok {
+		s.name = n
+	} else {
+		ref, _ := e.Val(dwarf.AttrAbstractOrigin).(dwarf.Offset)
+		if ref == 0 {
+			ref, _ = e.Val(dwarf.AttrSpecification).(dwarf.Offset)
+		}
+		s.ref = ref
+	}
+	if v, ok := e.Val(dwarf.AttrCallFile).(int64); ok {
+		s.callFile = int(v)
+	}
+	if v, ok := e.Val(dwarf.AttrCallLine).(int64); ok {
+		s.callLine = int(v)
+	}
+}
+
 // scopeOf reads the name and nested scopes of s, a function of the unit,
 // once.
 func (u *cuInfo) scopeOf(d *dwarf.Data, s *scope) {
@@ -367,11 +435,29 @@ func (u *cuInfo) scopeOf(d *dwarf.Data, s *scope) {
 		recover() // malformed DWARF: the scopes read so far
 		s.loaded.Store(true)
 	}()
+	r := d.Reader()
+	if s.die {
+		// A function from the debug cache: read as readScopes reads it.
+		s.die = false
+		r.Seek(s.off)
+		e, err := r.Next()
+		if err != nil || e == nil || e.Offset != s.off {
+			return
+		}
+		s.setFrom(e)
+		s.kids = e.Children
+		if s.ref != 0 {
+			s.name, s.ref = u.nameAt(d, s.ref, 0), 0
+		}
+		if s.kids {
+			s.children, _ = u.readScopes(d, r, s)
+		}
+		return
+	}
 	if s.ref != 0 {
 		s.name, s.ref = u.nameAt(d, s.ref, 0), 0
 	}
 	if s.kids {
-		r := d.Reader()
 		r.Seek(s.off)
 		if _, err := r.Next(); err == nil {
 			s.children, _ = u.readScopes(d, r, s)
@@ -440,8 +526,13 @@ func (u *cuInfo) scopesAt(d *dwarf.Data, pc uint64, chain []*scope) []*scope {
 // maxScopes bounds the scopes nested at one pc.
 const maxScopes = 32
 
-// line returns the file and line for the link-time pc.
+// line returns the file and line for the link-time pc: the last row at
+// or below pc of the address-sorted rows of the whole line table, unless
+// that row ends a sequence.
 func (u *cuInfo) line(pc uint64) (string, int, bool) {
+	if u.seqs != nil {
+		return u.seqLine(pc)
+	}
 	lo, hi := 0, len(u.lines)
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
@@ -474,7 +565,7 @@ func (x *dwarfIndex) lines(pc uint64, buf []Line) []Line {
 	if u == nil {
 		return buf
 	}
-	u.once.Do(func() { u.load(x.d) })
+	x.load(u)
 	file, line, ok := u.line(pc)
 	// Collect the scope chain, outermost first, on a fixed array.
 	var arr [maxScopes]*scope
@@ -543,6 +634,7 @@ func (f *File) loadDWARF() {
 		}
 	}
 	if f.dw != nil {
+		f.dw.cache, f.dw.key = cache, key
 		f.dw.vars.ef, f.dw.vars.r, f.dw.vars.mapped = ef, r, mapped
 	}
 }

@@ -128,7 +128,7 @@ func (x *dwarfIndex) scopeChain(pc uint64, chain []*scope) (*cuInfo, []*scope) {
 	if u == nil {
 		return nil, chain
 	}
-	u.once.Do(func() { u.load(x.d) })
+	x.load(u)
 	return u, u.scopesAt(x.d, pc, chain)
 }
 

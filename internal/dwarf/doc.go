@@ -36,6 +36,12 @@ of a whole `unwind bt` of a kernel dump. Here:
     such as DW_AT_low_pc) by the sizes of their attribute forms, without
     decoding values: finding a unit's functions no longer decodes every
     type, variable and declaration in full.
+  - LineReader.Mark and SeekMark (additions, linemark.go) save and
+    restore the line-number program's position and registers as plain
+    values, which a caller may keep between runs; Tell and Seek's
+    LineReaderPos cannot be stored. A DW_LNS_set_file operand too large
+    for an int no longer indexes the file table with a negative index
+    (a panic); the row's File is nil, as for any index past the table.
 
 Everything else is the standard library's code, unchanged; the package
 comment moved from open.go to this file.

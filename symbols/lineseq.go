@@ -1,0 +1,163 @@
+package symbols
+
+import (
+	"cmp"
+	"errors"
+	"io"
+	"slices"
+
+	"github.com/unwind-dev/unwind/internal/dwarf"
+)
+
+// A line table is answered a sequence at a time. A kernel unit's table
+// has tens of thousands of rows, a trace needs a handful: instead of
+// decoding every row into a sorted slice, the table is read once without
+// keeping rows (lineIndex), noting where each sequence starts and ends and
+// a mark (dwarf.LineMark) every lineMarkEvery rows; a pc is then answered
+// by reading from the last mark at or below it to the first row past it
+// (seqLine). The sequences and marks are kept in the debug cache
+// (unitdetail.go), so that a later run reads only those few rows.
+//
+// The answer must be the sorted rows' (cuInfo.line): the last row at or
+// below pc, in address order with an end row before a row at the same
+// address and rows of one address in program order. lineIndex indexes
+// only a table where that is found from one sequence: every sequence ends
+// (the table is not cut short and decodes without error), its addresses
+// never go down, it has code (its end row is past its first row), the
+// sequences do not overlap, and no DW_LNE_define_file grows the file
+// table. A sequence may have rows at its end address before its end row
+// (GCC often emits one): the last of them is the answer past the
+// sequence's end, up to the next sequence, and at the next sequence's
+// first address when it starts there but comes earlier in the program.
+// Any other table is decoded into rows as before (cuInfo.readRows).
+
+// lineMarkEvery is how many rows of a sequence lie between two marks.
+const lineMarkEvery = 64
+
+// lineSeq is one sequence of a line table.
+type lineSeq struct {
+	lo, end uint64         // its first row's address; its end row's
+	ord     int            // its place in the program
+	stray   bool           // it has a row at end (before the end row)
+	after   dwarf.LineMark // with stray, the mark right after the last such row
+	// marks[0] is where the sequence starts (before its first row); each
+	// later one was taken right after a row, lineMarkEvery rows apart,
+	// at addresses that do not go down.
+	marks []dwarf.LineMark
+}
+
+// lineIndex reads the line program of lr from its start once and returns
+// its sequences sorted by address, or false if they cannot answer lines
+// as the sorted rows do (see above).
+func lineIndex(lr *dwarf.LineReader) ([]lineSeq, bool) {
+	var seqs []lineSeq
+	var le dwarf.LineEntry
+	start := lr.Mark()
+	var cur *lineSeq
+	var prev uint64         // the previous row's address
+	var last dwarf.LineMark // the mark after the previous non-end row
+	n := 0                  // rows of cur
+	hdr := lr.HeaderFiles()
+	for {
+		if err := lr.Next(&le); err != nil {
+			if !errors.Is(err, io.EOF) || cur != nil {
+				return nil, false // an error, or a sequence cut short
+			}
+			break
+		}
+		if len(lr.Files()) != hdr {
+			return nil, false // DW_LNE_define_file
+		}
+		if cur == nil {
+			seqs = append(seqs, lineSeq{lo: le.Address, ord: len(seqs), marks: []dwarf.LineMark{start}})
+			cur, prev, n = &seqs[len(seqs)-1], le.Address, 0
+		}
+		if le.Address < prev {
+			return nil, false
+		}
+		prev = le.Address
+		if le.EndSequence {
+			if n == 0 || le.Address == cur.lo {
+				return nil, false
+			}
+			if last.Address == le.Address {
+				cur.stray, cur.after = true, last
+			}
+			cur.end, cur, start = le.Address, nil, lr.Mark()
+			continue
+		}
+		last = lr.Mark()
+		if n++; n%lineMarkEvery == 0 {
+			cur.marks = append(cur.marks, last)
+		}
+	}
+	slices.SortFunc(seqs, func(a, b lineSeq) int { return cmp.Compare(a.lo, b.lo) })
+	for i := 1; i < len(seqs); i++ {
+		if seqs[i].lo < seqs[i-1].end {
+			return nil, false
+		}
+	}
+	return seqs, true
+}
+
+// seqLine is line for a unit whose table lineIndex indexed.
+func (u *cuInfo) seqLine(pc uint64) (string, int, bool) {
+	i, _ := slices.BinarySearchFunc(u.seqs, pc, func(s lineSeq, pc uint64) int {
+		if s.lo <= pc {
+			return -1
+		}
+		return 1
+	})
+	if i == 0 {
+		return "", 0, false // before the first sequence
+	}
+	s := &u.seqs[i-1]
+	u.lineMu.Lock()
+	defer u.lineMu.Unlock()
+	lr := u.lr
+	if pc >= s.end {
+		if s.stray { // its last row at its end, up to the next sequence
+			return u.markLine(&s.after)
+		}
+		return "", 0, false
+	}
+	// The last mark after a row at or below pc, else the sequence start.
+	m, _ := slices.BinarySearchFunc(s.marks[1:], pc, func(m dwarf.LineMark, pc uint64) int {
+		if m.Address <= pc {
+			return -1
+		}
+		return 1
+	})
+	mark := &s.marks[m]
+	if lr.SeekMark(*mark) != nil {
+		return "", 0, false
+	}
+	name, line, at, ok := "", 0, mark.Address, m > 0 // the last row at or below pc
+	if ok {
+		name, line, _ = u.markLine(mark)
+	}
+	var le dwarf.LineEntry
+	for lr.Next(&le) == nil && !le.EndSequence && le.Address <= pc {
+		name, line, at, ok = "", int(int32(le.Line)), le.Address, true
+		if le.File != nil {
+			name = le.File.Name
+		}
+	}
+	if at == s.lo && i >= 2 {
+		// Rows at s.lo of the sequence before, if it ends there, come
+		// after s's when it is later in the program.
+		if p := &u.seqs[i-2]; p.end == s.lo && p.stray && p.ord > s.ord {
+			return u.markLine(&p.after)
+		}
+	}
+	return name, line, ok
+}
+
+// markLine returns the file and line of the row a mark was taken after.
+func (u *cuInfo) markLine(m *dwarf.LineMark) (string, int, bool) {
+	name := ""
+	if files := u.lr.Files(); m.File >= 0 && m.File < len(files) && files[m.File] != nil {
+		name = files[m.File].Name
+	}
+	return name, int(int32(m.Line)), true
+}

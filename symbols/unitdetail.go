@@ -1,0 +1,313 @@
+package symbols
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+
+	"github.com/unwind-dev/unwind/internal/dwarf"
+)
+
+// A unit's detail is what cuInfo.load finds by reading the whole unit:
+// the sequences of its line table with their marks (lineseq.go) and its
+// functions (the top-level subprograms' address ranges and DIE offsets,
+// in the order readScopes sorted them). It is kept in the debug cache
+// beside the unit index, one file per unit named "unit-<offset>", so that
+// a later run loads a unit of a kernel trace by reading one small file
+// and a few line rows instead of a unit's whole line program and every
+// top-level DIE. As for the unit index, a file is used only when the key
+// of the DWARF sections (dwarfKey) and its own CRC match; anything else is
+// ignored and the detail made again. Scopes made from the cache read their
+// name, call site and nested scopes from their DIE on first use
+// (cuInfo.scopeOf).
+
+// detailMagic starts a cached unit detail (format version 1).
+const detailMagic = "UWUDET01"
+
+// maxDetailFile bounds a cached unit detail read back (a large kernel
+// unit's is some tens of KiB).
+const maxDetailFile = 16 << 20
+
+// unitDetail is a unit's detail, made or read back.
+type unitDetail struct {
+	seqs  []lineSeq   // nil: the line table is not indexed (read into rows)
+	funcs []funcRange // the unit's top scope level, sorted as readScopes sorts it
+}
+
+// funcRange is one address range of a function of a unit.
+type funcRange struct {
+	lo, hi uint64
+	off    dwarf.Offset // the function's DIE
+}
+
+// level makes the unit's top scope level: one scope per function, with
+// its name, call site and nested scopes left to read from its DIE.
+func (det *unitDetail) level() scopeLevel {
+	l := make(scopeLevel, len(det.funcs))
+	byOff := make(map[dwarf.Offset]*scope, len(det.funcs))
+	for i, f := range det.funcs {
+		s := byOff[f.off]
+		if s == nil {
+			s = &scope{off: f.off, die: true}
+			byOff[f.off] = s
+		}
+		l[i] = scopeRange{lo: f.lo, hi: f.hi, s: s}
+	}
+	return l
+}
+
+// detailName is the name of unit u's detail in the debug cache.
+func detailName(u *cuInfo) string { return fmt.Sprintf("unit-%x", uint32(u.off)) }
+
+// loadDetail returns unit u's cached detail, or nil. lr is the unit's line
+// table reader (nil if it has none): the sequences of a detail are used
+// only with one.
+func (x *dwarfIndex) loadDetail(u *cuInfo, lr *dwarf.LineReader) *unitDetail {
+	if x.cache == "" || x.key == nil {
+		return nil
+	}
+	b, err := readCapped(filepath.Join(string(x.cache), detailName(u)), maxDetailFile)
+	if err != nil {
+		return nil
+	}
+	det := decodeDetail(b, x.key, u)
+	if det != nil && det.seqs != nil && lr == nil {
+		return nil
+	}
+	return det
+}
+
+// readCapped reads the file at path if it holds at most max bytes.
+func readCapped(path string, max int64) ([]byte, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	fi, err := fh.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() || fi.Size() > max {
+		return nil, errors.New("not a cache file")
+	}
+	b := make([]byte, fi.Size())
+	if _, err := fh.ReadAt(b, 0); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// storeDetail caches the detail of unit u, just loaded.
+func (x *dwarfIndex) storeDetail(u *cuInfo) {
+	if x.cache == "" || x.key == nil {
+		return
+	}
+	det := unitDetail{seqs: u.seqs}
+	for _, r := range u.top {
+		det.funcs = append(det.funcs, funcRange{lo: r.lo, hi: r.hi, off: r.s.off})
+	}
+	x.cache.store(detailName(u), encodeDetail(&det, x.key, u.off))
+}
+
+// encodeDetail serializes the detail of the unit at off, made from the
+// sections key names.
+func encodeDetail(det *unitDetail, key []byte, off dwarf.Offset) []byte {
+	b := []byte(detailMagic)
+	b = binary.AppendUvarint(b, uint64(len(key)))
+	b = append(b, key...)
+	b = binary.AppendUvarint(b, uint64(off))
+	if det.seqs == nil {
+		b = append(b, 0)
+	} else {
+		b = append(b, 1)
+		b = binary.AppendUvarint(b, uint64(len(det.seqs)))
+		for _, s := range det.seqs {
+			b = binary.AppendUvarint(b, s.lo)
+			b = binary.AppendUvarint(b, s.end)
+			b = binary.AppendUvarint(b, uint64(s.ord))
+			if s.stray {
+				b = append(b, 1)
+				b = appendMark(b, &s.after)
+			} else {
+				b = append(b, 0)
+			}
+			b = binary.AppendUvarint(b, uint64(len(s.marks)))
+			for i := range s.marks {
+				b = appendMark(b, &s.marks[i])
+			}
+		}
+	}
+	b = binary.AppendUvarint(b, uint64(len(det.funcs)))
+	for _, f := range det.funcs {
+		b = binary.AppendUvarint(b, f.lo)
+		b = binary.AppendUvarint(b, f.hi)
+		b = binary.AppendUvarint(b, uint64(f.off))
+	}
+	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+}
+
+// appendMark appends a line-table mark to b.
+func appendMark(b []byte, m *dwarf.LineMark) []byte {
+	b = binary.AppendUvarint(b, uint64(m.Off))
+	b = binary.AppendUvarint(b, m.Address)
+	b = binary.AppendVarint(b, int64(m.OpIndex))
+	b = binary.AppendVarint(b, int64(m.File))
+	b = binary.AppendVarint(b, int64(m.Line))
+	b = binary.AppendVarint(b, int64(m.Column))
+	b = binary.AppendVarint(b, int64(m.ISA))
+	stmt := byte(0)
+	if m.IsStmt {
+		stmt = 1
+	}
+	return append(b, stmt)
+}
+
+// mark reads a mark appendMark wrote.
+func (r *detailReader) mark(m *dwarf.LineMark) {
+	off := r.uvarint()
+	m.Off = dwarf.Offset(off)
+	m.Address = r.uvarint()
+	m.OpIndex, m.File, m.Line, m.Column, m.ISA = r.varint(), r.varint(), r.varint(), r.varint(), r.varint()
+	stmt := r.byte()
+	if uint64(m.Off) != off || stmt > 1 || m.File < 0 {
+		r.bad = true
+	}
+	m.IsStmt = stmt == 1
+}
+
+// detailReader reads the varints of a cached detail; any error sticks.
+type detailReader struct {
+	p   []byte
+	bad bool
+}
+
+func (r *detailReader) uvarint() uint64 {
+	v, n := binary.Uvarint(r.p)
+	if n <= 0 {
+		r.bad = true
+		return 0
+	}
+	r.p = r.p[n:]
+	return v
+}
+
+func (r *detailReader) varint() int {
+	v, n := binary.Varint(r.p)
+	if n <= 0 || int64(int(v)) != v {
+		r.bad = true
+		return 0
+	}
+	r.p = r.p[n:]
+	return int(v)
+}
+
+func (r *detailReader) byte() byte {
+	if len(r.p) == 0 {
+		r.bad = true
+		return 0
+	}
+	c := r.p[0]
+	r.p = r.p[1:]
+	return c
+}
+
+// count reads a number of records of at least size bytes each, false if
+// the bytes left cannot hold them.
+func (r *detailReader) count(size int) (int, bool) {
+	n := r.uvarint()
+	if r.bad || n > uint64(len(r.p)/size) {
+		r.bad = true
+		return 0, false
+	}
+	return int(n), true
+}
+
+// decodeDetail reads the detail of unit u that encodeDetail wrote for the
+// sections key names; it returns nil when b is not one (another unit's,
+// another file's, another version's, cut short or corrupt).
+func decodeDetail(b, key []byte, u *cuInfo) *unitDetail {
+	if len(b) < len(detailMagic)+4 || string(b[:len(detailMagic)]) != detailMagic {
+		return nil
+	}
+	body, sum := b[:len(b)-4], binary.LittleEndian.Uint32(b[len(b)-4:])
+	if crc32.Checksum(body, castagnoli) != sum {
+		return nil
+	}
+	r := &detailReader{p: body[len(detailMagic):]}
+	n, ok := r.count(1)
+	if !ok || string(r.p[:n]) != string(key) {
+		return nil
+	}
+	r.p = r.p[n:]
+	if r.uvarint() != uint64(u.off) || r.bad {
+		return nil
+	}
+	det := &unitDetail{}
+	switch r.byte() {
+	case 0:
+	case 1:
+		nseq, ok := r.count(4)
+		if !ok {
+			return nil
+		}
+		det.seqs = make([]lineSeq, nseq)
+		for i := range det.seqs {
+			s := &det.seqs[i]
+			s.lo, s.end = r.uvarint(), r.uvarint()
+			ord := r.uvarint()
+			s.ord = int(ord)
+			if r.bad || s.lo >= s.end || i > 0 && s.lo < det.seqs[i-1].end || ord >= uint64(nseq) {
+				return nil
+			}
+			switch r.byte() {
+			case 0:
+			case 1:
+				s.stray = true
+				if r.mark(&s.after); s.after.Address != s.end {
+					return nil
+				}
+			default:
+				return nil
+			}
+			nm, ok := r.count(8)
+			if !ok || nm == 0 {
+				return nil
+			}
+			s.marks = make([]dwarf.LineMark, nm)
+			for j := range s.marks {
+				m := &s.marks[j]
+				if r.mark(m); r.bad {
+					return nil
+				}
+				// Marks after rows lie in the sequence, in address order.
+				if j > 0 && (m.Address < s.lo || m.Address >= s.end || j > 1 && m.Address < s.marks[j-1].Address) {
+					return nil
+				}
+			}
+		}
+	default:
+		return nil
+	}
+	nf, ok := r.count(3)
+	if !ok {
+		return nil
+	}
+	det.funcs = make([]funcRange, nf)
+	for i := range det.funcs {
+		f := &det.funcs[i]
+		f.lo, f.hi = r.uvarint(), r.uvarint()
+		off := r.uvarint()
+		f.off = dwarf.Offset(off)
+		if r.bad || f.lo >= f.hi || off < uint64(u.off) || off >= uint64(u.end) || i > 0 && f.lo < det.funcs[i-1].lo {
+			return nil
+		}
+	}
+	if len(r.p) != 0 {
+		return nil
+	}
+	return det
+}
