@@ -350,6 +350,16 @@ type Code struct {
 
 const maxDumpCode = 64 << 10
 
+// Freed implements unwind.FreedCode: addr lies in the kernel's init text
+// (_sinittext to _einittext), which the kernel frees after boot, and a
+// symbol file (vmlinux) has its bytes. With only System.map the image is
+// memory itself, and freed init text stays unverifiable.
+func (c Code) Freed(addr uint64) bool {
+	lo, ok1 := c.Set.ByName("_sinittext")
+	hi, ok2 := c.Set.ByName("_einittext")
+	return ok1 && ok2 && lo.Addr <= addr && addr < hi.Addr && c.Set.CodeAt(addr) != nil
+}
+
 // CodeAt implements unwind.Code.
 func (c Code) CodeAt(pc uint64) []byte {
 	if b := c.Set.CodeAt(pc); b != nil {

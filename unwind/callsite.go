@@ -293,6 +293,17 @@ func (u *Unwinder) sharedSiteVerdict(ra uint64, win *[9]byte, n uint8) (ok, rule
 	return ok, rule, static
 }
 
+// FreedCode is implemented by a Code whose image holds code that the
+// target has since freed, so that memory there may hold anything: a
+// kernel's init text, freed after boot while the boot CPU's idle task
+// still returns into start_kernel. Where the memory before a return
+// address in freed code shows no call, the call-site check decodes the
+// image's copy (Code.CodeAt) instead. Freed reports whether addr is such
+// code and CodeAt has the image's bytes for it.
+type FreedCode interface {
+	Freed(addr uint64) bool
+}
+
 // siteVerdict decides siteOK for ra from win, the n bytes before it in
 // memory (9, or 0 when memory does not hold them). rule says ra passed by
 // a rule, not as a call in memory; static says the verdict depends on
@@ -315,7 +326,11 @@ func (u *Unwinder) siteVerdict(ra uint64, win *[9]byte, n uint8) (ok, rule, stat
 			return true, false, static
 		}
 		ok := u.patchedSite(ra, win) || u.bootReturn(ra, win[7:])
-		return ok, ok, static
+		if fc, isFC := c.(FreedCode); ok || !isFC || !fc.Freed(ra-1) {
+			return ok, ok, static
+		}
+		// Freed code: memory holds whatever reused it; the image holds
+		// the code that made the call.
 	}
 	for l := 9; l >= 2; l-- {
 		if b := c.CodeAt(ra - uint64(l)); len(b) >= l {
