@@ -30,7 +30,7 @@ const (
 	dumpIncomplete = 0x8
 	dumpZstd       = 0x20
 
-	pageCacheSize = 512 // decompressed pages kept (direct mapped; 2 MiB of 4 KiB pages at most)
+	pageCacheSize = 2048 // decompressed pages kept (direct mapped; 8 MiB of 4 KiB pages at most)
 )
 
 // KdumpHeader is the decoded header of a diskdump file.
