@@ -185,6 +185,17 @@ func (f *File) readSymbols() *Table {
 			srcs = append(srcs, src)
 		}
 	}
+	var cache debugCache
+	var key []byte
+	if f.symtabCacheable(srcs) {
+		if cache = debugCacheFor(f.ef, f.Path); cache != "" {
+			key = f.symtabKey()
+		}
+		if c, ok := cache.loadSymtab(key, srcs[0].strs, f.Bias, f.module); ok {
+			f.kernel = c.kernel
+			return c.t.withExtras(c.extras)
+		}
+	}
 	kernel := false
 	if f.secAddr != nil {
 		kernel = true // a placed kernel module: kallsyms-style sizes and order, its own name
@@ -201,18 +212,44 @@ func (f *File) readSymbols() *Table {
 		}
 	}
 	f.kernel = kernel
-	rel, abs := f.symbolRuns(srcs)
+	rel, abs := f.symbolRuns(srcs, true)
+	if len(abs.addr) > maxExtras {
+		// Too many absolute symbols to merge one by one: one run, at
+		// this bias only.
+		rel, abs = f.symbolRuns(srcs, false)
+		key = nil
+	}
 	t := rel.build(true)
 	f.capTextSizes(t)
-	return t.withExtras(abs.build(false))
+	xs := abs.build(false).syms()
+	if key != nil {
+		t.hashNames() // stored with the table
+		cache.storeSymtab(key, cachedSymtab{t: t, extras: xs, kernel: kernel})
+	}
+	return t.withExtras(xs)
+}
+
+// symtabCacheable reports whether the table readSymbols makes of srcs is
+// kept in the debug cache: for a large file mapped in memory, not placed
+// (a module) and without a debug file attached, whose .symtab comes
+// first.
+func (f *File) symtabCacheable(srcs []symSource) bool {
+	if f.secAddr != nil || f.dbg != nil || f.mapped == nil || len(srcs) == 0 || srcs[0].raw == nil {
+		return false
+	}
+	n := 0
+	for i := range srcs {
+		n += srcs[i].Len()
+	}
+	return n >= minCachedSyms
 }
 
 // symbolRuns collects the symbols of srcs that readSymbols keeps: those
-// the bias moves, to be sorted by their run-time address, and the
-// absolute ones (SHN_ABS), which build the table's extras (see
-// Table.withExtras), so that the first can be cached once for every
-// bias.
-func (f *File) symbolRuns(srcs []symSource) (rel, abs *tableBuilder) {
+// the bias moves, to be sorted by their run-time address, and, when split
+// is set, apart from them the absolute ones (SHN_ABS), which build the
+// table's extras (see Table.withExtras), so that the first can be cached
+// once for every bias.
+func (f *File) symbolRuns(srcs []symSource, split bool) (rel, abs *tableBuilder) {
 	kernel := f.kernel
 	module := f.module
 	if kernel && f.secAddr == nil {
@@ -258,7 +295,11 @@ func (f *File) symbolRuns(srcs []symSource) (rel, abs *tableBuilder) {
 				}
 				addr += f.secAddr[s.Section]
 			} else if s.Section == elf.SHN_ABS {
-				b = abs
+				if split {
+					b = abs
+				} else {
+					addr -= rel.bias // not moved: addr+bias is its value
+				}
 			}
 			name := s.Name
 			if i := strings.IndexByte(name, '@'); i > 0 {

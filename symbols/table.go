@@ -405,18 +405,17 @@ func sortKeys(keys []tableKey, tie func(x, y int) int) {
 }
 
 // withExtras merges into t (an ELF file's relocated symbols, built with
-// fill) the symbols of xt (its absolute ones, built without fill, with
-// the same names and one module): each goes after t's symbols at its
-// address unless one of them has its name, and the sizes of 0 on either
-// side are filled from the merged addresses as build would have. t must
-// have no extras yet; it is changed in place and returned.
-func (t *Table) withExtras(xt *Table) *Table {
-	if xt.Len() == 0 {
+// fill) the symbols xs (its absolute ones, built without fill, in their
+// table's order): each goes after t's symbols at its address unless one
+// of them has its name and module, and the sizes of 0 on either side are
+// filled from the merged addresses as build would have. t must have no
+// extras yet; it is changed in place and returned.
+func (t *Table) withExtras(xs []Sym) *Table {
+	if len(xs) == 0 {
 		return t
 	}
 	n := len(t.addr)
-	for j := range xt.Len() {
-		s := xt.At(j)
+	for _, s := range xs {
 		b := t.baseUpper(s.Addr)
 		dup := false
 		for i := b - 1; i >= 0 && t.addr[i]+t.bias == s.Addr; i-- {
@@ -498,11 +497,23 @@ func (t *Table) baseUpper(a uint64) int {
 
 // extrasUpper returns the number of extras at or below the address a.
 func (t *Table) extrasUpper(a uint64) int {
-	n := 0
-	for n < len(t.x) && t.x[n].sym.Addr <= a {
-		n++
+	if len(t.x) == 0 {
+		return 0
+	}
+	n, _ := slices.BinarySearchFunc(t.x, a+1, func(e extraSym, a uint64) int { return cmp.Compare(e.sym.Addr, a) })
+	if a == ^uint64(0) {
+		n = len(t.x)
 	}
 	return n
+}
+
+// syms returns the symbols of t in order.
+func (t *Table) syms() []Sym {
+	s := make([]Sym, t.Len())
+	for i := range s {
+		s[i] = t.symAt(i)
+	}
+	return s
 }
 
 // A cursor stands between two symbols of the table: b base symbols and x

@@ -1,0 +1,345 @@
+package symbols
+
+import (
+	"debug/elf"
+	"encoding/binary"
+	"hash/crc32"
+	"io"
+	"path/filepath"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/unwind-dev/unwind/internal/fileio"
+)
+
+// The symbol table of a large ELF file (a vmlinux: 100k+ symbols, tens
+// of milliseconds to sort and index) is kept in the debug cache
+// (DebugCacheDir), beside the DWARF unit index, in a file named
+// "symtab": the relocated symbols sorted, deduplicated and sized, with
+// their name index, at link-time addresses, so that one entry serves the
+// file at every bias (KASLR gives each dump another); the absolute
+// symbols, which the bias does not move, are kept apart and merged in at
+// load (Table.withExtras). Names are not copied: they are offsets into the
+// file's .strtab. A later run maps the entry and uses its arrays in
+// place. The entry is used only when its key (the ELF section headers,
+// and the sizes and sampled bytes of the symbol and string tables) and
+// its own CRC match and every offset in it lies in its strings; anything
+// else is ignored and the table built again and stored (atomically).
+// Relocatable files (kernel modules) and files with a separate debug
+// file attached are not cached.
+
+// symtabMagic starts a cached symbol table (format version 1).
+const symtabMagic = "UWSYMS01"
+
+// Bounds of a cached table: a vmlinux has about 120k symbols and a few
+// dozen absolute ones.
+const (
+	maxCachedSyms = 1 << 24
+	maxExtras     = 1024
+	maxSymtabFile = 1 << 30
+)
+
+// minCachedSyms is the fewest symbols (in the file's tables) worth a cache
+// entry: a smaller table is built in well under a millisecond.
+var minCachedSyms = 1 << 14
+
+// littleEndianHost tells whether the host stores a uint64 as the cache
+// does, so that the cache's arrays can be used in place.
+var littleEndianHost = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
+
+// symtabKey identifies what a file's table is made from: the ELF type and
+// section headers, and the size and sampled bytes (the first and last
+// 4 KiB and 14 runs of 256 bytes between) of each symbol, string and
+// version section. It returns nil when a section cannot be read.
+func (f *File) symtabKey() []byte {
+	key := binary.LittleEndian.AppendUint16(nil, uint16(f.ef.Type))
+	key = binary.LittleEndian.AppendUint32(key, uint32(len(f.ef.Sections)))
+	hdr := crc32.New(castagnoli)
+	var buf []byte
+	for _, s := range f.ef.Sections {
+		buf = append(buf[:0], s.Name...)
+		for _, v := range []uint64{uint64(s.Type), uint64(s.Flags), s.Addr, s.Offset, s.Size, uint64(s.Link), uint64(s.Info), s.Entsize} {
+			buf = binary.LittleEndian.AppendUint64(buf, v)
+		}
+		hdr.Write(buf)
+	}
+	key = binary.LittleEndian.AppendUint32(key, hdr.Sum32())
+	for _, s := range f.ef.Sections {
+		switch s.Type {
+		case elf.SHT_SYMTAB, elf.SHT_DYNSYM, elf.SHT_STRTAB, elf.SHT_GNU_VERSYM, elf.SHT_GNU_VERDEF, elf.SHT_GNU_VERNEED:
+		default:
+			continue
+		}
+		b, err := sectionBytes(s, f.r, f.mapped)
+		if err != nil {
+			return nil
+		}
+		key = binary.LittleEndian.AppendUint64(key, uint64(len(b)))
+		key = binary.LittleEndian.AppendUint32(key, sampledCRC(b))
+	}
+	return key
+}
+
+// sampledCRC is a CRC of b's first and last 4 KiB and of 14 runs of 256
+// bytes spread between them.
+func sampledCRC(b []byte) uint32 {
+	crc := crc32.Checksum(b[:min(len(b), 4096)], castagnoli)
+	crc = crc32.Update(crc, castagnoli, b[max(0, len(b)-4096):])
+	if len(b) > 8192 {
+		step := (len(b) - 8192) / 15
+		for i := 1; i <= 14; i++ {
+			off := 4096 + i*step
+			crc = crc32.Update(crc, castagnoli, b[off:min(off+256, len(b))])
+		}
+	}
+	return crc
+}
+
+// The layout of a cached table (little-endian; every array 8-aligned):
+//
+//	magic [8]byte, key length u32, flags u32 (bit 0: a kernel image), key, padding to 8
+//	n, extras, name index slots, name seed, blob-1 length, extra-name length: u64 each
+//	addr, size, elfSize, name: [n]u64 each; zero: [(n+63)/64]u64
+//	byName: [slots]u32, padding to 8
+//	extras: [extras]{addr, size, elfSize, name offset<<32 | length}u64
+//	blob 1 (names that are not in .strtab), padding to 8; extras' names, padding to 8
+//	CRC-32C of everything before: u32
+const symtabFlagKernel = 1
+
+// symtabHeader is the fixed part of a cached table after its key.
+type symtabHeader struct {
+	n, nx, slots, seed, strs2, xnames uint64
+}
+
+// cachedSymtab is a table and the absolute symbols to merge into it, as
+// encodeSymtab stores them.
+type cachedSymtab struct {
+	t      *Table // the relocated symbols, with their name index
+	extras []Sym  // the absolute ones, sorted and deduplicated, sizes not filled
+	kernel bool
+}
+
+func pad8(b []byte) []byte {
+	for len(b)%8 != 0 {
+		b = append(b, 0)
+	}
+	return b
+}
+
+// encodeSymtab serializes c for the file whose key is key; it returns nil
+// when c cannot be stored (a name outside .strtab and blob 1, an extra
+// name too long, addresses that the bias wrapped around 2^64).
+func encodeSymtab(c cachedSymtab, key []byte) []byte {
+	t := c.t
+	n := len(t.addr)
+	if n == 0 || n > maxCachedSyms || len(c.extras) > maxExtras || len(t.names.long) > 0 ||
+		t.addr[0] > t.addr[n-1] || len(t.x) > 0 || len(t.fix) > 0 || t.types != nil || t.mod != nil ||
+		len(t.zero) != (n+63)/64 || len(t.byName) == 0 {
+		return nil
+	}
+	var xnames []byte
+	for _, s := range c.extras {
+		if len(s.Name) > 1<<20 {
+			return nil
+		}
+		xnames = append(xnames, s.Name...)
+	}
+	b := make([]byte, 0, 64+len(key)+n*(8*4+1)+4*len(t.byName)+32*len(c.extras)+len(t.names.strs2)+len(xnames)+32)
+	b = append(b, symtabMagic...)
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(key)))
+	flags := uint32(0)
+	if c.kernel {
+		flags |= symtabFlagKernel
+	}
+	b = binary.LittleEndian.AppendUint32(b, flags)
+	b = pad8(append(b, key...))
+	for _, v := range []uint64{uint64(n), uint64(len(c.extras)), uint64(len(t.byName)), t.seed, uint64(len(t.names.strs2)), uint64(len(xnames))} {
+		b = binary.LittleEndian.AppendUint64(b, v)
+	}
+	for _, col := range [][]uint64{t.addr, t.size, t.elfSize, t.name, t.zero} {
+		if col == nil {
+			b = append(b, make([]byte, 8*n)...) // every ELFSize 0
+			continue
+		}
+		for _, v := range col {
+			b = binary.LittleEndian.AppendUint64(b, v)
+		}
+	}
+	for _, v := range t.byName {
+		b = binary.LittleEndian.AppendUint32(b, v)
+	}
+	b = pad8(b)
+	off := uint64(0)
+	for _, s := range c.extras {
+		b = binary.LittleEndian.AppendUint64(b, s.Addr)
+		b = binary.LittleEndian.AppendUint64(b, s.Size)
+		b = binary.LittleEndian.AppendUint64(b, s.ELFSize)
+		b = binary.LittleEndian.AppendUint64(b, off<<32|uint64(len(s.Name)))
+		off += uint64(len(s.Name))
+	}
+	b = pad8(append(b, t.names.strs2...))
+	b = pad8(append(b, xnames...))
+	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+}
+
+// symtabPrefix checks the magic and key at the start of a cached table
+// and returns its header, the offset of its arrays and its flags, and the
+// size the whole entry must have.
+func symtabPrefix(b, key []byte) (h symtabHeader, arrays int, flags uint32, size uint64, ok bool) {
+	if len(b) < 16 || string(b[:8]) != symtabMagic {
+		return h, 0, 0, 0, false
+	}
+	kl := uint64(binary.LittleEndian.Uint32(b[8:]))
+	flags = binary.LittleEndian.Uint32(b[12:])
+	hdrEnd := (16+kl+7)&^7 + 48
+	if kl != uint64(len(key)) || hdrEnd > uint64(len(b)) || string(b[16:16+kl]) != string(key) {
+		return h, 0, 0, 0, false
+	}
+	p := b[hdrEnd-48:]
+	h = symtabHeader{
+		n: binary.LittleEndian.Uint64(p), nx: binary.LittleEndian.Uint64(p[8:]),
+		slots: binary.LittleEndian.Uint64(p[16:]), seed: binary.LittleEndian.Uint64(p[24:]),
+		strs2: binary.LittleEndian.Uint64(p[32:]), xnames: binary.LittleEndian.Uint64(p[40:]),
+	}
+	if h.n == 0 || h.n > maxCachedSyms || h.nx > maxExtras || h.slots < 2*h.n || h.slots > 4*maxCachedSyms ||
+		h.slots&(h.slots-1) != 0 || h.strs2 > maxSymtabFile || h.xnames > maxSymtabFile {
+		return h, 0, 0, 0, false
+	}
+	size = hdrEnd + 8*(4*h.n+(h.n+63)/64) + (4*h.slots+7)&^7 + 32*h.nx + (h.strs2+7)&^7 + (h.xnames+7)&^7 + 4
+	return h, int(hdrEnd), flags, size, size <= maxSymtabFile
+}
+
+// decodeSymtab makes the table a cached entry b holds for the file whose
+// key is key and whose .strtab is strs, at bias, with module as every
+// symbol's Module unless the file is a kernel image; ok is false when b is not such an entry (another
+// file's or version's, cut short, corrupt, or inconsistent). The table
+// uses b's memory, which must be 8-aligned and stay untouched.
+func decodeSymtab(b, key []byte, strs string, bias uint64, module string) (c cachedSymtab, ok bool) {
+	h, off, flags, size, ok := symtabPrefix(b, key)
+	if !ok || size != uint64(len(b)) || !littleEndianHost || uintptr(unsafe.Pointer(unsafe.SliceData(b)))%8 != 0 {
+		return c, false
+	}
+	body := b[:len(b)-4]
+	if crc32.Checksum(body, castagnoli) != binary.LittleEndian.Uint32(b[len(b)-4:]) {
+		return c, false
+	}
+	take := func(n uint64) []byte {
+		p := b[off : off+int(n) : off+int(n)]
+		off += int((n + 7) &^ 7)
+		return p
+	}
+	if flags&symtabFlagKernel != 0 {
+		module = "" // see Sym.Module
+	}
+	n := int(h.n)
+	u64 := func() []uint64 { return u64s(take(8 * h.n)) }
+	t := &Table{addr: u64(), size: u64(), elfSize: u64(), name: u64(), bias: bias, mods: []string{module}}
+	t.zero = u64s(take(8 * ((h.n + 63) / 64)))
+	slots := take(4 * h.slots)
+	t.byName = unsafe.Slice((*uint32)(unsafe.Pointer(unsafe.SliceData(slots))), h.slots)
+	t.seed = h.seed
+	xs := u64s(take(32 * h.nx))
+	strs2 := take(h.strs2)
+	xnames := take(h.xnames)
+	t.names = tableNames{strs: strs, strs2: unsafe.String(unsafe.SliceData(strs2), len(strs2))}
+	// Every array is what build makes: addresses sorted (and not
+	// wrapped around by this bias), names in their blobs, the index
+	// pointing at symbols.
+	if t.addr[0]+bias > t.addr[n-1]+bias {
+		return c, false
+	}
+	for i := 1; i < n; i++ {
+		if t.addr[i] < t.addr[i-1] {
+			return c, false
+		}
+	}
+	for _, r := range t.name {
+		off, l := r>>refLenBits&refOffMask, r&refLenMask
+		switch r >> (refOffBits + refLenBits) {
+		case 0:
+			if off+l > uint64(len(strs)) {
+				return c, false
+			}
+		case 1:
+			if off+l > h.strs2 {
+				return c, false
+			}
+		default:
+			return c, false
+		}
+	}
+	for _, v := range t.byName {
+		if uint64(v) > h.n {
+			return c, false
+		}
+	}
+	for i := range int(h.nx) {
+		x := xs[4*i : 4*i+4]
+		o, l := x[3]>>32, x[3]&(1<<32-1)
+		if o+l > h.xnames || i > 0 && x[0] < c.extras[i-1].Addr {
+			return c, false
+		}
+		c.extras = append(c.extras, Sym{Name: unsafe.String(unsafe.SliceData(xnames[o:]), l), Addr: x[0], Size: x[1], ELFSize: x[2], Module: module})
+	}
+	c.t, c.kernel = t, flags&symtabFlagKernel != 0
+	return c, true
+}
+
+// u64s views b (8-aligned, a multiple of 8 bytes long) as uint64s.
+func u64s(b []byte) []uint64 {
+	if len(b) == 0 {
+		return []uint64{}
+	}
+	return unsafe.Slice((*uint64)(unsafe.Pointer(unsafe.SliceData(b))), len(b)/8)
+}
+
+// loadSymtab returns the cached table of the file whose key is key (see
+// decodeSymtab), mapping the entry when it is large enough.
+func (c debugCache) loadSymtab(key []byte, strs string, bias uint64, module string) (cachedSymtab, bool) {
+	if c == "" || key == nil || !littleEndianHost {
+		return cachedSymtab{}, false
+	}
+	fh, err := fileio.OpenRegular(filepath.Join(string(c), "symtab"))
+	if err != nil {
+		return cachedSymtab{}, false
+	}
+	defer fh.Close()
+	fi, err := fh.Stat()
+	if err != nil {
+		return cachedSymtab{}, false
+	}
+	// The key first, so that another file's entry is never mapped.
+	head := make([]byte, min(fi.Size(), 16+int64(len(key))+56))
+	if _, err := fh.ReadAt(head, 0); err != nil {
+		return cachedSymtab{}, false
+	}
+	if _, _, _, size, ok := symtabPrefix(head, key); !ok || size != uint64(fi.Size()) {
+		return cachedSymtab{}, false
+	}
+	b := mapReader(fh)
+	if b == nil {
+		w := make([]uint64, (fi.Size()+7)/8) // 8-aligned
+		b = unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(w))), fi.Size())
+		if _, err := io.ReadFull(io.NewSectionReader(fh, 0, fi.Size()), b); err != nil {
+			return cachedSymtab{}, false
+		}
+	}
+	ct, ok := decodeSymtab(b, key, strs, bias, module)
+	if ok {
+		symtabHits.Add(1)
+	}
+	return ct, ok
+}
+
+// symtabHits counts the tables loaded from the cache (for tests).
+var symtabHits atomic.Int64
+
+// storeSymtab caches the table of the file whose key is key.
+func (c debugCache) storeSymtab(key []byte, ct cachedSymtab) {
+	if c == "" || key == nil || !littleEndianHost {
+		return
+	}
+	if b := encodeSymtab(ct, key); b != nil {
+		c.store("symtab", b)
+	}
+}

@@ -1,0 +1,190 @@
+package symbols
+
+import (
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"testing"
+	"unsafe"
+
+	"github.com/unwind-dev/unwind/internal/corpus"
+)
+
+// cachedFile is a file whose table the cache keeps in the tests: the
+// kernel's vmlinux (absolute symbols among the relocated ones) when the
+// corpus is there, else the test program (with every file cached).
+func cachedFile(t testing.TB) string {
+	if dir, err := corpus.Find("kernel"); err == nil {
+		return filepath.Join(dir, "fp", "vmlinux")
+	}
+	old := minCachedSyms
+	minCachedSyms = 0
+	t.Cleanup(func() { minCachedSyms = old })
+	return "testdata/prog"
+}
+
+// openCached opens path at bias and reports whether its table came from
+// the cache; it checks the table against the old implementation.
+func openCached(t *testing.T, path string, bias uint64) bool {
+	t.Helper()
+	hits := symtabHits.Load()
+	f, err := Open(path, bias)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	hit := symtabHits.Load() > hits
+	checkAgainstOld(t, fmt.Sprintf("%s at %#x (from the cache: %v)", filepath.Base(path), bias, hit), f.Syms, refReadSymbols(f))
+	return hit
+}
+
+func symtabEntry(t *testing.T, path string) string {
+	t.Helper()
+	f, err := Open(path, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	return filepath.Join(string(debugCacheFor(f.ef, path)), "symtab")
+}
+
+// TestSymtabCacheBias stores a table at one bias and loads it at others:
+// every symbol must be where the old implementation put it at that bias
+// (a table cached with its bias added, or with the absolute symbols
+// merged in, fails).
+func TestSymtabCacheBias(t *testing.T) {
+	path := cachedFile(t)
+	t.Setenv("UNWIND_DEBUG_CACHE", t.TempDir())
+	if openCached(t, path, 0x1e000000) {
+		t.Fatal("the first open found a cached table")
+	}
+	for _, bias := range []uint64{0x1e000000, 0, 0x3a200000, 0x40000000} {
+		if !openCached(t, path, bias) {
+			t.Errorf("bias %#x: the table was not loaded from the cache", bias)
+		}
+	}
+	// A bias that wraps some addresses around 2^64 cannot use the
+	// entry: the table is built.
+	if openCached(t, path, ^uint64(0)-0xfffff) && path != "testdata/prog" {
+		t.Error("a wrapping bias used the cached table")
+	}
+}
+
+// TestSymtabCacheDamaged damages a cached table in ways a crash, a full
+// disk or another version leave it: each is ignored, the table built
+// again as it should be, and stored again so that the next run loads it.
+func TestSymtabCacheDamaged(t *testing.T) {
+	path := cachedFile(t)
+	damage := map[string]func(b []byte) []byte{
+		"truncated":     func(b []byte) []byte { return b[:len(b)/2] },
+		"cut by 4":      func(b []byte) []byte { return b[:len(b)-4] },
+		"flipped byte":  func(b []byte) []byte { b[len(b)/3] ^= 1; return b },
+		"flipped CRC":   func(b []byte) []byte { b[len(b)-1] ^= 1; return b },
+		"other version": func(b []byte) []byte { b[7]++; return withCRC(b) },
+		"other key":     func(b []byte) []byte { b[20] ^= 0x40; return withCRC(b) },
+		"name beyond .strtab": func(b []byte) []byte {
+			h, off, _, _, _ := symtabPrefix(b, b[16:16+binary.LittleEndian.Uint32(b[8:])])
+			name := off + int(3*8*h.n)
+			binary.LittleEndian.PutUint64(b[name:], 0xffffff<<refLenBits|1)
+			return withCRC(b)
+		},
+		"unsorted": func(b []byte) []byte {
+			_, off, _, _, _ := symtabPrefix(b, b[16:16+binary.LittleEndian.Uint32(b[8:])])
+			binary.LittleEndian.PutUint64(b[off:], ^uint64(0))
+			return withCRC(b)
+		},
+		"empty": func([]byte) []byte { return nil },
+	}
+	for what, f := range damage {
+		t.Run(what, func(t *testing.T) {
+			t.Setenv("UNWIND_DEBUG_CACHE", t.TempDir())
+			openCached(t, path, 0)
+			entry := symtabEntry(t, path)
+			b, err := os.ReadFile(entry)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(entry, f(b), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if openCached(t, path, 0x1e000000) {
+				t.Fatal("the damaged table was loaded")
+			}
+			if !openCached(t, path, 0x1e000000) {
+				t.Fatal("the table built again was not stored")
+			}
+		})
+	}
+}
+
+func withCRC(b []byte) []byte {
+	binary.LittleEndian.PutUint32(b[len(b)-4:], crc32.Checksum(b[:len(b)-4], castagnoli))
+	return b
+}
+
+// aligned copies b to 8-aligned memory, as a mapping is.
+func aligned(b []byte) []byte {
+	w := make([]uint64, (len(b)+7)/8)
+	a := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(w))), len(w)*8)[:len(b)]
+	copy(a, b)
+	return a
+}
+
+// progSymtab returns the test program's table as the cache stores it, its
+// key and its .strtab.
+func progSymtab(t testing.TB) ([]byte, []byte, string) {
+	f, err := Open("testdata/prog", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rel, abs := f.symbolRuns(f.own, true)
+	tab := rel.build(true)
+	tab.hashNames()
+	key := f.symtabKey()
+	abs.add(0x1000, 0, 0, abs.nb.ref("absolute"), 0, 0, 0) // an extra to merge
+	b := encodeSymtab(cachedSymtab{t: tab, extras: abs.build(false).syms()}, key)
+	if b == nil {
+		t.Fatal("the test program's table cannot be stored")
+	}
+	return b, key, f.own[0].strs
+}
+
+// FuzzSymtabCache decodes cached symbol tables (the fuzzer's bytes with a
+// valid CRC, so that what follows the check is reached) and looks every
+// symbol up by address and name in what comes back: never a panic.
+func FuzzSymtabCache(f *testing.F) {
+	b, key, strs := progSymtab(f)
+	f.Add(b[:len(b)-4])
+	f.Add(b[:len(b)/2])
+	f.Fuzz(func(t *testing.T, body []byte) {
+		data := aligned(binary.LittleEndian.AppendUint32(append([]byte(nil), body...), crc32.Checksum(body, castagnoli)))
+		c, ok := decodeSymtab(data, key, strs, 0x1000, "prog")
+		if !ok {
+			return
+		}
+		tab := c.t.withExtras(c.extras)
+		for i := range tab.Len() {
+			s := tab.At(i)
+			tab.Lookup(s.Addr)
+			tab.Lookup(s.Addr + s.Size)
+			tab.nearest(s.Addr - 1)
+			tab.ByName(s.Name)
+		}
+		tab.ByName("main")
+	})
+}
+
+// TestSymtabCacheSeed checks that the fuzz seed decodes, with its extra.
+func TestSymtabCacheSeed(t *testing.T) {
+	b, key, strs := progSymtab(t)
+	c, ok := decodeSymtab(aligned(b), key, strs, 0, "prog")
+	if !ok || len(c.extras) != 1 || c.extras[0].Name != "absolute" {
+		t.Fatalf("decodeSymtab = %v, %+v", ok, c.extras)
+	}
+	if s, ok := c.t.withExtras(c.extras).ByName("main"); !ok || s.Module != "prog" {
+		t.Errorf("ByName(main) = %+v %v", s, ok)
+	}
+}
