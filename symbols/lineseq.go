@@ -15,7 +15,8 @@ import (
 // keeping rows (lineIndex), noting where each sequence starts and ends and
 // a mark (dwarf.LineMark) every lineMarkEvery rows; a pc is then answered
 // by reading from the last mark at or below it to the first row past it
-// (seqLine). The sequences and marks are kept in the debug cache
+// (seqLine), which keeps the rows it read up to the next mark for the
+// next pc there. The sequences and marks are kept in the debug cache
 // (unitdetail.go), so that a later run reads only those few rows.
 //
 // The answer must be the sorted rows' (cuInfo.line): the last row at or
@@ -44,6 +45,25 @@ type lineSeq struct {
 	// later one was taken right after a row, lineMarkEvery rows apart,
 	// at addresses that do not go down.
 	marks []dwarf.LineMark
+	block int // the index in cuInfo.blocks of the rows after marks[0]
+}
+
+// numberBlocks gives each sequence the index of its first block in
+// cuInfo.blocks and returns how many blocks there are.
+func numberBlocks(seqs []lineSeq) int {
+	n := 0
+	for i := range seqs {
+		seqs[i].block = n
+		n += len(seqs[i].marks)
+	}
+	return n
+}
+
+// blockRow is a row read after a mark: its address, file index and line.
+type blockRow struct {
+	addr uint64
+	file int32
+	line int32
 }
 
 // lineIndex reads the line program of lr from its start once and returns
@@ -114,7 +134,6 @@ func (u *cuInfo) seqLine(pc uint64) (string, int, bool) {
 	s := &u.seqs[i-1]
 	u.lineMu.Lock()
 	defer u.lineMu.Unlock()
-	lr := u.lr
 	if pc >= s.end {
 		if s.stray { // its last row at its end, up to the next sequence
 			return u.markLine(&s.after)
@@ -129,19 +148,25 @@ func (u *cuInfo) seqLine(pc uint64) (string, int, bool) {
 		return 1
 	})
 	mark := &s.marks[m]
-	if lr.SeekMark(*mark) != nil {
-		return "", 0, false
-	}
-	name, line, at, ok := "", 0, mark.Address, m > 0 // the last row at or below pc
-	if ok {
-		name, line, _ = u.markLine(mark)
-	}
-	var le dwarf.LineEntry
-	for lr.Next(&le) == nil && !le.EndSequence && le.Address <= pc {
-		name, line, at, ok = "", int(int32(le.Line)), le.Address, true
-		if le.File != nil {
-			name = le.File.Name
+	rows := u.block(s, m)
+	// The last row at or below pc: of the block, else the mark's.
+	j, _ := slices.BinarySearchFunc(rows, pc, func(r blockRow, pc uint64) int {
+		if r.addr <= pc {
+			return -1
 		}
+		return 1
+	})
+	var name string
+	var line int
+	var at uint64
+	switch {
+	case j > 0:
+		name, line, at = u.fileName(int(rows[j-1].file)), int(rows[j-1].line), rows[j-1].addr
+	case m > 0:
+		name, line, _ = u.markLine(mark)
+		at = mark.Address
+	default:
+		return "", 0, false // the sequence's first row unreadable
 	}
 	if at == s.lo && i >= 2 {
 		// Rows at s.lo of the sequence before, if it ends there, come
@@ -150,14 +175,50 @@ func (u *cuInfo) seqLine(pc uint64) (string, int, bool) {
 			return u.markLine(&p.after)
 		}
 	}
-	return name, line, ok
+	return name, line, true
+}
+
+// block returns the rows of sequence s after its mark m, up to the row
+// its next mark was taken after or its end, reading them on first use.
+// Called with lineMu held.
+func (u *cuInfo) block(s *lineSeq, m int) []blockRow {
+	b := &u.blocks[s.block+m]
+	if *b != nil {
+		return *b
+	}
+	rows := make([]blockRow, 0, lineMarkEvery)
+	lr := u.lr
+	if lr.SeekMark(s.marks[m]) == nil {
+		next := dwarf.Offset(0)
+		if m+1 < len(s.marks) {
+			next = s.marks[m+1].Off
+		}
+		var le dwarf.LineEntry
+		for lr.Next(&le) == nil && !le.EndSequence {
+			k := lr.Mark()
+			file := int32(-1) // no file: an index past any table
+			if int(int32(k.File)) == k.File {
+				file = int32(k.File)
+			}
+			rows = append(rows, blockRow{addr: le.Address, file: file, line: int32(le.Line)})
+			if k.Off == next {
+				break
+			}
+		}
+	}
+	*b = rows
+	return rows
+}
+
+// fileName returns the name of file i of the line table.
+func (u *cuInfo) fileName(i int) string {
+	if files := u.lr.Files(); i >= 0 && i < len(files) && files[i] != nil {
+		return files[i].Name
+	}
+	return ""
 }
 
 // markLine returns the file and line of the row a mark was taken after.
 func (u *cuInfo) markLine(m *dwarf.LineMark) (string, int, bool) {
-	name := ""
-	if files := u.lr.Files(); m.File >= 0 && m.File < len(files) && files[m.File] != nil {
-		name = files[m.File].Name
-	}
-	return name, int(int32(m.Line)), true
+	return u.fileName(m.File), int(int32(m.Line)), true
 }

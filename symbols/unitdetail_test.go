@@ -36,6 +36,9 @@ func TestUnitDetailCache(t *testing.T) {
 	t.Setenv("UNWIND_DEBUG_CACHE", t.TempDir())
 	x, u, b := progDetail(t)
 	det := decodeDetail(b, x.key, u)
+	if det != nil {
+		numberBlocks(det.seqs) // as useSeqs did for u
+	}
 	if det == nil || !reflect.DeepEqual(det.seqs, u.seqs) || len(det.funcs) != len(u.top) {
 		t.Fatalf("decoded %+v, want sequences %+v and %d functions", det, u.seqs, len(u.top))
 	}
