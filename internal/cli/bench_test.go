@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -115,6 +116,45 @@ func BenchmarkBtSmallDynamic(b *testing.B) {
 		b.Fatalf("exit %d: %s", code, errOut)
 	}
 	benchRun(b, ExitOK, strings.Count(out, `"index"`), "bt", core, "--sysroot", root)
+}
+
+// The same core as a first run: every op starts with a new, empty debug
+// cache (UNWIND_DEBUG_CACHE), so libc's compressed debug sections are
+// decompressed and its unit index made inside the loop, as by the first
+// `unwind bt` on a machine.
+func BenchmarkBtSmallDynamicCold(b *testing.B) {
+	dir := corpus.Dir(b, "user")
+	root := sysroot(b, dir)
+	core := filepath.Join(dir, "b_abort", "O2cfi", "core")
+	caches := b.TempDir()
+	b.Setenv("UNWIND_DEBUG_CACHE", filepath.Join(caches, "setup"))
+	out, errOut, code := runTB(b, "bt", core, "--sysroot", root, "-o", "json")
+	if code != ExitOK {
+		b.Fatalf("exit %d: %s", code, errOut)
+	}
+	frames := strings.Count(out, `"index"`)
+	var errBuf bytes.Buffer
+	ios := &IOStreams{In: strings.NewReader(""), Out: io.Discard, ErrOut: &errBuf}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		cache := filepath.Join(caches, strconv.Itoa(i))
+		os.Setenv("UNWIND_DEBUG_CACHE", cache)
+		errBuf.Reset()
+		b.StartTimer()
+		if code := Run(ios, []string{"bt", core, "--sysroot", root}); code != ExitOK {
+			b.Fatalf("exit %d: %s", code, errBuf.String())
+		}
+		b.StopTimer()
+		if _, err := os.Stat(cache); err != nil {
+			b.Fatalf("the run made no debug cache: %v", err)
+		}
+		os.RemoveAll(cache)
+		b.StartTimer()
+	}
+	b.StopTimer()
+	reportFrames(b, frames)
 }
 
 // Every CPU of a lab vmcore (the nmibt capture) with its vmlinux.
