@@ -42,6 +42,14 @@ of a whole `unwind bt` of a kernel dump. Here:
     LineReaderPos cannot be stored. A DW_LNS_set_file operand too large
     for an int no longer indexes the file table with a negative index
     (a panic); the row's File is nil, as for any index past the table.
+  - NewLazy (an addition, lazy.go) makes a Data whose .debug_info,
+    .debug_abbrev and .debug_line are produced on demand from their start
+    (compressed sections inflated as a stream): units are read as far as
+    a Reader, Seek or LineReader goes (Data's unit list is published
+    atomically as it grows), an abbreviation table that runs past what is
+    read is parsed again with more, and a line table is read to its end
+    before its header is. UnitAt finds a unit by its header's offset, as
+    .debug_aranges gives it.
 
 Everything else is the standard library's code, unchanged; the package
 comment moved from open.go to this file.

@@ -92,8 +92,22 @@ func (a *abbrevs) lookup(id uint32, first bool) (abbrev, bool, error) {
 // parseAbbrev returns the abbreviation table that starts at byte off
 // in the .debug_abbrev section; when stop is not 0 it stops after the
 // abbreviation stop.
+// A lazy Data (NewLazy) reads .debug_abbrev further while the table runs
+// past what it has read.
 func (d *Data) parseAbbrev(off uint64, vers int, stop uint32) (abbrevTable, error) {
-	data := d.abbrev
+	for {
+		data, all := d.abbrevBytes()
+		m, cut, err := d.parseAbbrevIn(data, off, vers, stop)
+		if all || !cut && err == nil || !d.growAbbrev(off) {
+			return m, err
+		}
+	}
+}
+
+// parseAbbrevIn parses the table at off in data; cut reports that it read
+// to the end of data, whose reads past it give zeros (which end a table):
+// if data is a prefix of the section, the table may go on.
+func (d *Data) parseAbbrevIn(data []byte, off uint64, vers int, stop uint32) (_ abbrevTable, cut bool, _ error) {
 	if off > uint64(len(data)) {
 		data = nil
 	} else {
@@ -144,7 +158,7 @@ func (d *Data) parseAbbrev(off uint64, vers int, stop uint32) (abbrevTable, erro
 			n++
 		}
 		if b1.err != nil {
-			return nil, b1.err
+			return nil, len(b1.data) == 0, b1.err
 		}
 
 		// Walk over attributes again, this time writing them down.
@@ -169,9 +183,9 @@ func (d *Data) parseAbbrev(off uint64, vers int, stop uint32) (abbrevTable, erro
 		}
 	}
 	if b.err != nil {
-		return nil, b.err
+		return nil, len(b.data) == 0, b.err
 	}
-	return m, nil
+	return m, len(b.data) == 0, nil
 }
 
 // attrIsExprloc indicates attributes that allow exprloc values that
@@ -827,7 +841,7 @@ func (d *Data) Reader() *Reader {
 // AddressSize returns the size in bytes of addresses in the current compilation
 // unit.
 func (r *Reader) AddressSize() int {
-	return r.d.unit[r.unit].asize
+	return r.d.units()[r.unit].asize
 }
 
 // ByteOrder returns the byte order in the current compilation unit.
@@ -842,10 +856,11 @@ func (r *Reader) Seek(off Offset) {
 	r.err = nil
 	r.lastChildren = false
 	if off == 0 {
-		if len(d.unit) == 0 {
+		u := d.unitAt(0)
+		if u == nil {
+			r.err = d.lazyErr()
 			return
 		}
-		u := &d.unit[0]
 		r.unit = 0
 		r.b = makeBuf(r.d, u, "info", u.off, u.data)
 		r.collectDwarf5BaseOffsets(u)
@@ -856,12 +871,15 @@ func (r *Reader) Seek(off Offset) {
 	i := d.offsetToUnit(off)
 	if i == -1 {
 		r.err = errors.New("offset out of range")
+		if err := d.lazyErr(); err != nil {
+			r.err = err
+		}
 		return
 	}
 	if i != r.unit {
 		r.cu = nil
 	}
-	u := &d.unit[i]
+	u := d.units()[i]
 	r.unit = i
 	r.b = makeBuf(r.d, u, "info", off, u.data[off-u.off:])
 	r.collectDwarf5BaseOffsets(u)
@@ -869,7 +887,7 @@ func (r *Reader) Seek(off Offset) {
 
 // maybeNextUnit advances to the next unit if this one is finished.
 func (r *Reader) maybeNextUnit() {
-	for len(r.b.data) == 0 && r.unit+1 < len(r.d.unit) {
+	for len(r.b.data) == 0 && r.d.unitAt(r.unit+1) != nil {
 		r.nextUnit()
 	}
 }
@@ -877,7 +895,7 @@ func (r *Reader) maybeNextUnit() {
 // nextUnit advances to the next unit.
 func (r *Reader) nextUnit() {
 	r.unit++
-	u := &r.d.unit[r.unit]
+	u := r.d.units()[r.unit]
 	r.b = makeBuf(r.d, u, "info", u.off, u.data)
 	r.cu = nil
 	r.collectDwarf5BaseOffsets(u)
@@ -908,7 +926,7 @@ func (r *Reader) Next() (*Entry, error) {
 	if len(r.b.data) == 0 {
 		return nil, nil
 	}
-	u := &r.d.unit[r.unit]
+	u := r.d.units()[r.unit]
 	e := r.b.entry(r.cu, u)
 	if r.b.err != nil {
 		r.err = r.b.err
@@ -948,7 +966,7 @@ func (r *Reader) NextIf(want func(Tag) bool, need ...Attr) (*Entry, error) {
 	if len(r.b.data) == 0 {
 		return nil, nil
 	}
-	u := &r.d.unit[r.unit]
+	u := r.d.units()[r.unit]
 	save := r.b
 	off := r.b.off
 	id := uint32(r.b.uint())
@@ -1092,7 +1110,7 @@ func (r *Reader) SkipChildren() {
 		return
 	}
 
-	if r.lastUnit && r.unit+1 < len(r.d.unit) {
+	if r.lastUnit && r.d.unitAt(r.unit+1) != nil {
 		r.nextUnit()
 		return
 	}
@@ -1134,15 +1152,16 @@ func (r *Reader) offset() Offset {
 // an appropriate index using the Ranges method.
 func (r *Reader) SeekPC(pc uint64) (*Entry, error) {
 	unit := r.unit
-	for i := 0; i < len(r.d.unit); i++ {
-		if unit >= len(r.d.unit) {
+	units := r.d.allUnits()
+	for i := 0; i < len(units); i++ {
+		if unit >= len(units) {
 			unit = 0
 		}
 		r.err = nil
 		r.lastChildren = false
 		r.unit = unit
 		r.cu = nil
-		u := &r.d.unit[unit]
+		u := units[unit]
 		r.b = makeBuf(r.d, u, "info", u.off, u.data)
 		r.collectDwarf5BaseOffsets(u)
 		e, err := r.Next()
@@ -1195,8 +1214,8 @@ func (d *Data) Ranges(e *Entry) ([][2]uint64, error) {
 	}
 
 	var u *unit
-	if uidx := d.offsetToUnit(e.Offset); uidx >= 0 && uidx < len(d.unit) {
-		u = &d.unit[uidx]
+	if uidx := d.offsetToUnit(e.Offset); uidx >= 0 {
+		u = d.units()[uidx]
 	}
 
 	if u != nil && u.vers >= 5 && d.rngLists != nil {
@@ -1260,7 +1279,7 @@ func (d *Data) baseAddressForEntry(e *Entry) (*Entry, uint64, error) {
 		if i == -1 {
 			return nil, 0, errors.New("no unit for entry")
 		}
-		u := &d.unit[i]
+		u := d.units()[i]
 		b := makeBuf(d, u, "info", u.off, u.data)
 		cu = b.entry(nil, u)
 		if b.err != nil {

@@ -138,3 +138,176 @@ func TestLazyAbbrevConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// prefixOnly is a Lazy over a whole section that gives exactly the bytes
+// asked for (no more), counting the calls.
+type prefixOnly struct {
+	b    []byte
+	read int // the longest prefix given
+	mu   sync.Mutex
+}
+
+func (p *prefixOnly) Prefix(n int) ([]byte, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n = min(n, len(p.b))
+	p.read = max(p.read, n)
+	return p.b[:n], nil
+}
+
+// lazyFromELF is fromELF with .debug_info, .debug_abbrev and .debug_line
+// read through prefixOnly.
+func lazyFromELF(t *testing.T, path string) (*stddwarf.Data, *dwarf.Data, [3]*prefixOnly) {
+	t.Helper()
+	f, err := elf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	std, err := f.DWARF()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec := map[string][]byte{}
+	for _, s := range f.Sections {
+		if name, ok := strings.CutPrefix(s.Name, ".debug_"); ok && s.Type != elf.SHT_NOBITS {
+			if sec[name], err = s.Data(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	p := [3]*prefixOnly{{b: sec["abbrev"]}, {b: sec["info"]}, {b: sec["line"]}}
+	d, err := dwarf.NewLazy(p[0], p[1], p[2], sec["ranges"], sec["str"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"addr", "line_str", "str_offsets", "rnglists"} {
+		if b, ok := sec[name]; ok {
+			d.AddSection(".debug_"+name, b)
+		}
+	}
+	return std, d, p
+}
+
+// compareLines compares the line table of every unit (up to maxUnits).
+func compareLines(std *stddwarf.Data, d *dwarf.Data, maxUnits int) error {
+	rs, r := std.Reader(), d.Reader()
+	for n := 0; n < maxUnits; n++ {
+		want, werr := rs.Next()
+		got, gerr := r.Next()
+		if werr != nil || gerr != nil || want == nil || got == nil {
+			if (werr != nil) != (gerr != nil) || (want == nil) != (got == nil) {
+				return fmt.Errorf("unit %d: %v %v, want %v %v", n, got, gerr, want, werr)
+			}
+			return nil
+		}
+		rs.SkipChildren()
+		r.SkipChildren()
+		wl, werr := std.LineReader(want)
+		gl, gerr := d.LineReader(got)
+		if (werr != nil) != (gerr != nil) || (wl == nil) != (gl == nil) {
+			return fmt.Errorf("unit at %#x: line reader %v, want %v", got.Offset, gerr, werr)
+		}
+		for wl != nil {
+			var we stddwarf.LineEntry
+			var ge dwarf.LineEntry
+			werr, gerr := wl.Next(&we), gl.Next(&ge)
+			if (werr != nil) != (gerr != nil) {
+				return fmt.Errorf("unit at %#x: line %v, want %v", got.Offset, gerr, werr)
+			}
+			if werr != nil {
+				break
+			}
+			if we.Address != ge.Address || we.Line != ge.Line || we.EndSequence != ge.EndSequence || (we.File == nil) != (ge.File == nil) || we.File != nil && we.File.Name != ge.File.Name {
+				return fmt.Errorf("unit at %#x: line %+v, want %+v", got.Offset, ge, we)
+			}
+		}
+	}
+	return nil
+}
+
+// A Data reading info, abbrev and line on demand, a few bytes at a time,
+// decodes every entry and line as the standard library does.
+func TestNewLazySameEntries(t *testing.T) {
+	paths := []string{filepath.Join("..", "..", "symbols", "testdata", "prog")}
+	if dir, err := corpus.Find("user"); err == nil {
+		paths = append(paths, filepath.Join(dir, "lib", "libc.so.6.debug"))
+	}
+	for _, p := range paths {
+		std, d, _ := lazyFromELF(t, p)
+		n, err := compareAll(std, d)
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		if n < 50 {
+			t.Fatalf("%s: only %d entries", p, n)
+		}
+		std, d, _ = lazyFromELF(t, p)
+		if err := compareLines(std, d, 300); err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+	}
+}
+
+// Seeking to a unit far into .debug_info reads info only to its end, and
+// abbrev and line not much past its tables.
+func TestNewLazyReadsOnlyWhatItNeeds(t *testing.T) {
+	dir, err := corpus.Find("user")
+	if err != nil {
+		t.Skip(err)
+	}
+	path := filepath.Join(dir, "lib", "libc.so.6.debug")
+	std, d, p := lazyFromELF(t, path)
+	// The unit in the middle of the section.
+	rs := std.Reader()
+	var want *stddwarf.Entry
+	for {
+		e, err := rs.Next()
+		if err != nil || e == nil {
+			t.Fatal("no unit past the middle", err)
+		}
+		if e.Tag == stddwarf.TagCompileUnit && int(e.Offset) > len(p[1].b)/2 {
+			want = e
+			break
+		}
+		rs.SkipChildren()
+	}
+	r := d.Reader()
+	r.Seek(dwarf.Offset(want.Offset))
+	got, err := r.Next()
+	if err != nil || got == nil || uint32(got.Offset) != uint32(want.Offset) || got.Tag != dwarf.TagCompileUnit {
+		t.Fatalf("entry %v %v, want unit at %#x", got, err, want.Offset)
+	}
+	if _, err := d.LineReader(got); err != nil {
+		t.Fatal(err)
+	}
+	for i, name := range []string{"abbrev", "info", "line"} {
+		t.Logf("%s: read %d of %d bytes", name, p[i].read, len(p[i].b))
+		if p[i].read == 0 || p[i].read >= len(p[i].b)*3/4 {
+			t.Errorf("%s: read %d of %d bytes", name, p[i].read, len(p[i].b))
+		}
+	}
+}
+
+// Readers on many goroutines read different units of a lazy Data at once
+// (run with -race).
+func TestNewLazyConcurrent(t *testing.T) {
+	dir, err := corpus.Find("user")
+	if err != nil {
+		t.Skip(err)
+	}
+	path := filepath.Join(dir, "lib", "libc.so.6.debug")
+	_, d, _ := lazyFromELF(t, path)
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		std, _, _ := lazyFromELF(t, path)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := compareLines(std, d, 100*(g+1)); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+}

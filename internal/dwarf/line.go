@@ -141,7 +141,7 @@ type LineFile struct {
 //
 // If this compilation unit has no line table, it returns nil, nil.
 func (d *Data) LineReader(cu *Entry) (*LineReader, error) {
-	if d.line == nil {
+	if d.line == nil && (d.lazy == nil || d.lazy.line == nil) {
 		// No line tables available.
 		return nil, nil
 	}
@@ -152,7 +152,11 @@ func (d *Data) LineReader(cu *Entry) (*LineReader, error) {
 		// cu has no line table.
 		return nil, nil
 	}
-	if off < 0 || off > int64(len(d.line)) {
+	line, err := d.lineAt(off)
+	if err != nil {
+		return nil, err
+	}
+	if off < 0 || off > int64(len(line)) {
 		return nil, errors.New("AttrStmtList value out of range")
 	}
 	// AttrCompDir is optional if all file names are absolute. Use
@@ -160,12 +164,16 @@ func (d *Data) LineReader(cu *Entry) (*LineReader, error) {
 	compDir, _ := cu.Val(AttrCompDir).(string)
 
 	// Create the LineReader.
-	u := &d.unit[d.offsetToUnit(cu.Offset)]
-	buf := makeBuf(d, u, "line", Offset(off), d.line[off:])
+	ui := d.offsetToUnit(cu.Offset)
+	if ui < 0 {
+		return nil, errors.New("no unit for entry")
+	}
+	u := d.units()[ui]
+	buf := makeBuf(d, u, "line", Offset(off), line[off:])
 	// The compilation directory is implicitly directories[0].
 	r := LineReader{
 		buf:     buf,
-		section: d.line,
+		section: line,
 		str:     d.str,
 		lineStr: d.lineStr,
 	}

@@ -7,6 +7,7 @@ package dwarf
 import (
 	"encoding/binary"
 	"errors"
+	"sync/atomic"
 )
 
 // Data represents the DWARF debugging information
@@ -34,7 +35,8 @@ type Data struct {
 	order       binary.ByteOrder
 	typeCache   map[Offset]Type
 	typeSigs    map[uint64]*typeUnit
-	unit        []unit
+	unit        atomic.Pointer[[]*unit] // read through units; a lazy Data appends
+	lazy        *lazySections           // set by NewLazy
 }
 
 var errSegmentSelector = errors.New("non-zero segment_selector size not supported")
@@ -62,16 +64,29 @@ func New(abbrev, aranges, frame, info, line, pubnames, ranges, str []byte) (*Dat
 		typeSigs:    make(map[uint64]*typeUnit),
 	}
 
+	if err := d.sniffOrder(); err != nil {
+		return nil, err
+	}
+	u, err := d.parseUnits()
+	if err != nil {
+		return nil, err
+	}
+	d.unit.Store(&u)
+	return d, nil
+}
+
+// sniffOrder sets the byte order from the first unit's version in d.info.
+func (d *Data) sniffOrder() error {
 	// Sniff .debug_info to figure out byte order.
 	// 32-bit DWARF: 4 byte length, 2 byte version.
 	// 64-bit DWARf: 4 bytes of 0xff, 8 byte length, 2 byte version.
 	if len(d.info) < 6 {
-		return nil, DecodeError{"info", Offset(len(d.info)), "too short"}
+		return DecodeError{"info", Offset(len(d.info)), "too short"}
 	}
 	offset := 4
 	if d.info[0] == 0xff && d.info[1] == 0xff && d.info[2] == 0xff && d.info[3] == 0xff {
 		if len(d.info) < 14 {
-			return nil, DecodeError{"info", Offset(len(d.info)), "too short"}
+			return DecodeError{"info", Offset(len(d.info)), "too short"}
 		}
 		offset = 12
 	}
@@ -79,7 +94,7 @@ func New(abbrev, aranges, frame, info, line, pubnames, ranges, str []byte) (*Dat
 	x, y := d.info[offset], d.info[offset+1]
 	switch {
 	case x == 0 && y == 0:
-		return nil, DecodeError{"info", 4, "unsupported version 0"}
+		return DecodeError{"info", 4, "unsupported version 0"}
 	case x == 0:
 		d.bigEndian = true
 		d.order = binary.BigEndian
@@ -87,15 +102,10 @@ func New(abbrev, aranges, frame, info, line, pubnames, ranges, str []byte) (*Dat
 		d.bigEndian = false
 		d.order = binary.LittleEndian
 	default:
-		return nil, DecodeError{"info", 4, "cannot determine byte order"}
+		return DecodeError{"info", 4, "cannot determine byte order"}
 	}
 
-	u, err := d.parseUnits()
-	if err != nil {
-		return nil, err
-	}
-	d.unit = u
-	return d, nil
+	return nil
 }
 
 // AddTypes will add one .debug_types section to the DWARF data. A

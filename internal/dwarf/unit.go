@@ -76,7 +76,7 @@ func (u *unit) locListsBase() uint64 {
 	return 0
 }
 
-func (d *Data) parseUnits() ([]unit, error) {
+func (d *Data) parseUnits() ([]*unit, error) {
 	// Count units.
 	nunit := 0
 	b := makeBuf(d, unknownFormat{}, "info", 0, d.info)
@@ -98,8 +98,10 @@ func (d *Data) parseUnits() ([]unit, error) {
 	// Again, this time writing them down.
 	b = makeBuf(d, unknownFormat{}, "info", 0, d.info)
 	units := make([]unit, nunit)
+	ptrs := make([]*unit, nunit)
 	for i := range units {
 		u := &units[i]
+		ptrs[i] = u
 		u.base = b.off
 		var n Offset
 		if b.err != nil {
@@ -108,61 +110,82 @@ func (d *Data) parseUnits() ([]unit, error) {
 		for n == 0 {
 			n, u.is64 = b.unitLength()
 		}
-		dataOff := b.off
-		vers := b.uint16()
-		if vers < 2 || vers > 5 {
-			b.error("unsupported DWARF version " + strconv.Itoa(int(vers)))
+		if !d.unitHeader(&b, u, n) {
 			break
 		}
-		u.vers = int(vers)
-		if vers >= 5 {
-			u.utype = b.uint8()
-			u.asize = int(b.uint8())
-		}
-		var abbrevOff uint64
-		if u.is64 {
-			abbrevOff = b.uint64()
-		} else {
-			abbrevOff = uint64(b.uint32())
-		}
-		u.atable = d.lazyAbbrev(abbrevOff, u.vers)
-		u.u5once = new(sync.Once)
-		if vers < 5 {
-			u.asize = int(b.uint8())
-		}
-
-		switch u.utype {
-		case utSkeleton, utSplitCompile:
-			b.uint64() // unit ID
-		case utType, utSplitType:
-			b.uint64()  // type signature
-			if u.is64 { // type offset
-				b.uint64()
-			} else {
-				b.uint32()
-			}
-		}
-
-		u.off = b.off
-		u.data = b.bytes(int(n - (b.off - dataOff)))
 	}
 	if b.err != nil {
 		return nil, b.err
 	}
-	return units, nil
+	return ptrs, nil
+}
+
+// unitHeader reads the header of unit u from b, which is positioned just
+// after the unit's length n, and sets u's data to the rest of the unit; it
+// returns false (b's error set) for a version it does not read.
+func (d *Data) unitHeader(b *buf, u *unit, n Offset) bool {
+	dataOff := b.off
+	vers := b.uint16()
+	if vers < 2 || vers > 5 {
+		b.error("unsupported DWARF version " + strconv.Itoa(int(vers)))
+		return false
+	}
+	u.vers = int(vers)
+	if vers >= 5 {
+		u.utype = b.uint8()
+		u.asize = int(b.uint8())
+	}
+	var abbrevOff uint64
+	if u.is64 {
+		abbrevOff = b.uint64()
+	} else {
+		abbrevOff = uint64(b.uint32())
+	}
+	u.atable = d.lazyAbbrev(abbrevOff, u.vers)
+	u.u5once = new(sync.Once)
+	if vers < 5 {
+		u.asize = int(b.uint8())
+	}
+
+	switch u.utype {
+	case utSkeleton, utSplitCompile:
+		b.uint64() // unit ID
+	case utType, utSplitType:
+		b.uint64()  // type signature
+		if u.is64 { // type offset
+			b.uint64()
+		} else {
+			b.uint32()
+		}
+	}
+
+	u.off = b.off
+	u.data = b.bytes(int(n - (b.off - dataOff)))
+	return true
 }
 
 // offsetToUnit returns the index of the unit containing offset off.
-// It returns -1 if no unit contains this offset.
+// It returns -1 if no unit contains this offset. In a lazy Data (NewLazy)
+// it reads units up to off first.
 func (d *Data) offsetToUnit(off Offset) int {
+	if i := unitIndex(d.units(), off); i >= 0 || d.lazy == nil {
+		return i
+	}
+	d.growUnits(off)
+	return unitIndex(d.units(), off)
+}
+
+// unitIndex returns the index of the unit in units containing offset off,
+// or -1.
+func unitIndex(units []*unit, off Offset) int {
 	// Find the unit after off
-	next := sort.Search(len(d.unit), func(i int) bool {
-		return d.unit[i].off > off
+	next := sort.Search(len(units), func(i int) bool {
+		return units[i].off > off
 	})
 	if next == 0 {
 		return -1
 	}
-	u := &d.unit[next-1]
+	u := units[next-1]
 	if u.off <= off && off < u.off+Offset(len(u.data)) {
 		return next - 1
 	}

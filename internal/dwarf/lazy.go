@@ -1,0 +1,276 @@
+package dwarf
+
+// Lazily read sections (an addition to the standard library's package, see
+// doc.go): a Data made by NewLazy reads .debug_info, .debug_abbrev and
+// .debug_line only as far as its readers go, for callers whose sections
+// are expensive to produce in full (compressed debug sections, inflated
+// as a stream from their start).
+
+import (
+	"sort"
+	"sync"
+	"sync/atomic"
+)
+
+// A Lazy section is produced on demand from its start.
+type Lazy interface {
+	// Prefix returns the section's first n bytes or more, or the whole
+	// section when it is shorter than n. The bytes returned never change;
+	// a later call may return a longer prefix in another slice.
+	Prefix(n int) ([]byte, error)
+}
+
+// lazySections is the state of a Data made by NewLazy.
+type lazySections struct {
+	mu   sync.Mutex // held while units, abbreviations or line tables are read further
+	info Lazy
+	next Offset // where the next unit's header starts in .debug_info
+	done bool   // every unit is in Data.unit
+	err  error  // why no further unit can be read
+
+	abbrev, line         Lazy
+	abbrevData, lineData atomic.Pointer[[]byte] // the prefixes read so far
+	abbrevDone           bool                   // abbrevData is the whole section
+}
+
+// NewLazy is New for sections read on demand: the units of info, the
+// abbreviation tables and the line tables are read only as far as a
+// Reader, LineReader or lookup needs them. line may be nil (no line
+// tables); ranges and str are whole sections, as for New, and AddSection
+// adds the DWARF 5 ones. An error in a unit's header beyond the first is
+// returned by the Reader that reaches it (New returns it).
+// Reading all of a lazy Data reads every section whole.
+func NewLazy(abbrev, info, line Lazy, ranges, str []byte) (*Data, error) {
+	head, err := info.Prefix(14)
+	if err != nil {
+		return nil, err
+	}
+	d := &Data{
+		info:        head,
+		ranges:      ranges,
+		str:         str,
+		abbrevCache: make(map[uint64]*abbrevs),
+		typeCache:   make(map[Offset]Type),
+		typeSigs:    make(map[uint64]*typeUnit),
+		lazy:        &lazySections{info: info, abbrev: abbrev, line: line},
+	}
+	if err := d.sniffOrder(); err != nil {
+		return nil, err
+	}
+	d.lazy.abbrevData.Store(new([]byte))
+	d.lazy.lineData.Store(new([]byte))
+	// The first unit now, so that a header error shows here as in New.
+	d.growUnits(0)
+	if d.lazy.err != nil {
+		return nil, d.lazy.err
+	}
+	return d, nil
+}
+
+// units returns the units read so far.
+func (d *Data) units() []*unit {
+	if p := d.unit.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// unitAt returns unit i, reading further units of a lazy Data up to it;
+// nil past the last unit.
+func (d *Data) unitAt(i int) *unit {
+	if us := d.units(); i < len(us) || d.lazy == nil {
+		if i < len(us) {
+			return us[i]
+		}
+		return nil
+	}
+	for {
+		us := d.units()
+		if i < len(us) {
+			return us[i]
+		}
+		end, ok := d.lazy.end()
+		if !ok {
+			return nil
+		}
+		d.growUnits(end) // reads a unit, or steps over an empty one, or stops
+	}
+}
+
+// end returns where the next unit header starts, false when every unit
+// has been read (or no more can be).
+func (l *lazySections) end() (Offset, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.next, !l.done && l.err == nil
+}
+
+// lazyErr returns why a lazy Data cannot read further units, or nil.
+func (d *Data) lazyErr() error {
+	if d.lazy == nil {
+		return nil
+	}
+	d.lazy.mu.Lock()
+	defer d.lazy.mu.Unlock()
+	return d.lazy.err
+}
+
+// growUnits reads units of a lazy Data until one ends past off, or none
+// is left.
+func (d *Data) growUnits(off Offset) {
+	l := d.lazy
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	units := d.units()
+	grown := false
+	for !l.done && l.err == nil && l.next <= off {
+		base := l.next
+		info, err := l.info.Prefix(int(base) + 12)
+		if err != nil {
+			l.err = err
+			break
+		}
+		if len(info) <= int(base) {
+			l.done = true
+			break
+		}
+		b := makeBuf(d, unknownFormat{}, "info", base, info[base:])
+		n, is64 := b.unitLength()
+		if b.err == nil && n != Offset(uint32(n)) {
+			b.error("unit length overflow")
+		}
+		if b.err != nil {
+			l.err = b.err
+			break
+		}
+		end := b.off + n
+		if n == 0 {
+			l.next = end // no unit here, as New skips it
+			continue
+		}
+		if info, err = l.info.Prefix(int(end)); err != nil {
+			l.err = err
+			break
+		}
+		if Offset(len(info)) < end {
+			l.err = DecodeError{"info", base, "unit length runs past the section"}
+			break
+		}
+		b = makeBuf(d, unknownFormat{}, "info", b.off, info[b.off:end])
+		u := &unit{base: base, is64: is64}
+		if !d.unitHeader(&b, u, n) || b.err != nil {
+			l.err = b.err
+			break
+		}
+		if !grown {
+			units = append([]*unit(nil), units...)
+			grown = true
+		}
+		units = append(units, u)
+		l.next = end
+	}
+	if grown {
+		d.unit.Store(&units)
+	}
+}
+
+// allUnits reads every unit of a lazy Data.
+func (d *Data) allUnits() []*unit {
+	if d.lazy != nil {
+		d.growUnits(^Offset(0))
+	}
+	return d.units()
+}
+
+// abbrevBytes returns .debug_abbrev as far as it is read, and whether
+// that is all of it.
+func (d *Data) abbrevBytes() ([]byte, bool) {
+	if d.lazy == nil {
+		return d.abbrev, true
+	}
+	d.lazy.mu.Lock()
+	defer d.lazy.mu.Unlock()
+	return *d.lazy.abbrevData.Load(), d.lazy.abbrevDone
+}
+
+// growAbbrev reads .debug_abbrev further: past off, to at least twice what
+// was read before. It returns false when there is no more to read.
+func (d *Data) growAbbrev(off uint64) bool {
+	l := d.lazy
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.abbrevDone || l.err != nil {
+		return false
+	}
+	have := *l.abbrevData.Load()
+	n := max(2*len(have), int(min(off, 1<<40))+16<<10)
+	b, err := l.abbrev.Prefix(n)
+	if err != nil {
+		l.err = err
+		return false
+	}
+	if len(b) < n {
+		l.abbrevDone = true
+	}
+	l.abbrevData.Store(&b)
+	return len(b) > len(have)
+}
+
+// lineAt returns .debug_line read at least to the end of the line table at
+// off (as far as the section goes), or nil when there is no .debug_line.
+func (d *Data) lineAt(off int64) ([]byte, error) {
+	l := d.lazy
+	if l == nil {
+		return d.line, nil
+	}
+	if l.line == nil {
+		return nil, nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	have := *l.lineData.Load()
+	if off < 0 || off > 1<<40 {
+		return have, nil // out of range, as the caller reports
+	}
+	read := func(n int64) error {
+		if n <= int64(len(have)) {
+			return nil
+		}
+		b, err := l.line.Prefix(int(n))
+		if err != nil {
+			return err
+		}
+		have = b
+		l.lineData.Store(&b)
+		return nil
+	}
+	if err := read(off + 12); err != nil {
+		return nil, err
+	}
+	if off >= int64(len(have)) {
+		return have, nil
+	}
+	b := makeBuf(d, unknownFormat{}, "line", Offset(off), have[off:])
+	n, _ := b.unitLength()
+	if b.err != nil {
+		return have, nil // the reader reports it
+	}
+	if err := read(int64(b.off) + int64(n)); err != nil {
+		return nil, err
+	}
+	return have, nil
+}
+
+// UnitAt returns the offset of the first entry of the unit whose header
+// starts at hdr (as .debug_aranges gives it) and the offset just past the
+// unit, reading a lazy Data's units as far as it; false when no unit
+// starts there.
+func (d *Data) UnitAt(hdr Offset) (entry, next Offset, ok bool) {
+	d.offsetToUnit(hdr) // in a lazy Data, reads the units up to the one holding hdr
+	us := d.units()
+	j := sort.Search(len(us), func(k int) bool { return us[k].base >= hdr })
+	if j == len(us) || us[j].base != hdr {
+		return 0, 0, false
+	}
+	return us[j].off, us[j].off + Offset(len(us[j].data)), true
+}
