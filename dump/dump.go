@@ -62,7 +62,8 @@ type Dump struct {
 	mem     unwind.Memory
 
 	user  *userCore
-	files []*os.File // backing files opened by Symbols, closed by Close
+	files []*os.File      // backing files opened by Symbols, closed by Close
+	syms  []*symbols.File // symbol files opened by Symbols, closed by Close
 	kern  *kernel
 	kdump *KdumpHeader
 	emu   *emuState
@@ -166,12 +167,18 @@ func classify(notes []Note) Kind {
 	return k
 }
 
-// Close releases the file Open opened. Reads after Close fail.
+// Close releases the file Open opened and the symbol files Symbols
+// opened (which first keep what they decompressed in the debug cache, see
+// symbols.DebugCacheDir). Reads after Close fail.
 func (d *Dump) Close() error {
 	for _, f := range d.files {
 		f.Close()
 	}
 	d.files = nil
+	for _, f := range d.syms {
+		f.Close()
+	}
+	d.syms = nil
 	if d.close == nil {
 		return nil
 	}

@@ -169,6 +169,7 @@ func (d *Dump) userSymbols(set *symbols.Set, opts SymbolOptions) []string {
 			warns = append(warns, fmt.Sprintf("%s: %v", path, err))
 			continue
 		}
+		d.syms = append(d.syms, f)
 		if dbg, ok := symbols.FindDebugFile(f, debugDirs(opts)); ok {
 			if err := f.AttachDebug(dbg); err != nil {
 				warns = append(warns, fmt.Sprintf("%s: %v", dbg, err))

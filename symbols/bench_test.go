@@ -255,18 +255,14 @@ func benchDWARFFirstLines(b *testing.B, f *File, funcs []string) {
 	b.ReportAllocs()
 	var buf []Line
 	for b.Loop() {
-		d, key, err := readDWARF(ef, r, path, mapped)
+		d, key, st, err := readDWARF(ef, r, path, mapped)
 		if err != nil {
 			b.Fatal(err)
 		}
-		x := cache.loadUnits(d, key)
-		if x == nil {
-			if x, err = buildDWARFIndex(d); err != nil {
-				b.Fatal(err)
-			}
-			cache.storeUnits(x, key)
+		x, err := indexDWARF(d, key, st, cache)
+		if err != nil {
+			b.Fatal(err)
 		}
-		x.cache, x.key = cache, key
 		for _, pc := range pcs {
 			if buf = x.lines(pc, buf[:0]); len(buf) == 0 {
 				b.Fatalf("no lines at %#x", pc)

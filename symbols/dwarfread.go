@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -35,21 +36,24 @@ const maxDebugSection = 1 << 30
 // unmapped), or nil: the sections are then slices of it, which the DWARF
 // data refers to for as long as the process may look lines up.
 // Compressed sections (SHF_COMPRESSED with zlib or zstd, GNU .zdebug_) are
-// decompressed in parallel, once: the result is kept in the debug cache
-// (DebugCacheDir) and mapped from there by later runs.
+// decompressed once and kept in the debug cache (DebugCacheDir), which
+// later runs map: the small ones whole and in parallel, .debug_info,
+// .debug_abbrev and .debug_line only as far as lookups read them
+// (streamSection; st lists them, with .debug_aranges to find units by).
 //
 // key identifies the sections for the unit index cached beside them (see
 // dwarfKey); it is nil for a relocatable file.
-func readDWARF(ef *elf.File, r io.ReaderAt, path string, mapped []byte) (d *dwarf.Data, key []byte, err error) {
+func readDWARF(ef *elf.File, r io.ReaderAt, path string, mapped []byte) (d *dwarf.Data, key []byte, st *dwarfStreams, err error) {
 	if ef.Type == elf.ET_REL {
 		d, err = relDWARF(ef)
-		return d, nil, err
+		return d, nil, nil, err
 	}
 	raw := r
 	if mapped != nil {
 		raw = bytes.NewReader(mapped)
 	}
 	sec := map[string][]byte{}
+	keySec := map[string][]byte{} // what dwarfKey reads: a streamed section's compressed bytes
 	var packed []packedSection
 	for _, s := range ef.Sections {
 		name, gnu := s.Name, false
@@ -65,10 +69,10 @@ func readDWARF(ef *elf.File, r io.ReaderAt, path string, mapped []byte) (d *dwar
 			continue
 		}
 		if s.FileSize > maxDebugSection {
-			return nil, nil, fmt.Errorf("section %s: size %d too large", s.Name, s.FileSize)
+			return nil, nil, nil, fmt.Errorf("section %s: size %d too large", s.Name, s.FileSize)
 		}
 		if s.Flags&elf.SHF_COMPRESSED != 0 || gnu {
-			if !dwarfDataSections[name] {
+			if !dwarfDataSections[name] && name != "aranges" {
 				continue // not read through dwarf.Data: not worth inflating here
 			}
 			packed = append(packed, packedSection{name: name, sec: s, gnu: gnu})
@@ -76,25 +80,144 @@ func readDWARF(ef *elf.File, r io.ReaderAt, path string, mapped []byte) (d *dwar
 		}
 		b, err := sectionBytes(s, r, mapped)
 		if err != nil {
-			return nil, nil, fmt.Errorf("section %s: %w", s.Name, err)
+			return nil, nil, nil, fmt.Errorf("section %s: %w", s.Name, err)
 		}
 		sec[name] = b
 	}
-	if len(packed) > 0 {
-		if err := inflateSections(ef, path, raw, packed, sec); err != nil {
-			return nil, nil, err
+	cache := debugCacheFor(ef, path)
+	var whole []packedSection
+	for i := range packed {
+		p := &packed[i]
+		size, body, err := compressedSize(p, raw)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("section %s: %w", p.sec.Name, err)
+		}
+		if !streamedSections[p.name] {
+			whole = append(whole, *p)
+			continue
+		}
+		if b := cache.load(p.name, size); b != nil {
+			sec[p.name] = b
+			continue
+		}
+		if st == nil {
+			st = &dwarfStreams{sec: map[string]*streamSection{}}
+		}
+		ss := &streamSection{p: *p, path: path, raw: raw, body: body, size: size, cache: cache}
+		if off, n := p.sec.Offset+uint64(body), p.sec.FileSize-uint64(body); mapped != nil && off <= uint64(len(mapped)) && n <= uint64(len(mapped))-off {
+			ss.data = mapped[off : off+n]
+		}
+		ss.have = cache.loadPrefix(p.name, size)
+		ss.cached = len(ss.have)
+		st.sec[p.name] = ss
+		if keySec[p.name], err = rawSection(p.sec, raw, mapped); err != nil {
+			return nil, nil, nil, fmt.Errorf("section %s: %w", p.sec.Name, err)
 		}
 	}
-	d, err = newDWARF(sec)
-	return d, dwarfKey(sec), err
+	if st == nil {
+		// Nothing streamed: .debug_aranges is not needed.
+		whole = slices.DeleteFunc(whole, func(p packedSection) bool { return p.name == "aranges" })
+	}
+	if len(whole) > 0 {
+		if err := inflateSections(cache, raw, whole, sec); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	for name, b := range sec {
+		if _, ok := keySec[name]; !ok {
+			keySec[name] = b
+		}
+	}
+	if st == nil {
+		d, err = newDWARF(sec)
+		return d, dwarfKey(keySec), nil, err
+	}
+	st.aranges = sec["aranges"]
+	lazy := func(name string) dwarf.Lazy {
+		if s, ok := st.sec[name]; ok {
+			return s
+		}
+		if b, ok := sec[name]; ok {
+			return wholeSection(b)
+		}
+		return nil
+	}
+	d, err = newLazyDWARF(lazy("abbrev"), lazy("info"), lazy("line"), sec)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return d, dwarfKey(keySec), st, err
 }
 
 // dwarfDataSections are the debug sections dwarf.Data reads (without
 // ".debug_"); the others (aranges, frame, location lists, macros) are read
-// on their own where needed, so readDWARF does not decompress them.
+// on their own where needed, so readDWARF does not decompress them (but
+// .debug_aranges where .debug_info is streamed: the units are found by it).
 var dwarfDataSections = map[string]bool{
 	"abbrev": true, "info": true, "line": true, "ranges": true, "str": true,
 	"addr": true, "line_str": true, "str_offsets": true, "rnglists": true, "types": true,
+}
+
+// streamedSections are the sections inflated only as far as lookups need
+// (without ".debug_").
+var streamedSections = map[string]bool{"info": true, "abbrev": true, "line": true}
+
+// dwarfStreams are the streamed sections of one file's DWARF.
+type dwarfStreams struct {
+	sec     map[string]*streamSection // by name without ".debug_"
+	aranges []byte                    // .debug_aranges, whole; nil if the file has none
+}
+
+// err returns why a streamed section could not be read to the end, or nil.
+func (st *dwarfStreams) err() error {
+	if st == nil {
+		return nil
+	}
+	var errs []error
+	for _, name := range []string{"info", "abbrev", "line"} {
+		if s := st.sec[name]; s != nil {
+			errs = append(errs, s.errs())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// save keeps what was inflated in the debug cache.
+func (st *dwarfStreams) save() {
+	if st == nil {
+		return
+	}
+	for _, s := range st.sec {
+		s.save()
+	}
+}
+
+// rawSection returns a section's bytes as they are in the file.
+func rawSection(s *elf.Section, raw io.ReaderAt, mapped []byte) ([]byte, error) {
+	if mapped != nil && s.Offset <= uint64(len(mapped)) && s.FileSize <= uint64(len(mapped))-s.Offset {
+		return mapped[s.Offset : s.Offset+s.FileSize], nil
+	}
+	b := make([]byte, s.FileSize)
+	if n, err := raw.ReadAt(b, int64(s.Offset)); uint64(n) != s.FileSize {
+		return nil, shortRead(err)
+	}
+	return b, nil
+}
+
+// newLazyDWARF is newDWARF with .debug_abbrev, .debug_info and .debug_line
+// read on demand.
+func newLazyDWARF(abbrev, info, line dwarf.Lazy, sec map[string][]byte) (*dwarf.Data, error) {
+	if abbrev == nil {
+		abbrev = wholeSection(nil)
+	}
+	if info == nil {
+		info = wholeSection(nil)
+	}
+	d, err := dwarf.NewLazy(abbrev, info, line, sec["ranges"], sec["str"])
+	if err != nil {
+		return nil, err
+	}
+	return d, addDWARF5(d, sec)
 }
 
 // newDWARF builds DWARF data from debug sections named without their
@@ -105,19 +228,27 @@ func newDWARF(sec map[string][]byte) (*dwarf.Data, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := addDWARF5(d, sec); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// addDWARF5 adds the DWARF 5 sections and .debug_types in sec to d.
+func addDWARF5(d *dwarf.Data, sec map[string][]byte) error {
 	for _, name := range []string{"addr", "line_str", "str_offsets", "rnglists", "loclists"} {
 		if b, ok := sec[name]; ok {
 			if err := d.AddSection(".debug_"+name, b); err != nil {
-				return nil, err
+				return err
 			}
 		}
 	}
 	if b, ok := sec["types"]; ok {
 		if err := d.AddTypes("types", b); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return d, nil
+	return nil
 }
 
 // relDWARF reads the DWARF of a relocatable object as debug/elf's
@@ -231,8 +362,7 @@ const (
 // inflateSections fills sec with the decompressed contents of packed,
 // from the debug cache where it holds them, else decompressing each on a
 // goroutine of its own and storing the result in the cache.
-func inflateSections(ef *elf.File, path string, raw io.ReaderAt, packed []packedSection, sec map[string][]byte) error {
-	cache := debugCacheFor(ef, path)
+func inflateSections(cache debugCache, raw io.ReaderAt, packed []packedSection, sec map[string][]byte) error {
 	out := make([][]byte, len(packed))
 	errs := make([]error, len(packed))
 	var wg sync.WaitGroup
@@ -400,6 +530,12 @@ func (c debugCache) load(name string, size uint64) []byte {
 // store writes a decompressed section to the cache, atomically; failing
 // to is no error (the cache only saves time).
 func (c debugCache) store(name string, b []byte) {
+	c.storeParts(name, b, nil)
+}
+
+// storeParts writes parts one after the other to the cache entry name, as
+// store does.
+func (c debugCache) storeParts(name string, parts ...[]byte) {
 	if c == "" {
 		return
 	}
@@ -410,7 +546,12 @@ func (c debugCache) store(name string, b []byte) {
 	if err != nil {
 		return
 	}
-	_, werr := tmp.Write(b)
+	var werr error
+	for _, b := range parts {
+		if _, err := tmp.Write(b); err != nil && werr == nil {
+			werr = err
+		}
+	}
 	cerr := tmp.Close()
 	if werr != nil || cerr != nil || os.Rename(tmp.Name(), filepath.Join(string(c), name)) != nil {
 		os.Remove(tmp.Name())

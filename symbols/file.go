@@ -149,8 +149,10 @@ func NewFile(r io.ReaderAt, path string, bias uint64) (f *File, err error) {
 }
 
 // Close closes the file Open opened and the debug file AttachDebug opened;
-// it is a no-op for NewFile without AttachDebug.
+// it is a no-op for NewFile without AttachDebug. It first keeps in the
+// debug cache what lookups decompressed of the file's DWARF.
 func (f *File) Close() error {
+	f.saveDebugCache()
 	var errs []error
 	if f.dbgClose != nil {
 		errs = append(errs, f.dbgClose.Close())

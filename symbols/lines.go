@@ -26,6 +26,9 @@ type dwarfIndex struct {
 
 	cache debugCache // where units' details are kept (unitdetail.go), or ""
 	key   []byte     // of the DWARF sections, for the cache; nil: no caching
+
+	ar      *arIndex      // units found by .debug_aranges (aranges.go), or nil: by ranges
+	streams *dwarfStreams // the sections inflated as far as lookups read them, or nil
 }
 
 type cuRange struct {
@@ -174,6 +177,9 @@ func (x *dwarfIndex) load(u *cuInfo) {
 }
 
 func (x *dwarfIndex) unitFor(pc uint64) *cuInfo {
+	if x.ar != nil {
+		return x.ar.unitFor(x, pc)
+	}
 	lo, hi := 0, len(x.ranges)
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
@@ -623,22 +629,34 @@ func (f *File) loadDWARF() {
 	if !hasData(ef, ".debug_info") {
 		return
 	}
-	d, key, err := readDWARF(ef, r, path, mapped)
+	d, key, st, err := readDWARF(ef, r, path, mapped)
 	if err != nil {
 		f.dwErr = fmt.Errorf("symbols: %s: %w", path, err)
 		return
 	}
-	cache := debugCacheFor(ef, path)
-	if f.dw = cache.loadUnits(d, key); f.dw == nil {
-		f.dw, f.dwErr = buildDWARFIndex(d)
-		if f.dwErr == nil {
-			cache.storeUnits(f.dw, key)
-		}
-	}
+	f.dw, f.dwErr = indexDWARF(d, key, st, debugCacheFor(ef, path))
 	if f.dw != nil {
-		f.dw.cache, f.dw.key = cache, key
 		f.dw.vars.ef, f.dw.vars.r, f.dw.vars.mapped = ef, r, mapped
 	}
+}
+
+// indexDWARF returns the unit index of d: the one cached under key, or
+// made from .debug_aranges where .debug_info is streamed (st), or made by
+// reading every unit's entry and then cached.
+func indexDWARF(d *dwarf.Data, key []byte, st *dwarfStreams, cache debugCache) (*dwarfIndex, error) {
+	x := cache.loadUnits(d, key)
+	var err error
+	if x == nil {
+		if ar := st.arangesIndex(); ar != nil {
+			x = &dwarfIndex{d: d, ar: ar}
+		} else if x, err = buildDWARFIndex(d); err == nil {
+			cache.storeUnits(x, key)
+		}
+	}
+	if x != nil {
+		x.cache, x.key, x.streams = cache, key, st
+	}
+	return x, err
 }
 
 // Lines appends to buf[:0] the source frames for the run-time pc, innermost

@@ -284,7 +284,7 @@ func (f *File) moduleDWARF() (*dwarf.Data, error) {
 func (f *File) DebugInfoErr() error {
 	f.cfiOnce.Do(f.loadCFI)
 	f.dwarfOnce.Do(f.loadDWARF)
-	return errors.Join(f.cfiErr, f.dwErr)
+	return errors.Join(f.cfiErr, f.dwErr, f.streamErr())
 }
 
 // ModuleSymbol is one symbol of a loaded module as the kernel keeps it in

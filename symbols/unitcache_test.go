@@ -18,7 +18,7 @@ func progIndex(tb testing.TB) (*File, []byte, *dwarfIndex) {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { f.Close() })
-	d, key, err := readDWARF(f.ef, f.r, f.Path, f.mapped)
+	d, key, _, err := readDWARF(f.ef, f.r, f.Path, f.mapped)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -1,0 +1,141 @@
+package symbols
+
+import (
+	"encoding/binary"
+	"fmt"
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	"github.com/unwind-dev/unwind/internal/corpus"
+)
+
+// streamedDWARF opens path (compressed debug sections) with an empty debug
+// cache and returns its DWARF read lazily, with its .debug_aranges.
+func streamedDWARF(t *testing.T, path string) (*File, *dwarfStreams, *dwarfIndex) {
+	t.Helper()
+	t.Setenv("UNWIND_DEBUG_CACHE", t.TempDir())
+	f, err := Open(path, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	d, _, st, err := readDWARF(f.ef, f.r, f.Path, f.mapped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st == nil || st.sec["info"] == nil || st.aranges == nil {
+		t.Fatalf("%s: .debug_info not streamed or no .debug_aranges", path)
+	}
+	return f, st, &dwarfIndex{d: d}
+}
+
+// rewriteAranges returns a copy of .debug_aranges (32-bit sets) with each
+// set's unit offset replaced by remap's.
+func rewriteAranges(t *testing.T, b []byte, remap func(i int, off uint32) uint32) []byte {
+	t.Helper()
+	b = append([]byte(nil), b...)
+	for i, p := 0, 0; p < len(b); i++ {
+		n := int(binary.LittleEndian.Uint32(b[p:]))
+		if n == 0xffffffff || p+4+n > len(b) {
+			t.Fatal("not a 32-bit .debug_aranges")
+		}
+		binary.LittleEndian.PutUint32(b[p+6:], remap(i, binary.LittleEndian.Uint32(b[p+6:])))
+		p += 4 + n
+	}
+	return b
+}
+
+// Where .debug_aranges is wrong (every range given to the next set's unit)
+// or empty (no ranges), lookups give what the index of every unit gives:
+// a unit found by .debug_aranges is used only where its entry holds the pc.
+func TestArangesIndexChecked(t *testing.T) {
+	paths := []string{compressedCopies(t)["zlib"]}
+	if dir, err := corpus.Find("user"); err == nil {
+		paths = append(paths, filepath.Join(dir, "lib", "libc.so.6.debug"))
+	}
+	for _, path := range paths {
+		f, st, _ := streamedDWARF(t, path)
+		var pcs []uint64
+		for i := range f.Syms.Len() {
+			s := f.Syms.At(i)
+			if s.Size > 0 {
+				pcs = append(pcs, s.Addr, s.Addr+s.Size/2, s.Addr+s.Size-1)
+			}
+		}
+		_, _, full := streamedDWARF(t, path)
+		full, err := buildDWARFIndex(full.d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sets []uint32
+		rewriteAranges(t, st.aranges, func(_ int, off uint32) uint32 { sets = append(sets, off); return off })
+		for name, fake := range map[string][]byte{
+			"real": st.aranges,
+			"shifted": rewriteAranges(t, st.aranges, func(i int, off uint32) uint32 {
+				return sets[(i+1)%len(sets)]
+			}),
+			"empty": {28, 0, 0, 0, 2, 0, 0, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+		} {
+			_, _, x := streamedDWARF(t, path)
+			if x.ar = parseAranges(fake); x.ar == nil {
+				t.Fatalf("%s: %s .debug_aranges not read", path, name)
+			}
+			n, lines := 0, 0
+			for _, pc := range pcs {
+				got, want := x.lines(pc, nil), full.lines(pc, nil)
+				if !reflect.DeepEqual(got, want) {
+					t.Fatalf("%s, %s .debug_aranges: %#x: %v, want %v", path, name, pc, got, want)
+				}
+				n++
+				lines += len(want)
+			}
+			if lines == 0 {
+				t.Fatalf("%s: no lines at %d pcs", path, n)
+			}
+			if name == "real" && x.ar.full.Load() != nil && len(pcs) > 0 {
+				t.Logf("%s: the real .debug_aranges left some pc to the index of every unit", path)
+			}
+		}
+	}
+}
+
+// Lookups on many goroutines at once in a file whose DWARF is streamed
+// (run with -race) give what one goroutine gets.
+func TestStreamedConcurrent(t *testing.T) {
+	dir, err := corpus.Find("user")
+	if err != nil {
+		t.Skip(err)
+	}
+	path := filepath.Join(dir, "lib", "libc.so.6.debug")
+	one, _, _ := streamedDWARF(t, path)
+	f, _, _ := streamedDWARF(t, path) // a new, empty cache
+	var pcs []uint64
+	for i := 0; i < f.Syms.Len(); i += 7 {
+		if s := f.Syms.At(i); s.Size > 0 {
+			pcs = append(pcs, s.Addr+s.Size/2)
+		}
+	}
+	want := make([][]Line, len(pcs))
+	for i, pc := range pcs {
+		want[i] = one.Lines(pc, nil)
+	}
+	done := make(chan error)
+	for g := range 4 {
+		go func() {
+			for i := range pcs {
+				i = (i*(g+1) + g*101) % len(pcs) // each goroutine its own order
+				if got := f.Lines(pcs[i], nil); !reflect.DeepEqual(got, want[i]) {
+					done <- fmt.Errorf("%#x: %v, want %v", pcs[i], got, want[i])
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for range 4 {
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
+}
