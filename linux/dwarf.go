@@ -118,8 +118,13 @@ func (k *Kernel) loadKernelSyms(opts dump.SymbolOptions, files []*symbols.File, 
 				}
 			}
 			if sf != nil {
-				for _, s := range sf.ELFSymbolsNamed(kernelSymNames) {
-					add(s)
+				// The table symbols made (from the debug cache, warm)
+				// answers each name with a hash probe; scanning .symtab
+				// read all of it.
+				for name := range kernelSymNames {
+					if v, size, ok := sf.SymbolValue(name); ok {
+						add(elf.Symbol{Name: name, Value: v, Size: size})
+					}
 				}
 			} else {
 				for s := range symbols.ELFSymbols(f) {

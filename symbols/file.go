@@ -214,13 +214,7 @@ func (f *File) readSymbols() *Table {
 		}
 	}
 	f.kernel = kernel
-	rel, abs := f.symbolRuns(srcs, true)
-	if len(abs.addr) > maxExtras {
-		// Too many absolute symbols to merge one by one: one run, at
-		// this bias only.
-		rel, abs = f.symbolRuns(srcs, false)
-		key = nil
-	}
+	rel, abs := f.symbolRuns(srcs)
 	t := rel.build(true)
 	f.capTextSizes(t)
 	xs := abs.build(false).syms()
@@ -229,6 +223,26 @@ func (f *File) readSymbols() *Table {
 		cache.storeSymtab(key, cachedSymtab{t: t, extras: xs, kernel: kernel})
 	}
 	return t.withExtras(xs)
+}
+
+// SymbolValue returns the ELF st_value and st_size of the symbol
+// Syms.ByName(name) gives: its address without the bias (an absolute
+// symbol has none), for a caller that relocates link-time addresses
+// itself, as linux.Open does with the few vmlinux symbols it reads. It
+// costs a hash probe, where scanning .symtab (ELFSymbolsNamed) reads the
+// whole table; unlike that scan it sees only the symbols the table keeps
+// (functions, objects and labels defined in a section) and, of several
+// with one name, the lowest-addressed. For a placed module the value is
+// the run-time address.
+func (f *File) SymbolValue(name string) (value, size uint64, ok bool) {
+	s, abs, ok := f.Syms.lookupName(name)
+	if !ok {
+		return 0, 0, false
+	}
+	if abs || f.secAddr != nil {
+		return s.Addr, s.ELFSize, true
+	}
+	return s.Addr - f.Bias, s.ELFSize, true
 }
 
 // symtabCacheable reports whether the table readSymbols makes of srcs is
@@ -247,11 +261,11 @@ func (f *File) symtabCacheable(srcs []symSource) bool {
 }
 
 // symbolRuns collects the symbols of srcs that readSymbols keeps: those
-// the bias moves, to be sorted by their run-time address, and, when split
-// is set, apart from them the absolute ones (SHN_ABS), which build the
-// table's extras (see Table.withExtras), so that the first can be cached
-// once for every bias.
-func (f *File) symbolRuns(srcs []symSource, split bool) (rel, abs *tableBuilder) {
+// the bias moves, to be sorted by their run-time address, and apart from
+// them the absolute ones (SHN_ABS), which build the table's extras (see
+// Table.withExtras), so that the first can be cached once for every
+// bias.
+func (f *File) symbolRuns(srcs []symSource) (rel, abs *tableBuilder) {
 	kernel := f.kernel
 	module := f.module
 	if kernel && f.secAddr == nil {
@@ -297,11 +311,7 @@ func (f *File) symbolRuns(srcs []symSource, split bool) (rel, abs *tableBuilder)
 				}
 				addr += f.secAddr[s.Section]
 			} else if s.Section == elf.SHN_ABS {
-				if split {
-					b = abs
-				} else {
-					addr -= rel.bias // not moved: addr+bias is its value
-				}
+				b = abs
 			}
 			name := s.Name
 			if i := strings.IndexByte(name, '@'); i > 0 {

@@ -140,7 +140,7 @@ func progSymtab(t testing.TB) ([]byte, []byte, string) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	rel, abs := f.symbolRuns(f.own, true)
+	rel, abs := f.symbolRuns(f.own)
 	tab := rel.build(true)
 	tab.hashNames()
 	key := f.symtabKey()

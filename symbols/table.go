@@ -713,12 +713,17 @@ func contains(start, size, addr uint64) bool {
 // ByName returns the symbol named name (the lowest-addressed one when
 // several share the name) and whether there is one.
 func (t *Table) ByName(name string) (Sym, bool) {
+	s, _, ok := t.lookupName(name)
+	return s, ok
+}
+
+// lookupName is ByName, which also tells whether the symbol is an extra (an
+// ELF file's absolute symbol).
+func (t *Table) lookupName(name string) (s Sym, extra, found bool) {
 	if t == nil {
-		return Sym{}, false
+		return Sym{}, false, false
 	}
 	t.nameOnce.Do(t.hashNames)
-	var s Sym
-	found := false
 	if len(t.byName) > 0 {
 		mask := uint64(len(t.byName) - 1)
 		h := strHash(t.seed, name) & mask
@@ -738,12 +743,12 @@ func (t *Table) ByName(name string) (Sym, bool) {
 	for j := range t.x {
 		if e := &t.x[j]; e.sym.Name == name {
 			if !found || e.sym.Addr < s.Addr {
-				return e.sym, true
+				return e.sym, true, true
 			}
 			break
 		}
 	}
-	return s, found
+	return s, false, found
 }
 
 // extrasBefore returns how many extras come before base symbol b.

@@ -1,6 +1,7 @@
 package symbols
 
 import (
+	"debug/elf"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
@@ -198,5 +199,44 @@ func TestWithExtrasMatchesOld(t *testing.T) {
 		}
 		want, _ := refNewTable(es)
 		checkAgainstOld(t, fmt.Sprintf("round %d (bias %#x)", round, bias), rel.build(true).withExtras(abs.build(false).syms()), want)
+	}
+}
+
+// TestSymbolValue checks that SymbolValue gives every uniquely named
+// symbol of the table as .symtab has it, absolute ones included, at a
+// KASLR bias.
+func TestSymbolValue(t *testing.T) {
+	path := "testdata/prog"
+	if dir, err := corpus.Find("kernel"); err == nil {
+		path = filepath.Join(dir, "fp", "vmlinux")
+	}
+	f, err := Open(path, 0x1e000000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	count := map[string]int{}
+	for s := range f.ELFSymbols() {
+		count[s.Name]++
+	}
+	checked, abs := 0, 0
+	for s := range f.ELFSymbols() {
+		if count[s.Name] != 1 {
+			continue
+		}
+		if _, ok := f.Syms.ByName(s.Name); !ok {
+			continue
+		}
+		v, size, ok := f.SymbolValue(s.Name)
+		if !ok || v != s.Value || size != s.Size {
+			t.Errorf("SymbolValue(%s) = %#x %#x %v, want %#x %#x", s.Name, v, size, ok, s.Value, s.Size)
+		}
+		checked++
+		if s.Section == elf.SHN_ABS {
+			abs++
+		}
+	}
+	if checked == 0 || path != "testdata/prog" && abs == 0 {
+		t.Errorf("%d symbols checked, %d absolute", checked, abs)
 	}
 }
