@@ -1,6 +1,7 @@
 package symbols
 
 import (
+	"debug/elf"
 	"encoding/binary"
 	"fmt"
 	"path/filepath"
@@ -138,4 +139,36 @@ func TestStreamedConcurrent(t *testing.T) {
 			t.Error(err)
 		}
 	}
+}
+
+// FuzzAranges reads random .debug_aranges sections (seeded with
+// testdata/prog's): no panic, and an index only of well-formed ranges,
+// each naming a unit header it read.
+func FuzzAranges(f *testing.F) {
+	ef, err := elf.Open("testdata/prog")
+	if err != nil {
+		f.Fatal(err)
+	}
+	b, err := ef.Section(".debug_aranges").Data()
+	ef.Close()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	f.Add(b[:len(b)-3])
+	f.Add([]byte{28, 0, 0, 0, 2, 0, 0, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		x := parseAranges(data)
+		if x == nil {
+			return
+		}
+		if len(x.hdrs) == 0 || len(x.units) != len(x.hdrs) {
+			t.Fatalf("%d units for %d headers", len(x.units), len(x.hdrs))
+		}
+		for i, r := range x.ranges {
+			if r.lo == 0 || r.lo >= r.hi || r.unit < 0 || r.unit >= len(x.hdrs) || i > 0 && r.lo < x.ranges[i-1].lo {
+				t.Fatalf("range %d: %+v", i, r)
+			}
+		}
+	})
 }

@@ -31,11 +31,10 @@ import (
 // start (a dwarf.Lazy). It is safe for concurrent use.
 type streamSection struct {
 	p     packedSection
-	path  string // the file, for errors
-	raw   io.ReaderAt
-	data  []byte // the compressed stream in the file's mapping, or nil: read from raw
-	body  int64  // where the compressed stream starts in the section
-	size  uint64 // the whole section's size, decompressed
+	path  string      // the file, for errors
+	raw   io.ReaderAt // the file, read where p.data is nil
+	body  int64       // where the compressed stream starts in the section
+	size  uint64      // the whole section's size, decompressed
 	cache debugCache
 
 	mu     sync.Mutex
@@ -104,10 +103,10 @@ func (s *streamSection) inflateTo(n uint64) error {
 // open starts the decompressor at the section's start.
 func (s *streamSection) open() (io.Reader, func(), error) {
 	var src io.Reader
-	if s.data != nil {
+	if s.p.data != nil {
 		// klauspost's inflater reads a *bytes.Reader faster than a
 		// reader it has to wrap in bufio.
-		src = bytes.NewReader(s.data)
+		src = bytes.NewReader(s.p.data)
 	} else {
 		src = io.NewSectionReader(s.raw, int64(s.p.sec.Offset)+s.body, int64(s.p.sec.FileSize)-s.body)
 	}

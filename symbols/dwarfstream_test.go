@@ -122,7 +122,7 @@ func TestStreamedPrefixWhole(t *testing.T) {
 // zst) claiming size bytes.
 func streamOf(stream []byte, zst bool, size uint64) *streamSection {
 	sec := &elf.Section{SectionHeader: elf.SectionHeader{Name: ".debug_info", FileSize: uint64(len(stream))}}
-	return &streamSection{p: packedSection{name: "info", sec: sec, zstd: zst}, path: "fuzz.debug", raw: bytes.NewReader(stream), data: stream, size: size}
+	return &streamSection{p: packedSection{name: "info", sec: sec, zstd: zst, data: stream}, path: "fuzz.debug", raw: bytes.NewReader(stream), size: size}
 }
 
 func zlibBytes(b []byte) []byte {
@@ -151,11 +151,14 @@ func TestStreamSection(t *testing.T) {
 		if zst {
 			stream = zstdBytes(plain)
 		}
-		s := streamOf(stream, zst, uint64(len(plain)))
-		for _, n := range []int{1, 50, 1000, 999, 20000, len(plain) + 5} {
-			b, err := s.Prefix(n)
-			if err != nil || len(b) < min(n, len(plain)) || !bytes.Equal(b, plain[:len(b)]) {
-				t.Fatalf("zstd %v: Prefix(%d): %d bytes, %v", zst, n, len(b), err)
+		unmapped := streamOf(stream, zst, uint64(len(plain)))
+		unmapped.p.data = nil // read through the file's ReaderAt
+		for _, s := range []*streamSection{streamOf(stream, zst, uint64(len(plain))), unmapped} {
+			for _, n := range []int{1, 50, 1000, 999, 20000, len(plain) + 5} {
+				b, err := s.Prefix(n)
+				if err != nil || len(b) < min(n, len(plain)) || !bytes.Equal(b, plain[:len(b)]) {
+					t.Fatalf("zstd %v: Prefix(%d): %d bytes, %v", zst, n, len(b), err)
+				}
 			}
 		}
 		for _, bad := range []*streamSection{

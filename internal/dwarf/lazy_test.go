@@ -311,3 +311,87 @@ func TestNewLazyConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// walk describes every entry (up to max) and every unit's line rows, as
+// a Reader and LineReader give them, errors included.
+func walk(d *dwarf.Data, max int) string {
+	var sb strings.Builder
+	r := d.Reader()
+	for n := 0; n < max; n++ {
+		e, err := r.Next()
+		if err != nil {
+			fmt.Fprintf(&sb, "error %v\n", err)
+			break
+		}
+		if e == nil {
+			break
+		}
+		fmt.Fprintf(&sb, "%#x %v %v %d\n", e.Offset, e.Tag, e.Children, len(e.Field))
+		for _, f := range e.Field {
+			fmt.Fprintf(&sb, "  %v %v\n", f.Attr, f.Val)
+		}
+		if e.Tag != dwarf.TagCompileUnit {
+			continue
+		}
+		lr, err := d.LineReader(e)
+		fmt.Fprintf(&sb, "lines %v\n", err)
+		for lr != nil && n < max {
+			var le dwarf.LineEntry
+			if err := lr.Next(&le); err != nil {
+				fmt.Fprintf(&sb, "  %v\n", err)
+				break
+			}
+			n++
+			fmt.Fprintf(&sb, "  %#x %d %v\n", le.Address, le.Line, le.EndSequence)
+		}
+	}
+	return sb.String()
+}
+
+// FuzzNewLazy mutates the test program's .debug_info, .debug_abbrev and
+// .debug_line: where New reads them, a lazy Data given a few bytes at a
+// time reads every entry and line as New's does; it never panics.
+func FuzzNewLazy(f *testing.F) {
+	ef, err := elf.Open(filepath.Join("..", "..", "symbols", "testdata", "prog"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	sec := map[string][]byte{}
+	for _, s := range ef.Sections {
+		if name, ok := strings.CutPrefix(s.Name, ".debug_"); ok && s.Type != elf.SHT_NOBITS {
+			if sec[name], err = s.Data(); err != nil {
+				f.Fatal(err)
+			}
+		}
+	}
+	ef.Close()
+	f.Add(sec["info"], sec["abbrev"], sec["line"])
+	f.Add(sec["info"][:len(sec["info"])/2], sec["abbrev"], sec["line"][:100])
+	f.Add(sec["info"], sec["abbrev"][:len(sec["abbrev"])-10], sec["line"])
+	f.Fuzz(func(t *testing.T, info, abbrev, line []byte) {
+		add := func(d *dwarf.Data) {
+			for _, name := range []string{"addr", "line_str", "str_offsets", "rnglists"} {
+				if b, ok := sec[name]; ok {
+					d.AddSection(".debug_"+name, b)
+				}
+			}
+		}
+		lazy, lerr := dwarf.NewLazy(&prefixOnly{b: abbrev}, &prefixOnly{b: info}, &prefixOnly{b: line}, sec["ranges"], sec["str"])
+		d, err := dwarf.New(abbrev, nil, nil, info, line, nil, sec["ranges"], sec["str"])
+		if lerr != nil {
+			if err == nil {
+				t.Fatalf("NewLazy: %v, New none", lerr)
+			}
+			return
+		}
+		add(lazy)
+		got := walk(lazy, 5000)
+		if err != nil {
+			return // New refuses what a lazy Data reports later
+		}
+		add(d)
+		if want := walk(d, 5000); got != want {
+			t.Fatalf("lazy:\n%s\nNew:\n%s", got, want)
+		}
+	})
+}
