@@ -100,10 +100,19 @@ elif [ -n "$user" ]; then
 	measure_first "unwind bt (first run: empty debug cache)" "$U" bt "$core" --sysroot "$root"
 	measure "unwind bt (warm debug cache)" "$U" bt "$core" --sysroot "$root"
 	if command -v eu-stack >/dev/null; then
-		# eu-stack has no sysroot: libc is the machine's, its debug file
-		# found by build id in the corpus's lib/.
-		measure "eu-stack" eu-stack --core "$core" -e "$user/b_abort/O2cfi/bin" --debuginfo-path="$user/lib"
-		measure "eu-stack -s -i" eu-stack -s -i --core "$core" -e "$user/b_abort/O2cfi/bin" --debuginfo-path="$user/lib"
+		# eu-stack has no sysroot: it reads the libraries the core names
+		# (the corpus's copies are the same files, see BUILD-IDS.txt) and
+		# finds their debug files by build id, under .build-id/ of the
+		# debuginfo path, as unwind finds libc's compressed debug file.
+		dbg=$work/debug
+		while read -r f _ id; do
+			[ -f "$user/lib/$f.debug" ] || continue
+			d=$(echo "$id" | cut -c1-2)
+			mkdir -p "$dbg/.build-id/$d"
+			ln -s "$user/lib/$f.debug" "$dbg/.build-id/$d/$(echo "$id" | cut -c3-).debug"
+		done <"$user/lib/BUILD-IDS.txt"
+		measure "eu-stack" eu-stack --core "$core" -e "$user/b_abort/O2cfi/bin" --debuginfo-path="$dbg"
+		measure "eu-stack -s -i" eu-stack -s -i --core "$core" -e "$user/b_abort/O2cfi/bin" --debuginfo-path="$dbg"
 	fi
 	command -v gdb >/dev/null && measure "gdb -batch -ex bt (args off)" gdb -nx -batch \
 		-ex "set sysroot $root" -ex "set debug-file-directory $root/usr/lib/debug" \
