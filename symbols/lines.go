@@ -429,8 +429,9 @@ func (s *scope) setFrom(e *dwarf.Entry) {
 }
 
 // scopeOf reads the name and nested scopes of s, a function of the unit,
-// once.
-func (u *cuInfo) scopeOf(d *dwarf.Data, s *scope) {
+// once: from the debug cache when it holds them (scopecache.go), else
+// from its DIEs, then caching them.
+func (u *cuInfo) scopeOf(x *dwarfIndex, s *scope) {
 	if s.loaded.Load() {
 		return
 	}
@@ -439,10 +440,23 @@ func (u *cuInfo) scopeOf(d *dwarf.Data, s *scope) {
 	if s.loaded.Load() {
 		return
 	}
-	defer func() {
-		recover() // malformed DWARF: the scopes read so far
+	if !s.die && !s.kids && s.ref == 0 {
+		s.loaded.Store(true) // nothing to read
+		return
+	}
+	if x.loadScopes(u, s) {
 		s.loaded.Store(true)
+		return
+	}
+	read := false
+	defer func() {
+		p := recover() // malformed DWARF: the scopes read so far
+		s.loaded.Store(true)
+		if p == nil && read {
+			x.storeScopes(s)
+		}
 	}()
+	d := x.d
 	r := d.Reader()
 	if s.die {
 		// A function from the debug cache: read as readScopes reads it.
@@ -460,6 +474,7 @@ func (u *cuInfo) scopeOf(d *dwarf.Data, s *scope) {
 		if s.kids {
 			s.children, _ = u.readScopes(d, r, s)
 		}
+		read = true
 		return
 	}
 	if s.ref != 0 {
@@ -467,10 +482,12 @@ func (u *cuInfo) scopeOf(d *dwarf.Data, s *scope) {
 	}
 	if s.kids {
 		r.Seek(s.off)
-		if _, err := r.Next(); err == nil {
-			s.children, _ = u.readScopes(d, r, s)
+		if _, err := r.Next(); err != nil {
+			return
 		}
+		s.children, _ = u.readScopes(d, r, s)
 	}
+	read = true
 }
 
 // nameAt returns the name of the subprogram or inlined subroutine DIE at
@@ -518,13 +535,13 @@ func (u *cuInfo) nameAt(d *dwarf.Data, off dwarf.Offset, depth int) string {
 
 // scopesAt appends the scopes holding the link-time pc to chain, outermost
 // (the function) first, at most maxScopes in all.
-func (u *cuInfo) scopesAt(d *dwarf.Data, pc uint64, chain []*scope) []*scope {
+func (u *cuInfo) scopesAt(x *dwarfIndex, pc uint64, chain []*scope) []*scope {
 	for l := u.top; len(chain) < maxScopes; {
 		s := l.find(pc)
 		if s == nil {
 			break
 		}
-		u.scopeOf(d, s)
+		u.scopeOf(x, s)
 		chain = append(chain, s)
 		l = s.children
 	}
@@ -577,7 +594,7 @@ func (x *dwarfIndex) lines(pc uint64, buf []Line) []Line {
 	file, line, ok := u.line(pc)
 	// Collect the scope chain, outermost first, on a fixed array.
 	var arr [maxScopes]*scope
-	chain := u.scopesAt(x.d, pc, arr[:0])
+	chain := u.scopesAt(x, pc, arr[:0])
 	n := len(chain)
 	if n == 0 {
 		if ok {

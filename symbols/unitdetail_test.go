@@ -147,7 +147,7 @@ func FuzzUnitDetail(f *testing.F) {
 		var chain []*scope
 		for _, pc := range pcs {
 			v.line(pc)
-			chain = v.scopesAt(x.d, pc, chain[:0])
+			chain = v.scopesAt(x, pc, chain[:0])
 		}
 	})
 }

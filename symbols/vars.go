@@ -129,7 +129,7 @@ func (x *dwarfIndex) scopeChain(pc uint64, chain []*scope) (*cuInfo, []*scope) {
 		return nil, chain
 	}
 	x.load(u)
-	return u, u.scopesAt(x.d, pc, chain)
+	return u, u.scopesAt(x, pc, chain)
 }
 
 // loadSections reads the location-list sections once. Called with mu held.
