@@ -95,6 +95,12 @@ func readDWARF(ef *elf.File, r io.ReaderAt, path string, mapped []byte) (d *dwar
 		if off, n := p.sec.Offset+uint64(body), p.sec.FileSize-uint64(body); mapped != nil && off <= uint64(len(mapped)) && n <= uint64(len(mapped))-off {
 			p.data = mapped[off : off+n]
 		}
+		// The key reads a compressed section as it is in the file, whether
+		// it is inflated whole, streamed or mapped from the cache, so that
+		// what the cache holds keyed by it outlives a prefix becoming whole.
+		if keySec[p.name], err = rawSection(p.sec, raw, mapped); err != nil {
+			return nil, nil, nil, fmt.Errorf("section %s: %w", p.sec.Name, err)
+		}
 		if !streamedSections[p.name] {
 			whole = append(whole, *p)
 			continue
@@ -110,9 +116,6 @@ func readDWARF(ef *elf.File, r io.ReaderAt, path string, mapped []byte) (d *dwar
 		ss.have = cache.loadPrefix(p.name, size)
 		ss.cached = len(ss.have)
 		st.sec[p.name] = ss
-		if keySec[p.name], err = rawSection(p.sec, raw, mapped); err != nil {
-			return nil, nil, nil, fmt.Errorf("section %s: %w", p.sec.Name, err)
-		}
 	}
 	if st == nil {
 		// Nothing streamed: .debug_aranges is not needed.

@@ -93,10 +93,24 @@ func TestStreamedPrefixWhole(t *testing.T) {
 	if c.loadPrefix("info", size) == nil || c.loadPrefix("info", size+1) != nil || c.load("info", size) != nil {
 		t.Fatal("the prefix was not read back as such")
 	}
+	_, key, _, err := readDWARF(f.ef, f.r, f.Path, f.mapped)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if got := linesEverywhere(t, f); !reflect.DeepEqual(got, want) {
 		t.Error("lines read past a cached prefix differ from the uncompressed file's")
 	}
 	f.Close()
+	// The sections' key (of the unit index and units' details) is the
+	// same once they are cached whole.
+	g, err := Open(path, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if _, key2, st, err := readDWARF(g.ef, g.r, g.Path, g.mapped); err != nil || st != nil || !bytes.Equal(key, key2) {
+		t.Errorf("key %x, then %x (streams %v, %v)", key, key2, st, err)
+	}
 	if b := c.load("info", size); !bytes.Equal(b, info) {
 		t.Error("the whole section was not cached once read to its end")
 	}
