@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"unsafe"
 )
 
 // Table is an immutable, address-sorted symbol table. Build one with
@@ -104,8 +105,10 @@ func (nb *nameBuilder) ref(name string) uint64 {
 	return r
 }
 
+// names returns the names collected, without copying blob 1: nothing
+// may be added to nb after.
 func (nb *nameBuilder) names() tableNames {
-	return tableNames{strs: nb.strs, strs2: string(nb.strs2), long: nb.long}
+	return tableNames{strs: nb.strs, strs2: unsafe.String(unsafe.SliceData(nb.strs2), len(nb.strs2)), long: nb.long}
 }
 
 // extraSym is one symbol merged into the base run at index pos of the
@@ -255,10 +258,10 @@ func (b *tableBuilder) aliasOrder(ai, bi int, names *tableNames) int {
 	return cmp.Compare(ai, bi)
 }
 
-// build makes the table: the symbols sorted by run-time address, then
-// rank, then aliasOrder; exact duplicates (name, module and address)
-// dropped; and, when fill is set, every size of 0 filled from the next
-// higher address (up to maxFill).
+// build makes the table (b must not be added to after): the symbols
+// sorted by run-time address, then rank, then aliasOrder; exact
+// duplicates (name, module and address) dropped; and, when fill is set,
+// every size of 0 filled from the next higher address (up to maxFill).
 func (b *tableBuilder) build(fill bool) *Table {
 	names := b.nb.names()
 	keys := make([]tableKey, len(b.addr))
