@@ -132,8 +132,9 @@ func readDWARF(ef *elf.File, r io.ReaderAt, path string, mapped []byte) (d *dwar
 		}
 	}
 	if st == nil {
-		d, err = newDWARF(sec)
-		return d, dwarfKey(keySec), nil, err
+		key = dwarfKey(keySec)
+		d, err = newDWARFUnits(sec, cache, key)
+		return d, key, nil, err
 	}
 	st.aranges = sec["aranges"]
 	lazy := func(name string) dwarf.Lazy {

@@ -143,3 +143,103 @@ func (c debugCache) storeUnits(x *dwarfIndex, key []byte) {
 	}
 	c.store("units", encodeUnits(x, key))
 }
+
+// The unit headers of .debug_info (dwarf.UnitHeader) are kept in the debug
+// cache too, in a file named "unithdrs": dwarf.New reads every unit's
+// header, which for a vmlinux touches thousands of pages spread over
+// 100+ MiB, while a later run's dwarf.NewWithUnits reads none. The same
+// key of the sections and a CRC guard them.
+
+// unitHdrsMagic starts cached unit headers (format version 1).
+const unitHdrsMagic = "UWUHDR01"
+
+// encodeUnitHeaders serializes the unit headers hs of the sections key
+// names.
+func encodeUnitHeaders(hs []dwarf.UnitHeader, key []byte) []byte {
+	b := []byte(unitHdrsMagic)
+	b = binary.AppendUvarint(b, uint64(len(key)))
+	b = append(b, key...)
+	b = binary.AppendUvarint(b, uint64(len(hs)))
+	for _, h := range hs {
+		b = binary.AppendUvarint(b, uint64(h.Base))
+		b = binary.AppendUvarint(b, uint64(h.Off-h.Base))
+		b = binary.AppendUvarint(b, uint64(h.End-h.Off))
+		b = binary.AppendUvarint(b, uint64(h.Vers))
+		b = append(b, h.UType)
+		b = binary.AppendUvarint(b, uint64(h.ASize))
+		is64 := byte(0)
+		if h.Is64 {
+			is64 = 1
+		}
+		b = append(b, is64)
+		b = binary.AppendUvarint(b, h.Abbrev)
+	}
+	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+}
+
+// decodeUnitHeaders reads unit headers encodeUnitHeaders wrote for the
+// sections key names; nil when b is not that (another file's, another
+// version's, cut short or corrupt). dwarf.NewWithUnits checks that they
+// fit .debug_info.
+func decodeUnitHeaders(b, key []byte) []dwarf.UnitHeader {
+	if len(b) < len(unitHdrsMagic)+4 || string(b[:len(unitHdrsMagic)]) != unitHdrsMagic {
+		return nil
+	}
+	body, sum := b[:len(b)-4], binary.LittleEndian.Uint32(b[len(b)-4:])
+	if crc32.Checksum(body, castagnoli) != sum {
+		return nil
+	}
+	r := &detailReader{p: body[len(unitHdrsMagic):]}
+	n, ok := r.count(1)
+	if !ok || string(r.p[:n]) != string(key) {
+		return nil
+	}
+	r.p = r.p[n:]
+	if n, ok = r.count(9); !ok {
+		return nil
+	}
+	hs := make([]dwarf.UnitHeader, n)
+	for i := range hs {
+		h := &hs[i]
+		base, hdr, size := r.uvarint(), r.uvarint(), r.uvarint()
+		vers := r.uvarint()
+		h.UType = r.byte()
+		asize := r.uvarint()
+		is64 := r.byte()
+		h.Abbrev = r.uvarint()
+		if r.bad || base+hdr+size > uint64(^dwarf.Offset(0)) || vers > 5 || asize > 255 || is64 > 1 {
+			return nil
+		}
+		h.Base, h.Off, h.End = dwarf.Offset(base), dwarf.Offset(base+hdr), dwarf.Offset(base+hdr+size)
+		h.Vers, h.ASize, h.Is64 = int(vers), int(asize), is64 == 1
+	}
+	if len(r.p) != 0 {
+		return nil
+	}
+	return hs
+}
+
+// newDWARFUnits is newDWARF made with the unit headers cached under key
+// when the cache holds them, else caching them.
+func newDWARFUnits(sec map[string][]byte, c debugCache, key []byte) (*dwarf.Data, error) {
+	if c == "" || key == nil {
+		return newDWARF(sec)
+	}
+	name := filepath.Join(string(c), "unithdrs")
+	if b, err := readCapped(name, maxUnitsFile); err == nil {
+		if hs := decodeUnitHeaders(b, key); hs != nil {
+			d, err := dwarf.NewWithUnits(sec["abbrev"], sec["aranges"], sec["frame"], sec["info"], sec["line"], sec["pubnames"], sec["ranges"], sec["str"], hs)
+			if err == nil {
+				if err := addDWARF5(d, sec); err != nil {
+					return nil, err
+				}
+				return d, nil
+			}
+		}
+	}
+	d, err := newDWARF(sec)
+	if err == nil {
+		c.store("unithdrs", encodeUnitHeaders(d.UnitHeaders(), key))
+	}
+	return d, err
+}

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+
+	"github.com/unwind-dev/unwind/internal/dwarf"
 )
 
 // progIndex returns testdata/prog's DWARF, the key of its sections and the
@@ -117,5 +119,114 @@ func FuzzUnitIndex(f *testing.F) {
 			buf = y.lines(r.lo, buf[:0])
 			buf = y.lines(r.hi-1, buf[:0])
 		}
+	})
+}
+
+// The unit headers are stored by the first Open and read back as made; a
+// second Open uses them (a valid entry of no units leaves it without
+// lines); entries damaged, cut short or of other sections are ignored.
+func TestUnitHeadersCache(t *testing.T) {
+	t.Setenv("UNWIND_DEBUG_CACHE", t.TempDir())
+	f, err := Open("testdata/prog", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	want := linesEverywhere(t, f)
+	name := filepath.Join(string(f.dw.cache), "unithdrs")
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := decodeUnitHeaders(b, f.dw.key)
+	if len(hs) == 0 || !reflect.DeepEqual(hs, f.dw.d.UnitHeaders()) {
+		t.Fatalf("stored headers %+v, want %+v", hs, f.dw.d.UnitHeaders())
+	}
+	other := append([]byte(nil), f.dw.key...)
+	other[0]++
+	if decodeUnitHeaders(b, other) != nil {
+		t.Error("headers of other sections used")
+	}
+	for i := 0; i < len(b); i++ {
+		bad := append([]byte(nil), b...)
+		bad[i] ^= 0x08
+		if decodeUnitHeaders(bad, f.dw.key) != nil {
+			t.Errorf("headers with byte %d changed used", i)
+		}
+		if decodeUnitHeaders(b[:i], f.dw.key) != nil {
+			t.Errorf("headers cut to %d bytes used", i)
+		}
+	}
+	// Units and details cached for the real headers would give lines
+	// without reading a header: make them again.
+	for _, n := range []string{"units", detailName(f.dw.units[0])} {
+		os.Remove(filepath.Join(string(f.dw.cache), n))
+	}
+	if err := os.WriteFile(name, encodeUnitHeaders(nil, f.dw.key), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	g, err := Open("testdata/prog", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	for _, l := range linesEverywhere(t, g) {
+		if len(l) > 0 {
+			t.Fatalf("cached headers not used: %+v", l)
+		}
+	}
+	if err := os.WriteFile(name, b[:len(b)-2], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"units", detailName(f.dw.units[0])} {
+		os.Remove(filepath.Join(string(f.dw.cache), n))
+	}
+	h, err := Open("testdata/prog", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if got := linesEverywhere(t, h); !reflect.DeepEqual(got, want) {
+		t.Error("lines differ after damaged cached headers")
+	}
+}
+
+// FuzzUnitHeaders decodes cached unit headers (the fuzzer's bytes with a
+// valid CRC) and reads testdata/prog's entries through the units they
+// give: an error or entries, never a panic or a hang.
+func FuzzUnitHeaders(f *testing.F) {
+	g, key, x := progIndex(f)
+	b := encodeUnitHeaders(x.d.UnitHeaders(), key)
+	f.Add(b[:len(b)-4])
+	e := encodeUnitHeaders(nil, key)
+	f.Add(e[:len(e)-4])
+	sec := map[string][]byte{}
+	for _, name := range []string{"abbrev", "info", "line", "str", "line_str", "addr", "str_offsets", "rnglists"} {
+		if s := g.ef.Section(".debug_" + name); s != nil {
+			sec[name], _ = s.Data()
+		}
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		data := binary.LittleEndian.AppendUint32(append([]byte(nil), body...), crc32.Checksum(body, castagnoli))
+		hs := decodeUnitHeaders(data, key)
+		if hs == nil {
+			return
+		}
+		d, err := dwarf.NewWithUnits(sec["abbrev"], nil, nil, sec["info"], sec["line"], nil, nil, sec["str"], hs)
+		if err != nil {
+			return
+		}
+		if addDWARF5(d, sec) != nil {
+			return
+		}
+		func() {
+			defer func() { recover() }() // the dwarf package's own panics are not the decoder's
+			r := d.Reader()
+			for n := 0; n < 10000; n++ {
+				if e, err := r.Next(); e == nil || err != nil {
+					break
+				}
+			}
+		}()
 	})
 }

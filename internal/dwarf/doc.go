@@ -42,6 +42,10 @@ of a whole `unwind bt` of a kernel dump. Here:
     LineReaderPos cannot be stored. A DW_LNS_set_file operand too large
     for an int no longer indexes the file table with a negative index
     (a panic); the row's File is nil, as for any index past the table.
+  - Data.UnitHeaders and NewWithUnits (additions, unitheaders.go) let a
+    caller keep the unit headers New reads from every unit of
+    .debug_info and make a Data of the same sections without reading
+    them again.
   - NewLazy (an addition, lazy.go) makes a Data whose .debug_info,
     .debug_abbrev and .debug_line are produced on demand from their start
     (compressed sections inflated as a stream): units are read as far as

@@ -1,0 +1,75 @@
+package dwarf
+
+import (
+	"fmt"
+	"sync"
+)
+
+// A UnitHeader is what New reads from the header of one unit of
+// .debug_info. New reads every unit's header, which for a kernel's
+// 100+ MiB of .debug_info means touching thousands of pages spread over
+// it; a caller that keeps the headers of a Data (UnitHeaders) between
+// runs can make the next Data of the same sections with NewWithUnits,
+// which reads none of them.
+type UnitHeader struct {
+	Base   Offset // where the unit's header starts (references are relative to it)
+	Off    Offset // where its first entry starts
+	End    Offset // the offset just past the unit
+	Vers   int    // DWARF version
+	UType  uint8  // DWARF 5 unit type
+	ASize  int    // address size
+	Is64   bool   // 64-bit DWARF
+	Abbrev uint64 // offset of its abbreviation table in .debug_abbrev
+}
+
+// UnitHeaders returns the headers of the units of d's .debug_info, in
+// order (for a Data made by NewLazy, those read so far).
+func (d *Data) UnitHeaders() []UnitHeader {
+	us := d.units()
+	hs := make([]UnitHeader, len(us))
+	for i, u := range us {
+		hs[i] = UnitHeader{Base: u.base, Off: u.off, End: u.off + Offset(len(u.data)), Vers: u.vers,
+			UType: u.utype, ASize: u.asize, Is64: u.is64, Abbrev: u.atable.off}
+	}
+	return hs
+}
+
+// NewWithUnits is New for sections whose unit headers are known: hs, as
+// UnitHeaders returned them for a Data of the same sections. It reads
+// none of the headers; it returns an error when hs cannot be the units of
+// info (out of order, overlapping, past its end, or of a version New
+// does not read).
+func NewWithUnits(abbrev, aranges, frame, info, line, pubnames, ranges, str []byte, hs []UnitHeader) (*Data, error) {
+	d := &Data{
+		abbrev:      abbrev,
+		aranges:     aranges,
+		frame:       frame,
+		info:        info,
+		line:        line,
+		pubnames:    pubnames,
+		ranges:      ranges,
+		str:         str,
+		abbrevCache: make(map[uint64]*abbrevs),
+		typeCache:   make(map[Offset]Type),
+		typeSigs:    make(map[uint64]*typeUnit),
+	}
+	if err := d.sniffOrder(); err != nil {
+		return nil, err
+	}
+	units := make([]unit, len(hs))
+	ptrs := make([]*unit, len(hs))
+	end := Offset(0)
+	for i, h := range hs {
+		if h.Base < end || h.Off <= h.Base || h.End < h.Off || uint64(h.End) > uint64(len(info)) || h.Vers < 2 || h.Vers > 5 {
+			return nil, fmt.Errorf("unit header %d (%#x-%#x) does not fit .debug_info", i, h.Base, h.End)
+		}
+		end = h.End
+		u := &units[i]
+		*u = unit{base: h.Base, off: h.Off, data: info[h.Off:h.End], vers: h.Vers, utype: h.UType,
+			asize: h.ASize, is64: h.Is64, u5once: new(sync.Once)}
+		u.atable = d.lazyAbbrev(h.Abbrev, h.Vers)
+		ptrs[i] = u
+	}
+	d.unit.Store(&ptrs)
+	return d, nil
+}
