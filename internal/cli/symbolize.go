@@ -75,6 +75,11 @@ func runSymbolize(ios *IOStreams, opts *symbolizeOptions, args []string) error {
 	if err != nil {
 		return err
 	}
+	defer func() {
+		for _, f := range set.Modules() {
+			f.Close() // keeps what lookups decompressed in the debug cache
+		}
+	}()
 	addrs := make([]uint64, len(args))
 	for i, a := range args {
 		if addrs[i], err = resolveAddr(set, a); err != nil {
