@@ -39,3 +39,7 @@ func mapReader(r io.ReaderAt) []byte {
 	}
 	return b
 }
+
+// unmapBytes unmaps b, a mapping of mapReader that nothing refers to (a
+// debug cache entry found invalid).
+func unmapBytes(b []byte) { syscall.Munmap(b) }

@@ -317,7 +317,8 @@ func (c debugCache) loadSymtab(key []byte, strs string, bias uint64, module stri
 		return cachedSymtab{}, false
 	}
 	b := mapReader(fh)
-	if b == nil {
+	mapped := b != nil
+	if !mapped {
 		w := make([]uint64, (fi.Size()+7)/8) // 8-aligned
 		b = unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(w))), fi.Size())
 		if _, err := io.ReadFull(io.NewSectionReader(fh, 0, fi.Size()), b); err != nil {
@@ -327,6 +328,8 @@ func (c debugCache) loadSymtab(key []byte, strs string, bias uint64, module stri
 	ct, ok := decodeSymtab(b, key, strs, bias, module)
 	if ok {
 		symtabHits.Add(1)
+	} else if mapped {
+		unmapBytes(b) // nothing refers to a rejected entry
 	}
 	return ct, ok
 }
