@@ -196,6 +196,37 @@ func (st *dwarfStreams) save() {
 	}
 }
 
+// cachedSectionBytes is sectionBytes for a debug section read on its own
+// (.debug_loclists, .debug_loc, .debug_addr for variables): a compressed
+// one (SHF_COMPRESSED, zlib or zstd) is inflated once and kept whole in
+// the debug cache c, which later runs map.
+func cachedSectionBytes(s *elf.Section, r io.ReaderAt, mapped []byte, c debugCache) ([]byte, error) {
+	if s.Flags&elf.SHF_COMPRESSED == 0 || s.Type == elf.SHT_NOBITS || !strings.HasPrefix(s.Name, ".debug_") {
+		return sectionBytes(s, r, mapped)
+	}
+	raw := r
+	if mapped != nil {
+		raw = bytes.NewReader(mapped)
+	}
+	p := packedSection{name: s.Name[len(".debug_"):], sec: s}
+	size, body, err := compressedSize(&p, raw)
+	if err != nil {
+		return nil, fmt.Errorf("section %s: %w", s.Name, err)
+	}
+	if off, n := s.Offset+uint64(body), s.FileSize-uint64(body); mapped != nil && off <= uint64(len(mapped)) && n <= uint64(len(mapped))-off {
+		p.data = mapped[off : off+n]
+	}
+	if b := c.load(p.name, size); b != nil {
+		return b, nil
+	}
+	b, err := inflate(&p, raw, body, size)
+	if err != nil {
+		return nil, fmt.Errorf("section %s: %w", s.Name, err)
+	}
+	c.store(p.name, b)
+	return b, nil
+}
+
 // rawSection returns a section's bytes as they are in the file.
 func rawSection(s *elf.Section, raw io.ReaderAt, mapped []byte) ([]byte, error) {
 	if mapped != nil && s.Offset <= uint64(len(mapped)) && s.FileSize <= uint64(len(mapped))-s.Offset {

@@ -222,3 +222,34 @@ func FuzzStreamSection(f *testing.F) {
 		}
 	})
 }
+
+// A debug section read on its own (.debug_loclists for variables) is
+// inflated once and then read from the debug cache.
+func TestCachedSectionBytes(t *testing.T) {
+	t.Setenv("UNWIND_DEBUG_CACHE", t.TempDir())
+	plain, err := elf.Open("testdata/prog")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	want, err := plain.Section(".debug_loclists").Data()
+	if err != nil || len(want) == 0 {
+		t.Fatal(err)
+	}
+	f, err := Open(compressedCopies(t)["zstd"], 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	s := f.ef.Section(".debug_loclists")
+	c := debugCacheFor(f.ef, f.Path)
+	for _, run := range []string{"first", "cached"} {
+		got, err := cachedSectionBytes(s, f.r, f.mapped, c)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("%s: %d bytes, %v", run, len(got), err)
+		}
+		if cached := c.load("loclists", uint64(len(want))); cached == nil {
+			t.Fatalf("%s: not in the cache", run)
+		}
+	}
+}

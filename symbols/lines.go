@@ -653,7 +653,7 @@ func (f *File) loadDWARF() {
 	}
 	f.dw, f.dwErr = indexDWARF(d, key, st, debugCacheFor(ef, path))
 	if f.dw != nil {
-		f.dw.vars.ef, f.dw.vars.r, f.dw.vars.mapped = ef, r, mapped
+		f.dw.vars.ef, f.dw.vars.r, f.dw.vars.mapped, f.dw.vars.cache = ef, r, mapped, f.dw.cache
 	}
 }
 

@@ -19,6 +19,7 @@ type varState struct {
 	ef     *elf.File
 	r      io.ReaderAt // ef's file
 	mapped []byte      // r mapped read-only, or nil
+	cache  debugCache  // where compressed sections are kept decompressed, or ""
 
 	mu      sync.Mutex // guards everything below and dwarf.Data's type cache
 	secOnce bool
@@ -149,7 +150,7 @@ func (vs *varState) loadSections() {
 		if name == ".debug_info" && (vs.mapped == nil || s.Flags&elf.SHF_COMPRESSED != 0) {
 			return nil // only wanted cheaply: a slice of the mapping
 		}
-		b, err := sectionBytes(s, vs.r, vs.mapped)
+		b, err := cachedSectionBytes(s, vs.r, vs.mapped, vs.cache)
 		if err != nil {
 			return nil
 		}
