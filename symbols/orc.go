@@ -257,10 +257,17 @@ func NewORCTable(ip []byte, ipAddr uint64, orc []byte, layout ORCLayout) (*ORCTa
 		return nil, errors.New("symbols: orc: empty table")
 	}
 	t := &ORCTable{ip: ip, orc: orc, ipAddr: ipAddr, n: n, layout: layout}
-	for i := 1; i < n; i++ {
-		if t.less(i, i-1) {
+	// Sorted as the kernel's orc_sort_cmp sorts (by address, a section
+	// terminator first where addresses tie; the kernel's tables are) is
+	// checked in one pass: each address once, the entries' types only
+	// where two addresses tie.
+	prev := t.pc(0)
+	for i, off := 1, uint64(4); i < n; i, off = i+1, off+4 {
+		pc := ipAddr + off + uint64(int64(int32(binary.LittleEndian.Uint32(ip[off:]))))
+		if pc < prev || pc == prev && t.terminator(i) && !t.terminator(i-1) {
 			return t.sorted(), nil
 		}
+		prev = pc
 	}
 	return t, nil
 }
@@ -274,15 +281,6 @@ func (t *ORCTable) pc(i int) uint64 {
 // sorts those before real entries at the same address.
 func (t *ORCTable) terminator(i int) bool {
 	return decodeORC(t.orc[orcEntrySize*i:], t.layout).Type == ORCUndefined
-}
-
-// less is the kernel's orc_sort_cmp.
-func (t *ORCTable) less(i, j int) bool {
-	a, b := t.pc(i), t.pc(j)
-	if a != b {
-		return a < b
-	}
-	return t.terminator(i) && !t.terminator(j)
 }
 
 // sorted returns a sorted copy of t. Every entry stays within s32 reach

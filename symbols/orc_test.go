@@ -411,3 +411,21 @@ func FuzzORCTable(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkNewORCTable makes the prod vmlinux's ORC table from its
+// sections' bytes (some 300k entries, sorted: checked, not copied), as
+// every Open of a vmlinux with ORC does.
+func BenchmarkNewORCTable(b *testing.B) {
+	tab, err := prodVmlinux(b).ORC()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		t, err := NewORCTable(tab.ip, tab.ipAddr, tab.orc, tab.layout)
+		if err != nil || t.copied {
+			b.Fatalf("copied %v, %v", t != nil && t.copied, err)
+		}
+	}
+	b.ReportMetric(float64(tab.Len()), "entries")
+}
