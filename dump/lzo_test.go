@@ -73,7 +73,7 @@ func TestLZO1XMatchesReference(t *testing.T) {
 // the input has, and never past that.
 func FuzzLZO1X(f *testing.F) {
 	f.Add([]byte{17 + 3, 'a', 'b', 'c', 32 | 7, (3 - 1) << 2, 0, 0x11, 0, 0})
-	f.Add([]byte{17 + 1, 'a', 16 | 1, 0, 0, 32 | 0, 0, 3, 0, 0, 0x11, 0, 0})
+	f.Add([]byte{17 + 1, 'a', 16 | 1, 0, 0, 32, 0, 3, 0, 0, 0x11, 0, 0})
 	for _, b := range fixtureLZOPages(f)[:8] {
 		f.Add(b)
 	}
