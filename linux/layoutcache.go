@@ -85,6 +85,7 @@ type layoutCache struct {
 	offsets            kernelOffsets
 	dwarf, btf         Layout
 	madeDWARF, madeBTF bool
+	dwarfModules       bool // modules were read with the DWARF's layout
 }
 
 // recorder is a Layout that asks l and keeps every answer.
@@ -105,16 +106,22 @@ func (r *recorder) MemberOffset(st, member string) (int64, bool) {
 	return v, ok
 }
 
-// recordLayout asks l every question the kernel model asks a Layout
-// (taskOffsetsOf, readModuleLayout, layoutOffsets) and returns the
-// answers. The questions depend on earlier answers (core_layout or mem):
-// asked again of the answers, they are the same questions.
-func recordLayout(l Layout) layoutRecord {
+// recordLayout asks l the questions the kernel model asks a Layout it
+// uses for tasks (taskOffsetsOf), and with all, for modules
+// (readModuleLayout) and CPUs' current tasks (layoutOffsets) too, and
+// returns the answers. The questions depend on earlier answers
+// (core_layout or mem): asked again of the answers, they are the same
+// questions. (The DWARF's answers for modules are asked only when the
+// DWARF gave them: the first units lack module_sect_attrs, and looking
+// for a structure they lack reads them all.)
+func recordLayout(l Layout, all bool) layoutRecord {
 	r := &recorder{l: l, answers: map[layoutQuery]layoutAnswer{}}
 	_, _ = taskOffsetsOf(r)
-	_, _ = readModuleLayout(r)
-	o := noOffsets()
-	layoutOffsets(r, &o, true)
+	if all {
+		_, _ = readModuleLayout(r)
+		o := noOffsets()
+		layoutOffsets(r, &o, true)
+	}
 	return layoutRecord{present: true, answers: r.answers}
 }
 
@@ -253,10 +260,10 @@ func (c *layoutCache) store() {
 	}
 	if c.madeDWARF && c.dwarf != nil {
 		e.offsets = c.offsets
-		e.dwarf = recordLayout(c.dwarf)
+		e.dwarf = recordLayout(c.dwarf, c.dwarfModules)
 	}
 	if c.madeBTF && c.btf != nil {
-		e.btf = recordLayout(c.btf)
+		e.btf = recordLayout(c.btf, true)
 	}
 	if !e.dwarf.present && !e.btf.present {
 		return

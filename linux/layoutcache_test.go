@@ -22,8 +22,8 @@ func testEntry() *layoutEntry {
 	}
 	return &layoutEntry{
 		offsets: kernelOffsets{taskStack: 0x18, taskPid: 0x34, taskComm: 0x58, hotCurrent: -1, hotTop: -1, hotIRQ: -1, tkXtimeSec: 0x70, haveDWARF: true},
-		dwarf:   recordLayout(fuzzLayout),
-		btf:     recordLayout(btfish),
+		dwarf:   recordLayout(fuzzLayout, true),
+		btf:     recordLayout(btfish, true),
 	}
 }
 

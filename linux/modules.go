@@ -538,6 +538,9 @@ func (k *Kernel) loadModules(opts dump.SymbolOptions) []string {
 			return []string{k.modErr.Error()}
 		}
 		l = k.layout // vmlinux's DWARF, as the kernel model reads it
+		if k.lc != nil {
+			k.lc.dwarfModules = true
+		}
 	}
 	ml, err := readModuleLayout(l)
 	if err != nil {
