@@ -48,12 +48,12 @@ type cuInfo struct {
 
 	// The line table: its sequences, read from marks by seqLine
 	// (lineseq.go) when lineIndex could index it, else all its rows.
-	lineMu sync.Mutex        // held while lr reads and blocks fill
-	lr     *dwarf.LineReader // with seqs
-	seqs   []lineSeq         // sorted by lo; nil: lines holds the rows
-	blocks [][]blockRow      // the rows after each mark of seqs, read on first use
-	files  []string          // file names of rows
-	lines  []lineRow         // sorted by addr
+	lineMu sync.Mutex                   // held while lr reads a block
+	lr     *dwarf.LineReader            // with seqs
+	seqs   []lineSeq                    // sorted by lo; nil: lines holds the rows
+	blocks []atomic.Pointer[[]blockRow] // the rows after each mark of seqs, read on first use
+	files  []string                     // file names of rows
+	lines  []lineRow                    // sorted by addr
 
 	mu    sync.Mutex              // held while a function's scopes are read
 	names map[dwarf.Offset]string // names of the DIEs abstract origins lead to
@@ -259,7 +259,7 @@ func (u *cuInfo) useSeqs(lr *dwarf.LineReader, seqs []lineSeq) {
 	if seqs == nil {
 		u.seqs = []lineSeq{} // indexed, and empty
 	}
-	u.blocks = make([][]blockRow, numberBlocks(seqs))
+	u.blocks = make([]atomic.Pointer[[]blockRow], numberBlocks(seqs))
 	u.callFiles = fileNames(lr.Files())
 }
 

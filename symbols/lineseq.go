@@ -122,18 +122,18 @@ func lineIndex(lr *dwarf.LineReader) ([]lineSeq, bool) {
 
 // seqLine is line for a unit whose table lineIndex indexed.
 func (u *cuInfo) seqLine(pc uint64) (string, int, bool) {
-	i, _ := slices.BinarySearchFunc(u.seqs, pc, func(s lineSeq, pc uint64) int {
-		if s.lo <= pc {
-			return -1
+	i, hi := 0, len(u.seqs) // i: the sequences starting at or below pc
+	for i < hi {
+		if h := int(uint(i+hi) >> 1); u.seqs[h].lo <= pc {
+			i = h + 1
+		} else {
+			hi = h
 		}
-		return 1
-	})
+	}
 	if i == 0 {
 		return "", 0, false // before the first sequence
 	}
 	s := &u.seqs[i-1]
-	u.lineMu.Lock()
-	defer u.lineMu.Unlock()
 	if pc >= s.end {
 		if s.stray { // its last row at its end, up to the next sequence
 			return u.markLine(&s.after)
@@ -141,21 +141,26 @@ func (u *cuInfo) seqLine(pc uint64) (string, int, bool) {
 		return "", 0, false
 	}
 	// The last mark after a row at or below pc, else the sequence start.
-	m, _ := slices.BinarySearchFunc(s.marks[1:], pc, func(m dwarf.LineMark, pc uint64) int {
-		if m.Address <= pc {
-			return -1
+	m, hi := 1, len(s.marks)
+	for m < hi {
+		if h := int(uint(m+hi) >> 1); s.marks[h].Address <= pc {
+			m = h + 1
+		} else {
+			hi = h
 		}
-		return 1
-	})
+	}
+	m--
 	mark := &s.marks[m]
 	rows := u.block(s, m)
 	// The last row at or below pc: of the block, else the mark's.
-	j, _ := slices.BinarySearchFunc(rows, pc, func(r blockRow, pc uint64) int {
-		if r.addr <= pc {
-			return -1
+	j, hi := 0, len(rows)
+	for j < hi {
+		if h := int(uint(j+hi) >> 1); rows[h].addr <= pc {
+			j = h + 1
+		} else {
+			hi = h
 		}
-		return 1
-	})
+	}
 	var name string
 	var line int
 	var at uint64
@@ -180,11 +185,15 @@ func (u *cuInfo) seqLine(pc uint64) (string, int, bool) {
 
 // block returns the rows of sequence s after its mark m, up to the row
 // its next mark was taken after or its end, reading them on first use.
-// Called with lineMu held.
 func (u *cuInfo) block(s *lineSeq, m int) []blockRow {
 	b := &u.blocks[s.block+m]
-	if *b != nil {
-		return *b
+	if rows := b.Load(); rows != nil {
+		return *rows
+	}
+	u.lineMu.Lock()
+	defer u.lineMu.Unlock()
+	if rows := b.Load(); rows != nil {
+		return *rows
 	}
 	rows := make([]blockRow, 0, lineMarkEvery)
 	lr := u.lr
@@ -206,14 +215,15 @@ func (u *cuInfo) block(s *lineSeq, m int) []blockRow {
 			}
 		}
 	}
-	*b = rows
+	b.Store(&rows)
 	return rows
 }
 
-// fileName returns the name of file i of the line table.
+// fileName returns the name of file i of the line table (its file table
+// is the header's: lineIndex indexes no table that grows it).
 func (u *cuInfo) fileName(i int) string {
-	if files := u.lr.Files(); i >= 0 && i < len(files) && files[i] != nil {
-		return files[i].Name
+	if i >= 0 && i < len(u.callFiles) {
+		return u.callFiles[i]
 	}
 	return ""
 }
