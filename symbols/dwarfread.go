@@ -180,7 +180,9 @@ func (st *dwarfStreams) err() error {
 	var errs []error
 	for _, name := range []string{"info", "abbrev", "line"} {
 		if s := st.sec[name]; s != nil {
-			errs = append(errs, s.errs())
+			if err := s.errs(); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", s.path, err))
+			}
 		}
 	}
 	return errors.Join(errs...)

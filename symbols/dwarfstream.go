@@ -26,12 +26,19 @@ import (
 // cache: the whole section under its name, as inflateSections keeps the
 // small sections, or a prefix under name+".prefix" (see prefixTrailer),
 // which a later run maps and inflates past only when it needs more.
+//
+// A stream's checksum (zlib's Adler-32, zstd's) comes at its end, so a
+// prefix is used unchecked: damage the decompressor notices (a bad code, a
+// stream cut short) is an error DebugInfoErr names with the file and
+// section, while damage it cannot notice before the end gives the units
+// past it whatever the DWARF reader makes of the bytes, as a file damaged
+// without compression would.
 
 // streamSection is a compressed debug section inflated on demand from its
 // start (a dwarf.Lazy). It is safe for concurrent use.
 type streamSection struct {
 	p     packedSection
-	path  string      // the file, for errors
+	path  string      // the file, for errors (dwarfStreams.err)
 	raw   io.ReaderAt // the file, read where p.data is nil
 	body  int64       // where the compressed stream starts in the section
 	size  uint64      // the whole section's size, decompressed
@@ -63,7 +70,7 @@ func (s *streamSection) Prefix(n int) ([]byte, error) {
 		return nil, s.err
 	}
 	if err := s.inflateTo(uint64(n)); err != nil {
-		s.err = fmt.Errorf("%s: section %s: decompressing: %w", s.path, s.p.sec.Name, err)
+		s.err = fmt.Errorf("section %s: decompressing: %w", s.p.sec.Name, err)
 		s.stop()
 		return nil, s.err
 	}

@@ -2,6 +2,7 @@ package symbols
 
 import (
 	"bytes"
+	"encoding/binary"
 	"compress/zlib"
 	"debug/elf"
 	"os"
@@ -182,7 +183,7 @@ func TestStreamSection(t *testing.T) {
 		} {
 			for range 2 {
 				_, err := bad.Prefix(len(plain) + 1)
-				if err == nil || !strings.Contains(err.Error(), "fuzz.debug: section .debug_info: ") {
+				if err == nil || !strings.HasPrefix(err.Error(), "section .debug_info: decompressing: ") {
 					t.Fatalf("zstd %v: a bad stream gave %v", zst, err)
 				}
 			}
@@ -251,5 +252,61 @@ func TestCachedSectionBytes(t *testing.T) {
 		if cached := c.load("loclists", uint64(len(want))); cached == nil {
 			t.Fatalf("%s: not in the cache", run)
 		}
+	}
+}
+
+// A compressed .debug_info cut short (its section header's size halved):
+// lookups in the units before the cut work, none panics, and DebugInfoErr
+// names the file and the section once.
+func TestStreamedDamaged(t *testing.T) {
+	dir, err := corpus.Find("user")
+	if err != nil {
+		t.Skip(err)
+	}
+	t.Setenv("UNWIND_DEBUG_CACHE", t.TempDir())
+	b, err := os.ReadFile(filepath.Join(dir, "lib", "libc.so.6.debug"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ef, err := elf.NewFile(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx := -1
+	for i, sec := range ef.Sections {
+		if sec.Name == ".debug_info" {
+			idx = i
+		}
+	}
+	if idx < 0 {
+		t.Fatal("no .debug_info")
+	}
+	shoff := binary.LittleEndian.Uint64(b[0x28:])
+	size := b[shoff+uint64(idx)*64+0x20:]
+	binary.LittleEndian.PutUint64(size, binary.LittleEndian.Uint64(size)/2)
+	path := filepath.Join(t.TempDir(), "libc.debug")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Open(path, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	abort, _ := f.Syms.ByName("abort") // its unit is at 0x5f8ea of 5.8 MB
+	if len(f.Lines(abort.Addr+4, nil)) == 0 {
+		t.Error("no lines before the damage")
+	}
+	if err := f.DebugInfoErr(); err != nil {
+		t.Fatalf("an error before the damage was read: %v", err)
+	}
+	for i := 0; i < f.Syms.Len(); i += 3 {
+		sym := f.Syms.At(i)
+		f.Lines(sym.Addr, nil)
+	}
+	err = f.DebugInfoErr()
+	want := "symbols: " + path + ": section .debug_info: decompressing: "
+	if err == nil || !strings.Contains(err.Error(), want) || strings.Count(err.Error(), path) != 1 {
+		t.Fatalf("DebugInfoErr: %v, want it to say %q", err, want)
 	}
 }
