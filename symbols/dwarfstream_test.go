@@ -2,9 +2,9 @@ package symbols
 
 import (
 	"bytes"
-	"encoding/binary"
 	"compress/zlib"
 	"debug/elf"
+	"encoding/binary"
 	"os"
 	"path/filepath"
 	"reflect"
