@@ -35,8 +35,10 @@ type Table struct {
 	// A few symbols merged into the base run by address: an ELF file's
 	// absolute symbols, which its bias does not move (withExtras). fix
 	// holds the sizes they shorten, sorted by base index.
-	x   []extraSym
-	fix []sizeFix
+	x     []extraSym
+	xaddr []uint64 // the extras' addresses
+	fix   []sizeFix
+	fixed []uint64 // bit i: base symbol i has a sizeFix
 
 	nameOnce sync.Once
 	seed     uint64
@@ -429,6 +431,7 @@ func (t *Table) withExtras(xs []Sym) *Table {
 		}
 		if !dup {
 			t.x = append(t.x, extraSym{pos: b + len(t.x), sym: s})
+			t.xaddr = append(t.xaddr, s.Addr)
 		}
 	}
 	// Sizes: an extra's from the next merged address above it; a base
@@ -479,6 +482,12 @@ func (t *Table) withExtras(xs []Sym) *Table {
 		}
 	}
 	slices.SortFunc(t.fix, func(a, b sizeFix) int { return cmp.Compare(a.i, b.i) })
+	if len(t.fix) > 0 {
+		t.fixed = make([]uint64, (n+63)/64)
+		for _, f := range t.fix {
+			t.fixed[f.i/64] |= 1 << (f.i % 64)
+		}
+	}
 	return t
 }
 
@@ -500,14 +509,17 @@ func (t *Table) baseUpper(a uint64) int {
 
 // extrasUpper returns the number of extras at or below the address a.
 func (t *Table) extrasUpper(a uint64) int {
-	if len(t.x) == 0 {
-		return 0
+	s := t.xaddr
+	lo, hi := 0, len(s)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if s[m] <= a {
+			lo = m + 1
+		} else {
+			hi = m
+		}
 	}
-	n, _ := slices.BinarySearchFunc(t.x, a+1, func(e extraSym, a uint64) int { return cmp.Compare(e.sym.Addr, a) })
-	if a == ^uint64(0) {
-		n = len(t.x)
-	}
-	return n
+	return lo
 }
 
 // syms returns the symbols of t in order.
@@ -571,7 +583,7 @@ func (t *Table) locate(i int) (base, x int) {
 }
 
 func (t *Table) baseSize(b int) uint64 {
-	if len(t.fix) > 0 {
+	if len(t.fixed) > 0 && t.fixed[b/64]&(1<<(b%64)) != 0 {
 		if j, ok := slices.BinarySearchFunc(t.fix, b, func(f sizeFix, b int) int { return cmp.Compare(f.i, b) }); ok {
 			return t.fix[j].size
 		}
@@ -631,9 +643,31 @@ func (t *Table) Lookup(addr uint64) (Sym, bool) {
 		return Sym{}, false
 	}
 	// Each step goes to the first (preferred) alias of the next lower
-	// address.
-	c := t.cursorAt(addr)
-	for n := 0; c.b+c.x > 0 && n < maxBack; n++ {
+	// address. Base symbols above the highest extra at or below addr
+	// follow each other with no extra between: a plain walk down the
+	// base run, with the cursor's walk for what lies below.
+	b, xi := t.baseUpper(addr), t.extrasUpper(addr)
+	floor, hasFloor := uint64(0), xi > 0
+	if hasFloor {
+		floor = t.x[xi-1].sym.Addr
+	}
+	s, bias := t.addr, t.bias
+	i, n := b-1, 0
+	for ; i >= 0 && n < maxBack && (!hasFloor || s[i]+bias > floor); n++ {
+		for i > 0 && s[i-1] == s[i] {
+			i--
+		}
+		size := t.size[i]
+		if len(t.fixed) > 0 && t.fixed[i/64]&(1<<(i%64)) != 0 {
+			size = t.baseSize(i)
+		}
+		if contains(s[i]+bias, size, addr) {
+			return t.sym(i, -1), true
+		}
+		i--
+	}
+	c := cursor{i + 1, xi}
+	for ; c.b+c.x > 0 && n < maxBack; n++ {
 		b, x := t.popGroup(&c)
 		if x >= 0 {
 			if e := &t.x[x]; contains(e.sym.Addr, e.sym.Size, addr) {
