@@ -106,3 +106,33 @@ func BenchmarkParseVmlinux(b *testing.B) {
 	}
 	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "FDEs/s")
 }
+
+// BenchmarkParseLibcEH parses the user corpus's libc .eh_frame (3k+ FDEs,
+// not in address order), as the first CFI lookup in libc of every user
+// core run does.
+func BenchmarkParseLibcEH(b *testing.B) {
+	dir, err := corpus.Find("user")
+	if err != nil {
+		b.Skip(err)
+	}
+	f, err := elf.Open(filepath.Join(dir, "lib", "libc.so.6"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := f.Section(".eh_frame")
+	data, err := s.Data()
+	f.Close()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		t, err := Parse(data, EHFrame, s.Addr, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n = t.Len()
+	}
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "FDEs/s")
+}

@@ -118,7 +118,29 @@ func parseDelve(data []byte, kind SectionKind, ehAddr, bias uint64) (t *Table, e
 func (t *Table) finish() {
 	byStart := func(a, b fde) int { return cmp.Compare(a.start, b.start) }
 	if !slices.IsSortedFunc(t.fdes, byStart) {
-		slices.SortStableFunc(t.fdes, byStart)
+		// An .eh_frame is in link order, not address order. Sorting
+		// (start, index) keys, all distinct, keeps the section order
+		// among equal starts without the stable sort's in-place merging
+		// (which made most of a libc's parse time).
+		type key struct {
+			start uint64
+			i     int
+		}
+		keys := make([]key, len(t.fdes))
+		for i := range t.fdes {
+			keys[i] = key{t.fdes[i].start, i}
+		}
+		slices.SortFunc(keys, func(a, b key) int {
+			if c := cmp.Compare(a.start, b.start); c != 0 {
+				return c
+			}
+			return cmp.Compare(a.i, b.i)
+		})
+		sorted := make([]fde, len(t.fdes))
+		for j, k := range keys {
+			sorted[j] = t.fdes[k.i]
+		}
+		t.fdes = sorted
 	}
 	t.cache = make([]atomic.Pointer[compiled], len(t.fdes))
 }
