@@ -8,6 +8,7 @@ import (
 	"os"
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"github.com/unwind-dev/unwind/internal/fileio"
 	"github.com/unwind-dev/unwind/symbols"
@@ -136,9 +137,16 @@ type answerLayout struct {
 }
 
 func (a *answerLayout) layout() Layout {
-	a.once.Do(func() { a.l = a.load() })
+	a.once.Do(func() {
+		layoutLoads.Add(1)
+		a.l = a.load()
+	})
 	return a.l
 }
+
+// layoutLoads counts the layouts read for a question the cached answers
+// lacked, for tests.
+var layoutLoads atomic.Int64
 
 // StructSize implements Layout.
 func (a *answerLayout) StructSize(name string) (int64, bool) {

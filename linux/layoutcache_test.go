@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -93,11 +94,17 @@ func modelText(t *testing.T, k *Kernel) string {
 	return b.String()
 }
 
-// layoutsLoaded says whether k's layout had to be read: true for the
-// layout itself, or cached answers that lacked one.
-func layoutsLoaded(k *Kernel) bool {
-	a, ok := k.layout.(*answerLayout)
-	return !ok || a.l != nil
+// cachedModel returns modelText of the vmcore path opened with opts, and
+// whether a layout was read for it (not all answers were cached): the
+// kernel model's layout is not cached answers, or cached answers (the
+// model's, or the modules') lacked one.
+func cachedModel(t *testing.T, path string, opts dump.SymbolOptions) (*Kernel, string, bool) {
+	t.Helper()
+	n := layoutLoads.Load()
+	k := openWith(t, path, opts)
+	text := modelText(t, k)
+	_, ok := k.layout.(*answerLayout)
+	return k, text, !ok || layoutLoads.Load() != n
 }
 
 // The prod kdump opened with a debug cache: the first Open stores the
@@ -135,11 +142,11 @@ func TestLayoutCacheProd(t *testing.T) {
 		t.Fatal("entry decoded without its key")
 	}
 
-	warm := openWith(t, path, opts)
-	if got := modelText(t, warm); got != want {
+	warm, got, loaded := cachedModel(t, path, opts)
+	if got != want {
 		t.Fatalf("with the cached layouts:\n%s\nwant:\n%s", got, want)
 	}
-	if layoutsLoaded(warm) {
+	if loaded {
 		t.Errorf("second Open read the layouts (%T)", warm.layout)
 	}
 
@@ -155,11 +162,11 @@ func TestLayoutCacheProd(t *testing.T) {
 	if err := os.WriteFile(entry, bad, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	k := openWith(t, path, opts)
-	if !layoutsLoaded(k) {
+	_, got, loaded = cachedModel(t, path, opts)
+	if !loaded {
 		t.Error("damaged entry used")
 	}
-	if got := modelText(t, k); got != want {
+	if got != want {
 		t.Fatalf("after a damaged entry:\n%s\nwant:\n%s", got, want)
 	}
 	if b, _ := os.ReadFile(entry); !bytes.Equal(b, stored) {
@@ -169,24 +176,23 @@ func TestLayoutCacheProd(t *testing.T) {
 	// The same build id, another file: its own key, its own layouts.
 	stripped := strippedVmlinux(t, vmlinux)
 	sopts := dump.SymbolOptions{Files: []string{stripped}}
-	k = openWith(t, path, sopts)
-	if !layoutsLoaded(k) {
+	_, swant, loaded := cachedModel(t, path, sopts)
+	if !loaded {
 		t.Error("another file's entry used")
 	}
-	swant := modelText(t, k)
 	if b, _ := os.ReadFile(entry); bytes.Equal(b, stored) {
 		t.Error("the stripped vmlinux's entry not written")
 	}
-	if k = openWith(t, path, sopts); layoutsLoaded(k) {
+	if _, got, loaded := cachedModel(t, path, sopts); loaded {
 		t.Error("the stripped vmlinux's own entry not used")
-	} else if got := modelText(t, k); got != swant {
+	} else if got != swant {
 		t.Errorf("stripped vmlinux, cached:\n%s\nwant:\n%s", got, swant)
 	}
-	k = openWith(t, path, opts)
-	if !layoutsLoaded(k) {
+	_, got, loaded = cachedModel(t, path, opts)
+	if !loaded {
 		t.Error("the stripped vmlinux's entry used for vmlinux")
 	}
-	if got := modelText(t, k); got != want {
+	if got != want {
 		t.Fatalf("after the stripped vmlinux's entry:\n%s\nwant:\n%s", got, want)
 	}
 
@@ -197,10 +203,69 @@ func TestLayoutCacheProd(t *testing.T) {
 	if err := os.WriteFile(entry, encodeLayoutEntry(e, key), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	k = openWith(t, path, opts)
-	if got := modelText(t, k); got == want || layoutsLoaded(k) {
+	if _, got, loaded := cachedModel(t, path, opts); got == want || loaded {
 		t.Error("a valid entry with another task_struct.pid offset was not used")
 	}
+}
+
+// The prod vmlinux without its DWARF (objcopy --strip-debug; .BTF
+// stays): the BTF's layout is the kernel model's, for the CPUs' current
+// tasks and the task list too, and its cached answers serve all of it.
+func TestLayoutCacheProdBTFOnly(t *testing.T) {
+	dir, err := corpus.Find("prod")
+	if err != nil {
+		t.Skip(err)
+	}
+	t.Setenv("UNWIND_DEBUG_CACHE", t.TempDir())
+	path := filepath.Join(dir, "kdump-sysrqc", "vmcore.kdump-lzo")
+	opts := dump.SymbolOptions{Files: []string{noDWARFVmlinux(t, filepath.Join(dir, "kernel", "vmlinux-"+prodRelease))}}
+	cold := openWith(t, path, opts)
+	if _, ok := cold.layout.(*btfLayouts); !ok {
+		t.Fatalf("first Open: layout %T, want the BTF's", cold.layout)
+	}
+	want := modelText(t, cold)
+	if !strings.Contains(want, "tasks 60 <nil>") || !strings.Contains(want, "modules 8 <nil>") {
+		t.Fatalf("without DWARF:\n%s", want)
+	}
+	warm, got, loaded := cachedModel(t, path, opts)
+	if got != want {
+		t.Fatalf("with the cached layouts:\n%s\nwant:\n%s", got, want)
+	}
+	if loaded {
+		t.Errorf("second Open read the layouts (%T)", warm.layout)
+	}
+}
+
+// noDWARFVmlinux returns the production vmlinux without its debug
+// sections (objcopy --strip-debug), made once into the user cache
+// directory; the test is skipped when objcopy is not installed.
+func noDWARFVmlinux(t *testing.T, vmlinux string) string {
+	t.Helper()
+	objcopy := corpus.Tool(t, "objcopy")
+	fi, err := os.Stat(vmlinux)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		cache = os.TempDir()
+	}
+	dir := filepath.Join(cache, "unwind-test")
+	out := filepath.Join(dir, fmt.Sprintf("vmlinux-%s-no-debug-%d", prodRelease, fi.Size()))
+	if _, err := os.Stat(out); err == nil {
+		return out
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tmp := out + ".tmp"
+	if b, err := exec.Command(objcopy, "--strip-debug", vmlinux, tmp).CombinedOutput(); err != nil {
+		t.Fatalf("objcopy: %v: %s", err, b)
+	}
+	if err := os.Rename(tmp, out); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // decodeKeyOf returns the key a stored entry was written with.
