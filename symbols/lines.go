@@ -220,22 +220,27 @@ func (u *cuInfo) load(x *dwarfIndex) {
 		return
 	}
 	u.entry = e
-	lr, err := d.LineReader(u.entry)
-	if err != nil {
-		u.err = err
-		return
+	det := x.loadDetail(u)
+	if det != nil && det.seqs != nil {
+		// The cached sequences and file names: the table's header is
+		// read only as far as its program.
+		if lr, err := d.LineProgram(u.entry); err == nil && lr != nil {
+			u.useSeqs(lr, det.seqs, det.files)
+		} else {
+			det = nil
+		}
 	}
-	det := x.loadDetail(u, lr)
-	if lr != nil {
-		switch {
-		case det != nil && det.seqs != nil:
-			u.useSeqs(lr, det.seqs)
-		case det != nil:
-			u.readRows(lr) // a unit lineIndex does not index
-		default:
-			seqs, ok := lineIndex(lr)
-			if ok {
-				u.useSeqs(lr, seqs)
+	if det == nil || det.seqs == nil {
+		lr, err := d.LineReader(u.entry)
+		if err != nil {
+			u.err = err
+			return
+		}
+		if lr != nil {
+			if det != nil {
+				u.readRows(lr) // a unit lineIndex does not index
+			} else if seqs, ok := lineIndex(lr); ok {
+				u.useSeqs(lr, seqs, fileNames(lr.Files()))
 			} else {
 				lr.Reset()
 				u.readRows(lr)
@@ -253,14 +258,13 @@ func (u *cuInfo) load(x *dwarfIndex) {
 }
 
 // useSeqs answers the unit's lines from the sequences of its line table
-// that lineIndex found, read by lr.
-func (u *cuInfo) useSeqs(lr *dwarf.LineReader, seqs []lineSeq) {
-	u.lr, u.seqs = lr, seqs
+// that lineIndex found, read by lr, with files the names of its files.
+func (u *cuInfo) useSeqs(lr *dwarf.LineReader, seqs []lineSeq, files []string) {
+	u.lr, u.seqs, u.callFiles = lr, seqs, files
 	if seqs == nil {
 		u.seqs = []lineSeq{} // indexed, and empty
 	}
 	u.blocks = make([]atomic.Pointer[[]blockRow], numberBlocks(seqs))
-	u.callFiles = fileNames(lr.Files())
 }
 
 // fileNames returns the names of a line table's files.

@@ -65,7 +65,27 @@ func unitLineReader(t *testing.T, d *dwarf.Data, off dwarf.Offset) *dwarf.LineRe
 	return lr
 }
 
-// TestSeqLines: lines read from a sequence's marks (seqLine) are those of
+// unitLineProgram returns the line program reader (no file table) of the
+// unit at off.
+func unitLineProgram(t *testing.T, d *dwarf.Data, off dwarf.Offset) *dwarf.LineReader {
+	r := d.Reader()
+	r.Seek(off)
+	e, err := r.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lr, err := d.LineProgram(e)
+	if err != nil || lr == nil {
+		t.Fatalf("no line program: %v", err)
+	}
+	if len(lr.Files()) != 0 {
+		t.Fatalf("line program with %d files", len(lr.Files()))
+	}
+	return lr
+}
+
+// TestSeqLines: lines read from a sequence's marks (seqLine, by a reader
+// of the line program without its file table, naming files by index) are those of
 // the whole table's sorted rows (readRows) at every row's address, the
 // addresses next to it, and the ends of every sequence, in every unit of
 // the test files that lineIndex indexes; most units are indexed.
@@ -86,7 +106,7 @@ func TestSeqLines(t *testing.T) {
 			}
 			indexed++
 			fast := &cuInfo{}
-			fast.useSeqs(lr, seqs)
+			fast.useSeqs(unitLineProgram(t, x.d, x.starts[i]), seqs, fileNames(lr.Files()))
 			slow := &cuInfo{}
 			slow.readRows(unitLineReader(t, x.d, x.starts[i]))
 			var pcs []uint64
@@ -221,7 +241,7 @@ func TestSeqLinesRandom(t *testing.T) {
 		}
 		indexed++
 		fast := &cuInfo{}
-		fast.useSeqs(lr, got)
+		fast.useSeqs(unitLineProgram(t, d, 0xb), got, fileNames(lr.Files()))
 		slow := &cuInfo{}
 		slow.readRows(unitLineReader(t, d, 0xb))
 		for i := 1; i < len(got); i++ {

@@ -12,7 +12,9 @@ import (
 )
 
 // A unit's detail is what cuInfo.load finds by reading the whole unit:
-// the sequences of its line table with their marks (lineseq.go) and its
+// the sequences of its line table with their marks (lineseq.go), the
+// names of the table's files (so that a later run need not read the
+// table's header beyond where its program starts) and its
 // functions (the top-level subprograms' address ranges and DIE offsets,
 // in the order readScopes sorted them). It is kept in the debug cache
 // beside the unit index, one file per unit named "unit-<offset>", so that
@@ -24,8 +26,9 @@ import (
 // name, call site and nested scopes from their DIE on first use
 // (cuInfo.scopeOf).
 
-// detailMagic starts a cached unit detail (format version 1).
-const detailMagic = "UWUDET01"
+// detailMagic starts a cached unit detail (format version 2: with the
+// file names of an indexed table).
+const detailMagic = "UWUDET02"
 
 // maxDetailFile bounds a cached unit detail read back (a large kernel
 // unit's is some tens of KiB).
@@ -34,6 +37,7 @@ const maxDetailFile = 16 << 20
 // unitDetail is a unit's detail, made or read back.
 type unitDetail struct {
 	seqs  []lineSeq   // nil: the line table is not indexed (read into rows)
+	files []string    // with seqs, the names of the table's files, by index
 	funcs []funcRange // the unit's top scope level, sorted as readScopes sorts it
 }
 
@@ -62,10 +66,8 @@ func (det *unitDetail) level() scopeLevel {
 // detailName is the name of unit u's detail in the debug cache.
 func detailName(u *cuInfo) string { return fmt.Sprintf("unit-%x", uint32(u.off)) }
 
-// loadDetail returns unit u's cached detail, or nil. lr is the unit's line
-// table reader (nil if it has none): the sequences of a detail are used
-// only with one.
-func (x *dwarfIndex) loadDetail(u *cuInfo, lr *dwarf.LineReader) *unitDetail {
+// loadDetail returns unit u's cached detail, or nil.
+func (x *dwarfIndex) loadDetail(u *cuInfo) *unitDetail {
 	if x.cache == "" || x.key == nil {
 		return nil
 	}
@@ -73,11 +75,7 @@ func (x *dwarfIndex) loadDetail(u *cuInfo, lr *dwarf.LineReader) *unitDetail {
 	if err != nil {
 		return nil
 	}
-	det := decodeDetail(b, x.key, u)
-	if det != nil && det.seqs != nil && lr == nil {
-		return nil
-	}
-	return det
+	return decodeDetail(b, x.key, u)
 }
 
 // readCapped reads the file at path if it holds at most max bytes.
@@ -107,6 +105,9 @@ func (x *dwarfIndex) storeDetail(u *cuInfo) {
 		return
 	}
 	det := unitDetail{seqs: u.seqs}
+	if u.seqs != nil {
+		det.files = u.callFiles
+	}
 	for _, r := range u.top {
 		det.funcs = append(det.funcs, funcRange{lo: r.lo, hi: r.hi, off: r.s.off})
 	}
@@ -139,6 +140,11 @@ func encodeDetail(det *unitDetail, key []byte, off dwarf.Offset) []byte {
 			for i := range s.marks {
 				b = appendMark(b, &s.marks[i])
 			}
+		}
+		b = binary.AppendUvarint(b, uint64(len(det.files)))
+		for _, f := range det.files {
+			b = binary.AppendUvarint(b, uint64(len(f)))
+			b = append(b, f...)
 		}
 	}
 	b = binary.AppendUvarint(b, uint64(len(det.funcs)))
@@ -288,6 +294,22 @@ func decodeDetail(b, key []byte, u *cuInfo) *unitDetail {
 					return nil
 				}
 			}
+		}
+		nf, ok := r.count(1)
+		if !ok {
+			return nil
+		}
+		// The names are slices of one copy of the bytes left.
+		rest := string(r.p)
+		det.files = make([]string, nf)
+		for i := range det.files {
+			n, ok := r.count(1)
+			if !ok {
+				return nil
+			}
+			at := len(rest) - len(r.p)
+			det.files[i] = rest[at : at+n]
+			r.p = r.p[n:]
 		}
 	default:
 		return nil

@@ -21,7 +21,7 @@ func progDetail(tb testing.TB) (*dwarfIndex, *cuInfo, []byte) {
 		tb.Fatalf("unit %#x: %d sequences, %d functions, %v", u.off, len(u.seqs), len(u.top), u.err)
 	}
 	x.key = key
-	det := unitDetail{seqs: u.seqs}
+	det := unitDetail{seqs: u.seqs, files: u.callFiles}
 	for _, r := range u.top {
 		det.funcs = append(det.funcs, funcRange{lo: r.lo, hi: r.hi, off: r.s.off})
 	}
@@ -39,7 +39,7 @@ func TestUnitDetailCache(t *testing.T) {
 	if det != nil {
 		numberBlocks(det.seqs) // as useSeqs did for u
 	}
-	if det == nil || !reflect.DeepEqual(det.seqs, u.seqs) || len(det.funcs) != len(u.top) {
+	if det == nil || !reflect.DeepEqual(det.seqs, u.seqs) || !reflect.DeepEqual(det.files, u.callFiles) || len(det.files) < 2 || len(det.funcs) != len(u.top) {
 		t.Fatalf("decoded %+v, want sequences %+v and %d functions", det, u.seqs, len(u.top))
 	}
 	for i, f := range det.funcs {
@@ -131,7 +131,7 @@ func FuzzUnitDetail(f *testing.F) {
 		}
 		v := &cuInfo{off: u.off, end: u.end}
 		if det.seqs != nil {
-			v.useSeqs(unitLineReader(t, x.d, u.off), det.seqs)
+			v.useSeqs(unitLineProgram(t, x.d, u.off), det.seqs, det.files)
 		}
 		v.top = det.level()
 		var pcs []uint64

@@ -39,7 +39,9 @@ of a whole `unwind bt` of a kernel dump. Here:
   - LineReader.Mark and SeekMark (additions, linemark.go) save and
     restore the line-number program's position and registers as plain
     values, which a caller may keep between runs; Tell and Seek's
-    LineReaderPos cannot be stored. A DW_LNS_set_file operand too large
+    LineReaderPos cannot be stored. Data.LineProgram (an addition) is
+    LineReader without reading the directory and file tables, for a
+    caller that kept the file names. A DW_LNS_set_file operand too large
     for an int no longer indexes the file table with a negative index
     (a panic); the row's File is nil, as for any index past the table.
   - Data.UnitHeaders and NewWithUnits (additions, unitheaders.go) let a

@@ -141,6 +141,21 @@ type LineFile struct {
 //
 // If this compilation unit has no line table, it returns nil, nil.
 func (d *Data) LineReader(cu *Entry) (*LineReader, error) {
+	return d.lineReader(cu, true)
+}
+
+// LineProgram is LineReader without the directory and file tables (an
+// addition to the standard library): the rows' File is nil and Files is
+// empty, while Mark's File still gives each row's index in the file
+// table. It is for a caller that keeps the file names of the table (from
+// an earlier LineReader's Files) and reads a few rows of a large unit,
+// whose tables can cost more than the rows.
+func (d *Data) LineProgram(cu *Entry) (*LineReader, error) {
+	return d.lineReader(cu, false)
+}
+
+// lineReader is LineReader, reading the file table if files.
+func (d *Data) lineReader(cu *Entry, files bool) (*LineReader, error) {
 	if d.line == nil && (d.lazy == nil || d.lazy.line == nil) {
 		// No line tables available.
 		return nil, nil
@@ -179,7 +194,7 @@ func (d *Data) LineReader(cu *Entry) (*LineReader, error) {
 	}
 
 	// Read the header.
-	if err := r.readHeader(compDir); err != nil {
+	if err := r.readHeader(compDir, files); err != nil {
 		return nil, err
 	}
 
@@ -190,8 +205,9 @@ func (d *Data) LineReader(cu *Entry) (*LineReader, error) {
 }
 
 // readHeader reads the line number program header from r.buf and sets
-// all of the header fields in r.
-func (r *LineReader) readHeader(compDir string) error {
+// all of the header fields in r (without files, all but the directory and
+// file tables).
+func (r *LineReader) readHeader(compDir string, files bool) error {
 	buf := &r.buf
 
 	// Read basic header fields [DWARF2 6.2.4].
@@ -265,6 +281,9 @@ func (r *LineReader) readHeader(compDir string) error {
 		if known, ok := knownOpcodeLengths[i]; ok && known != length {
 			return DecodeError{"line", hdrOffset, fmt.Sprintf("opcode %d expected to have length %d, but has length %d", i, known, length)}
 		}
+	}
+	if !files {
+		return nil // the program starts at programOffset, whatever the tables hold
 	}
 
 	if r.version < 5 {

@@ -52,3 +52,40 @@ func TestLineMark(t *testing.T) {
 		t.Error("a mark past the program accepted")
 	}
 }
+
+// LineProgram reads the rows LineReader reads, without file names: File
+// nil, Mark's File the index of the row's file in LineReader's Files.
+func TestLineProgram(t *testing.T) {
+	_, d := fromELF(t, "../../symbols/testdata/prog")
+	cu, err := d.Reader().Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lr, err := d.LineReader(cu)
+	if err != nil || lr == nil {
+		t.Fatalf("no line table: %v", err)
+	}
+	lp, err := d.LineProgram(cu)
+	if err != nil || lp == nil || len(lp.Files()) != 0 {
+		t.Fatalf("line program %v, %v", lp, err)
+	}
+	var want, got dwarf.LineEntry
+	n := 0
+	for lr.Next(&want) == nil {
+		if err := lp.Next(&got); err != nil {
+			t.Fatalf("row %d: %v", n, err)
+		}
+		file := lr.Files()[lp.Mark().File]
+		if got.File != nil || file != want.File {
+			t.Fatalf("row %d: file %v (index %d: %v), want %v", n, got.File, lp.Mark().File, file, want.File)
+		}
+		got.File = want.File
+		if got != want {
+			t.Fatalf("row %d: %+v, want %+v", n, got, want)
+		}
+		n++
+	}
+	if n < 10 || lp.Next(&got) == nil {
+		t.Errorf("%d rows, then more", n)
+	}
+}
