@@ -502,9 +502,11 @@ func inflate(p *packedSection, raw io.ReaderAt, body int64, size uint64) ([]byte
 
 // DebugCacheDir is where decompressed debug sections are kept between
 // runs, one folder per file (named by its build id, else by its path, size
-// and time): the user cache directory's unwind/debug, or what the
-// environment variable UNWIND_DEBUG_CACHE names ("off" turns the cache
-// off). Deleting it is always safe.
+// and time), with indexes made from them, such as the DWARF unit index and
+// unit headers, each unit's line-table marks and functions (unit-*) and
+// each function's inlined scopes (scope-*) read so far. It is the user cache directory's
+// unwind/debug, or what the environment variable UNWIND_DEBUG_CACHE names
+// ("off" turns the cache off). Deleting it is always safe.
 func DebugCacheDir() string {
 	if v := os.Getenv("UNWIND_DEBUG_CACHE"); v != "" {
 		if v == "off" {
