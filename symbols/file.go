@@ -39,6 +39,7 @@ type File struct {
 	dbgMapped []byte      // dbgR mapped, or nil
 	dbgClose  io.Closer
 	own       []symSource // the file's .symtab and .dynsym, once readSymbols read them
+	ownDyn    bool        // own holds .dynsym (readSymbols reads it only to build a table)
 	kind      fileKind
 	kernel    bool          // a Linux kernel image (see Sym.Size)
 	module    string        // Sym.Module of the file's symbols
@@ -172,30 +173,46 @@ func (f *File) Close() error {
 func (f *File) readSymbols() *Table {
 	if f.own == nil {
 		// The file's own tables, read once: AttachDebug builds the
-		// table again with the debug file's.
+		// table again with the debug file's. .dynsym goes through
+		// debug/elf and is read only when the table is built.
 		f.own = []symSource{}
 		if src, err := symtabSource(f.ef, f.r, f.mapped); err == nil {
 			f.own = append(f.own, src)
 		}
-		if src, err := dynsymSource(f.ef); err == nil {
-			f.own = append(f.own, src)
-		}
-	}
-	srcs := slices.Clip(f.own)
-	if f.dbg != nil {
-		if src, err := symtabSource(f.dbg, f.dbgR, f.dbgMapped); err == nil {
-			srcs = append(srcs, src)
-		}
 	}
 	var cache debugCache
 	var key []byte
-	if f.symtabCacheable(srcs) {
+	entry := "symtab"
+	if f.symtabCacheable() {
 		if cache = debugCacheFor(f.ef, f.Path); cache != "" {
-			key = f.symtabKey()
+			key = symtabKey(f.ef, f.r, f.mapped)
+			if f.dbg != nil && key != nil {
+				// The table of both files: an entry of its own, so that
+				// the file opened without its debug file (or the debug
+				// file opened alone, which shares the build id and so
+				// the cache folder) does not overwrite it.
+				entry = "symtab-debug"
+				dk := symtabKey(f.dbg, f.dbgR, f.dbgMapped)
+				if dk == nil {
+					key = nil
+				} else {
+					key = append(binary.LittleEndian.AppendUint32(key, uint32(len(dk))), dk...)
+				}
+			}
 		}
-		if c, ok := cache.loadSymtab(key, srcs[0].strs, f.Bias, f.module); ok {
+		strs := ""
+		if len(f.own) > 0 && f.own[0].raw != nil {
+			strs = f.own[0].strs
+		}
+		if c, ok := cache.loadSymtab(entry, key, strs, f.Bias, f.module); ok {
 			f.kernel = c.kernel
 			return c.t.withExtras(c.extras)
+		}
+	}
+	srcs := f.ownSources()
+	if f.dbg != nil {
+		if src, err := symtabSource(f.dbg, f.dbgR, f.dbgMapped); err == nil {
+			srcs = append(srcs, src)
 		}
 	}
 	kernel := false
@@ -220,9 +237,21 @@ func (f *File) readSymbols() *Table {
 	xs := abs.build(false).syms()
 	if key != nil {
 		t.hashNames() // stored with the table
-		cache.storeSymtab(key, cachedSymtab{t: t, extras: xs, kernel: kernel})
+		cache.storeSymtab(entry, key, cachedSymtab{t: t, extras: xs, kernel: kernel})
 	}
 	return t.withExtras(xs)
+}
+
+// ownSources returns the file's .symtab and .dynsym (each when it is
+// readable), reading .dynsym the first time; readSymbols has read .symtab.
+func (f *File) ownSources() []symSource {
+	if !f.ownDyn {
+		f.ownDyn = true
+		if src, err := dynsymSource(f.ef); err == nil {
+			f.own = append(f.own, src)
+		}
+	}
+	return slices.Clip(f.own)
 }
 
 // SymbolValue returns the ELF st_value and st_size of the symbol
@@ -245,19 +274,26 @@ func (f *File) SymbolValue(name string) (value, size uint64, ok bool) {
 	return s.Addr - f.Bias, s.ELFSize, true
 }
 
-// symtabCacheable reports whether the table readSymbols makes of srcs is
-// kept in the debug cache: for a large file mapped in memory, not placed
-// (a module) and without a debug file attached, whose .symtab comes
-// first.
-func (f *File) symtabCacheable(srcs []symSource) bool {
-	if f.secAddr != nil || f.dbg != nil || f.mapped == nil || len(srcs) == 0 || srcs[0].raw == nil {
+// symtabCacheable reports whether the table readSymbols makes is kept in
+// the debug cache: for a file (and debug file, when one is attached)
+// mapped in memory, not placed (a module), whose symbol tables hold at
+// least minCachedSyms entries.
+func (f *File) symtabCacheable() bool {
+	if f.secAddr != nil || f.mapped == nil || f.dbg != nil && f.dbgMapped == nil {
 		return false
 	}
-	n := 0
-	for i := range srcs {
-		n += srcs[i].Len()
+	n := uint64(0)
+	for _, s := range f.ef.Sections {
+		if s.Type == elf.SHT_SYMTAB || s.Type == elf.SHT_DYNSYM {
+			n += s.Size / elf.Sym64Size
+		}
 	}
-	return n >= minCachedSyms
+	if f.dbg != nil {
+		if s := f.dbg.SectionByType(elf.SHT_SYMTAB); s != nil {
+			n += s.Size / elf.Sym64Size
+		}
+	}
+	return n >= uint64(minCachedSyms)
 }
 
 // symbolRuns collects the symbols of srcs that readSymbols keeps: those

@@ -25,8 +25,9 @@ import (
 // and the sizes and sampled bytes of the symbol and string tables) and
 // its own CRC match and every offset in it lies in its strings; anything
 // else is ignored and the table built again and stored (atomically).
-// Relocatable files (kernel modules) and files with a separate debug
-// file attached are not cached.
+// Relocatable files (kernel modules) are not cached. A file with its
+// separate debug file attached keeps the table of both in its own entry,
+// "symtab-debug", whose key is both files' keys.
 
 // symtabMagic starts a cached symbol table (format version 1).
 const symtabMagic = "UWSYMS01"
@@ -40,23 +41,26 @@ const (
 )
 
 // minCachedSyms is the fewest symbols (in the file's tables) worth a cache
-// entry: a smaller table is built in well under a millisecond.
-var minCachedSyms = 1 << 14
+// entry: a smaller table is built in well under a millisecond. libc with
+// its debug file (13k symbols) takes 1-2 ms to build and about 0.1 ms to
+// load.
+var minCachedSyms = 1 << 12
 
 // littleEndianHost tells whether the host stores a uint64 as the cache
 // does, so that the cache's arrays can be used in place.
 var littleEndianHost = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 
-// symtabKey identifies what a file's table is made from: the ELF type and
-// section headers, and the size and sampled bytes (the first and last
-// 4 KiB and 14 runs of 256 bytes between) of each symbol, string and
-// version section. It returns nil when a section cannot be read.
-func (f *File) symtabKey() []byte {
-	key := binary.LittleEndian.AppendUint16(nil, uint16(f.ef.Type))
-	key = binary.LittleEndian.AppendUint32(key, uint32(len(f.ef.Sections)))
+// symtabKey identifies what the table of ELF file ef (read from r, or
+// mapped, its mapping) is made from: the ELF type and section headers,
+// and the size and sampled bytes (the first and last 4 KiB and 14 runs of
+// 256 bytes between) of each symbol, string and version section. It
+// returns nil when a section cannot be read.
+func symtabKey(ef *elf.File, r io.ReaderAt, mapped []byte) []byte {
+	key := binary.LittleEndian.AppendUint16(nil, uint16(ef.Type))
+	key = binary.LittleEndian.AppendUint32(key, uint32(len(ef.Sections)))
 	hdr := crc32.New(castagnoli)
 	var buf []byte
-	for _, s := range f.ef.Sections {
+	for _, s := range ef.Sections {
 		buf = append(buf[:0], s.Name...)
 		for _, v := range []uint64{uint64(s.Type), uint64(s.Flags), s.Addr, s.Offset, s.Size, uint64(s.Link), uint64(s.Info), s.Entsize} {
 			buf = binary.LittleEndian.AppendUint64(buf, v)
@@ -64,13 +68,13 @@ func (f *File) symtabKey() []byte {
 		hdr.Write(buf)
 	}
 	key = binary.LittleEndian.AppendUint32(key, hdr.Sum32())
-	for _, s := range f.ef.Sections {
+	for _, s := range ef.Sections {
 		switch s.Type {
 		case elf.SHT_SYMTAB, elf.SHT_DYNSYM, elf.SHT_STRTAB, elf.SHT_GNU_VERSYM, elf.SHT_GNU_VERDEF, elf.SHT_GNU_VERNEED:
 		default:
 			continue
 		}
-		b, err := sectionBytes(s, f.r, f.mapped)
+		b, err := sectionBytes(s, r, mapped)
 		if err != nil {
 			return nil
 		}
@@ -293,13 +297,14 @@ func u64s(b []byte) []uint64 {
 	return unsafe.Slice((*uint64)(unsafe.Pointer(unsafe.SliceData(b))), len(b)/8)
 }
 
-// loadSymtab returns the cached table of the file whose key is key (see
-// decodeSymtab), mapping the entry when it is large enough.
-func (c debugCache) loadSymtab(key []byte, strs string, bias uint64, module string) (cachedSymtab, bool) {
+// loadSymtab returns the table cached in entry ("symtab", or
+// "symtab-debug" for a file with its debug file attached) of the file
+// whose key is key (see decodeSymtab), mapping the entry.
+func (c debugCache) loadSymtab(entry string, key []byte, strs string, bias uint64, module string) (cachedSymtab, bool) {
 	if c == "" || key == nil || !littleEndianHost {
 		return cachedSymtab{}, false
 	}
-	fh, err := fileio.OpenRegular(filepath.Join(string(c), "symtab"))
+	fh, err := fileio.OpenRegular(filepath.Join(string(c), entry))
 	if err != nil {
 		return cachedSymtab{}, false
 	}
@@ -337,12 +342,12 @@ func (c debugCache) loadSymtab(key []byte, strs string, bias uint64, module stri
 // symtabHits counts the tables loaded from the cache (for tests).
 var symtabHits atomic.Int64
 
-// storeSymtab caches the table of the file whose key is key.
-func (c debugCache) storeSymtab(key []byte, ct cachedSymtab) {
+// storeSymtab caches in entry the table of the file whose key is key.
+func (c debugCache) storeSymtab(entry string, key []byte, ct cachedSymtab) {
 	if c == "" || key == nil || !littleEndianHost {
 		return
 	}
 	if b := encodeSymtab(ct, key); b != nil {
-		c.store("symtab", b)
+		c.store(entry, b)
 	}
 }

@@ -140,10 +140,10 @@ func progSymtab(t testing.TB) ([]byte, []byte, string) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	rel, abs := f.symbolRuns(f.own)
+	rel, abs := f.symbolRuns(f.ownSources())
 	tab := rel.build(true)
 	tab.hashNames()
-	key := f.symtabKey()
+	key := symtabKey(f.ef, f.r, f.mapped)
 	abs.add(0x1000, 0, 0, abs.nb.ref("absolute"), 0, 0, 0) // an extra to merge
 	b := encodeSymtab(cachedSymtab{t: tab, extras: abs.build(false).syms()}, key)
 	if b == nil {
@@ -186,5 +186,49 @@ func TestSymtabCacheSeed(t *testing.T) {
 	}
 	if s, ok := c.t.withExtras(c.extras).ByName("main"); !ok || s.Module != "prog" {
 		t.Errorf("ByName(main) = %+v %v", s, ok)
+	}
+}
+
+// TestSymtabCacheDebug caches the table of libc with its debug file
+// attached (the user corpus's: .dynsym and the debug file's .symtab) in an
+// entry of its own: the second open loads it, and opening the debug file
+// alone, whose entry shares the folder (one build id), does not replace
+// it. Every table is checked against the old implementation.
+func TestSymtabCacheDebug(t *testing.T) {
+	lib := filepath.Join(corpus.Dir(t, "user"), "lib")
+	libc, dbg := filepath.Join(lib, "libc.so.6"), filepath.Join(lib, "libc.so.6.debug")
+	t.Setenv("UNWIND_DEBUG_CACHE", t.TempDir())
+	open := func(bias uint64) bool {
+		t.Helper()
+		f, err := Open(libc, bias)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		hits := symtabHits.Load()
+		if err := f.AttachDebug(dbg); err != nil {
+			t.Fatal(err)
+		}
+		hit := symtabHits.Load() > hits
+		checkAgainstOld(t, fmt.Sprintf("libc with its debug file at %#x (from the cache: %v)", bias, hit), f.Syms, refReadSymbols(f))
+		if _, ok := f.Syms.ByName("__libc_start_call_main"); !ok {
+			t.Errorf("no __libc_start_call_main (from the cache: %v)", hit)
+		}
+		return hit
+	}
+	if open(0x7f0000000000) {
+		t.Fatal("the first open found a cached table")
+	}
+	if !open(0x7ff000000000) {
+		t.Fatal("the table with the debug file was not loaded from the cache")
+	}
+	if openCached(t, dbg, 0x1000) || !openCached(t, dbg, 0x1000) {
+		t.Fatal("the debug file alone: not cached in its own entry")
+	}
+	if !open(0x7f0000000000) {
+		t.Fatal("the debug file opened alone replaced the entry of libc with it")
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(symtabEntry(t, libc)), "symtab-debug")); err != nil {
+		t.Error(err)
 	}
 }

@@ -92,7 +92,7 @@ func refNewTable(es []refEntry) ([]Sym, []byte) {
 // of f's table as they were before. f.kernel must be set (readSymbols
 // sets it).
 func refReadSymbols(f *File) []Sym {
-	srcs := slices.Clip(f.own)
+	srcs := f.ownSources()
 	if f.dbg != nil {
 		if src, err := symtabSource(f.dbg, f.dbgR, f.dbgMapped); err == nil {
 			srcs = append(srcs, src)
