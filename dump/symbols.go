@@ -164,16 +164,14 @@ func (d *Dump) userSymbols(set *symbols.Set, opts SymbolOptions) []string {
 			warns = append(warns, fmt.Sprintf("%s: %v", path, err))
 			continue
 		}
-		f, err := symbols.Open(path, bias)
+		f, dbg, dbgErr, err := symbols.OpenWithDebug(path, bias, debugDirs(opts))
 		if err != nil {
 			warns = append(warns, fmt.Sprintf("%s: %v", path, err))
 			continue
 		}
 		d.syms = append(d.syms, f)
-		if dbg, ok := symbols.FindDebugFile(f, debugDirs(opts)); ok {
-			if err := f.AttachDebug(dbg); err != nil {
-				warns = append(warns, fmt.Sprintf("%s: %v", dbg, err))
-			}
+		if dbgErr != nil {
+			warns = append(warns, fmt.Sprintf("%s: %v", dbg, dbgErr))
 		}
 		set.Add(f)
 		d.backWithFile(mod.path, path)

@@ -64,6 +64,48 @@ func (f *File) AttachDebug(path string) error {
 	return nil
 }
 
+// OpenWithDebug opens the ELF file at path with load bias bias as Open
+// does, looks for its separate debug file as FindDebugFile(f, dirs) does
+// and attaches the one found as AttachDebug does, building the symbol
+// table once, from both files (Open then AttachDebug build it twice). It
+// returns the debug file found (debugPath, "" when none was) and, when it
+// could not be attached, debugErr, the error AttachDebug gives; f is then
+// as Open gives it. err is Open's error, with f nil.
+func OpenWithDebug(path string, bias uint64, dirs []string) (f *File, debugPath string, debugErr error, err error) {
+	f, err = openWith(path, func(r io.ReaderAt) (*File, error) { return newFile(r, path, bias, false) })
+	if err != nil {
+		return nil, "", nil, err
+	}
+	if dbg, ok := FindDebugFile(f, dirs); ok {
+		debugPath = dbg
+		debugErr = f.AttachDebug(dbg) // builds the table when it attaches
+	}
+	if f.Syms == nil {
+		if f.dbg != nil {
+			// The debug file made building the table panic: f without it.
+			f.dbgClose.Close()
+			f.dbg, f.dbgR, f.dbgMapped, f.dbgClose, f.DebugPath = nil, nil, nil, nil, ""
+		}
+		if err := f.buildSymbols(); err != nil {
+			f.Close()
+			return nil, "", nil, err
+		}
+	}
+	return f, debugPath, debugErr, nil
+}
+
+// buildSymbols sets f.Syms to the table readSymbols builds, with
+// NewFile's error for a file that makes debug/elf panic.
+func (f *File) buildSymbols() (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("symbols: %s: malformed ELF: %v", f.Path, p)
+		}
+	}()
+	f.Syms = f.readSymbols()
+	return nil
+}
+
 func (f *File) attachDebug(r io.ReaderAt, path string, closer io.Closer) (err error) {
 	if f.reloc != nil {
 		return fmt.Errorf("symbols: %s: a kernel module opened with OpenModule takes its debug info from the .ko it was opened from; open the debug .ko (%s) with OpenModule instead", f.Path, path)

@@ -172,3 +172,51 @@ func TestAttachDebugLibc(t *testing.T) {
 	}
 	t.Logf("%d text symbols compared, %d differ", n, bad)
 }
+
+// TestOpenWithDebug checks that OpenWithDebug gives the File that Open
+// and AttachDebug of the debug file FindDebugFile finds give, symbol for
+// symbol: for libc (the user corpus's, with its debug file) and for a
+// program without one.
+func TestOpenWithDebug(t *testing.T) {
+	libc := filepath.Join(corpus.Dir(t, "user"), "lib", "libc.so.6")
+	t.Setenv("UNWIND_DEBUG_CACHE", t.TempDir())
+	for _, c := range []struct {
+		path    string
+		withDbg bool
+	}{{libc, true}, {"testdata/prog", false}} {
+		const bias = 0x7f1234560000
+		want, err := Open(c.path, bias)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer want.Close()
+		wantDbg, ok := FindDebugFile(want, nil)
+		if ok != c.withDbg {
+			t.Fatalf("%s: FindDebugFile = %q %v", c.path, wantDbg, ok)
+		}
+		if ok {
+			if err := want.AttachDebug(wantDbg); err != nil {
+				t.Fatal(err)
+			}
+		}
+		f, dbg, dbgErr, err := OpenWithDebug(c.path, bias, nil)
+		if err != nil || dbgErr != nil {
+			t.Fatalf("%s: OpenWithDebug: %v, %v", c.path, err, dbgErr)
+		}
+		defer f.Close()
+		if dbg != wantDbg || f.DebugPath != want.DebugPath {
+			t.Errorf("%s: debug file %q (DebugPath %q), want %q (%q)", c.path, dbg, f.DebugPath, wantDbg, want.DebugPath)
+		}
+		if f.Syms.Len() != want.Syms.Len() {
+			t.Fatalf("%s: %d symbols, want %d", c.path, f.Syms.Len(), want.Syms.Len())
+		}
+		for i := range f.Syms.Len() {
+			if g, w := f.Syms.At(i), want.Syms.At(i); g != w {
+				t.Fatalf("%s: symbol %d: %+v, want %+v", c.path, i, g, w)
+			}
+		}
+	}
+	if _, _, _, err := OpenWithDebug("testdata/prog.c", 0, nil); err == nil {
+		t.Error("OpenWithDebug opened a C file")
+	}
+}

@@ -106,6 +106,12 @@ func openWith(path string, newFile func(io.ReaderAt) (*File, error)) (*File, err
 // r must stay readable while the File is used (code, CFI and DWARF are read
 // lazily).
 func NewFile(r io.ReaderAt, path string, bias uint64) (f *File, err error) {
+	return newFile(r, path, bias, true)
+}
+
+// newFile is NewFile; without syms it leaves f.Syms nil, for a caller that
+// builds the table itself (OpenWithDebug).
+func newFile(r io.ReaderAt, path string, bias uint64, syms bool) (f *File, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			f, err = nil, fmt.Errorf("symbols: %s: malformed ELF: %v", path, p)
@@ -144,7 +150,9 @@ func NewFile(r io.ReaderAt, path string, bias uint64) (f *File, err error) {
 		}
 		return 0
 	})
-	f.Syms = f.readSymbols()
+	if syms {
+		f.Syms = f.readSymbols()
+	}
 	f.buildID = readBuildID(ef)
 	return f, nil
 }
