@@ -528,8 +528,19 @@ func (f *File) loadCFI() {
 	if s := f.ef.Section(".eh_frame"); s != nil && s.Type != elf.SHT_NOBITS && s.Addr != 0 {
 		if b, err := sectionBytes(s, f.r, f.mapped); err != nil {
 			errs = append(errs, err)
-		} else if f.ehCFI, err = cfi.Parse(b, cfi.EHFrame, s.Addr, f.Bias); err != nil {
-			errs = append(errs, err)
+		} else {
+			// The FDEs a lookup needs, found through .eh_frame_hdr's
+			// sorted table (when it describes the section exactly).
+			var hdr []byte
+			hdrAddr := uint64(0)
+			if h := f.ef.Section(".eh_frame_hdr"); h != nil && h.Type != elf.SHT_NOBITS && h.Addr != 0 && h.Size <= 64<<20 {
+				if hb, err := sectionBytes(h, f.r, f.mapped); err == nil {
+					hdr, hdrAddr = hb, h.Addr
+				}
+			}
+			if f.ehCFI, err = cfi.ParseEH(b, s.Addr, hdr, hdrAddr, f.Bias); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	if len(errs) > 0 {

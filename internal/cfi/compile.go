@@ -319,7 +319,11 @@ func (k *compiler) run(b []byte) (failOff int, msg string) {
 // instructions the rows before the failure are kept and the error is
 // returned by Find for pcs after it.
 func (t *Table) compile(i int) *compiled {
-	f := &t.fdes[i]
+	return t.compileFDE(&t.fdes[i])
+}
+
+// compileFDE is compile for FDE f (with run-time bounds).
+func (t *Table) compileFDE(f *fde) *compiled {
 	k := &compiler{c: f.cie, bias: t.bias, cur: defaultState(), loc: f.start, end: f.end}
 	sec := t.kind.String()
 	if off, msg := k.run(f.cie.initial); msg != "" {

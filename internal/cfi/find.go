@@ -9,14 +9,25 @@ func (t *Table) Find(pc uint64, row *Row) error {
 	if t == nil {
 		return ErrNoFDE
 	}
-	i := t.fdeIndex(pc)
-	if i < 0 {
-		return ErrNoFDE
-	}
-	c := t.cache[i].Load()
-	if c == nil {
-		c = t.compile(i)
-		t.cache[i].Store(c)
+	var c *compiled
+	if t.eh != nil {
+		f, i, ok := t.eh.find(pc, t.bias)
+		if !ok {
+			return ErrNoFDE
+		}
+		if c = t.eh.cache[i].Load(); c == nil {
+			c = t.compileFDE(&f)
+			t.eh.cache[i].Store(c)
+		}
+	} else {
+		i := t.fdeIndex(pc)
+		if i < 0 {
+			return ErrNoFDE
+		}
+		if c = t.cache[i].Load(); c == nil {
+			c = t.compile(i)
+			t.cache[i].Store(c)
+		}
 	}
 	rows := c.rows
 	lo, hi := 0, len(rows)

@@ -19,6 +19,7 @@ type Table struct {
 	bias  uint64
 	fdes  []fde
 	cache []atomic.Pointer[compiled]
+	eh    *ehIndex // set instead of fdes and cache by ParseEH
 }
 
 // cie is the part of a CIE the row compiler needs.
@@ -150,12 +151,18 @@ func (t *Table) Len() int {
 	if t == nil {
 		return 0
 	}
+	if t.eh != nil {
+		return t.eh.n
+	}
 	return len(t.fdes)
 }
 
 // Range returns the run-time pc range [start, end) of the i-th FDE in address
 // order, for callers that want to enumerate what the table covers.
 func (t *Table) Range(i int) (start, end uint64) {
+	if t != nil && t.eh != nil {
+		return t.eh.whole(t.bias).Range(i)
+	}
 	if t == nil || i < 0 || i >= len(t.fdes) {
 		return 0, 0
 	}
