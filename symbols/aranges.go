@@ -10,9 +10,11 @@ import (
 	"github.com/unwind-dev/unwind/internal/dwarf"
 )
 
-// Where .debug_info is streamed (its sections compressed and not cached
-// whole), the units are found by .debug_aranges instead of by reading
-// every unit's entry, which would inflate all of .debug_info: a pc's
+// Where a file has .debug_aranges, the units are found by it instead of
+// by reading every unit's entry, which would inflate all of a compressed
+// .debug_info and, in a vmlinux, read 2,000+ entries spread over 160 MiB
+// (most of a first run's DWARF cost; later runs can find the index in the
+// debug cache, stored when a lookup had to fall back to it): a pc's
 // unit is the one whose address ranges .debug_aranges says hold it. That
 // answer is checked against the unit's own entry (its DW_AT_low_pc,
 // DW_AT_high_pc and DW_AT_ranges, the ranges buildDWARFIndex reads); a pc
@@ -171,8 +173,13 @@ func (a *arIndex) unit(x *dwarfIndex, i int) *arUnit {
 // made on first use.
 func (a *arIndex) fullIndex(x *dwarfIndex) *dwarfIndex {
 	a.once.Do(func() {
-		full, _ := buildDWARFIndex(x.d)
+		full, err := buildDWARFIndex(x.d)
 		full.cache, full.key = x.cache, x.key
+		if err == nil {
+			// Later runs take this index from the cache (indexDWARF)
+			// rather than fall back again.
+			x.cache.storeUnits(full, x.key)
+		}
 		a.full.Store(full)
 	})
 	return a.full.Load()
@@ -198,10 +205,11 @@ func findRange(ranges []cuRange, pc uint64) int {
 	return -1
 }
 
-// arangesIndex returns the unit index made from .debug_aranges when
-// .debug_info is streamed, else nil (every unit's entry is read).
+// arangesIndex returns the unit index made from .debug_aranges, or nil
+// (no such section, or one parseAranges does not take: every unit's entry
+// is read).
 func (st *dwarfStreams) arangesIndex() *arIndex {
-	if st == nil || st.sec["info"] == nil {
+	if st == nil {
 		return nil
 	}
 	return parseAranges(st.aranges)

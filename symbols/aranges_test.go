@@ -4,6 +4,7 @@ import (
 	"debug/elf"
 	"encoding/binary"
 	"fmt"
+	"os"
 	"path/filepath"
 	"reflect"
 	"testing"
@@ -171,4 +172,69 @@ func FuzzAranges(f *testing.F) {
 			}
 		}
 	})
+}
+
+// An uncompressed file with .debug_aranges (a vmlinux) finds its units by
+// it too, on a first run, and answers as the index of every unit does;
+// where a lookup has to fall back to that index, the index is kept in
+// the debug cache, and the next run takes it from there.
+func TestArangesUncompressed(t *testing.T) {
+	path := filepath.Join(corpus.Dir(t, "kernel"), "fp", "vmlinux")
+	cache := t.TempDir()
+	t.Setenv("UNWIND_DEBUG_CACHE", cache)
+	open := func() *File {
+		f, err := Open(path, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		f.dwarfOnce.Do(f.loadDWARF)
+		if f.dw == nil {
+			t.Fatalf("%s: no DWARF: %v", path, f.dwErr)
+		}
+		return f
+	}
+	f := open()
+	if f.dw.ar == nil {
+		t.Fatalf("%s: units not found by .debug_aranges", path)
+	}
+	full, err := buildDWARFIndex(f.dw.d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := 0
+	for i := 0; i < f.Syms.Len(); i += 7 {
+		s := f.Syms.At(i)
+		if s.Size == 0 {
+			continue
+		}
+		for _, pc := range []uint64{s.Addr, s.Addr + s.Size/2} {
+			got, want := f.dw.lines(pc, nil), full.lines(pc, nil)
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("%#x (%s): %v, want %v", pc, s.Name, got, want)
+			}
+			lines += len(want)
+		}
+	}
+	if lines < 1000 {
+		t.Fatalf("only %d lines", lines)
+	}
+	units := filepath.Join(string(debugCacheFor(f.ef, path)), "units")
+	if f.dw.ar.full.Load() == nil {
+		if _, err := os.Stat(units); err == nil {
+			t.Fatalf("a unit index was cached with no lookup falling back")
+		}
+		// Make a lookup fall back: an .debug_aranges that places no pc.
+		f.dw.ar = parseAranges([]byte{28, 0, 0, 0, 2, 0, 0, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
+		pc := f.Syms.At(f.Syms.Len() / 2).Addr
+		if got, want := f.dw.lines(pc, nil), full.lines(pc, nil); !reflect.DeepEqual(got, want) {
+			t.Fatalf("%#x after falling back: %v, want %v", pc, got, want)
+		}
+	}
+	if _, err := os.Stat(units); err != nil {
+		t.Fatalf("the index a lookup fell back to was not cached: %v", err)
+	}
+	if g := open(); g.dw.ar != nil || len(g.dw.ranges) == 0 {
+		t.Errorf("the next run did not take the cached unit index (aranges %v, %d ranges)", g.dw.ar != nil, len(g.dw.ranges))
+	}
 }
