@@ -95,7 +95,7 @@ func newEHIndex(data []byte, ehAddr uint64, hdr []byte, hdrAddr, bias uint64) (*
 	}
 	// Every FDE of the section, read as parseFast reads it, listed in
 	// the table at its own location; as many FDEs as pairs.
-	fdes := 0
+	fdes, next := 0, 0
 	for off := 0; off < len(data); {
 		n := int(le.Uint32(data[off:]))
 		if n == 0 {
@@ -115,7 +115,16 @@ func newEHIndex(data []byte, ehAddr uint64, hdr []byte, hdrAddr, bias uint64) (*
 			continue
 		}
 		begin, size, _, ok := x.readFDE(start)
-		if !ok || !x.listed(begin, start) {
+		if !ok {
+			return nil, false
+		}
+		// A linker writes FDEs mostly in address order: the pair after
+		// the last one found is tried before a search.
+		if next < count && x.pairIs(next, begin, start) {
+			next++
+		} else if i, found := x.listed(begin, start); found {
+			next = i + 1
+		} else {
 			return nil, false
 		}
 		if begin+size > begin {
@@ -149,8 +158,15 @@ func (x *ehIndex) pair(i int) (loc uint64, off int64) {
 	return loc, int64(fdeAddr - x.ehAddr)
 }
 
-// listed reports whether the table holds the pair (loc, off).
-func (x *ehIndex) listed(loc uint64, off int) bool {
+// pairIs reports whether pair i is (loc, off).
+func (x *ehIndex) pairIs(i int, loc uint64, off int) bool {
+	l, o := x.pair(i)
+	return l == loc && o == int64(off)
+}
+
+// listed returns the index of the pair (loc, off) in the table, and
+// whether it is there.
+func (x *ehIndex) listed(loc uint64, off int) (int, bool) {
 	count := len(x.table) / 8
 	lo, hi := 0, count
 	for lo < hi {
@@ -164,13 +180,13 @@ func (x *ehIndex) listed(loc uint64, off int) bool {
 	for i := lo; i < count; i++ {
 		l, o := x.pair(i)
 		if l != loc {
-			return false
+			return 0, false
 		}
 		if o == int64(off) {
-			return true
+			return i, true
 		}
 	}
-	return false
+	return 0, false
 }
 
 // readFDE reads the FDE at section offset off as parseFast does: its

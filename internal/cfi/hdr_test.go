@@ -144,3 +144,30 @@ func FuzzParseEH(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkParseEHLibc reads the user corpus's libc .eh_frame through its
+// header and finds one pc's rows: what a backtrace's first lookup in libc
+// costs (BenchmarkParseLibcEH parses the whole section).
+func BenchmarkParseEHLibc(b *testing.B) {
+	dir, err := corpus.Find("user")
+	if err != nil {
+		b.Skip(err)
+	}
+	eh, ehAddr, hdr, hdrAddr := ehFrameOf(b, filepath.Join(dir, "lib", "libc.so.6"))
+	want, err := Parse(eh, EHFrame, ehAddr, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pc, _ := want.Range(want.Len() / 2)
+	b.ReportAllocs()
+	for b.Loop() {
+		t, err := ParseEH(eh, ehAddr, hdr, hdrAddr, 0)
+		if err != nil || t.eh == nil {
+			b.Fatal("the header was not used", err)
+		}
+		var row Row
+		if err := t.Find(pc, &row); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
