@@ -21,8 +21,12 @@ type dwarfIndex struct {
 	d      *dwarf.Data
 	starts []dwarf.Offset // every unit's entry, ascending
 	ranges []cuRange      // sorted by lo (link-time addresses)
-	units  []*cuInfo
-	vars   varState // variables, read per function on demand (vars.go)
+	// The units ranges name: each one's entry, and its cuInfo, made on
+	// first use (unit), so that loading a cached index of a libc's
+	// thousands of units allocates none.
+	unitOff []dwarf.Offset
+	units   []atomic.Pointer[cuInfo]
+	vars    varState // variables, read per function on demand (vars.go)
 
 	cache debugCache // where units' details are kept (unitdetail.go), or ""
 	key   []byte     // of the DWARF sections, for the cache; nil: no caching
@@ -145,8 +149,8 @@ func buildDWARFIndex(d *dwarf.Data) (*dwarfIndex, error) {
 			x.starts = append(x.starts, e.Offset)
 			rs, err := d.Ranges(e)
 			if err == nil {
-				u := len(x.units)
-				x.units = append(x.units, &cuInfo{off: e.Offset})
+				u := len(x.unitOff)
+				x.unitOff = append(x.unitOff, e.Offset)
 				for _, rg := range rs {
 					if rg[1] > rg[0] && rg[0] != 0 {
 						x.ranges = append(x.ranges, cuRange{lo: rg[0], hi: rg[1], unit: u})
@@ -161,14 +165,25 @@ func buildDWARFIndex(d *dwarf.Data) (*dwarfIndex, error) {
 	return x, nil
 }
 
-// setEnds gives every unit its end: the next unit's entry.
+// setEnds makes the units' cuInfo slots, once unitOff is complete.
 func (x *dwarfIndex) setEnds() {
-	for _, u := range x.units {
-		u.end = ^dwarf.Offset(0)
-		if i, found := slices.BinarySearch(x.starts, u.off); found && i+1 < len(x.starts) {
-			u.end = x.starts[i+1]
-		}
+	x.units = make([]atomic.Pointer[cuInfo], len(x.unitOff))
+}
+
+// unit returns the cuInfo of unit u (an index in unitOff), made on first
+// use with its end: the next unit's entry.
+func (x *dwarfIndex) unit(u int) *cuInfo {
+	if c := x.units[u].Load(); c != nil {
+		return c
 	}
+	c := &cuInfo{off: x.unitOff[u], end: ^dwarf.Offset(0)}
+	if i, found := slices.BinarySearch(x.starts, c.off); found && i+1 < len(x.starts) {
+		c.end = x.starts[i+1]
+	}
+	if x.units[u].CompareAndSwap(nil, c) {
+		return c
+	}
+	return x.units[u].Load()
 }
 
 // load loads u, a unit of x, once.
@@ -191,7 +206,7 @@ func (x *dwarfIndex) unitFor(pc uint64) *cuInfo {
 	}
 	for i := lo - 1; i >= 0 && i >= lo-8; i-- {
 		if pc < x.ranges[i].hi {
-			return x.units[x.ranges[i].unit]
+			return x.unit(x.ranges[i].unit)
 		}
 	}
 	return nil

@@ -51,7 +51,7 @@ func encodeUnits(x *dwarfIndex, key []byte) []byte {
 	}
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(x.ranges)))
 	for _, r := range x.ranges {
-		i, _ := slices.BinarySearch(x.starts, x.units[r.unit].off)
+		i, _ := slices.BinarySearch(x.starts, x.unitOff[r.unit])
 		b = binary.LittleEndian.AppendUint64(b, r.lo)
 		b = binary.LittleEndian.AppendUint64(b, r.hi)
 		b = binary.LittleEndian.AppendUint32(b, uint32(i))
@@ -100,7 +100,7 @@ func decodeUnits(b, key []byte, d *dwarf.Data) *dwarfIndex {
 		return nil
 	}
 	x.ranges = make([]cuRange, n)
-	unitOf := map[uint32]int{} // start index → index in x.units
+	unitOf := make([]int32, len(x.starts)) // start index → 1 + index in x.unitOff, 0: none yet
 	for i := range x.ranges {
 		lo, hi := binary.LittleEndian.Uint64(p), binary.LittleEndian.Uint64(p[8:])
 		si := binary.LittleEndian.Uint32(p[16:])
@@ -108,11 +108,11 @@ func decodeUnits(b, key []byte, d *dwarf.Data) *dwarfIndex {
 		if lo >= hi || uint64(si) >= uint64(len(x.starts)) || i > 0 && lo < x.ranges[i-1].lo {
 			return nil
 		}
-		u, ok := unitOf[si]
-		if !ok {
-			u = len(x.units)
-			unitOf[si] = u
-			x.units = append(x.units, &cuInfo{off: x.starts[si]})
+		u := int(unitOf[si]) - 1
+		if u < 0 {
+			u = len(x.unitOff)
+			unitOf[si] = int32(u + 1)
+			x.unitOff = append(x.unitOff, x.starts[si])
 		}
 		x.ranges[i] = cuRange{lo: lo, hi: hi, unit: u}
 	}

@@ -42,9 +42,10 @@ func TestUnitIndexCache(t *testing.T) {
 	if y == nil || !reflect.DeepEqual(y.starts, x.starts) || !reflect.DeepEqual(y.ranges, x.ranges) || len(y.units) != len(x.units) {
 		t.Fatalf("decoded %+v, want %+v", y, x)
 	}
-	for i, u := range y.units {
-		if u.off != x.units[i].off || u.end != x.units[i].end {
-			t.Errorf("unit %d: %#x-%#x, want %#x-%#x", i, u.off, u.end, x.units[i].off, x.units[i].end)
+	for i := range y.units {
+		u, w := y.unit(i), x.unit(i)
+		if u.off != w.off || u.end != w.end {
+			t.Errorf("unit %d: %#x-%#x, want %#x-%#x", i, u.off, u.end, w.off, w.end)
 		}
 	}
 	other := append([]byte(nil), key...)
@@ -159,7 +160,12 @@ func TestUnitHeadersCache(t *testing.T) {
 	}
 	// Units and details cached for the real headers would give lines
 	// without reading a header: make them again.
-	read := f.dw.units
+	var read []*cuInfo
+	for i := range f.dw.units {
+		if u := f.dw.units[i].Load(); u != nil {
+			read = append(read, u)
+		}
+	}
 	if f.dw.ar != nil { // found by .debug_aranges
 		for _, au := range f.dw.ar.units {
 			if au != nil && au.u != nil {

@@ -15,7 +15,7 @@ import (
 func progDetail(tb testing.TB) (*dwarfIndex, *cuInfo, []byte) {
 	tb.Helper()
 	_, key, x := progIndex(tb)
-	u := x.units[0]
+	u := x.unit(0)
 	x.load(u)
 	if u.err != nil || u.seqs == nil || len(u.top) == 0 {
 		tb.Fatalf("unit %#x: %d sequences, %d functions, %v", u.off, len(u.seqs), len(u.top), u.err)
