@@ -58,6 +58,12 @@ func NewWithUnits(abbrev, aranges, frame, info, line, pubnames, ranges, str []by
 	}
 	units := make([]unit, len(hs))
 	ptrs := make([]*unit, len(hs))
+	// One allocation each for the units' Onces and abbreviation tables
+	// (each unit of a libc has a table of its own): thousands of small
+	// ones made most of a cached index's load.
+	onces := make([]sync.Once, len(hs))
+	tabs := make([]abbrevs, 0, len(hs))
+	d.abbrevCache = make(map[uint64]*abbrevs, len(hs))
 	end := Offset(0)
 	for i, h := range hs {
 		if h.Base < end || h.Off <= h.Base || h.End < h.Off || uint64(h.End) > uint64(len(info)) || h.Vers < 2 || h.Vers > 5 {
@@ -66,8 +72,14 @@ func NewWithUnits(abbrev, aranges, frame, info, line, pubnames, ranges, str []by
 		end = h.End
 		u := &units[i]
 		*u = unit{base: h.Base, off: h.Off, data: info[h.Off:h.End], vers: h.Vers, utype: h.UType,
-			asize: h.ASize, is64: h.Is64, u5once: new(sync.Once)}
-		u.atable = d.lazyAbbrev(h.Abbrev, h.Vers)
+			asize: h.ASize, is64: h.Is64, u5once: &onces[i]}
+		a, ok := d.abbrevCache[h.Abbrev]
+		if !ok {
+			tabs = append(tabs, abbrevs{d: d, off: h.Abbrev, vers: h.Vers})
+			a = &tabs[len(tabs)-1]
+			d.abbrevCache[h.Abbrev] = a
+		}
+		u.atable = a
 		ptrs[i] = u
 	}
 	d.unit.Store(&ptrs)
