@@ -76,23 +76,14 @@ func encodeScopes(s *scope, key []byte) []byte {
 // another version's, cut short or corrupt). A scope is nested only in one
 // that comes before it, so the levels make a tree.
 func decodeScopes(b, key []byte, u *cuInfo, s *scope) bool {
-	if len(b) < len(scopesMagic)+4 || string(b[:len(scopesMagic)]) != scopesMagic {
+	r, ok := openEntry(b, scopesMagic, key)
+	if !ok {
 		return false
 	}
-	body, sum := b[:len(b)-4], binary.LittleEndian.Uint32(b[len(b)-4:])
-	if crc32.Checksum(body, castagnoli) != sum {
-		return false
-	}
-	r := &detailReader{p: body[len(scopesMagic):]}
-	n, ok := r.count(1)
-	if !ok || string(r.p[:n]) != string(key) {
-		return false
-	}
-	r.p = r.p[n:]
 	if r.uvarint() != uint64(s.off) || r.bad {
 		return false
 	}
-	n, ok = r.count(6)
+	n, ok := r.count(6)
 	if !ok || n == 0 {
 		return false
 	}

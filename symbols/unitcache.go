@@ -182,20 +182,12 @@ func encodeUnitHeaders(hs []dwarf.UnitHeader, key []byte) []byte {
 // version's, cut short or corrupt). dwarf.NewWithUnits checks that they
 // fit .debug_info.
 func decodeUnitHeaders(b, key []byte) []dwarf.UnitHeader {
-	if len(b) < len(unitHdrsMagic)+4 || string(b[:len(unitHdrsMagic)]) != unitHdrsMagic {
+	r, ok := openEntry(b, unitHdrsMagic, key)
+	if !ok {
 		return nil
 	}
-	body, sum := b[:len(b)-4], binary.LittleEndian.Uint32(b[len(b)-4:])
-	if crc32.Checksum(body, castagnoli) != sum {
-		return nil
-	}
-	r := &detailReader{p: body[len(unitHdrsMagic):]}
-	n, ok := r.count(1)
-	if !ok || string(r.p[:n]) != string(key) {
-		return nil
-	}
-	r.p = r.p[n:]
-	if n, ok = r.count(9); !ok {
+	n, ok := r.count(9)
+	if !ok {
 		return nil
 	}
 	hs := make([]dwarf.UnitHeader, n)

@@ -191,6 +191,27 @@ type detailReader struct {
 	bad bool
 }
 
+// openEntry checks a cache entry written as magic, the sections key (a
+// count and its bytes), the body and a CRC-32C of all that, and returns a
+// reader of the body; false when b is not such an entry for key (another
+// kind's, another file's, another version's, cut short or corrupt).
+func openEntry(b []byte, magic string, key []byte) (*detailReader, bool) {
+	if len(b) < len(magic)+4 || string(b[:len(magic)]) != magic {
+		return nil, false
+	}
+	body, sum := b[:len(b)-4], binary.LittleEndian.Uint32(b[len(b)-4:])
+	if crc32.Checksum(body, castagnoli) != sum {
+		return nil, false
+	}
+	r := &detailReader{p: body[len(magic):]}
+	n, ok := r.count(1)
+	if !ok || string(r.p[:n]) != string(key) {
+		return nil, false
+	}
+	r.p = r.p[n:]
+	return r, true
+}
+
 func (r *detailReader) uvarint() uint64 {
 	v, n := binary.Uvarint(r.p)
 	if n <= 0 {
@@ -236,19 +257,10 @@ func (r *detailReader) count(size int) (int, bool) {
 // sections key names; it returns nil when b is not one (another unit's,
 // another file's, another version's, cut short or corrupt).
 func decodeDetail(b, key []byte, u *cuInfo) *unitDetail {
-	if len(b) < len(detailMagic)+4 || string(b[:len(detailMagic)]) != detailMagic {
+	r, ok := openEntry(b, detailMagic, key)
+	if !ok {
 		return nil
 	}
-	body, sum := b[:len(b)-4], binary.LittleEndian.Uint32(b[len(b)-4:])
-	if crc32.Checksum(body, castagnoli) != sum {
-		return nil
-	}
-	r := &detailReader{p: body[len(detailMagic):]}
-	n, ok := r.count(1)
-	if !ok || string(r.p[:n]) != string(key) {
-		return nil
-	}
-	r.p = r.p[n:]
 	if r.uvarint() != uint64(u.off) || r.bad {
 		return nil
 	}
