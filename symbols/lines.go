@@ -140,6 +140,10 @@ func buildDWARFIndex(d *dwarf.Data) (*dwarfIndex, error) {
 	for {
 		e, err := r.Next()
 		if err != nil {
+			// The units before the damage stay usable: the index is
+			// whole for them (sorted, with a slot for each unit).
+			slices.SortFunc(x.ranges, func(a, b cuRange) int { return cmp.Compare(a.lo, b.lo) })
+			x.setEnds()
 			return x, err
 		}
 		if e == nil {
