@@ -45,16 +45,8 @@ func NewLazy(abbrev, info, line Lazy, ranges, str []byte) (*Data, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Data{
-		info:        head,
-		ranges:      ranges,
-		str:         str,
-		abbrevCache: make(map[uint64]*abbrevs),
-		typeCache:   make(map[Offset]Type),
-		typeSigs:    make(map[uint64]*typeUnit),
-		lazy:        &lazySections{info: info, abbrev: abbrev, line: line},
-	}
-	if err := d.sniffOrder(); err != nil {
+	d, err := newData(nil, nil, nil, head, nil, nil, ranges, str, &lazySections{info: info, abbrev: abbrev, line: line})
+	if err != nil {
 		return nil, err
 	}
 	d.lazy.abbrevData.Store(new([]byte))

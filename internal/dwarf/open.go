@@ -41,15 +41,10 @@ type Data struct {
 
 var errSegmentSelector = errors.New("non-zero segment_selector size not supported")
 
-// New returns a new [Data] object initialized from the given parameters.
-// Rather than calling this function directly, clients should typically use
-// the DWARF method of the File type of the appropriate package [debug/elf],
-// [debug/macho], or [debug/pe].
-//
-// The []byte arguments are the data from the corresponding debug section
-// in the object file; for example, for an ELF object, abbrev is the contents of
-// the ".debug_abbrev" section.
-func New(abbrev, aranges, frame, info, line, pubnames, ranges, str []byte) (*Data, error) {
+// newData is a Data of the given sections (lazy ones too, when lazy is
+// set) with empty caches and its byte order found: New, NewWithUnits and
+// NewLazy then give it its units.
+func newData(abbrev, aranges, frame, info, line, pubnames, ranges, str []byte, lazy *lazySections) (*Data, error) {
 	d := &Data{
 		abbrev:      abbrev,
 		aranges:     aranges,
@@ -62,9 +57,25 @@ func New(abbrev, aranges, frame, info, line, pubnames, ranges, str []byte) (*Dat
 		abbrevCache: make(map[uint64]*abbrevs),
 		typeCache:   make(map[Offset]Type),
 		typeSigs:    make(map[uint64]*typeUnit),
+		lazy:        lazy,
 	}
-
 	if err := d.sniffOrder(); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// New returns a new [Data] object initialized from the given parameters.
+// Rather than calling this function directly, clients should typically use
+// the DWARF method of the File type of the appropriate package [debug/elf],
+// [debug/macho], or [debug/pe].
+//
+// The []byte arguments are the data from the corresponding debug section
+// in the object file; for example, for an ELF object, abbrev is the contents of
+// the ".debug_abbrev" section.
+func New(abbrev, aranges, frame, info, line, pubnames, ranges, str []byte) (*Data, error) {
+	d, err := newData(abbrev, aranges, frame, info, line, pubnames, ranges, str, nil)
+	if err != nil {
 		return nil, err
 	}
 	u, err := d.parseUnits()

@@ -40,20 +40,8 @@ func (d *Data) UnitHeaders() []UnitHeader {
 // info (out of order, overlapping, past its end, or of a version New
 // does not read).
 func NewWithUnits(abbrev, aranges, frame, info, line, pubnames, ranges, str []byte, hs []UnitHeader) (*Data, error) {
-	d := &Data{
-		abbrev:      abbrev,
-		aranges:     aranges,
-		frame:       frame,
-		info:        info,
-		line:        line,
-		pubnames:    pubnames,
-		ranges:      ranges,
-		str:         str,
-		abbrevCache: make(map[uint64]*abbrevs),
-		typeCache:   make(map[Offset]Type),
-		typeSigs:    make(map[uint64]*typeUnit),
-	}
-	if err := d.sniffOrder(); err != nil {
+	d, err := newData(abbrev, aranges, frame, info, line, pubnames, ranges, str, nil)
+	if err != nil {
 		return nil, err
 	}
 	units := make([]unit, len(hs))
