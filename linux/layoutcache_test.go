@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -237,35 +236,9 @@ func TestLayoutCacheProdBTFOnly(t *testing.T) {
 }
 
 // noDWARFVmlinux returns the production vmlinux without its debug
-// sections (objcopy --strip-debug), made once into the user cache
-// directory; the test is skipped when objcopy is not installed.
+// sections (objcopy --strip-debug); see objcopyVmlinux.
 func noDWARFVmlinux(t *testing.T, vmlinux string) string {
-	t.Helper()
-	objcopy := corpus.Tool(t, "objcopy")
-	fi, err := os.Stat(vmlinux)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		cache = os.TempDir()
-	}
-	dir := filepath.Join(cache, "unwind-test")
-	out := filepath.Join(dir, fmt.Sprintf("vmlinux-%s-no-debug-%d", prodRelease, fi.Size()))
-	if _, err := os.Stat(out); err == nil {
-		return out
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	tmp := out + ".tmp"
-	if b, err := exec.Command(objcopy, "--strip-debug", vmlinux, tmp).CombinedOutput(); err != nil {
-		t.Fatalf("objcopy: %v: %s", err, b)
-	}
-	if err := os.Rename(tmp, out); err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return objcopyVmlinux(t, vmlinux, "no-debug", "--strip-debug")
 }
 
 // decodeKeyOf returns the key a stored entry was written with.

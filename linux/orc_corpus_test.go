@@ -45,11 +45,18 @@ type orcTruthFile struct {
 const prodRelease = "6.1.0-47-cloud-amd64"
 
 // strippedVmlinux returns the production vmlinux without .debug_frame
-// (objcopy --remove-section .debug_frame), made once into the user cache
-// directory; the test is skipped when objcopy is not installed.
+// (objcopy --remove-section .debug_frame); see objcopyVmlinux.
 func strippedVmlinux(t *testing.T, vmlinux string) string {
+	return objcopyVmlinux(t, vmlinux, "no-debug-frame", "--remove-section", ".debug_frame")
+}
+
+// objcopyVmlinux returns the production vmlinux as objcopy with args
+// leaves it, made once into the user cache directory's unwind-test under
+// a name with what (and the original's size); the test is skipped when
+// objcopy (binutils) is not installed.
+func objcopyVmlinux(t *testing.T, vmlinux, what string, args ...string) string {
 	t.Helper()
-	objcopy := corpus.Tool(t, "objcopy") // binutils: strips .debug_frame
+	objcopy := corpus.Tool(t, "objcopy")
 	fi, err := os.Stat(vmlinux)
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +66,7 @@ func strippedVmlinux(t *testing.T, vmlinux string) string {
 		cache = os.TempDir()
 	}
 	dir := filepath.Join(cache, "unwind-test")
-	out := filepath.Join(dir, fmt.Sprintf("vmlinux-%s-no-debug-frame-%d", prodRelease, fi.Size()))
+	out := filepath.Join(dir, fmt.Sprintf("vmlinux-%s-%s-%d", prodRelease, what, fi.Size()))
 	if _, err := os.Stat(out); err == nil {
 		return out
 	}
@@ -67,7 +74,7 @@ func strippedVmlinux(t *testing.T, vmlinux string) string {
 		t.Fatal(err)
 	}
 	tmp := out + ".tmp"
-	if b, err := exec.Command(objcopy, "--remove-section", ".debug_frame", vmlinux, tmp).CombinedOutput(); err != nil {
+	if b, err := exec.Command(objcopy, append(args, vmlinux, tmp)...).CombinedOutput(); err != nil {
 		t.Fatalf("objcopy: %v: %s", err, b)
 	}
 	if err := os.Rename(tmp, out); err != nil {
