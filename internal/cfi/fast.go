@@ -46,27 +46,37 @@ func parseFast(data []byte, kind SectionKind, ehAddr, bias uint64) (*Table, bool
 		if !ok {
 			return nil, false
 		}
-		p := 0
-		begin, ok := readPtrFast(body, &p, ci.enc, ehAddr+uint64(start+8))
+		begin, size, instr, ok := ci.fdeBody(body, eh, ehAddr+uint64(start+8))
 		if !ok {
 			return nil, false
-		}
-		size, ok := readPtrFast(body, &p, ci.enc&0x0f, 0)
-		if !ok {
-			return nil, false
-		}
-		if eh && ci.hasAug {
-			n, ok := ulebFast(body, &p)
-			if !ok || n > uint64(len(body)-p) {
-				return nil, false
-			}
-			p += int(n)
 		}
 		if end := begin + size; end > begin {
-			t.fdes = append(t.fdes, fde{start: begin + bias, end: end + bias, cie: ci.c, instr: body[p:]})
+			t.fdes = append(t.fdes, fde{start: begin + bias, end: end + bias, cie: ci.c, instr: instr})
 		}
 	}
 	return t, true
+}
+
+// fdeBody reads an FDE's body (after its CIE pointer) under its CIE: the
+// initial location (pc-relative to at, the body's address, where the
+// encoding says so), the range's size and the instructions, past an
+// .eh_frame FDE's augmentation data.
+func (ci fastCIE) fdeBody(body []byte, eh bool, at uint64) (begin, size uint64, instr []byte, ok bool) {
+	p := 0
+	if begin, ok = readPtrFast(body, &p, ci.enc, at); !ok {
+		return 0, 0, nil, false
+	}
+	if size, ok = readPtrFast(body, &p, ci.enc&0x0f, 0); !ok {
+		return 0, 0, nil, false
+	}
+	if eh && ci.hasAug {
+		n, ok := ulebFast(body, &p)
+		if !ok || n > uint64(len(body)-p) {
+			return 0, 0, nil, false
+		}
+		p += int(n)
+	}
+	return begin, size, body[p:], true
 }
 
 // fastCIE is a CIE as parseFast keeps it.

@@ -207,21 +207,11 @@ func (x *ehIndex) readFDE(off int) (begin, size uint64, f fde, ok bool) {
 	if !ok {
 		return 0, 0, f, false
 	}
-	p := 0
-	if begin, ok = readPtrFast(body, &p, ci.enc, x.ehAddr+uint64(off+8)); !ok {
+	begin, size, instr, ok := ci.fdeBody(body, true, x.ehAddr+uint64(off+8))
+	if !ok {
 		return 0, 0, f, false
 	}
-	if size, ok = readPtrFast(body, &p, ci.enc&0x0f, 0); !ok {
-		return 0, 0, f, false
-	}
-	if ci.hasAug {
-		n, ok := ulebFast(body, &p)
-		if !ok || n > uint64(len(body)-p) {
-			return 0, 0, f, false
-		}
-		p += int(n)
-	}
-	return begin, size, fde{start: begin, end: begin + size, cie: ci.c, instr: body[p:]}, true
+	return begin, size, fde{start: begin, end: begin + size, cie: ci.c, instr: instr}, true
 }
 
 // find returns the FDE covering the run-time pc and its index in the
