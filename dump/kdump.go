@@ -393,6 +393,7 @@ func (m *kdumpMemory) inflate(b []byte) ([]byte, error) {
 	}
 	out := make([]byte, m.blk)
 	n, err := io.ReadFull(zp.zr, out)
+	zp.src.Reset(nil) // the pool keeps no page's bytes
 	zlibPages.Put(zp)
 	if err != nil {
 		return nil, err
