@@ -22,7 +22,10 @@ runs=${RUNS:-5}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$here"
-go build -o "$work/unwind" ./cmd/unwind
+# Static, as README.md's install line builds it: the default cgo build
+# links libc for the net package (the flag library imports it), which
+# costs every run about 1 ms of dynamic loading before main.
+CGO_ENABLED=0 go build -o "$work/unwind" ./cmd/unwind
 U=$work/unwind
 zstd -dq fixtures/deepcore/deep.core.zst -o "$work/deep.core"
 cache=${HOME}/.cache/unwind-corpus
