@@ -1,16 +1,13 @@
 package report
 
-import (
-	"bufio"
-	"io"
-)
+import "io"
 
 // Writer prints threads one at a time, as a command produces them, so that
 // a dump with many threads needs memory for one trace, not for all:
 // NewTextWriter or NewJSONWriter, Thread for each, then Close. The output
 // is what WriteText or WriteJSON prints for a Document of the same threads.
 type Writer struct {
-	bw     *bufio.Writer
+	bw     *outBuf
 	json   bool
 	dump   DumpInfo
 	opts   TextOptions
@@ -23,7 +20,7 @@ type Writer struct {
 
 // NewTextWriter returns a Writer of the text layout (see WriteText).
 func NewTextWriter(w io.Writer, opts TextOptions) *Writer {
-	bw := bufio.NewWriterSize(w, 64<<10)
+	bw := newOutBuf(w)
 	return &Writer{bw: bw, opts: opts, ew: &errWriter{w: bw}}
 }
 
@@ -31,7 +28,7 @@ func NewTextWriter(w io.Writer, opts TextOptions) *Writer {
 // dump described by dump. Nothing is written before the first Thread or
 // Close.
 func NewJSONWriter(w io.Writer, dump DumpInfo) *Writer {
-	return &Writer{bw: bufio.NewWriterSize(w, 64<<10), json: true, dump: dump}
+	return &Writer{bw: newOutBuf(w), json: true, dump: dump}
 }
 
 // Thread writes one thread's trace. t is not kept: the caller may reuse

@@ -1,7 +1,6 @@
 package report
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"strconv"
@@ -446,7 +445,7 @@ func SignalName(sig int) string {
 }
 
 type errWriter struct {
-	w   *bufio.Writer
+	w   *outBuf
 	err error
 	buf []byte
 }

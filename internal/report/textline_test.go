@@ -1,7 +1,6 @@
 package report
 
 import (
-	"bufio"
 	"fmt"
 	"strings"
 	"testing"
@@ -68,7 +67,7 @@ func TestUserFrameLineMatchesFmt(t *testing.T) {
 					t.Errorf("frame %+v: %q, fmt gives %q", f, got, want)
 				}
 				buf.Reset()
-				ew.w = newBufWriter(&buf)
+				ew.w = newOutBuf(&buf)
 				ew.userLine(f.Index, []byte(want))
 				ew.w.Flush()
 				if wantLine := fmt.Sprintf("#%-2d %s\n", f.Index, Escape(want)); buf.String() != wantLine {
@@ -81,4 +80,3 @@ func TestUserFrameLineMatchesFmt(t *testing.T) {
 	t.Logf("%d frames", n)
 }
 
-func newBufWriter(w *strings.Builder) *bufio.Writer { return bufio.NewWriter(w) }
