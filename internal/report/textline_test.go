@@ -79,4 +79,3 @@ func TestUserFrameLineMatchesFmt(t *testing.T) {
 	}
 	t.Logf("%d frames", n)
 }
-
