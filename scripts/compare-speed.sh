@@ -11,6 +11,11 @@
 #                               the inputs named: deep, small, vmcore,
 #                               prod, tasks300)
 #
+# Runs of a few milliseconds (the small core) are below /usr/bin/time's
+# 10 ms steps: where `perf stat` can count task-clock (Debian: linux-perf),
+# those rows are the mean CPU time of FINE_RUNS runs (100 by default) as
+# perf stat -r gives it, all threads counted, in milliseconds.
+#
 # Needs go, zstd, /usr/bin/time; gdb and eu-stack (Debian: gdb, elfutils)
 # are measured when installed. The small dynamic core needs the "user"
 # corpus (~/.cache/unwind-corpus, see internal/corpus), the vmcore the
@@ -68,6 +73,41 @@ measure_first() {
 	report "$name"
 }
 
+# fine NAME [PRE] -- CMD...: as measure, for runs of a few milliseconds:
+# the mean task-clock of FINE_RUNS runs from perf stat, PRE (a shell
+# command, or empty) run before each; falls back to measure (or
+# measure_first when PRE is given) where perf cannot count task-clock.
+fine_runs=${FINE_RUNS:-100}
+have_perf=
+if command -v perf >/dev/null && perf stat -x, -e task-clock true >/dev/null 2>&1; then
+	have_perf=1
+fi
+fine() {
+	name=$1
+	pre=$2
+	shift 3
+	if [ -z "$have_perf" ]; then
+		if [ -n "$pre" ]; then measure_first "$name" "$@"; else measure "$name" "$@"; fi
+		return
+	fi
+	[ -n "$pre" ] || "$@" >/dev/null 2>&1 || true
+	if [ -n "$pre" ]; then
+		sh -c "$pre"
+		UNWIND_DEBUG_CACHE=$work/dcache perf stat -x, -o "$work/perf" -e task-clock -r "$fine_runs" \
+			--pre "$pre" "$@" >/dev/null 2>&1 || true
+	else
+		perf stat -x, -o "$work/perf" -e task-clock -r "$fine_runs" "$@" >/dev/null 2>&1 || true
+	fi
+	if [ -n "$pre" ]; then
+		sh -c "$pre"
+		UNWIND_DEBUG_CACHE=$work/dcache /usr/bin/time -f "%M" -o "$work/one" "$@" >/dev/null 2>&1 || true
+	else
+		/usr/bin/time -f "%M" -o "$work/one" "$@" >/dev/null 2>&1 || true
+	fi
+	awk -F, -v name="$name" -v rss="$(tail -1 "$work/one")" -v n="$fine_runs" \
+		'/task-clock/ { printf "%-44s %8.2f ms CPU (mean of %d, +-%s) %6.1f MB peak RSS\n", name, $1, n, $4, rss / 1024 }' "$work/perf"
+}
+
 # want INPUT: whether ONLY (a comma list, empty for all) names INPUT.
 want() {
 	case ",${ONLY:-$1}," in
@@ -100,8 +140,9 @@ elif [ -n "$user" ]; then
 		ln -s "$user/lib/$f" "$root/usr/lib/x86_64-linux-gnu/$f"
 	done
 	core=$user/b_abort/O2cfi/core
-	measure_first "unwind bt (first run: empty debug cache)" "$U" bt "$core" --sysroot "$root"
-	measure "unwind bt (warm debug cache)" "$U" bt "$core" --sysroot "$root"
+	fine "unwind bt (first run: empty debug cache)" "rm -rf $work/dcache" -- "$U" bt "$core" --sysroot "$root"
+	fine "unwind bt (warm debug cache)" "" -- "$U" bt "$core" --sysroot "$root"
+	fine "unwind --help (start-up alone)" "" -- "$U" --help
 	if command -v eu-stack >/dev/null; then
 		# eu-stack has no sysroot: it reads the libraries the core names
 		# (the corpus's copies are the same files, see BUILD-IDS.txt) and
@@ -114,8 +155,8 @@ elif [ -n "$user" ]; then
 			mkdir -p "$dbg/.build-id/$d"
 			ln -s "$user/lib/$f.debug" "$dbg/.build-id/$d/$(echo "$id" | cut -c3-).debug"
 		done <"$user/lib/BUILD-IDS.txt"
-		measure "eu-stack" eu-stack --core "$core" -e "$user/b_abort/O2cfi/bin" --debuginfo-path="$dbg"
-		measure "eu-stack -s -i" eu-stack -s -i --core "$core" -e "$user/b_abort/O2cfi/bin" --debuginfo-path="$dbg"
+		fine "eu-stack" "" -- eu-stack --core "$core" -e "$user/b_abort/O2cfi/bin" --debuginfo-path="$dbg"
+		fine "eu-stack -s -i" "" -- eu-stack -s -i --core "$core" -e "$user/b_abort/O2cfi/bin" --debuginfo-path="$dbg"
 	fi
 	command -v gdb >/dev/null && measure "gdb -batch -ex bt (args off)" gdb -nx -batch \
 		-ex "set sysroot $root" -ex "set debug-file-directory $root/usr/lib/debug" \
