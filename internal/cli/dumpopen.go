@@ -28,12 +28,12 @@ type symbolFlags struct {
 }
 
 func (s *symbolFlags) register(f *pflag.FlagSet) {
-	f.StringArrayVar(&s.syms, "sym", nil, "symbol `FILE` (vmlinux, an executable, a library); repeatable")
+	stringsVar(f, &s.syms, "sym", "symbol `FILE` (vmlinux, an executable, a library); repeatable")
 	f.StringVar(&s.exe, "exe", "", "the crashed executable (user cores)")
 	f.StringVar(&s.sysroot, "sysroot", "", "root directory under which the core's mapped file paths are found")
-	f.StringArrayVar(&s.searchDirs, "search", nil, "`DIR` searched for mapped files by name; repeatable")
+	stringsVar(f, &s.searchDirs, "search", "`DIR` searched for mapped files by name; repeatable")
 	f.StringVar(&s.systemMap, "system-map", "", "System.map of the dumped kernel")
-	f.StringArrayVar(&s.debugDirs, "debug-dir", nil, "`DIR` laid out like /usr/lib/debug (or a root holding usr/lib/debug): the kernel's vmlinux found by build id or release, its modules under lib/modules/RELEASE; repeatable")
+	stringsVar(f, &s.debugDirs, "debug-dir", "`DIR` laid out like /usr/lib/debug (or a root holding usr/lib/debug): the kernel's vmlinux found by build id or release, its modules under lib/modules/RELEASE; repeatable")
 	f.BoolVar(&s.forceSym, "force-sym", false, "use a vmlinux or System.map whose build id or linux_banner differs from the dump's")
 }
 

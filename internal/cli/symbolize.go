@@ -39,7 +39,7 @@ addresses.`,
 			return runSymbolize(ios, opts, args)
 		},
 	}
-	cmd.Flags().StringArrayVar(&opts.syms, "sym", nil, "symbol `FILE` (ELF, System.map or kallsyms); repeatable")
+	stringsVar(cmd.Flags(), &opts.syms, "sym", "symbol `FILE` (ELF, System.map or kallsyms); repeatable")
 	cmd.Flags().StringVar(&opts.bias, "bias", "0", "load bias or KASLR offset added to the files' addresses")
 	cmd.Flags().VarP(&opts.output, "output", "o", "output format: text or json")
 	return cmd
