@@ -62,7 +62,7 @@ type Dump struct {
 	mem     unwind.Memory
 
 	user  *userCore
-	files []*os.File      // backing files opened by Symbols, closed by Close
+	files []*os.File      // mapped files opened by Symbols (read by syms and the memory), closed by Close
 	syms  []*symbols.File // symbol files opened by Symbols, closed by Close
 	kern  *kernel
 	kdump *KdumpHeader
@@ -171,14 +171,14 @@ func classify(notes []Note) Kind {
 // opened (which first keep what they decompressed in the debug cache, see
 // symbols.DebugCacheDir). Reads after Close fail.
 func (d *Dump) Close() error {
-	for _, f := range d.files {
-		f.Close()
-	}
-	d.files = nil
 	for _, f := range d.syms {
 		f.Close()
 	}
 	d.syms = nil
+	for _, f := range d.files { // after the symbol files that read them
+		f.Close()
+	}
+	d.files = nil
 	if d.close == nil {
 		return nil
 	}

@@ -86,7 +86,7 @@ func TestRecordedPathRefused(t *testing.T) {
 	if p, err := recordedPath("/lib/../etc/x", root); err != nil || p != filepath.Join(root, "etc/x") {
 		t.Errorf("dot-dot inside the sysroot: %q %v", p, err)
 	}
-	if _, err := fileBuildID("/dev/null"); !errors.Is(err, fileio.ErrNotRegular) || !strings.Contains(err.Error(), "it is a device") {
+	if _, _, _, err := openELF("/dev/null"); !errors.Is(err, fileio.ErrNotRegular) || !strings.Contains(err.Error(), "it is a device") {
 		t.Errorf("device: %v", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -135,8 +136,10 @@ func (d *Dump) userSymbols(set *symbols.Set, opts SymbolOptions) []string {
 			warns = append(warns, refused.Error())
 		}
 		path, why := "", ""
+		var fh *os.File
+		var ef *elf.File
 		for _, c := range cands {
-			id, err := fileBuildID(c)
+			h, e, id, err := openELF(c)
 			if errors.Is(err, fileio.ErrNotRegular) && why == "" {
 				why = fmt.Sprintf("%v: refused", err)
 			}
@@ -145,9 +148,10 @@ func (d *Dump) userSymbols(set *symbols.Set, opts SymbolOptions) []string {
 			}
 			if mod.buildID != nil && id != nil && !bytes.Equal(id, mod.buildID) {
 				why = fmt.Sprintf("%s has build id %x, core wants %x", c, id, mod.buildID)
+				h.Close()
 				continue
 			}
-			path = c
+			path, fh, ef = c, h, e
 			break
 		}
 		if path == "" {
@@ -159,22 +163,28 @@ func (d *Dump) userSymbols(set *symbols.Set, opts SymbolOptions) []string {
 			}
 			continue
 		}
-		bias, err := loadBias(path, mod.base)
+		// The file is opened and its headers parsed once: the build id
+		// above, the load bias, the symbols and the core's file-backed
+		// memory all come from fh and ef.
+		bias, err := loadBias(ef, mod.base)
 		if err != nil {
 			warns = append(warns, fmt.Sprintf("%s: %v", path, err))
+			fh.Close()
 			continue
 		}
-		f, dbg, dbgErr, err := symbols.OpenWithDebug(path, bias, debugDirs(opts))
+		f, dbg, dbgErr, err := symbols.NewFileWithDebug(fh, ef, path, bias, debugDirs(opts))
 		if err != nil {
 			warns = append(warns, fmt.Sprintf("%s: %v", path, err))
+			fh.Close()
 			continue
 		}
 		d.syms = append(d.syms, f)
+		d.files = append(d.files, fh) // f reads it; Close closes it after f
 		if dbgErr != nil {
 			warns = append(warns, fmt.Sprintf("%s: %v", dbg, dbgErr))
 		}
 		set.Add(f)
-		d.backWithFile(mod.path, path)
+		d.backWithFile(mod.path, fh)
 	}
 	// The vDSO is not a file: read it from the core.
 	for _, a := range d.user.auxv {
@@ -183,9 +193,11 @@ func (d *Dump) userSymbols(set *symbols.Set, opts SymbolOptions) []string {
 			if memBuildID(d.mem, a.Val) == nil && !isELFAt(d.mem, a.Val) {
 				continue
 			}
-			if bias, err := loadBiasFrom(r, a.Val); err == nil {
-				if f, err := symbols.NewFile(r, "[vdso]", bias); err == nil {
-					set.Add(f)
+			if ef, err := elf.NewFile(r); err == nil {
+				if bias, err := loadBias(ef, a.Val); err == nil {
+					if f, err := symbols.NewFile(r, "[vdso]", bias); err == nil {
+						set.Add(f)
+					}
 				}
 			}
 		}
@@ -262,17 +274,23 @@ func debugDirs(opts SymbolOptions) []string {
 	return append(dirs, filepath.Join(sys, "usr/lib/debug"))
 }
 
-// fileBuildID returns the GNU build id of the ELF file at path (nil when it
-// has none) or an error when it is not a readable ELF file.
-func fileBuildID(path string) ([]byte, error) {
-	if err := fileio.CheckRegular(path); err != nil {
-		return nil, err
-	}
-	f, err := elf.Open(path)
+// openELF opens the regular file at path and parses its ELF headers; id
+// is its GNU build id (nil when it has none). The caller closes fh.
+func openELF(path string) (fh *os.File, ef *elf.File, id []byte, err error) {
+	fh, err = fileio.OpenRegular(path)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
-	defer f.Close()
+	if ef, err = elf.NewFile(fh); err != nil {
+		fh.Close()
+		return nil, nil, nil, err
+	}
+	return fh, ef, fileBuildID(ef), nil
+}
+
+// fileBuildID returns the GNU build id of an ELF file (nil when it has
+// none).
+func fileBuildID(f *elf.File) []byte {
 	for _, s := range f.Sections {
 		if s.Type != elf.SHT_NOTE || s.Size > 1<<16 {
 			continue
@@ -282,7 +300,7 @@ func fileBuildID(path string) ([]byte, error) {
 			continue
 		}
 		if id := buildIDFromNotes(b); id != nil {
-			return id, nil
+			return id
 		}
 	}
 	for _, p := range f.Progs {
@@ -294,10 +312,10 @@ func fileBuildID(path string) ([]byte, error) {
 			continue
 		}
 		if id := buildIDFromNotes(b); id != nil {
-			return id, nil
+			return id
 		}
 	}
-	return nil, nil
+	return nil
 }
 
 func buildIDFromNotes(b []byte) []byte {
@@ -349,22 +367,9 @@ func isELFAt(m unwind.Memory, a uint64) bool {
 	return n == 4 && string(b[:]) == "\x7fELF"
 }
 
-// loadBias computes the load bias of the ELF file at path mapped (from file
+// loadBias computes the load bias of the ELF file f mapped (from file
 // offset 0) at base.
-func loadBias(path string, base uint64) (uint64, error) {
-	f, err := fileio.OpenRegular(path)
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	return loadBiasFrom(f, base)
-}
-
-func loadBiasFrom(r io.ReaderAt, base uint64) (uint64, error) {
-	f, err := elf.NewFile(r)
-	if err != nil {
-		return 0, err
-	}
+func loadBias(f *elf.File, base uint64) (uint64, error) {
 	for _, p := range f.Progs {
 		if p.Type == elf.PT_LOAD {
 			align := max(p.Align, 1)
@@ -395,20 +400,16 @@ func (r *memReaderAt) ReadAt(p []byte, off int64) (int, error) {
 }
 
 // backWithFile makes the parts of the core's segments that the kernel did
-// not dump (file-backed text) readable from the ELF file found for them.
-func (d *Dump) backWithFile(corePath, path string) {
+// not dump (file-backed text) readable from fh, the ELF file found for the
+// file the core maps at corePath.
+func (d *Dump) backWithFile(corePath string, fh io.ReaderAt) {
 	sm, ok := d.mem.(*segMemory)
 	if !ok {
 		return
 	}
-	f, err := fileio.OpenRegular(path)
-	if err != nil {
-		return
-	}
-	d.files = append(d.files, f)
 	for _, m := range d.user.maps {
 		if m.Path == corePath && m.End > m.Start {
-			sm.addBacking(m.Start, m.End, m.Off, f)
+			sm.addBacking(m.Start, m.End, m.Off, fh)
 		}
 	}
 }

@@ -1,12 +1,15 @@
 package dump
 
 import (
+	"bytes"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
 
 	"github.com/unwind-dev/unwind/internal/corpus"
+	"github.com/unwind-dev/unwind/symbols"
 )
 
 func TestUserCoreSymbolFilesFound(t *testing.T) {
@@ -69,5 +72,61 @@ func TestUserCoreCrashPCSymbol(t *testing.T) {
 		if !ok || s.Name != c.fn {
 			t.Errorf("%s: pc %#x is %+v (%v), want %s", c.core, pc, s, ok, c.fn)
 		}
+	}
+}
+
+// TestUserCoreFilesOpenedOnce checks that Symbols keeps one descriptor per
+// mapped file it found (the symbols and the core's file-backed memory read
+// the same one) and one per debug file, and that Close closes them all.
+func TestUserCoreFilesOpenedOnce(t *testing.T) {
+	fds := func() int {
+		ents, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Skip("no /proc/self/fd")
+		}
+		return len(ents)
+	}
+	dir := corpus.Dir(t, "user")
+	core := filepath.Join(dir, "b_abort", "O2cfi", "core")
+	d, err := Open(core)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := fds()
+	set, warns, err := d.Symbols(SymbolOptions{
+		Exe:        filepath.Join(filepath.Dir(core), "bin"),
+		SearchDirs: []string{filepath.Join(dir, "lib")},
+		Sysroot:    t.TempDir(),
+	})
+	if err != nil || len(warns) != 0 {
+		t.Fatalf("Symbols: %v %q", err, warns)
+	}
+	// bin, libc.so.6 and ld-linux-x86-64.so.2, and the two debug files.
+	if n := fds() - before; n != 5 {
+		t.Errorf("%d files open after Symbols, want 5", n)
+	}
+	// The executable's text is read from the file (the core has only its
+	// first page), through the descriptor the File reads.
+	var exe *symbols.File
+	for _, f := range set.Modules() {
+		if filepath.Base(f.Path) == "bin" {
+			exe = f
+		}
+	}
+	if exe == nil {
+		t.Fatal("no bin")
+	}
+	text, ok := exe.Syms.ByName("main")
+	if !ok {
+		t.Fatal("no main")
+	}
+	want := exe.CodeAt(text.Addr)
+	got := make([]byte, min(len(want), 16))
+	if n, err := d.Memory().ReadAt(got, text.Addr); n != len(got) || !bytes.Equal(got, want[:len(got)]) {
+		t.Errorf("main's code from the core: % x (%v), from the file: % x", got[:n], err, want[:len(got)])
+	}
+	d.Close()
+	if n := fds() - before; n != -1 { // the core's own descriptor too
+		t.Errorf("%d files open after Close, want -1 (the core's closed)", n)
 	}
 }

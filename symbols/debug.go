@@ -72,13 +72,40 @@ func (f *File) AttachDebug(path string) error {
 // could not be attached, debugErr, the error AttachDebug gives; f is then
 // as Open gives it. err is Open's error, with f nil.
 func OpenWithDebug(path string, bias uint64, dirs []string) (f *File, debugPath string, debugErr error, err error) {
-	f, err = openWith(path, func(r io.ReaderAt) (*File, error) { return newFile(r, path, bias, false) })
+	fh, err := fileio.OpenRegular(path)
 	if err != nil {
 		return nil, "", nil, err
 	}
-	if dbg, ok := FindDebugFile(f, dirs); ok {
-		debugPath = dbg
-		debugErr = f.AttachDebug(dbg) // builds the table when it attaches
+	f, debugPath, debugErr, err = NewFileWithDebug(fh, nil, path, bias, dirs)
+	if err != nil {
+		fh.Close()
+		return nil, "", nil, err
+	}
+	f.closer = fh
+	return f, debugPath, debugErr, nil
+}
+
+// NewFileWithDebug is OpenWithDebug for a file the caller has opened
+// itself: it makes a File of r as NewFile(r, path, bias) does, then finds
+// and attaches its debug file as OpenWithDebug does. ef, when not nil, is
+// the caller's own elf.NewFile(r), used instead of parsing r again: a
+// debugger that reads a mapped file's build id (BuildIDOf) and program
+// headers (to compute the load bias from where a core maps it) before it
+// knows the bias passes ef, so that the file is parsed once. Like NewFile,
+// the File does not close r (Close closes the debug file it opened), and r
+// must stay readable while the File is used.
+func NewFileWithDebug(r io.ReaderAt, ef *elf.File, path string, bias uint64, dirs []string) (f *File, debugPath string, debugErr error, err error) {
+	f, err = newFileELF(r, ef, path, bias, false)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	if d, ok := findDebugFile(f, dirs); ok {
+		debugPath = d.path
+		// Attached as AttachDebug would, from the file findDebugFile
+		// opened and parsed (it has checked it is f's debug file).
+		if debugErr = f.attachDebugELF(d.fh, d.ef, d.path, d.fh, false); debugErr != nil {
+			d.fh.Close()
+		}
 	}
 	if f.Syms == nil {
 		if f.dbg != nil {
@@ -107,6 +134,12 @@ func (f *File) buildSymbols() (err error) {
 }
 
 func (f *File) attachDebug(r io.ReaderAt, path string, closer io.Closer) (err error) {
+	return f.attachDebugELF(r, nil, path, closer, true)
+}
+
+// attachDebugELF is attachDebug for r already parsed as ef (nil: parse r
+// here); check is false when r is known to be f's debug file (isDebugFile).
+func (f *File) attachDebugELF(r io.ReaderAt, ef *elf.File, path string, closer io.Closer, check bool) (err error) {
 	if f.reloc != nil {
 		return fmt.Errorf("symbols: %s: a kernel module opened with OpenModule takes its debug info from the .ko it was opened from; open the debug .ko (%s) with OpenModule instead", f.Path, path)
 	}
@@ -115,15 +148,18 @@ func (f *File) attachDebug(r io.ReaderAt, path string, closer io.Closer) (err er
 			err = fmt.Errorf("symbols: %s: malformed ELF: %v", path, p)
 		}
 	}()
-	ef, err := elf.NewFile(r)
-	if err != nil {
-		return fmt.Errorf("symbols: %s: %w", path, err)
+	if ef == nil {
+		if ef, err = elf.NewFile(r); err != nil {
+			return fmt.Errorf("symbols: %s: %w", path, err)
+		}
 	}
 	if ef.Class != elf.ELFCLASS64 || ef.Machine != elf.EM_X86_64 {
 		return fmt.Errorf("symbols: %s: not an x86-64 ELF (%v %v)", path, ef.Class, ef.Machine)
 	}
-	if err := f.checkDebug(ef, r, path); err != nil {
-		return err
+	if check {
+		if err := f.checkDebug(ef, r, path); err != nil {
+			return err
+		}
 	}
 	if f.dbgClose != nil {
 		f.dbgClose.Close()
@@ -178,8 +214,26 @@ func crcOf(r io.ReaderAt) (uint32, error) {
 // CRC-32 matches the .gnu_debuglink). No system directory is searched
 // unless it is in dirs.
 func FindDebugFile(f *File, dirs []string) (string, bool) {
+	d, ok := findDebugFile(f, dirs)
+	if ok {
+		d.fh.Close()
+	}
+	return d.path, ok
+}
+
+// debugFile is a debug file findDebugFile found: its path, the file
+// opened and its headers parsed.
+type debugFile struct {
+	path string
+	fh   *os.File
+	ef   *elf.File
+}
+
+// findDebugFile is FindDebugFile, returning the file found open and
+// parsed for the caller to attach or close.
+func findDebugFile(f *File, dirs []string) (debugFile, bool) {
 	if f == nil {
-		return "", false
+		return debugFile{}, false
 	}
 	var cands []string
 	if len(f.buildID) >= 2 {
@@ -210,41 +264,46 @@ func FindDebugFile(f *File, dirs []string) (string, bool) {
 			continue
 		}
 		seen[c] = true
-		if f.isDebugFile(c, mainInfo) {
-			return c, true
+		if fh, ef := f.isDebugFile(c, mainInfo); fh != nil {
+			return debugFile{c, fh, ef}, true
 		}
 	}
-	return "", false
+	return debugFile{}, false
 }
 
-// isDebugFile reports whether the file at path is f's debug file.
-func (f *File) isDebugFile(path string, mainInfo os.FileInfo) (ok bool) {
+// isDebugFile returns the file at path, opened and parsed, when it is f's
+// debug file; else nil.
+func (f *File) isDebugFile(path string, mainInfo os.FileInfo) (_ *os.File, _ *elf.File) {
 	fi, err := os.Stat(path)
 	if err != nil || !fi.Mode().IsRegular() || (mainInfo != nil && os.SameFile(fi, mainInfo)) {
-		return false
+		return nil, nil
 	}
 	fh, err := fileio.OpenRegular(path)
 	if err != nil {
-		return false
+		return nil, nil
 	}
-	defer fh.Close()
+	ok := false
 	defer func() {
 		if recover() != nil {
 			ok = false
 		}
+		if !ok {
+			fh.Close()
+		}
 	}()
 	ef, err := elf.NewFile(fh)
 	if err != nil {
-		return false
+		return nil, nil
 	}
 	id := readBuildID(ef)
 	if f.buildID != nil && id != nil {
-		return bytes.Equal(id, f.buildID)
+		ok = bytes.Equal(id, f.buildID)
+	} else if _, crc, link := f.DebugLink(); link {
+		got, err := crcOf(fh)
+		ok = err == nil && got == crc
 	}
-	_, crc, ok := f.DebugLink()
 	if !ok {
-		return false
+		return nil, nil
 	}
-	got, err := crcOf(fh)
-	return err == nil && got == crc
+	return fh, ef
 }

@@ -1,7 +1,10 @@
 package symbols
 
 import (
+	"bytes"
+	"debug/elf"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -218,5 +221,71 @@ func TestOpenWithDebug(t *testing.T) {
 	}
 	if _, _, _, err := OpenWithDebug("testdata/prog.c", 0, nil); err == nil {
 		t.Error("OpenWithDebug opened a C file")
+	}
+}
+
+// TestNewFileWithDebug checks that NewFileWithDebug, given the file and
+// its headers parsed by the caller, gives the File OpenWithDebug gives,
+// reads the caller's descriptor and leaves it open.
+func TestNewFileWithDebug(t *testing.T) {
+	libc := filepath.Join(corpus.Dir(t, "user"), "lib", "libc.so.6")
+	t.Setenv("UNWIND_DEBUG_CACHE", t.TempDir())
+	const bias = 0x7f1234560000
+	want, wantDbg, _, err := OpenWithDebug(libc, bias, nil)
+	if err != nil || wantDbg == "" {
+		t.Fatalf("OpenWithDebug: %q %v", wantDbg, err)
+	}
+	defer want.Close()
+	fh, err := os.Open(libc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	ef, err := elf.NewFile(fh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, parsed := range []*elf.File{ef, nil} {
+		f, dbg, dbgErr, err := NewFileWithDebug(fh, parsed, libc, bias, nil)
+		if err != nil || dbgErr != nil {
+			t.Fatalf("NewFileWithDebug: %v, %v", err, dbgErr)
+		}
+		if parsed != nil && f.ef != ef {
+			t.Error("the caller's headers were parsed again")
+		}
+		if dbg != wantDbg || f.DebugPath != wantDbg || !bytes.Equal(f.BuildID(), want.BuildID()) {
+			t.Errorf("debug file %q (DebugPath %q), build id %x; want %q, %x", dbg, f.DebugPath, f.BuildID(), wantDbg, want.BuildID())
+		}
+		if f.Syms.Len() != want.Syms.Len() {
+			t.Fatalf("%d symbols, want %d", f.Syms.Len(), want.Syms.Len())
+		}
+		for i := range f.Syms.Len() {
+			if g, w := f.Syms.At(i), want.Syms.At(i); g != w {
+				t.Fatalf("symbol %d: %+v, want %+v", i, g, w)
+			}
+		}
+		s, ok := f.Syms.ByName("abort")
+		if !ok {
+			t.Fatal("no abort")
+		}
+		if g, w := f.CodeAt(s.Addr), want.CodeAt(s.Addr); len(g) == 0 || !bytes.Equal(g, w) {
+			t.Errorf("abort's code: %d bytes, want %d", len(g), len(w))
+		}
+		if g, w := f.Lines(s.Addr+8, nil), want.Lines(s.Addr+8, nil); len(g) == 0 || fmt.Sprint(g) != fmt.Sprint(w) {
+			t.Errorf("lines at abort+8: %v, want %v", g, w)
+		}
+		if err := f.Close(); err != nil {
+			t.Error(err)
+		}
+		var b [4]byte
+		if _, err := fh.ReadAt(b[:], 0); err != nil || string(b[:]) != "\x7fELF" {
+			t.Errorf("the caller's file after Close: %q %v", b, err)
+		}
+	}
+	// A 32-bit ELF parsed by the caller is refused as NewFile refuses it.
+	ef32 := *ef
+	ef32.Class = elf.ELFCLASS32
+	if f, _, _, err := NewFileWithDebug(fh, &ef32, libc, bias, nil); f != nil || err == nil || !strings.Contains(err.Error(), "not an x86-64 ELF") {
+		t.Errorf("32-bit: File %v, error %v", f != nil, err)
 	}
 }

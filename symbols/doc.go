@@ -70,7 +70,20 @@
 //
 // It then uses the main file's text, .eh_frame and dynamic symbols and the
 // debug file's .symtab, DWARF lines and .debug_frame, and its symbols are
-// still named after the main file in Sym.Module.
+// still named after the main file in Sym.Module. OpenWithDebug does both
+// and builds the symbol table once. A debugger that must read the file
+// before it knows the bias (a core maps it at some address: its build id
+// says whether it is the right file, its first PT_LOAD gives the bias)
+// parses it once and hands the headers over:
+//
+//	fh, err := os.Open(path)
+//	ef, err := elf.NewFile(fh)
+//	if id := symbols.BuildIDOf(ef); id != nil && !bytes.Equal(id, coreID) { /* another file */ }
+//	bias := mapStart - firstLoad.Vaddr&^0xfff // the mapping at file offset 0
+//	f, dbgPath, dbgErr, err := symbols.NewFileWithDebug(fh, ef, path, bias, []string{"/usr/lib/debug"})
+//
+// The File reads fh, which the caller closes after it; dump's Symbols
+// does this for every file a user core maps.
 //
 // Lookups report misses with false, a nil slice or ErrNoFDE, never a panic.
 // Table lookups are binary searches that do not allocate; CFI rows are

@@ -2,6 +2,7 @@ package symbols
 
 import (
 	"bytes"
+	"debug/elf"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -142,6 +143,17 @@ func FuzzFile(f *testing.F) {
 		file, err := NewFile(bytes.NewReader(data), "fuzz", 0)
 		if (file == nil) == (err == nil) {
 			t.Fatalf("file %v, err %v", file, err)
+		}
+		// The same file made from headers the caller parsed (a directory
+		// that does not exist: no debug file is found).
+		if ef, perr := elf.NewFile(bytes.NewReader(data)); perr == nil {
+			g, _, _, gerr := NewFileWithDebug(bytes.NewReader(data), ef, "/nonexistent-fuzz-dir/fuzz", 0, nil)
+			if (g == nil) == (gerr == nil) || (g == nil) != (file == nil) {
+				t.Fatalf("NewFileWithDebug: file %v, err %v; NewFile: %v", g != nil, gerr, err)
+			}
+			if g != nil && g.Syms.Len() != file.Syms.Len() {
+				t.Fatalf("NewFileWithDebug: %d symbols, NewFile %d", g.Syms.Len(), file.Syms.Len())
+			}
 		}
 		if err != nil {
 			return

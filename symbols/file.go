@@ -106,20 +106,22 @@ func openWith(path string, newFile func(io.ReaderAt) (*File, error)) (*File, err
 // r must stay readable while the File is used (code, CFI and DWARF are read
 // lazily).
 func NewFile(r io.ReaderAt, path string, bias uint64) (f *File, err error) {
-	return newFile(r, path, bias, true)
+	return newFileELF(r, nil, path, bias, true)
 }
 
-// newFile is NewFile; without syms it leaves f.Syms nil, for a caller that
-// builds the table itself (OpenWithDebug).
-func newFile(r io.ReaderAt, path string, bias uint64, syms bool) (f *File, err error) {
+// newFileELF is NewFile for r already parsed as ef (nil: parse r here);
+// without syms it leaves f.Syms nil, for a caller that builds the table
+// itself (NewFileWithDebug).
+func newFileELF(r io.ReaderAt, ef *elf.File, path string, bias uint64, syms bool) (f *File, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			f, err = nil, fmt.Errorf("symbols: %s: malformed ELF: %v", path, p)
 		}
 	}()
-	ef, err := elf.NewFile(r)
-	if err != nil {
-		return nil, elfOpenError(path, r, err)
+	if ef == nil {
+		if ef, err = elf.NewFile(r); err != nil {
+			return nil, elfOpenError(path, r, err)
+		}
 	}
 	if ef.Class != elf.ELFCLASS64 || ef.Machine != elf.EM_X86_64 {
 		return nil, fmt.Errorf("symbols: %s: not an x86-64 ELF (%v %v)", path, ef.Class, ef.Machine)
