@@ -47,7 +47,15 @@ of a whole `unwind bt` of a kernel dump. Here:
   - Data.UnitHeaders and NewWithUnits (additions, unitheaders.go) let a
     caller keep the unit headers New reads from every unit of
     .debug_info and make a Data of the same sections without reading
-    them again.
+    them again. Such a Data makes a unit (and names its abbreviation
+    table) from its header only when a Reader or lookup first reaches it,
+    under a lock, into slots read without one (headerUnits); units are
+    found by binary search over the headers. NewWithUnitList takes the
+    headers as a UnitHeaderList that the Data reads as it needs them (a
+    caller's fixed-width encoding, not decoded up front). So that every
+    constructor's units are reached the same way, the standard library's
+    indexing of Data.unit is unitAt (lazy.go), SeekPC counts the units
+    with allUnits, and the abbreviation cache is behind a mutex.
   - NewLazy (an addition, lazy.go) makes a Data whose .debug_info,
     .debug_abbrev and .debug_line are produced on demand from their start
     (compressed sections inflated as a stream): units are read as far as

@@ -51,8 +51,11 @@ type abbrevs struct {
 }
 
 // lazyAbbrev returns the table at off, shared by the units that use it.
-// Only New and AddTypes call it.
+// New and AddTypes call it, and a unit of NewWithUnits made on first use
+// (maybe by Readers on several goroutines).
 func (d *Data) lazyAbbrev(off uint64, vers int) *abbrevs {
+	d.abbrevMu.Lock()
+	defer d.abbrevMu.Unlock()
 	if a, ok := d.abbrevCache[off]; ok {
 		return a
 	}
@@ -841,7 +844,7 @@ func (d *Data) Reader() *Reader {
 // AddressSize returns the size in bytes of addresses in the current compilation
 // unit.
 func (r *Reader) AddressSize() int {
-	return r.d.units()[r.unit].asize
+	return r.d.unitAt(r.unit).asize
 }
 
 // ByteOrder returns the byte order in the current compilation unit.
@@ -879,7 +882,7 @@ func (r *Reader) Seek(off Offset) {
 	if i != r.unit {
 		r.cu = nil
 	}
-	u := d.units()[i]
+	u := d.unitAt(i)
 	r.unit = i
 	r.b = makeBuf(r.d, u, "info", off, u.data[off-u.off:])
 	r.collectDwarf5BaseOffsets(u)
@@ -895,7 +898,7 @@ func (r *Reader) maybeNextUnit() {
 // nextUnit advances to the next unit.
 func (r *Reader) nextUnit() {
 	r.unit++
-	u := r.d.units()[r.unit]
+	u := r.d.unitAt(r.unit)
 	r.b = makeBuf(r.d, u, "info", u.off, u.data)
 	r.cu = nil
 	r.collectDwarf5BaseOffsets(u)
@@ -926,7 +929,7 @@ func (r *Reader) Next() (*Entry, error) {
 	if len(r.b.data) == 0 {
 		return nil, nil
 	}
-	u := r.d.units()[r.unit]
+	u := r.d.unitAt(r.unit)
 	e := r.b.entry(r.cu, u)
 	if r.b.err != nil {
 		r.err = r.b.err
@@ -966,7 +969,7 @@ func (r *Reader) NextIf(want func(Tag) bool, need ...Attr) (*Entry, error) {
 	if len(r.b.data) == 0 {
 		return nil, nil
 	}
-	u := r.d.units()[r.unit]
+	u := r.d.unitAt(r.unit)
 	save := r.b
 	off := r.b.off
 	id := uint32(r.b.uint())
@@ -1152,16 +1155,16 @@ func (r *Reader) offset() Offset {
 // an appropriate index using the Ranges method.
 func (r *Reader) SeekPC(pc uint64) (*Entry, error) {
 	unit := r.unit
-	units := r.d.allUnits()
-	for i := 0; i < len(units); i++ {
-		if unit >= len(units) {
+	n := r.d.allUnits()
+	for i := 0; i < n; i++ {
+		if unit >= n {
 			unit = 0
 		}
 		r.err = nil
 		r.lastChildren = false
 		r.unit = unit
 		r.cu = nil
-		u := units[unit]
+		u := r.d.unitAt(unit)
 		r.b = makeBuf(r.d, u, "info", u.off, u.data)
 		r.collectDwarf5BaseOffsets(u)
 		e, err := r.Next()
@@ -1215,7 +1218,7 @@ func (d *Data) Ranges(e *Entry) ([][2]uint64, error) {
 
 	var u *unit
 	if uidx := d.offsetToUnit(e.Offset); uidx >= 0 {
-		u = d.units()[uidx]
+		u = d.unitAt(uidx)
 	}
 
 	if u != nil && u.vers >= 5 && d.rngLists != nil {
@@ -1279,7 +1282,7 @@ func (d *Data) baseAddressForEntry(e *Entry) (*Entry, uint64, error) {
 		if i == -1 {
 			return nil, 0, errors.New("no unit for entry")
 		}
-		u := d.units()[i]
+		u := d.unitAt(i)
 		b := makeBuf(d, u, "info", u.off, u.data)
 		cu = b.entry(nil, u)
 		if b.err != nil {

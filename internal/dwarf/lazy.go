@@ -59,7 +59,8 @@ func NewLazy(abbrev, info, line Lazy, ranges, str []byte) (*Data, error) {
 	return d, nil
 }
 
-// units returns the units read so far.
+// units returns the units read so far; none for a Data made by
+// NewWithUnits, whose units are reached through unitAt and offsetToUnit.
 func (d *Data) units() []*unit {
 	if p := d.unit.Load(); p != nil {
 		return *p
@@ -67,9 +68,12 @@ func (d *Data) units() []*unit {
 	return nil
 }
 
-// unitAt returns unit i, reading further units of a lazy Data up to it;
-// nil past the last unit.
+// unitAt returns unit i, reading further units of a lazy Data up to it,
+// or making it from its header (NewWithUnits); nil past the last unit.
 func (d *Data) unitAt(i int) *unit {
+	if d.hdrs != nil {
+		return d.hdrs.unitAt(d, i)
+	}
 	if us := d.units(); i < len(us) || d.lazy == nil {
 		if i < len(us) {
 			return us[i]
@@ -166,12 +170,16 @@ func (d *Data) growUnits(off Offset) {
 	}
 }
 
-// allUnits reads every unit of a lazy Data.
-func (d *Data) allUnits() []*unit {
+// allUnits reads every unit of a lazy Data and returns the number of
+// units.
+func (d *Data) allUnits() int {
+	if d.hdrs != nil {
+		return d.hdrs.n
+	}
 	if d.lazy != nil {
 		d.growUnits(^Offset(0))
 	}
-	return d.units()
+	return len(d.units())
 }
 
 // abbrevBytes returns .debug_abbrev as far as it is read, and whether
@@ -258,6 +266,14 @@ func (d *Data) lineAt(off int64) ([]byte, error) {
 // unit, reading a lazy Data's units as far as it; false when no unit
 // starts there.
 func (d *Data) UnitAt(hdr Offset) (entry, next Offset, ok bool) {
+	if h := d.hdrs; h != nil {
+		i := h.unitStartingAt(hdr)
+		if i < 0 {
+			return 0, 0, false
+		}
+		u := h.list.At(i)
+		return u.Off, u.End, true
+	}
 	d.offsetToUnit(hdr) // in a lazy Data, reads the units up to the one holding hdr
 	us := d.units()
 	j := sort.Search(len(us), func(k int) bool { return us[k].base >= hdr })

@@ -68,32 +68,41 @@ func compareAll(std *stddwarf.Data, d *dwarf.Data) (int, error) {
 			}
 			break
 		}
-		if uint32(got.Offset) != uint32(want.Offset) || uint32(got.Tag) != uint32(want.Tag) ||
-			got.Children != want.Children || len(got.Field) != len(want.Field) {
-			return n, fmt.Errorf("entry %d: %+v, want %+v", n, got, want)
-		}
-		for i := range got.Field {
-			g, w := got.Field[i], want.Field[i]
-			gv, wv := g.Val, w.Val
-			if o, ok := gv.(dwarf.Offset); ok {
-				gv = uint32(o)
-			}
-			if o, ok := wv.(stddwarf.Offset); ok {
-				wv = uint32(o)
-			}
-			if uint32(g.Attr) != uint32(w.Attr) || int(g.Class) != int(w.Class) || !reflect.DeepEqual(gv, wv) {
-				return n, fmt.Errorf("entry %d at %#x: field %d %+v, want %+v", n, got.Offset, i, g, w)
-			}
-		}
-		if got.Tag == dwarf.TagCompileUnit {
-			gr, gerr := d.Ranges(got)
-			wr, werr := std.Ranges(want)
-			if !reflect.DeepEqual(gr, wr) || (gerr == nil) != (werr == nil) {
-				return n, fmt.Errorf("unit at %#x: ranges %v %v, want %v %v", got.Offset, gr, gerr, wr, werr)
-			}
+		if err := sameEntry(std, d, want, got); err != nil {
+			return n, fmt.Errorf("entry %d: %w", n, err)
 		}
 	}
 	return n, nil
+}
+
+// sameEntry compares an entry of d with the standard library's, and a
+// unit's ranges.
+func sameEntry(std *stddwarf.Data, d *dwarf.Data, want *stddwarf.Entry, got *dwarf.Entry) error {
+	if uint32(got.Offset) != uint32(want.Offset) || uint32(got.Tag) != uint32(want.Tag) ||
+		got.Children != want.Children || len(got.Field) != len(want.Field) {
+		return fmt.Errorf("%+v, want %+v", got, want)
+	}
+	for i := range got.Field {
+		g, w := got.Field[i], want.Field[i]
+		gv, wv := g.Val, w.Val
+		if o, ok := gv.(dwarf.Offset); ok {
+			gv = uint32(o)
+		}
+		if o, ok := wv.(stddwarf.Offset); ok {
+			wv = uint32(o)
+		}
+		if uint32(g.Attr) != uint32(w.Attr) || int(g.Class) != int(w.Class) || !reflect.DeepEqual(gv, wv) {
+			return fmt.Errorf("at %#x: field %d %+v, want %+v", got.Offset, i, g, w)
+		}
+	}
+	if got.Tag == dwarf.TagCompileUnit {
+		gr, gerr := d.Ranges(got)
+		wr, werr := std.Ranges(want)
+		if !reflect.DeepEqual(gr, wr) || (gerr == nil) != (werr == nil) {
+			return fmt.Errorf("unit at %#x: ranges %v %v, want %v %v", got.Offset, gr, gerr, wr, werr)
+		}
+	}
+	return nil
 }
 
 // maxCompare bounds the entries compared per file (libc's debug file has
@@ -203,24 +212,33 @@ func compareLines(std *stddwarf.Data, d *dwarf.Data, maxUnits int) error {
 		}
 		rs.SkipChildren()
 		r.SkipChildren()
-		wl, werr := std.LineReader(want)
-		gl, gerr := d.LineReader(got)
-		if (werr != nil) != (gerr != nil) || (wl == nil) != (gl == nil) {
-			return fmt.Errorf("unit at %#x: line reader %v, want %v", got.Offset, gerr, werr)
+		if err := sameLines(std, d, want, got); err != nil {
+			return err
 		}
-		for wl != nil {
-			var we stddwarf.LineEntry
-			var ge dwarf.LineEntry
-			werr, gerr := wl.Next(&we), gl.Next(&ge)
-			if (werr != nil) != (gerr != nil) {
-				return fmt.Errorf("unit at %#x: line %v, want %v", got.Offset, gerr, werr)
-			}
-			if werr != nil {
-				break
-			}
-			if we.Address != ge.Address || we.Line != ge.Line || we.EndSequence != ge.EndSequence || (we.File == nil) != (ge.File == nil) || we.File != nil && we.File.Name != ge.File.Name {
-				return fmt.Errorf("unit at %#x: line %+v, want %+v", got.Offset, ge, we)
-			}
+	}
+	return nil
+}
+
+// sameLines compares the line table of a unit of d with the standard
+// library's.
+func sameLines(std *stddwarf.Data, d *dwarf.Data, want *stddwarf.Entry, got *dwarf.Entry) error {
+	wl, werr := std.LineReader(want)
+	gl, gerr := d.LineReader(got)
+	if (werr != nil) != (gerr != nil) || (wl == nil) != (gl == nil) {
+		return fmt.Errorf("unit at %#x: line reader %v, want %v", got.Offset, gerr, werr)
+	}
+	for wl != nil {
+		var we stddwarf.LineEntry
+		var ge dwarf.LineEntry
+		werr, gerr := wl.Next(&we), gl.Next(&ge)
+		if (werr != nil) != (gerr != nil) {
+			return fmt.Errorf("unit at %#x: line %v, want %v", got.Offset, gerr, werr)
+		}
+		if werr != nil {
+			break
+		}
+		if we.Address != ge.Address || we.Line != ge.Line || we.EndSequence != ge.EndSequence || (we.File == nil) != (ge.File == nil) || we.File != nil && we.File.Name != ge.File.Name {
+			return fmt.Errorf("unit at %#x: line %+v, want %+v", got.Offset, ge, we)
 		}
 	}
 	return nil

@@ -183,7 +183,7 @@ func (d *Data) lineReader(cu *Entry, files bool) (*LineReader, error) {
 	if ui < 0 {
 		return nil, errors.New("no unit for entry")
 	}
-	u := d.units()[ui]
+	u := d.unitAt(ui)
 	buf := makeBuf(d, u, "line", Offset(off), line[off:])
 	// The compilation directory is implicitly directories[0].
 	r := LineReader{

@@ -7,6 +7,7 @@ package dwarf
 import (
 	"encoding/binary"
 	"errors"
+	"sync"
 	"sync/atomic"
 )
 
@@ -30,13 +31,15 @@ type Data struct {
 	rngLists   []byte
 
 	// parsed data
-	abbrevCache map[uint64]*abbrevs // by offset; filled only while New and AddTypes run
+	abbrevCache map[uint64]*abbrevs // by offset; filled by New, AddTypes and units made on first use
+	abbrevMu    sync.Mutex          // guards abbrevCache
 	bigEndian   bool
 	order       binary.ByteOrder
 	typeCache   map[Offset]Type
 	typeSigs    map[uint64]*typeUnit
 	unit        atomic.Pointer[[]*unit] // read through units; a lazy Data appends
 	lazy        *lazySections           // set by NewLazy
+	hdrs        *headerUnits            // set by NewWithUnits: its units are made on first use
 }
 
 var errSegmentSelector = errors.New("non-zero segment_selector size not supported")

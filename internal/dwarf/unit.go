@@ -166,8 +166,12 @@ func (d *Data) unitHeader(b *buf, u *unit, n Offset) bool {
 
 // offsetToUnit returns the index of the unit containing offset off.
 // It returns -1 if no unit contains this offset. In a lazy Data (NewLazy)
-// it reads units up to off first.
+// it reads units up to off first; in one of NewWithUnits it searches the
+// headers, making no unit.
 func (d *Data) offsetToUnit(off Offset) int {
+	if d.hdrs != nil {
+		return d.hdrs.index(off)
+	}
 	if i := unitIndex(d.units(), off); i >= 0 || d.lazy == nil {
 		return i
 	}

@@ -1,10 +1,16 @@
 package dwarf_test
 
 import (
+	stddwarf "debug/dwarf"
 	"debug/elf"
+	"fmt"
+	"path/filepath"
+	"reflect"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/unwind-dev/unwind/internal/corpus"
 	"github.com/unwind-dev/unwind/internal/dwarf"
 )
 
@@ -52,4 +58,153 @@ func TestNewWithUnits(t *testing.T) {
 			}
 		}
 	}
+}
+
+// withUnitsFromELF builds the standard library's Data of the file at path
+// and a Data of the same sections made by NewWithUnits from the headers
+// New reads.
+func withUnitsFromELF(t *testing.T, path string) (*stddwarf.Data, *dwarf.Data, []dwarf.UnitHeader) {
+	t.Helper()
+	std, d := fromELF(t, path)
+	f, err := elf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sec := map[string][]byte{}
+	for _, s := range f.Sections {
+		if name, ok := strings.CutPrefix(s.Name, ".debug_"); ok && s.Type != elf.SHT_NOBITS {
+			if sec[name], err = s.Data(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	hs := d.UnitHeaders()
+	e, err := dwarf.NewWithUnits(sec["abbrev"], nil, nil, sec["info"], sec["line"], nil, sec["ranges"], sec["str"], hs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"addr", "line_str", "str_offsets", "rnglists"} {
+		if b, ok := sec[name]; ok {
+			e.AddSection(".debug_"+name, b)
+		}
+	}
+	return std, e, hs
+}
+
+// compareUnit compares the entries of the unit of header h from off (an
+// offset in it) to its end, and the unit's line table, with the standard
+// library's; the Readers are made and sought as a lookup makes them.
+func compareUnit(std *stddwarf.Data, d *dwarf.Data, h dwarf.UnitHeader, off dwarf.Offset) error {
+	rs, r := std.Reader(), d.Reader()
+	rs.Seek(stddwarf.Offset(off))
+	r.Seek(off)
+	for n := 0; ; n++ {
+		want, werr := rs.Next()
+		got, gerr := r.Next()
+		if werr != nil || gerr != nil || want == nil || got == nil {
+			if (werr != nil) != (gerr != nil) || (want == nil) != (got == nil) {
+				return fmt.Errorf("unit at %#x, entry %d: %v %v, want %v %v", h.Off, n, got, gerr, want, werr)
+			}
+			return werr // the end of .debug_info, both
+		}
+		if got.Offset >= h.End {
+			// The next unit's first entry: where a lookup of this unit stops.
+			return sameEntry(std, d, want, got)
+		}
+		if err := sameEntry(std, d, want, got); err != nil {
+			return fmt.Errorf("unit at %#x, entry %d: %w", h.Off, n, err)
+		}
+		if got.Tag == dwarf.TagCompileUnit {
+			if err := sameLines(std, d, want, got); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// A Data made by NewWithUnits makes a unit only when a lookup reaches it:
+// none when made, and after looking up a few units of libc's thousands,
+// those and the first (every Reader starts there). What the lookups find
+// through units made so is what the standard library finds.
+func TestNewWithUnitsMakesUnitsOnUse(t *testing.T) {
+	path := filepath.Join("..", "..", "symbols", "testdata", "prog")
+	if dir, err := corpus.Find("user"); err == nil {
+		path = filepath.Join(dir, "lib", "libc.so.6.debug")
+	}
+	std, d, hs := withUnitsFromELF(t, path)
+	if got := dwarf.MadeUnits(d); got != 0 {
+		t.Fatalf("%d of %d units made before any lookup", got, len(hs))
+	}
+	if got := d.UnitHeaders(); !reflect.DeepEqual(got, hs) {
+		t.Fatal("UnitHeaders differ from those given")
+	}
+	picks := []int{len(hs) / 2, len(hs) - 1, len(hs) / 3}
+	if len(hs) < 8 {
+		picks = []int{len(hs) - 1}
+	}
+	for n, k := range picks {
+		h := hs[k]
+		entry, next, ok := d.UnitAt(h.Base)
+		if !ok || entry != h.Off || next != h.End {
+			t.Fatalf("UnitAt(%#x) = %#x, %#x, %v; want %#x, %#x", h.Base, entry, next, ok, h.Off, h.End)
+		}
+		if _, _, ok := d.UnitAt(h.Base + 1); ok {
+			t.Fatalf("UnitAt(%#x) found a unit inside one", h.Base+1)
+		}
+		if err := compareUnit(std, d, h, h.Off); err != nil {
+			t.Fatal(err)
+		}
+		if made, most := dwarf.MadeUnits(d), 1+2*(n+1); made > most || made < 2 && len(hs) > 1 {
+			// The first, this one and the next (whose first entry ends
+			// the walk), and those of the picks before.
+			t.Fatalf("%d of %d units made after looking up %d", made, len(hs), n+1)
+		}
+	}
+	// A seek into the middle of a unit (offsetToUnit by the headers).
+	k := len(hs) / 4
+	r := std.Reader()
+	r.Seek(stddwarf.Offset(hs[k].Off))
+	r.Next()
+	child, err := r.Next()
+	if err != nil || child == nil {
+		t.Fatal("no entry after the unit's", err)
+	}
+	if err := compareUnit(std, d, hs[k], dwarf.Offset(child.Offset)); err != nil {
+		t.Fatal(err)
+	}
+	if made := dwarf.MadeUnits(d); made > 1+2*(len(picks)+1) {
+		t.Fatalf("%d units made after %d lookups", made, len(picks)+1)
+	}
+	// And the whole walk, every unit made.
+	std, d, _ = withUnitsFromELF(t, path)
+	if n, err := compareAll(std, d); err != nil || n < 50 {
+		t.Fatalf("%d entries: %v", n, err)
+	}
+}
+
+// Readers on several goroutines make and read the same units of one Data
+// made by NewWithUnits, and different ones (run with -race).
+func TestNewWithUnitsConcurrent(t *testing.T) {
+	path := filepath.Join("..", "..", "symbols", "testdata", "prog")
+	if dir, err := corpus.Find("user"); err == nil {
+		path = filepath.Join(dir, "lib", "libc.so.6.debug")
+	}
+	_, d, hs := withUnitsFromELF(t, path)
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		std, _ := fromELF(t, path)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 8; i++ {
+				k := (i * 7 * (g%2 + 1)) % len(hs) // the same units on even and odd goroutines
+				if err := compareUnit(std, d, hs[k], hs[k].Off); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
