@@ -147,11 +147,21 @@ func (c debugCache) storeUnits(x *dwarfIndex, key []byte) {
 // The unit headers of .debug_info (dwarf.UnitHeader) are kept in the debug
 // cache too, in a file named "unithdrs": dwarf.New reads every unit's
 // header, which for a vmlinux touches thousands of pages spread over
-// 100+ MiB, while a later run's dwarf.NewWithUnits reads none. The same
-// key of the sections and a CRC guard them.
+// 100+ MiB, while a later run's dwarf.NewWithUnitList reads none. The same
+// key of the sections and a CRC guard them. The headers are records of
+// unitHdrSize bytes, which the Data reads in place (unitHeaderTable) as
+// its lookups need them: a run that reaches a few of libc's thousands of
+// units decodes a few dozen headers.
 
-// unitHdrsMagic starts cached unit headers (format version 1).
-const unitHdrsMagic = "UWUHDR01"
+// unitHdrsMagic starts cached unit headers (format version 2: fixed-width
+// records; version 1 had varints).
+const unitHdrsMagic = "UWUHDR02"
+
+// unitHdrSize is the size of a header's record: base, entry offset and end
+// (uint32, as dwarf.Offset), the abbreviation table's offset (uint64),
+// then version, unit type, address size and 64-bit flag (a byte each),
+// little-endian.
+const unitHdrSize = 24
 
 // encodeUnitHeaders serializes the unit headers hs of the sections key
 // names.
@@ -161,54 +171,55 @@ func encodeUnitHeaders(hs []dwarf.UnitHeader, key []byte) []byte {
 	b = append(b, key...)
 	b = binary.AppendUvarint(b, uint64(len(hs)))
 	for _, h := range hs {
-		b = binary.AppendUvarint(b, uint64(h.Base))
-		b = binary.AppendUvarint(b, uint64(h.Off-h.Base))
-		b = binary.AppendUvarint(b, uint64(h.End-h.Off))
-		b = binary.AppendUvarint(b, uint64(h.Vers))
-		b = append(b, h.UType)
-		b = binary.AppendUvarint(b, uint64(h.ASize))
+		b = binary.LittleEndian.AppendUint32(b, uint32(h.Base))
+		b = binary.LittleEndian.AppendUint32(b, uint32(h.Off))
+		b = binary.LittleEndian.AppendUint32(b, uint32(h.End))
+		b = binary.LittleEndian.AppendUint64(b, h.Abbrev)
 		is64 := byte(0)
 		if h.Is64 {
 			is64 = 1
 		}
-		b = append(b, is64)
-		b = binary.AppendUvarint(b, h.Abbrev)
+		b = append(b, byte(h.Vers), h.UType, byte(h.ASize), is64)
 	}
 	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
 }
 
-// decodeUnitHeaders reads unit headers encodeUnitHeaders wrote for the
-// sections key names; nil when b is not that (another file's, another
-// version's, cut short or corrupt). dwarf.NewWithUnits checks that they
-// fit .debug_info.
-func decodeUnitHeaders(b, key []byte) []dwarf.UnitHeader {
+// unitHeaderTable is the records of a "unithdrs" entry, read in place: a
+// dwarf.UnitHeaderList.
+type unitHeaderTable []byte
+
+// Len returns the number of headers.
+func (t unitHeaderTable) Len() int { return len(t) / unitHdrSize }
+
+// At decodes header i.
+func (t unitHeaderTable) At(i int) dwarf.UnitHeader {
+	p := t[i*unitHdrSize : (i+1)*unitHdrSize]
+	return dwarf.UnitHeader{
+		Base:   dwarf.Offset(binary.LittleEndian.Uint32(p)),
+		Off:    dwarf.Offset(binary.LittleEndian.Uint32(p[4:])),
+		End:    dwarf.Offset(binary.LittleEndian.Uint32(p[8:])),
+		Abbrev: binary.LittleEndian.Uint64(p[12:]),
+		Vers:   int(p[20]),
+		UType:  p[21],
+		ASize:  int(p[22]),
+		Is64:   p[23] != 0,
+	}
+}
+
+// decodeUnitHeaders returns the headers encodeUnitHeaders wrote for the
+// sections key names, decoded as they are read; nil when b is not that
+// (another file's, another version's, cut short or corrupt).
+// dwarf.NewWithUnitList checks that they fit .debug_info.
+func decodeUnitHeaders(b, key []byte) unitHeaderTable {
 	r, ok := openEntry(b, unitHdrsMagic, key)
 	if !ok {
 		return nil
 	}
-	n, ok := r.count(9)
-	if !ok {
+	n, ok := r.count(unitHdrSize)
+	if !ok || len(r.p) != n*unitHdrSize {
 		return nil
 	}
-	hs := make([]dwarf.UnitHeader, n)
-	for i := range hs {
-		h := &hs[i]
-		base, hdr, size := r.uvarint(), r.uvarint(), r.uvarint()
-		vers := r.uvarint()
-		h.UType = r.byte()
-		asize := r.uvarint()
-		is64 := r.byte()
-		h.Abbrev = r.uvarint()
-		if r.bad || base+hdr+size > uint64(^dwarf.Offset(0)) || vers > 5 || asize > 255 || is64 > 1 {
-			return nil
-		}
-		h.Base, h.Off, h.End = dwarf.Offset(base), dwarf.Offset(base+hdr), dwarf.Offset(base+hdr+size)
-		h.Vers, h.ASize, h.Is64 = int(vers), int(asize), is64 == 1
-	}
-	if len(r.p) != 0 {
-		return nil
-	}
-	return hs
+	return unitHeaderTable(r.p)
 }
 
 // newDWARFUnits is newDWARF made with the unit headers cached under key
@@ -220,7 +231,7 @@ func newDWARFUnits(sec map[string][]byte, c debugCache, key []byte) (*dwarf.Data
 	name := filepath.Join(string(c), "unithdrs")
 	if b, err := readCapped(name, maxUnitsFile); err == nil {
 		if hs := decodeUnitHeaders(b, key); hs != nil {
-			d, err := dwarf.NewWithUnits(sec["abbrev"], sec["aranges"], sec["frame"], sec["info"], sec["line"], sec["pubnames"], sec["ranges"], sec["str"], hs)
+			d, err := dwarf.NewWithUnitList(sec["abbrev"], sec["aranges"], sec["frame"], sec["info"], sec["line"], sec["pubnames"], sec["ranges"], sec["str"], hs)
 			if err == nil {
 				if err := addDWARF5(d, sec); err != nil {
 					return nil, err

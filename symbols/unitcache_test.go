@@ -139,7 +139,12 @@ func TestUnitHeadersCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := decodeUnitHeaders(b, f.dw.key)
+	var hs []dwarf.UnitHeader
+	if t := decodeUnitHeaders(b, f.dw.key); t != nil {
+		for i := range t.Len() {
+			hs = append(hs, t.At(i))
+		}
+	}
 	if len(hs) == 0 || !reflect.DeepEqual(hs, f.dw.d.UnitHeaders()) {
 		t.Fatalf("stored headers %+v, want %+v", hs, f.dw.d.UnitHeaders())
 	}
@@ -229,7 +234,7 @@ func FuzzUnitHeaders(f *testing.F) {
 		if hs == nil {
 			return
 		}
-		d, err := dwarf.NewWithUnits(sec["abbrev"], nil, nil, sec["info"], sec["line"], nil, nil, sec["str"], hs)
+		d, err := dwarf.NewWithUnitList(sec["abbrev"], nil, nil, sec["info"], sec["line"], nil, nil, sec["str"], hs)
 		if err != nil {
 			return
 		}
