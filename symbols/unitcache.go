@@ -147,21 +147,16 @@ func (c debugCache) storeUnits(x *dwarfIndex, key []byte) {
 // The unit headers of .debug_info (dwarf.UnitHeader) are kept in the debug
 // cache too, in a file named "unithdrs": dwarf.New reads every unit's
 // header, which for a vmlinux touches thousands of pages spread over
-// 100+ MiB, while a later run's dwarf.NewWithUnitList reads none. The same
-// key of the sections and a CRC guard them. The headers are records of
-// unitHdrSize bytes, which the Data reads in place (unitHeaderTable) as
-// its lookups need them: a run that reaches a few of libc's thousands of
-// units decodes a few dozen headers.
+// 100+ MiB, while a later run's dwarf.NewWithUnitTable reads none. The
+// same key of the sections and a CRC guard them. The headers are the
+// fixed-width records of a dwarf.UnitHeaderTable, which the Data reads in
+// place as its lookups need them: a run that reaches a few of libc's
+// thousands of units decodes a few dozen headers.
 
-// unitHdrsMagic starts cached unit headers (format version 2: fixed-width
-// records; version 1 had varints).
-const unitHdrsMagic = "UWUHDR02"
-
-// unitHdrSize is the size of a header's record: base, entry offset and end
-// (uint32, as dwarf.Offset), the abbreviation table's offset (uint64),
-// then version, unit type, address size and 64-bit flag (a byte each),
-// little-endian.
-const unitHdrSize = 24
+// unitHdrsMagic starts cached unit headers (format version 3: the record
+// size, dwarf.UnitHeaderSize, then the records; version 2 had no size,
+// version 1 varints).
+const unitHdrsMagic = "UWUHDR03"
 
 // encodeUnitHeaders serializes the unit headers hs of the sections key
 // names.
@@ -169,57 +164,29 @@ func encodeUnitHeaders(hs []dwarf.UnitHeader, key []byte) []byte {
 	b := []byte(unitHdrsMagic)
 	b = binary.AppendUvarint(b, uint64(len(key)))
 	b = append(b, key...)
+	b = binary.AppendUvarint(b, dwarf.UnitHeaderSize)
 	b = binary.AppendUvarint(b, uint64(len(hs)))
-	for _, h := range hs {
-		b = binary.LittleEndian.AppendUint32(b, uint32(h.Base))
-		b = binary.LittleEndian.AppendUint32(b, uint32(h.Off))
-		b = binary.LittleEndian.AppendUint32(b, uint32(h.End))
-		b = binary.LittleEndian.AppendUint64(b, h.Abbrev)
-		is64 := byte(0)
-		if h.Is64 {
-			is64 = 1
-		}
-		b = append(b, byte(h.Vers), h.UType, byte(h.ASize), is64)
-	}
+	b = dwarf.AppendUnitHeaders(b, hs)
 	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
 }
 
-// unitHeaderTable is the records of a "unithdrs" entry, read in place: a
-// dwarf.UnitHeaderList.
-type unitHeaderTable []byte
-
-// Len returns the number of headers.
-func (t unitHeaderTable) Len() int { return len(t) / unitHdrSize }
-
-// At decodes header i.
-func (t unitHeaderTable) At(i int) dwarf.UnitHeader {
-	p := t[i*unitHdrSize : (i+1)*unitHdrSize]
-	return dwarf.UnitHeader{
-		Base:   dwarf.Offset(binary.LittleEndian.Uint32(p)),
-		Off:    dwarf.Offset(binary.LittleEndian.Uint32(p[4:])),
-		End:    dwarf.Offset(binary.LittleEndian.Uint32(p[8:])),
-		Abbrev: binary.LittleEndian.Uint64(p[12:]),
-		Vers:   int(p[20]),
-		UType:  p[21],
-		ASize:  int(p[22]),
-		Is64:   p[23] != 0,
-	}
-}
-
 // decodeUnitHeaders returns the headers encodeUnitHeaders wrote for the
-// sections key names, decoded as they are read; nil when b is not that
-// (another file's, another version's, cut short or corrupt).
-// dwarf.NewWithUnitList checks that they fit .debug_info.
-func decodeUnitHeaders(b, key []byte) unitHeaderTable {
+// sections key names, as records decoded when they are read; nil when b
+// is not that (another file's, another version's, cut short or corrupt).
+// dwarf.NewWithUnitTable checks that they fit .debug_info.
+func decodeUnitHeaders(b, key []byte) dwarf.UnitHeaderTable {
 	r, ok := openEntry(b, unitHdrsMagic, key)
 	if !ok {
 		return nil
 	}
-	n, ok := r.count(unitHdrSize)
-	if !ok || len(r.p) != n*unitHdrSize {
+	if size := r.uvarint(); r.bad || size != dwarf.UnitHeaderSize {
 		return nil
 	}
-	return unitHeaderTable(r.p)
+	n, ok := r.count(dwarf.UnitHeaderSize)
+	if !ok || len(r.p) != n*dwarf.UnitHeaderSize {
+		return nil
+	}
+	return dwarf.UnitHeaderTable(r.p)
 }
 
 // newDWARFUnits is newDWARF made with the unit headers cached under key
@@ -231,7 +198,7 @@ func newDWARFUnits(sec map[string][]byte, c debugCache, key []byte) (*dwarf.Data
 	name := filepath.Join(string(c), "unithdrs")
 	if b, err := readCapped(name, maxUnitsFile); err == nil {
 		if hs := decodeUnitHeaders(b, key); hs != nil {
-			d, err := dwarf.NewWithUnitList(sec["abbrev"], sec["aranges"], sec["frame"], sec["info"], sec["line"], sec["pubnames"], sec["ranges"], sec["str"], hs)
+			d, err := dwarf.NewWithUnitTable(sec["abbrev"], sec["aranges"], sec["frame"], sec["info"], sec["line"], sec["pubnames"], sec["ranges"], sec["str"], hs)
 			if err == nil {
 				if err := addDWARF5(d, sec); err != nil {
 					return nil, err

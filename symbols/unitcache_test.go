@@ -234,7 +234,7 @@ func FuzzUnitHeaders(f *testing.F) {
 		if hs == nil {
 			return
 		}
-		d, err := dwarf.NewWithUnitList(sec["abbrev"], nil, nil, sec["info"], sec["line"], nil, nil, sec["str"], hs)
+		d, err := dwarf.NewWithUnitTable(sec["abbrev"], nil, nil, sec["info"], sec["line"], nil, nil, sec["str"], hs)
 		if err != nil {
 			return
 		}

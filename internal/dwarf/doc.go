@@ -50,12 +50,13 @@ of a whole `unwind bt` of a kernel dump. Here:
     them again. Such a Data makes a unit (and names its abbreviation
     table) from its header only when a Reader or lookup first reaches it,
     under a lock, into slots read without one (headerUnits); units are
-    found by binary search over the headers. NewWithUnitList takes the
-    headers as a UnitHeaderList that the Data reads as it needs them (a
-    caller's fixed-width encoding, not decoded up front). So that every
-    constructor's units are reached the same way, the standard library's
-    indexing of Data.unit is unitAt (lazy.go), SeekPC counts the units
-    with allUnits, and the abbreviation cache is behind a mutex.
+    found by binary search over the headers. NewWithUnitTable,
+    UnitHeaderTable and AppendUnitHeaders take the headers as fixed-width
+    records that the Data reads in place as it needs them (kept in a
+    file, not decoded up front). So that every constructor's units are
+    reached the same way, the standard library's indexing of Data.unit is
+    unitAt (lazy.go), SeekPC counts the units with allUnits, and the
+    abbreviation cache is behind a mutex.
   - NewLazy (an addition, lazy.go) makes a Data whose .debug_info,
     .debug_abbrev and .debug_line are produced on demand from their start
     (compressed sections inflated as a stream): units are read as far as

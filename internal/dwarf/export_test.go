@@ -1,7 +1,7 @@
 package dwarf
 
 // MadeUnits returns how many units of d, a Data made by NewWithUnits or
-// NewWithUnitList, have been made from their headers so far; -1 for a
+// NewWithUnitTable, have been made from their headers so far; -1 for a
 // Data made otherwise.
 func MadeUnits(d *Data) int {
 	h := d.hdrs

@@ -174,7 +174,7 @@ func (d *Data) growUnits(off Offset) {
 // units.
 func (d *Data) allUnits() int {
 	if d.hdrs != nil {
-		return d.hdrs.n
+		return d.hdrs.tab.Len()
 	}
 	if d.lazy != nil {
 		d.growUnits(^Offset(0))
@@ -271,8 +271,7 @@ func (d *Data) UnitAt(hdr Offset) (entry, next Offset, ok bool) {
 		if i < 0 {
 			return 0, 0, false
 		}
-		u := h.list.At(i)
-		return u.Off, u.End, true
+		return h.tab.off(i), h.tab.end(i), true
 	}
 	d.offsetToUnit(hdr) // in a lazy Data, reads the units up to the one holding hdr
 	us := d.units()

@@ -208,3 +208,43 @@ func TestNewWithUnitsConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// A UnitHeaderTable gives back the headers AppendUnitHeaders wrote; one
+// cut inside a record, or a header whose address size or version does
+// not fit its byte, is refused.
+func TestUnitHeaderTable(t *testing.T) {
+	_, d, hs := withUnitsFromELF(t, filepath.Join("..", "..", "symbols", "testdata", "prog-df"))
+	tab := dwarf.UnitHeaderTable(dwarf.AppendUnitHeaders(nil, hs))
+	if tab.Len() != len(hs) || len(tab) != len(hs)*dwarf.UnitHeaderSize {
+		t.Fatalf("%d records in %d bytes, want %d", tab.Len(), len(tab), len(hs))
+	}
+	// And one of each field's widest values (64-bit DWARF).
+	wide := dwarf.UnitHeader{Base: 1<<32 - 40, Off: 1<<32 - 16, End: 1<<32 - 1, Vers: 255, UType: 255, ASize: 255, Is64: true, Abbrev: 1<<64 - 3}
+	all := append(append([]dwarf.UnitHeader(nil), hs...), wide)
+	for i, h := range all {
+		if got := dwarf.UnitHeaderTable(dwarf.AppendUnitHeaders(nil, all)).At(i); got != h {
+			t.Errorf("record %d: %+v, want %+v", i, got, h)
+		}
+	}
+	if got := d.UnitHeaders(); !reflect.DeepEqual(got, hs) {
+		t.Errorf("UnitHeaders %+v, want %+v", got, hs)
+	}
+	info := make([]byte, hs[len(hs)-1].End)
+	info[5] = 5 // a little-endian version, for the byte order
+	if _, err := dwarf.NewWithUnitTable(nil, nil, nil, info, nil, nil, nil, nil, tab); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dwarf.NewWithUnitTable(nil, nil, nil, info, nil, nil, nil, nil, tab[:len(tab)-1]); err == nil {
+		t.Error("a table cut inside a record accepted")
+	}
+	for _, bad := range []func(h *dwarf.UnitHeader){
+		func(h *dwarf.UnitHeader) { h.ASize = 256 + 8 },
+		func(h *dwarf.UnitHeader) { h.Vers = 256 + 5 },
+	} {
+		b := append([]dwarf.UnitHeader(nil), hs...)
+		bad(&b[0])
+		if _, err := dwarf.NewWithUnits(nil, nil, nil, info, nil, nil, nil, nil, b); err == nil {
+			t.Errorf("header %+v accepted", b[0])
+		}
+	}
+}
