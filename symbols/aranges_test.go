@@ -234,7 +234,7 @@ func TestArangesUncompressed(t *testing.T) {
 	if _, err := os.Stat(units); err != nil {
 		t.Fatalf("the index a lookup fell back to was not cached: %v", err)
 	}
-	if g := open(); g.dw.ar != nil || len(g.dw.ranges) == 0 {
-		t.Errorf("the next run did not take the cached unit index (aranges %v, %d ranges)", g.dw.ar != nil, len(g.dw.ranges))
+	if g := open(); g.dw.ar != nil || g.dw.tab.numRanges() == 0 {
+		t.Errorf("the next run did not take the cached unit index (aranges %v, %d ranges)", g.dw.ar != nil, g.dw.tab.numRanges())
 	}
 }

@@ -18,15 +18,14 @@ import (
 // functions are decoded on the first lookup that lands in it, and the
 // inlined scopes of a function on the first lookup in that function.
 type dwarfIndex struct {
-	d      *dwarf.Data
-	starts []dwarf.Offset // every unit's entry, ascending
-	ranges []cuRange      // sorted by lo (link-time addresses)
-	// The units ranges name: each one's entry, and its cuInfo, made on
-	// first use (unit), so that loading a cached index of a libc's
-	// thousands of units allocates none.
-	unitOff []dwarf.Offset
-	units   []atomic.Pointer[cuInfo]
-	vars    varState // variables, read per function on demand (vars.go)
+	d *dwarf.Data
+	// Every unit's entry and the units' address ranges, as the "units"
+	// cache entry holds them (read there in place), and each unit's
+	// cuInfo, made on first use (unit): loading a cached index of a
+	// libc's thousands of units decodes and allocates none of them.
+	tab   unitTable
+	units unitSlots
+	vars  varState // variables, read per function on demand (vars.go)
 
 	cache debugCache // where units' details are kept (unitdetail.go), or ""
 	key   []byte     // of the DWARF sections, for the cache; nil: no caching
@@ -136,58 +135,56 @@ func sortLevel(l scopeLevel) {
 // buildDWARFIndex reads the compile units' address ranges.
 func buildDWARFIndex(d *dwarf.Data) (*dwarfIndex, error) {
 	x := &dwarfIndex{d: d}
+	var starts []dwarf.Offset
+	var ranges []cuRange // unit: an index in starts
 	r := d.Reader()
 	for {
 		e, err := r.Next()
 		if err != nil {
 			// The units before the damage stay usable: the index is
 			// whole for them (sorted, with a slot for each unit).
-			slices.SortFunc(x.ranges, func(a, b cuRange) int { return cmp.Compare(a.lo, b.lo) })
-			x.setEnds()
+			x.setUnits(starts, ranges)
 			return x, err
 		}
 		if e == nil {
 			break
 		}
 		if e.Tag == dwarf.TagCompileUnit || e.Tag == dwarf.TagPartialUnit {
-			x.starts = append(x.starts, e.Offset)
+			starts = append(starts, e.Offset)
 			rs, err := d.Ranges(e)
 			if err == nil {
-				u := len(x.unitOff)
-				x.unitOff = append(x.unitOff, e.Offset)
 				for _, rg := range rs {
 					if rg[1] > rg[0] && rg[0] != 0 {
-						x.ranges = append(x.ranges, cuRange{lo: rg[0], hi: rg[1], unit: u})
+						ranges = append(ranges, cuRange{lo: rg[0], hi: rg[1], unit: len(starts) - 1})
 					}
 				}
 			}
 		}
 		r.SkipChildren()
 	}
-	slices.SortFunc(x.ranges, func(a, b cuRange) int { return cmp.Compare(a.lo, b.lo) })
-	x.setEnds()
+	x.setUnits(starts, ranges)
 	return x, nil
 }
 
-// setEnds makes the units' cuInfo slots, once unitOff is complete.
-func (x *dwarfIndex) setEnds() {
-	x.units = make([]atomic.Pointer[cuInfo], len(x.unitOff))
+// setUnits gives x the units' entries starts (ascending) and their ranges
+// (unit: an index in starts), which it sorts, and the units' slots.
+func (x *dwarfIndex) setUnits(starts []dwarf.Offset, ranges []cuRange) {
+	slices.SortFunc(ranges, func(a, b cuRange) int { return cmp.Compare(a.lo, b.lo) })
+	x.tab = makeUnitTable(starts, ranges)
+	x.units = newUnitSlots(x.tab.numStarts())
 }
 
-// unit returns the cuInfo of unit u (an index in unitOff), made on first
-// use with its end: the next unit's entry.
+// unit returns the cuInfo of unit u (an index in x.tab's starts), made on
+// first use with its end: the next unit's entry.
 func (x *dwarfIndex) unit(u int) *cuInfo {
-	if c := x.units[u].Load(); c != nil {
+	if c := x.units.load(u); c != nil {
 		return c
 	}
-	c := &cuInfo{off: x.unitOff[u], end: ^dwarf.Offset(0)}
-	if i, found := slices.BinarySearch(x.starts, c.off); found && i+1 < len(x.starts) {
-		c.end = x.starts[i+1]
+	c := &cuInfo{off: x.tab.start(u), end: ^dwarf.Offset(0)}
+	if u+1 < x.tab.numStarts() {
+		c.end = x.tab.start(u + 1)
 	}
-	if x.units[u].CompareAndSwap(nil, c) {
-		return c
-	}
-	return x.units[u].Load()
+	return x.units.store(u, c)
 }
 
 // load loads u, a unit of x, once.
@@ -199,18 +196,18 @@ func (x *dwarfIndex) unitFor(pc uint64) *cuInfo {
 	if x.ar != nil {
 		return x.ar.unitFor(x, pc)
 	}
-	lo, hi := 0, len(x.ranges)
+	lo, hi := 0, x.tab.numRanges()
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
-		if x.ranges[m].lo <= pc {
+		if x.tab.rangeLo(m) <= pc {
 			lo = m + 1
 		} else {
 			hi = m
 		}
 	}
 	for i := lo - 1; i >= 0 && i >= lo-8; i-- {
-		if pc < x.ranges[i].hi {
-			return x.unit(x.ranges[i].unit)
+		if r := x.tab.rangeAt(i); pc < r.hi {
+			return x.unit(r.unit)
 		}
 	}
 	return nil

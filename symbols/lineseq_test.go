@@ -93,9 +93,9 @@ func TestSeqLines(t *testing.T) {
 	for _, f := range dwarfFiles(t) {
 		x := f.dw
 		indexed, units, checked := 0, 0, 0
-		step := max(1, len(x.starts)/150)
-		for i := 0; i < len(x.starts); i += step {
-			lr := unitLineReader(t, x.d, x.starts[i])
+		step := max(1, x.tab.numStarts()/150)
+		for i := 0; i < x.tab.numStarts(); i += step {
+			lr := unitLineReader(t, x.d, x.tab.start(i))
 			if lr == nil {
 				continue
 			}
@@ -106,9 +106,9 @@ func TestSeqLines(t *testing.T) {
 			}
 			indexed++
 			fast := &cuInfo{}
-			fast.useSeqs(unitLineProgram(t, x.d, x.starts[i]), seqs, fileNames(lr.Files()))
+			fast.useSeqs(unitLineProgram(t, x.d, x.tab.start(i)), seqs, fileNames(lr.Files()))
 			slow := &cuInfo{}
-			slow.readRows(unitLineReader(t, x.d, x.starts[i]))
+			slow.readRows(unitLineReader(t, x.d, x.tab.start(i)))
 			var pcs []uint64
 			for _, row := range slow.lines {
 				pcs = append(pcs, row.addr-1, row.addr, row.addr+1)
@@ -120,7 +120,7 @@ func TestSeqLines(t *testing.T) {
 				gf, gl, gok := fast.line(pc)
 				wf, wl, wok := slow.line(pc)
 				if gf != wf || gl != wl || gok != wok {
-					t.Fatalf("%s: unit %#x at %#x: %s:%d %v, want %s:%d %v", f.Path, x.starts[i], pc, gf, gl, gok, wf, wl, wok)
+					t.Fatalf("%s: unit %#x at %#x: %s:%d %v, want %s:%d %v", f.Path, x.tab.start(i), pc, gf, gl, gok, wf, wl, wok)
 				}
 				checked++
 			}

@@ -5,7 +5,7 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
-	"slices"
+	"sync/atomic"
 
 	"github.com/unwind-dev/unwind/internal/dwarf"
 )
@@ -40,28 +40,103 @@ func dwarfKey(sec map[string][]byte) []byte {
 	return key
 }
 
+// unitTable is a unit index as a "units" cache entry holds it, read in
+// place: every unit's entry offset (uint32, ascending) in starts, and in
+// ranges the units' address ranges sorted by lo, 20 bytes each: lo and hi
+// (uint64) and the index in starts of the range's unit (uint32);
+// little-endian. decodeUnits checks all that once; a lookup reads a few
+// records.
+type unitTable struct {
+	starts, ranges []byte
+}
+
+const unitRangeSize = 20
+
+// makeUnitTable encodes starts and ranges (unit: an index in starts).
+func makeUnitTable(starts []dwarf.Offset, ranges []cuRange) unitTable {
+	b := make([]byte, 0, 4*len(starts)+unitRangeSize*len(ranges))
+	for _, off := range starts {
+		b = binary.LittleEndian.AppendUint32(b, uint32(off))
+	}
+	for _, r := range ranges {
+		b = binary.LittleEndian.AppendUint64(b, r.lo)
+		b = binary.LittleEndian.AppendUint64(b, r.hi)
+		b = binary.LittleEndian.AppendUint32(b, uint32(r.unit))
+	}
+	return unitTable{starts: b[:4*len(starts)], ranges: b[4*len(starts):]}
+}
+
+func (t unitTable) numStarts() int { return len(t.starts) / 4 }
+
+func (t unitTable) numRanges() int { return len(t.ranges) / unitRangeSize }
+
+// start returns unit i's entry offset.
+func (t unitTable) start(i int) dwarf.Offset {
+	return dwarf.Offset(binary.LittleEndian.Uint32(t.starts[4*i:]))
+}
+
+// rangeLo returns range i's lo.
+func (t unitTable) rangeLo(i int) uint64 {
+	return binary.LittleEndian.Uint64(t.ranges[unitRangeSize*i:])
+}
+
+// rangeAt returns range i.
+func (t unitTable) rangeAt(i int) cuRange {
+	p := t.ranges[unitRangeSize*i : unitRangeSize*(i+1)]
+	return cuRange{lo: binary.LittleEndian.Uint64(p), hi: binary.LittleEndian.Uint64(p[8:]), unit: int(binary.LittleEndian.Uint32(p[16:]))}
+}
+
+// unitSlots are the cuInfo of a unit index's units, made on first use, in
+// chunks of 64 made with their first unit: an index of thousands of units
+// of which a trace reaches a few allocates a few chunks. Safe for
+// concurrent use.
+type unitSlots struct {
+	chunks []atomic.Pointer[[64]atomic.Pointer[cuInfo]]
+}
+
+func newUnitSlots(n int) unitSlots {
+	return unitSlots{chunks: make([]atomic.Pointer[[64]atomic.Pointer[cuInfo]], (n+63)/64)}
+}
+
+// load returns unit i's cuInfo, nil if not made yet.
+func (s *unitSlots) load(i int) *cuInfo {
+	if c := s.chunks[i/64].Load(); c != nil {
+		return c[i%64].Load()
+	}
+	return nil
+}
+
+// store makes c unit i's cuInfo unless it has one already, and returns
+// the one it has.
+func (s *unitSlots) store(i int, c *cuInfo) *cuInfo {
+	ch := s.chunks[i/64].Load()
+	if ch == nil {
+		ch = new([64]atomic.Pointer[cuInfo])
+		if !s.chunks[i/64].CompareAndSwap(nil, ch) {
+			ch = s.chunks[i/64].Load()
+		}
+	}
+	if ch[i%64].CompareAndSwap(nil, c) {
+		return c
+	}
+	return ch[i%64].Load()
+}
+
 // encodeUnits serializes the unit index x made from the sections key names.
 func encodeUnits(x *dwarfIndex, key []byte) []byte {
 	b := []byte(unitsMagic)
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(key)))
 	b = append(b, key...)
-	b = binary.LittleEndian.AppendUint32(b, uint32(len(x.starts)))
-	for _, off := range x.starts {
-		b = binary.LittleEndian.AppendUint32(b, uint32(off))
-	}
-	b = binary.LittleEndian.AppendUint32(b, uint32(len(x.ranges)))
-	for _, r := range x.ranges {
-		i, _ := slices.BinarySearch(x.starts, x.unitOff[r.unit])
-		b = binary.LittleEndian.AppendUint64(b, r.lo)
-		b = binary.LittleEndian.AppendUint64(b, r.hi)
-		b = binary.LittleEndian.AppendUint32(b, uint32(i))
-	}
+	b = binary.LittleEndian.AppendUint32(b, uint32(x.tab.numStarts()))
+	b = append(b, x.tab.starts...)
+	b = binary.LittleEndian.AppendUint32(b, uint32(x.tab.numRanges()))
+	b = append(b, x.tab.ranges...)
 	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
 }
 
-// decodeUnits reads a unit index of d that encodeUnits wrote for the
-// sections key names; it returns nil when b is not one (another file's,
-// another version's, cut short or corrupt).
+// decodeUnits returns the unit index of d that encodeUnits wrote for the
+// sections key names, read in place; nil when b is not one (another
+// file's, another version's, cut short or corrupt).
 func decodeUnits(b, key []byte, d *dwarf.Data) *dwarfIndex {
 	if len(b) < len(unitsMagic)+4 || string(b[:len(unitsMagic)]) != unitsMagic {
 		return nil
@@ -84,40 +159,27 @@ func decodeUnits(b, key []byte, d *dwarf.Data) *dwarfIndex {
 		return nil
 	}
 	p = p[n:]
-	x := &dwarfIndex{d: d}
 	if n, ok = u32(); !ok || uint64(n) > uint64(len(p))/4 {
 		return nil
 	}
-	x.starts = make([]dwarf.Offset, n)
-	for i := range x.starts {
-		v, _ := u32()
-		if i > 0 && dwarf.Offset(v) <= x.starts[i-1] {
-			return nil
-		}
-		x.starts[i] = dwarf.Offset(v)
-	}
-	if n, ok = u32(); !ok || uint64(n) != uint64(len(p))/20 || len(p)%20 != 0 {
+	t := unitTable{starts: p[:4*n]}
+	p = p[4*n:]
+	if n, ok = u32(); !ok || uint64(n) != uint64(len(p))/unitRangeSize || len(p)%unitRangeSize != 0 {
 		return nil
 	}
-	x.ranges = make([]cuRange, n)
-	unitOf := make([]int32, len(x.starts)) // start index → 1 + index in x.unitOff, 0: none yet
-	for i := range x.ranges {
-		lo, hi := binary.LittleEndian.Uint64(p), binary.LittleEndian.Uint64(p[8:])
-		si := binary.LittleEndian.Uint32(p[16:])
-		p = p[20:]
-		if lo >= hi || uint64(si) >= uint64(len(x.starts)) || i > 0 && lo < x.ranges[i-1].lo {
+	t.ranges = p
+	for i := 1; i < t.numStarts(); i++ {
+		if t.start(i) <= t.start(i-1) {
 			return nil
 		}
-		u := int(unitOf[si]) - 1
-		if u < 0 {
-			u = len(x.unitOff)
-			unitOf[si] = int32(u + 1)
-			x.unitOff = append(x.unitOff, x.starts[si])
-		}
-		x.ranges[i] = cuRange{lo: lo, hi: hi, unit: u}
 	}
-	x.setEnds() // the ranges are in the order the index had them, sorted
-	return x
+	for i := range t.numRanges() {
+		r := t.rangeAt(i)
+		if r.lo >= r.hi || r.unit < 0 || r.unit >= t.numStarts() || i > 0 && r.lo < t.rangeLo(i-1) {
+			return nil
+		}
+	}
+	return &dwarfIndex{d: d, tab: t, units: newUnitSlots(t.numStarts())}
 }
 
 // loadUnits returns the cached unit index of d, or nil.

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/unwind-dev/unwind/internal/corpus"
 	"github.com/unwind-dev/unwind/internal/dwarf"
 )
 
@@ -25,8 +26,8 @@ func progIndex(tb testing.TB) (*File, []byte, *dwarfIndex) {
 		tb.Fatal(err)
 	}
 	x, err := buildDWARFIndex(d)
-	if err != nil || len(x.ranges) == 0 {
-		tb.Fatalf("index of %d ranges: %v", len(x.ranges), err)
+	if err != nil || x.tab.numRanges() == 0 {
+		tb.Fatalf("index of %d ranges: %v", x.tab.numRanges(), err)
 	}
 	return f, key, x
 }
@@ -39,10 +40,10 @@ func TestUnitIndexCache(t *testing.T) {
 	f, key, x := progIndex(t)
 	b := encodeUnits(x, key)
 	y := decodeUnits(b, key, x.d)
-	if y == nil || !reflect.DeepEqual(y.starts, x.starts) || !reflect.DeepEqual(y.ranges, x.ranges) || len(y.units) != len(x.units) {
+	if y == nil || !reflect.DeepEqual(y.tab, x.tab) || len(y.units.chunks) != len(x.units.chunks) {
 		t.Fatalf("decoded %+v, want %+v", y, x)
 	}
-	for i := range y.units {
+	for i := range y.tab.numStarts() {
 		u, w := y.unit(i), x.unit(i)
 		if u.off != w.off || u.end != w.end {
 			t.Errorf("unit %d: %#x-%#x, want %#x-%#x", i, u.off, u.end, w.off, w.end)
@@ -72,7 +73,7 @@ func TestUnitIndexCache(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(stored, b) {
 		t.Fatalf("stored index %d bytes, %v; want %d bytes", len(stored), err, len(b))
 	}
-	empty := encodeUnits(&dwarfIndex{starts: x.starts}, key)
+	empty := encodeUnits(&dwarfIndex{tab: unitTable{starts: x.tab.starts}}, key)
 	if err := os.WriteFile(filepath.Join(string(dir), "units"), empty, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +108,7 @@ func FuzzUnitIndex(f *testing.F) {
 	_, key, x := progIndex(f)
 	b := encodeUnits(x, key)
 	f.Add(b[:len(b)-4])
-	e := encodeUnits(&dwarfIndex{starts: x.starts}, key)
+	e := encodeUnits(&dwarfIndex{tab: unitTable{starts: x.tab.starts}}, key)
 	f.Add(e[:len(e)-4])
 	f.Fuzz(func(t *testing.T, body []byte) {
 		data := binary.LittleEndian.AppendUint32(append([]byte(nil), body...), crc32.Checksum(body, castagnoli))
@@ -116,7 +117,8 @@ func FuzzUnitIndex(f *testing.F) {
 			return
 		}
 		var buf []Line
-		for _, r := range y.ranges {
+		for i := range y.tab.numRanges() {
+			r := y.tab.rangeAt(i)
 			buf = y.lines(r.lo, buf[:0])
 			buf = y.lines(r.hi-1, buf[:0])
 		}
@@ -166,8 +168,8 @@ func TestUnitHeadersCache(t *testing.T) {
 	// Units and details cached for the real headers would give lines
 	// without reading a header: make them again.
 	var read []*cuInfo
-	for i := range f.dw.units {
-		if u := f.dw.units[i].Load(); u != nil {
+	for i := range f.dw.tab.numStarts() {
+		if u := f.dw.units.load(i); u != nil {
 			read = append(read, u)
 		}
 	}
@@ -251,4 +253,74 @@ func FuzzUnitHeaders(f *testing.F) {
 			}
 		}()
 	})
+}
+
+// libc's unit index (thousands of units) read back in place finds, for
+// every range's ends, the unit the index made by reading the units finds,
+// and makes only the units looked up.
+func TestUnitIndexCacheLibc(t *testing.T) {
+	dir, err := corpus.Find("user")
+	if err != nil {
+		t.Skip(err)
+	}
+	t.Setenv("UNWIND_DEBUG_CACHE", t.TempDir())
+	libc := filepath.Join(dir, "lib", "libc.so.6")
+	f, err := Open(libc, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.AttachDebug(libc + ".debug"); err != nil {
+		t.Fatal(err)
+	}
+	f.dwarfOnce.Do(f.loadDWARF)
+	if f.dw == nil {
+		t.Fatal(f.dwErr)
+	}
+	x, err := buildDWARFIndex(f.dw.d)
+	if err != nil || x.tab.numStarts() < 1000 {
+		t.Fatalf("%d units: %v", x.tab.numStarts(), err)
+	}
+	key := []byte("libc")
+	y := decodeUnits(encodeUnits(x, key), key, x.d)
+	if y == nil {
+		t.Fatal("index not read back")
+	}
+	made := func(x *dwarfIndex) (n int) {
+		for i := range x.tab.numStarts() {
+			if x.units.load(i) != nil {
+				n++
+			}
+		}
+		return n
+	}
+	pc := x.tab.rangeAt(x.tab.numRanges() / 2).lo
+	if u, w := y.unitFor(pc), x.unitFor(pc); u == nil || u.off != w.off || u.end != w.end || made(y) != 1 {
+		t.Fatalf("unit for %#x: %+v, want %+v; %d units made", pc, u, w, made(y))
+	}
+	// A unit ends where the next one's entry starts, as the units'
+	// headers say.
+	next := map[dwarf.Offset]dwarf.Offset{}
+	hs := x.d.UnitHeaders()
+	for k, h := range hs {
+		next[h.Off] = ^dwarf.Offset(0)
+		if k+1 < len(hs) {
+			next[h.Off] = hs[k+1].Off
+		}
+	}
+	for i := range x.tab.numRanges() {
+		r := x.tab.rangeAt(i)
+		for _, pc := range []uint64{r.lo, r.hi - 1, r.hi} {
+			u, w := y.unitFor(pc), x.unitFor(pc)
+			if (u == nil) != (w == nil) || u != nil && (u.off != w.off || u.end != w.end) {
+				t.Fatalf("unit for %#x: %+v, want %+v", pc, u, w)
+			}
+			if u == nil {
+				continue
+			}
+			if end, ok := next[u.off]; !ok || u.end != end {
+				t.Fatalf("unit for %#x: %#x-%#x, want the end %#x", pc, u.off, u.end, end)
+			}
+		}
+	}
 }
