@@ -19,7 +19,7 @@ of a whole `unwind bt` of a kernel dump. Here:
   - A unit's abbreviation table is parsed on the first decoding of an
     entry of that unit, once (sync.Once), and shared by the units that
     name the same table offset, as the eager cache shared it (entry.go:
-    abbrevs, lookup; unit.go: parseUnits). A unit's first entry (its
+    abbrevs, lookup, lazyAbbrev). A unit's first entry (its
     compile-unit entry, read to find its ranges, line table and DWARF 5
     bases) is decoded after scanning the table only as far as its
     abbreviation, without writing the others down (parseAbbrev's stop).
@@ -44,27 +44,30 @@ of a whole `unwind bt` of a kernel dump. Here:
     caller that kept the file names. A DW_LNS_set_file operand too large
     for an int no longer indexes the file table with a negative index
     (a panic); the row's File is nil, as for any index past the table.
+  - A Data keeps its units' headers as fixed-width records
+    (UnitHeaderTable) and makes a unit (and names its abbreviation
+    table) from its header only when a Reader or lookup first reaches
+    it, under a lock, into slots read without one (unitheaders.go:
+    headerUnits); units are found by binary search over the headers.
+    New writes the headers down instead of making every unit (unit.go:
+    parseUnits, unitHeader), so that a libc's thousands of units, of
+    which a trace reads a few, cost a record each. The standard library's
+    indexing of Data.unit is unitAt (lazy.go), SeekPC counts the units
+    with allUnits, and the abbreviation cache is behind a mutex.
   - Data.UnitHeaders and NewWithUnits (additions, unitheaders.go) let a
     caller keep the unit headers New reads from every unit of
     .debug_info and make a Data of the same sections without reading
-    them again. Such a Data makes a unit (and names its abbreviation
-    table) from its header only when a Reader or lookup first reaches it,
-    under a lock, into slots read without one (headerUnits); units are
-    found by binary search over the headers. NewWithUnitTable,
-    UnitHeaderTable and AppendUnitHeaders take the headers as fixed-width
-    records that the Data reads in place as it needs them (kept in a
-    file, not decoded up front). So that every constructor's units are
-    reached the same way, the standard library's indexing of Data.unit is
-    unitAt (lazy.go), SeekPC counts the units with allUnits, and the
-    abbreviation cache is behind a mutex.
+    them again; NewWithUnitTable, UnitHeaderTable and AppendUnitHeaders
+    take them as the records, which the Data reads in place (kept in a
+    file, not decoded up front).
   - NewLazy (an addition, lazy.go) makes a Data whose .debug_info,
     .debug_abbrev and .debug_line are produced on demand from their start
-    (compressed sections inflated as a stream): units are read as far as
-    a Reader, Seek or LineReader goes (Data's unit list is published
-    atomically as it grows), an abbreviation table that runs past what is
-    read is parsed again with more, and a line table is read to its end
-    before its header is. UnitAt finds a unit by its header's offset, as
-    .debug_aranges gives it.
+    (compressed sections inflated as a stream): units' headers are read
+    as far as a Reader, Seek or LineReader goes (the table of headers is
+    published atomically as it grows), an abbreviation table that runs
+    past what is read is parsed again with more, and a line table is read
+    to its end before its header is. UnitAt finds a unit by its header's
+    offset, as .debug_aranges gives it.
 
 Everything else is the standard library's code, unchanged; the package
 comment moved from open.go to this file.

@@ -51,7 +51,7 @@ type abbrevs struct {
 }
 
 // lazyAbbrev returns the table at off, shared by the units that use it.
-// New and AddTypes call it, and a unit of NewWithUnits made on first use
+// AddTypes calls it, and headerUnits.unitAt for a unit made on first use
 // (maybe by Readers on several goroutines).
 func (d *Data) lazyAbbrev(off uint64, vers int) *abbrevs {
 	d.abbrevMu.Lock()

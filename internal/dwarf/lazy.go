@@ -7,7 +7,6 @@ package dwarf
 // as a stream from their start).
 
 import (
-	"sort"
 	"sync"
 	"sync/atomic"
 )
@@ -25,7 +24,7 @@ type lazySections struct {
 	mu   sync.Mutex // held while units, abbreviations or line tables are read further
 	info Lazy
 	next Offset // where the next unit's header starts in .debug_info
-	done bool   // every unit is in Data.unit
+	done bool   // every unit's header is in Data.hdrs
 	err  error  // why no further unit can be read
 
 	abbrev, line         Lazy
@@ -49,6 +48,7 @@ func NewLazy(abbrev, info, line Lazy, ranges, str []byte) (*Data, error) {
 	if err != nil {
 		return nil, err
 	}
+	d.hdrs = newHeaderUnits(nil, nil)
 	d.lazy.abbrevData.Store(new([]byte))
 	d.lazy.lineData.Store(new([]byte))
 	// The first unit now, so that a header error shows here as in New.
@@ -59,31 +59,15 @@ func NewLazy(abbrev, info, line Lazy, ranges, str []byte) (*Data, error) {
 	return d, nil
 }
 
-// units returns the units read so far; none for a Data made by
-// NewWithUnits, whose units are reached through unitAt and offsetToUnit.
-func (d *Data) units() []*unit {
-	if p := d.unit.Load(); p != nil {
-		return *p
-	}
-	return nil
-}
-
-// unitAt returns unit i, reading further units of a lazy Data up to it,
-// or making it from its header (NewWithUnits); nil past the last unit.
+// unitAt returns unit i, made from its header on first use (headerUnits),
+// reading further units of a lazy Data up to it; nil past the last unit.
 func (d *Data) unitAt(i int) *unit {
-	if d.hdrs != nil {
-		return d.hdrs.unitAt(d, i)
-	}
-	if us := d.units(); i < len(us) || d.lazy == nil {
-		if i < len(us) {
-			return us[i]
-		}
-		return nil
+	if u := d.hdrs.unitAt(d, i); u != nil || d.lazy == nil {
+		return u
 	}
 	for {
-		us := d.units()
-		if i < len(us) {
-			return us[i]
+		if i < d.hdrs.table().Len() {
+			return d.hdrs.unitAt(d, i)
 		}
 		end, ok := d.lazy.end()
 		if !ok {
@@ -117,11 +101,11 @@ func (d *Data) growUnits(off Offset) {
 	l := d.lazy
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	units := d.units()
-	grown := false
+	var recs, info []byte
 	for !l.done && l.err == nil && l.next <= off {
 		base := l.next
-		info, err := l.info.Prefix(int(base) + 12)
+		var err error
+		info, err = l.info.Prefix(int(base) + 12)
 		if err != nil {
 			l.err = err
 			break
@@ -153,33 +137,26 @@ func (d *Data) growUnits(off Offset) {
 			break
 		}
 		b = makeBuf(d, unknownFormat{}, "info", b.off, info[b.off:end])
-		u := &unit{base: base, is64: is64}
-		if !d.unitHeader(&b, u, n) || b.err != nil {
+		h, ok := d.unitHeader(&b, base, is64, n)
+		if !ok || b.err != nil {
 			l.err = b.err
 			break
 		}
-		if !grown {
-			units = append([]*unit(nil), units...)
-			grown = true
-		}
-		units = append(units, u)
+		recs = appendUnitHeader(recs, h)
 		l.next = end
 	}
-	if grown {
-		d.unit.Store(&units)
+	if len(recs) > 0 {
+		d.hdrs.grow(recs, info)
 	}
 }
 
 // allUnits reads every unit of a lazy Data and returns the number of
 // units.
 func (d *Data) allUnits() int {
-	if d.hdrs != nil {
-		return d.hdrs.tab.Len()
-	}
 	if d.lazy != nil {
 		d.growUnits(^Offset(0))
 	}
-	return len(d.units())
+	return d.hdrs.table().Len()
 }
 
 // abbrevBytes returns .debug_abbrev as far as it is read, and whether
@@ -266,18 +243,11 @@ func (d *Data) lineAt(off int64) ([]byte, error) {
 // unit, reading a lazy Data's units as far as it; false when no unit
 // starts there.
 func (d *Data) UnitAt(hdr Offset) (entry, next Offset, ok bool) {
-	if h := d.hdrs; h != nil {
-		i := h.unitStartingAt(hdr)
-		if i < 0 {
-			return 0, 0, false
-		}
-		return h.tab.off(i), h.tab.end(i), true
-	}
 	d.offsetToUnit(hdr) // in a lazy Data, reads the units up to the one holding hdr
-	us := d.units()
-	j := sort.Search(len(us), func(k int) bool { return us[k].base >= hdr })
-	if j == len(us) || us[j].base != hdr {
+	t := d.hdrs.table()
+	i := d.hdrs.unitStartingAt(hdr)
+	if i < 0 || i >= t.Len() {
 		return 0, 0, false
 	}
-	return us[j].off, us[j].off + Offset(len(us[j].data)), true
+	return t.off(i), t.end(i), true
 }

@@ -8,7 +8,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"sync"
-	"sync/atomic"
 )
 
 // Data represents the DWARF debugging information
@@ -37,9 +36,8 @@ type Data struct {
 	order       binary.ByteOrder
 	typeCache   map[Offset]Type
 	typeSigs    map[uint64]*typeUnit
-	unit        atomic.Pointer[[]*unit] // read through units; a lazy Data appends
-	lazy        *lazySections           // set by NewLazy
-	hdrs        *headerUnits            // set by NewWithUnits: its units are made on first use
+	hdrs        *headerUnits  // the units' headers (a lazy Data appends); units are made on first use
+	lazy        *lazySections // set by NewLazy
 }
 
 var errSegmentSelector = errors.New("non-zero segment_selector size not supported")
@@ -81,11 +79,11 @@ func New(abbrev, aranges, frame, info, line, pubnames, ranges, str []byte) (*Dat
 	if err != nil {
 		return nil, err
 	}
-	u, err := d.parseUnits()
+	t, err := d.parseUnits()
 	if err != nil {
 		return nil, err
 	}
-	d.unit.Store(&u)
+	d.hdrs = newHeaderUnits(t, d.info)
 	return d, nil
 }
 

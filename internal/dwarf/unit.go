@@ -5,7 +5,6 @@
 package dwarf
 
 import (
-	"sort"
 	"strconv"
 	"sync"
 )
@@ -76,7 +75,10 @@ func (u *unit) locListsBase() uint64 {
 	return 0
 }
 
-func (d *Data) parseUnits() ([]*unit, error) {
+// parseUnits reads every unit's header. Unlike the standard library's, it
+// writes the headers down as records (UnitHeaderTable) and makes no unit:
+// a unit is made from its record when it is first used (headerUnits).
+func (d *Data) parseUnits() (UnitHeaderTable, error) {
 	// Count units.
 	nunit := 0
 	b := makeBuf(d, unknownFormat{}, "info", 0, d.info)
@@ -97,103 +99,83 @@ func (d *Data) parseUnits() ([]*unit, error) {
 
 	// Again, this time writing them down.
 	b = makeBuf(d, unknownFormat{}, "info", 0, d.info)
-	units := make([]unit, nunit)
-	ptrs := make([]*unit, nunit)
-	for i := range units {
-		u := &units[i]
-		ptrs[i] = u
-		u.base = b.off
+	tab := make(UnitHeaderTable, 0, nunit*UnitHeaderSize)
+	for range nunit {
+		base := b.off
 		var n Offset
+		var is64 bool
 		if b.err != nil {
 			return nil, b.err
 		}
 		for n == 0 {
-			n, u.is64 = b.unitLength()
+			n, is64 = b.unitLength()
 		}
-		if !d.unitHeader(&b, u, n) {
+		h, ok := d.unitHeader(&b, base, is64, n)
+		if !ok {
 			break
 		}
+		tab = appendUnitHeader(tab, h)
 	}
 	if b.err != nil {
 		return nil, b.err
 	}
-	return ptrs, nil
+	return tab, nil
 }
 
-// unitHeader reads the header of unit u from b, which is positioned just
-// after the unit's length n, and sets u's data to the rest of the unit; it
-// returns false (b's error set) for a version it does not read.
-func (d *Data) unitHeader(b *buf, u *unit, n Offset) bool {
+// unitHeader reads the header of the unit at base from b, which is
+// positioned just after the unit's length n, and steps over the rest of
+// the unit; it returns false (b's error set) for a version it does not
+// read. (The standard library's sets a unit's fields, and its data.)
+func (d *Data) unitHeader(b *buf, base Offset, is64 bool, n Offset) (UnitHeader, bool) {
+	h := UnitHeader{Base: base, Is64: is64}
 	dataOff := b.off
 	vers := b.uint16()
 	if vers < 2 || vers > 5 {
 		b.error("unsupported DWARF version " + strconv.Itoa(int(vers)))
-		return false
+		return h, false
 	}
-	u.vers = int(vers)
+	h.Vers = int(vers)
 	if vers >= 5 {
-		u.utype = b.uint8()
-		u.asize = int(b.uint8())
+		h.UType = b.uint8()
+		h.ASize = int(b.uint8())
 	}
-	var abbrevOff uint64
-	if u.is64 {
-		abbrevOff = b.uint64()
+	if is64 {
+		h.Abbrev = b.uint64()
 	} else {
-		abbrevOff = uint64(b.uint32())
+		h.Abbrev = uint64(b.uint32())
 	}
-	u.atable = d.lazyAbbrev(abbrevOff, u.vers)
-	u.u5once = new(sync.Once)
 	if vers < 5 {
-		u.asize = int(b.uint8())
+		h.ASize = int(b.uint8())
 	}
 
-	switch u.utype {
+	switch h.UType {
 	case utSkeleton, utSplitCompile:
 		b.uint64() // unit ID
 	case utType, utSplitType:
-		b.uint64()  // type signature
-		if u.is64 { // type offset
+		b.uint64() // type signature
+		if is64 {  // type offset
 			b.uint64()
 		} else {
 			b.uint32()
 		}
 	}
 
-	u.off = b.off
-	u.data = b.bytes(int(n - (b.off - dataOff)))
-	return true
+	h.Off = b.off
+	b.skip(int(n - (b.off - dataOff)))
+	h.End = b.off
+	return h, true
 }
 
 // offsetToUnit returns the index of the unit containing offset off.
-// It returns -1 if no unit contains this offset. In a lazy Data (NewLazy)
-// it reads units up to off first; in one of NewWithUnits it searches the
-// headers, making no unit.
+// It returns -1 if no unit contains this offset. It searches the units'
+// headers, making no unit; in a lazy Data (NewLazy) it reads units up to
+// off first.
 func (d *Data) offsetToUnit(off Offset) int {
-	if d.hdrs != nil {
-		return d.hdrs.index(off)
-	}
-	if i := unitIndex(d.units(), off); i >= 0 || d.lazy == nil {
+	if i := d.hdrs.index(off); i >= 0 || d.lazy == nil {
 		return i
 	}
 	d.growUnits(off)
-	return unitIndex(d.units(), off)
-}
-
-// unitIndex returns the index of the unit in units containing offset off,
-// or -1.
-func unitIndex(units []*unit, off Offset) int {
-	// Find the unit after off
-	next := sort.Search(len(units), func(i int) bool {
-		return units[i].off > off
-	})
-	if next == 0 {
-		return -1
-	}
-	u := units[next-1]
-	if u.off <= off && off < u.off+Offset(len(u.data)) {
-		return next - 1
-	}
-	return -1
+	return d.hdrs.index(off)
 }
 
 func (d *Data) collectDwarf5BaseOffsets(u *unit) error {

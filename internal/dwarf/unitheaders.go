@@ -27,18 +27,10 @@ type UnitHeader struct {
 // UnitHeaders returns the headers of the units of d's .debug_info, in
 // order (for a Data made by NewLazy, those read so far).
 func (d *Data) UnitHeaders() []UnitHeader {
-	if h := d.hdrs; h != nil {
-		hs := make([]UnitHeader, h.tab.Len())
-		for i := range hs {
-			hs[i] = h.tab.At(i)
-		}
-		return hs
-	}
-	us := d.units()
-	hs := make([]UnitHeader, len(us))
-	for i, u := range us {
-		hs[i] = UnitHeader{Base: u.base, Off: u.off, End: u.off + Offset(len(u.data)), Vers: u.vers,
-			UType: u.utype, ASize: u.asize, Is64: u.is64, Abbrev: u.atable.off}
+	t := d.hdrs.table()
+	hs := make([]UnitHeader, t.Len())
+	for i := range hs {
+		hs[i] = t.At(i)
 	}
 	return hs
 }
@@ -63,17 +55,21 @@ const UnitHeaderSize = 24
 // (NewWithUnits refuses larger ones).
 func AppendUnitHeaders(b []byte, hs []UnitHeader) []byte {
 	for _, h := range hs {
-		b = binary.LittleEndian.AppendUint32(b, uint32(h.Base))
-		b = binary.LittleEndian.AppendUint32(b, uint32(h.Off))
-		b = binary.LittleEndian.AppendUint32(b, uint32(h.End))
-		b = binary.LittleEndian.AppendUint64(b, h.Abbrev)
-		is64 := byte(0)
-		if h.Is64 {
-			is64 = 1
-		}
-		b = append(b, byte(h.Vers), h.UType, byte(h.ASize), is64)
+		b = appendUnitHeader(b, h)
 	}
 	return b
+}
+
+func appendUnitHeader(b []byte, h UnitHeader) []byte {
+	b = binary.LittleEndian.AppendUint32(b, uint32(h.Base))
+	b = binary.LittleEndian.AppendUint32(b, uint32(h.Off))
+	b = binary.LittleEndian.AppendUint32(b, uint32(h.End))
+	b = binary.LittleEndian.AppendUint64(b, h.Abbrev)
+	is64 := byte(0)
+	if h.Is64 {
+		is64 = 1
+	}
+	return append(b, byte(h.Vers), h.UType, byte(h.ASize), is64)
 }
 
 // Len returns the number of headers in t.
@@ -148,24 +144,66 @@ func NewWithUnitTable(abbrev, aranges, frame, info, line, pubnames, ranges, str 
 		}
 		end = e
 	}
-	d.hdrs = &headerUnits{tab: t, chunks: make([]atomic.Pointer[unitChunk], (n+unitChunkLen-1)/unitChunkLen)}
+	d.hdrs = newHeaderUnits(t, info)
 	return d, nil
 }
 
-// headerUnits holds the units of a Data made by NewWithUnitTable: their
-// headers, and the units made from them so far in chunks of unitChunkLen
-// slots, each chunk made with its first unit. Slots are read without a
-// lock; a unit is made, and stored, under mu.
+// headerUnits holds the units of a Data: their headers, and the units
+// made from them so far in chunks of unitChunkLen slots, each chunk made
+// with its first unit. New and NewWithUnitTable give it every header; a
+// lazy Data (NewLazy) appends headers as it reads them (grow). Its state
+// is read without a lock; a unit is made, and the state grown, under mu.
 type headerUnits struct {
+	state atomic.Pointer[unitsState]
+	mu    sync.Mutex
+	made  int // units made so far (tests count them)
+}
+
+// unitsState is the headers read so far, the units' slots, and the bytes
+// of .debug_info that hold those units (a prefix in a lazy Data).
+type unitsState struct {
 	tab    UnitHeaderTable
 	chunks []atomic.Pointer[unitChunk]
-	mu     sync.Mutex
-	made   int // units made so far (tests count them)
+	info   []byte
 }
 
 const unitChunkLen = 64
 
 type unitChunk [unitChunkLen]atomic.Pointer[unit]
+
+func newHeaderUnits(tab UnitHeaderTable, info []byte) *headerUnits {
+	h := &headerUnits{}
+	h.state.Store(&unitsState{tab: tab, info: info,
+		chunks: make([]atomic.Pointer[unitChunk], (tab.Len()+unitChunkLen-1)/unitChunkLen)})
+	return h
+}
+
+// table returns the headers read so far.
+func (h *headerUnits) table() UnitHeaderTable {
+	return h.state.Load().tab
+}
+
+// grow appends the records recs of the units read next, whose bytes info
+// holds; only the lazy Data that made h calls it, with its lock held.
+func (h *headerUnits) grow(recs, info []byte) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s := h.state.Load()
+	// Appending in place leaves the records that readers of s see as
+	// they were.
+	tab := append(s.tab, recs...)
+	chunks := s.chunks
+	if need := (tab.Len() + unitChunkLen - 1) / unitChunkLen; need > len(chunks) {
+		chunks = make([]atomic.Pointer[unitChunk], max(need, 2*len(chunks)))
+		for k := range s.chunks {
+			chunks[k].Store(s.chunks[k].Load())
+		}
+	}
+	if len(info) < len(s.info) {
+		info = s.info
+	}
+	h.state.Store(&unitsState{tab: tab, chunks: chunks, info: info})
+}
 
 // madeUnit is a unit made from its header with the Once it needs, in one
 // allocation.
@@ -175,28 +213,30 @@ type madeUnit struct {
 }
 
 // unitAt returns unit i, made from its header on first use; nil past the
-// last unit.
+// last unit read.
 func (h *headerUnits) unitAt(d *Data, i int) *unit {
-	if uint(i) >= uint(h.tab.Len()) {
+	s := h.state.Load()
+	if uint(i) >= uint(s.tab.Len()) {
 		return nil
 	}
-	if c := h.chunks[i/unitChunkLen].Load(); c != nil {
+	if c := s.chunks[i/unitChunkLen].Load(); c != nil {
 		if u := c[i%unitChunkLen].Load(); u != nil {
 			return u
 		}
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	c := h.chunks[i/unitChunkLen].Load()
+	s = h.state.Load()
+	c := s.chunks[i/unitChunkLen].Load()
 	if c == nil {
 		c = new(unitChunk)
-		h.chunks[i/unitChunkLen].Store(c)
+		s.chunks[i/unitChunkLen].Store(c)
 	}
 	if u := c[i%unitChunkLen].Load(); u != nil {
 		return u
 	}
-	hd := h.tab.At(i)
-	m := &madeUnit{u: unit{base: hd.Base, off: hd.Off, data: d.info[hd.Off:hd.End], vers: hd.Vers,
+	hd := s.tab.At(i)
+	m := &madeUnit{u: unit{base: hd.Base, off: hd.Off, data: s.info[hd.Off:hd.End], vers: hd.Vers,
 		utype: hd.UType, asize: hd.ASize, is64: hd.Is64}}
 	m.u.u5once = &m.once
 	m.u.atable = d.lazyAbbrev(hd.Abbrev, hd.Vers)
@@ -205,14 +245,15 @@ func (h *headerUnits) unitAt(d *Data, i int) *unit {
 	return &m.u
 }
 
-// index returns the index of the unit containing offset off, or -1, as
-// unitIndex does, by the headers: no unit is made.
+// index returns the index of the unit containing offset off among those
+// read, or -1, by the headers: no unit is made.
 func (h *headerUnits) index(off Offset) int {
+	t := h.table()
 	// Find the unit after off.
-	lo, hi := 0, h.tab.Len()
+	lo, hi := 0, t.Len()
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
-		if h.tab.off(m) > off {
+		if t.off(m) > off {
 			hi = m
 		} else {
 			lo = m + 1
@@ -221,7 +262,7 @@ func (h *headerUnits) index(off Offset) int {
 	if lo == 0 {
 		return -1
 	}
-	if h.tab.off(lo-1) <= off && off < h.tab.end(lo-1) {
+	if t.off(lo-1) <= off && off < t.end(lo-1) {
 		return lo - 1
 	}
 	return -1
@@ -230,17 +271,18 @@ func (h *headerUnits) index(off Offset) int {
 // unitStartingAt returns the index of the unit whose header starts at
 // hdr, or -1.
 func (h *headerUnits) unitStartingAt(hdr Offset) int {
-	n := h.tab.Len()
+	t := h.table()
+	n := t.Len()
 	lo, hi := 0, n
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
-		if h.tab.base(m) >= hdr {
+		if t.base(m) >= hdr {
 			hi = m
 		} else {
 			lo = m + 1
 		}
 	}
-	if lo < n && h.tab.base(lo) == hdr {
+	if lo < n && t.base(lo) == hdr {
 		return lo
 	}
 	return -1

@@ -123,21 +123,38 @@ func compareUnit(std *stddwarf.Data, d *dwarf.Data, h dwarf.UnitHeader, off dwar
 	}
 }
 
-// A Data made by NewWithUnits makes a unit only when a lookup reaches it:
-// none when made, and after looking up a few units of libc's thousands,
-// those and the first (every Reader starts there). What the lookups find
+// A Data, however made, makes a unit only when a lookup reaches it: none
+// when made, and after looking up a few units of libc's thousands, those
+// and the first (every Reader starts there). What the lookups find
 // through units made so is what the standard library finds.
-func TestNewWithUnitsMakesUnitsOnUse(t *testing.T) {
+func TestUnitsMadeOnUse(t *testing.T) {
 	path := filepath.Join("..", "..", "symbols", "testdata", "prog")
 	if dir, err := corpus.Find("user"); err == nil {
 		path = filepath.Join(dir, "lib", "libc.so.6.debug")
 	}
-	std, d, hs := withUnitsFromELF(t, path)
+	t.Run("NewWithUnits", func(t *testing.T) {
+		std, d, hs := withUnitsFromELF(t, path)
+		if got := d.UnitHeaders(); !reflect.DeepEqual(got, hs) {
+			t.Fatal("UnitHeaders differ from those given")
+		}
+		unitsMadeOnUse(t, std, d, hs)
+	})
+	t.Run("New", func(t *testing.T) {
+		std, d := fromELF(t, path)
+		unitsMadeOnUse(t, std, d, d.UnitHeaders())
+	})
+	t.Run("NewLazy", func(t *testing.T) {
+		_, e := fromELF(t, path)
+		std, d, _ := lazyFromELF(t, path)
+		unitsMadeOnUse(t, std, d, e.UnitHeaders())
+	})
+}
+
+// unitsMadeOnUse looks up a few units of d, a Data whose units' headers
+// are hs, and compares them with std's.
+func unitsMadeOnUse(t *testing.T, std *stddwarf.Data, d *dwarf.Data, hs []dwarf.UnitHeader) {
 	if got := dwarf.MadeUnits(d); got != 0 {
 		t.Fatalf("%d of %d units made before any lookup", got, len(hs))
-	}
-	if got := d.UnitHeaders(); !reflect.DeepEqual(got, hs) {
-		t.Fatal("UnitHeaders differ from those given")
 	}
 	picks := []int{len(hs) / 2, len(hs) - 1, len(hs) / 3}
 	if len(hs) < 8 {
@@ -176,10 +193,21 @@ func TestNewWithUnitsMakesUnitsOnUse(t *testing.T) {
 	if made := dwarf.MadeUnits(d); made > 1+2*(len(picks)+1) {
 		t.Fatalf("%d units made after %d lookups", made, len(picks)+1)
 	}
-	// And the whole walk, every unit made.
-	std, d, _ = withUnitsFromELF(t, path)
+}
+
+// A Data made by NewWithUnits reads every entry as the standard library
+// does, making every unit.
+func TestNewWithUnitsSameEntries(t *testing.T) {
+	path := filepath.Join("..", "..", "symbols", "testdata", "prog")
+	if dir, err := corpus.Find("user"); err == nil {
+		path = filepath.Join(dir, "lib", "libc.so.6.debug")
+	}
+	std, d, hs := withUnitsFromELF(t, path)
 	if n, err := compareAll(std, d); err != nil || n < 50 {
 		t.Fatalf("%d entries: %v", n, err)
+	}
+	if made := dwarf.MadeUnits(d); made == 0 || made > len(hs) {
+		t.Fatalf("%d of %d units made", made, len(hs))
 	}
 }
 
