@@ -238,6 +238,13 @@ func (d *Data) lineAt(off int64) ([]byte, error) {
 	return have, nil
 }
 
+// lineAll reads all of a lazy Data's .debug_line and returns what
+// lineAt returns after: the whole section (nil when there is none, d.line
+// in a Data not lazy).
+func (d *Data) lineAll() ([]byte, error) {
+	return d.lineAt(1 << 40)
+}
+
 // UnitAt returns the offset of the first entry of the unit whose header
 // starts at hdr (as .debug_aranges gives it) and the offset just past the
 // unit, reading a lazy Data's units as far as it; false when no unit

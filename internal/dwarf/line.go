@@ -195,6 +195,13 @@ func (d *Data) lineReader(cu *Entry, files bool) (*LineReader, error) {
 
 	// Read the header.
 	if err := r.readHeader(compDir, files); err != nil {
+		// A malformed header can run past its table into the rest of
+		// the section, which a lazy Data has not read (lineAt reads to
+		// the table's end): read it all and try again, so that the
+		// header reads, or fails, as New's does.
+		if all, aerr := d.lineAll(); aerr == nil && len(all) > len(line) {
+			return d.lineReader(cu, files)
+		}
 		return nil, err
 	}
 

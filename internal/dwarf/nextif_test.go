@@ -26,6 +26,11 @@ func wantCode(t dwarf.Tag) bool {
 func compareNextIf(d *dwarf.Data, limit int) (int, error) {
 	r, ri := d.Reader(), d.Reader()
 	skipped := 0
+	// A unit's first entry is decoded whatever its tag.
+	first := map[dwarf.Offset]bool{}
+	for _, h := range d.UnitHeaders() {
+		first[h.Off] = true
+	}
 	for n := 0; n < limit; n++ {
 		want, werr := r.Next()
 		got, gerr := ri.NextIf(wantCode, dwarf.AttrLowpc, dwarf.AttrRanges)
@@ -44,9 +49,11 @@ func compareNextIf(d *dwarf.Data, limit int) (int, error) {
 		if got.Offset != want.Offset || got.Tag != want.Tag || got.Children != want.Children {
 			return skipped, fmt.Errorf("entry %d: %+v, want %+v", n, got, want)
 		}
-		decoded := want.Tag == 0 || want.Tag == dwarf.TagCompileUnit || want.Tag == dwarf.TagPartialUnit ||
+		decoded := want.Tag == 0 || want.Tag == dwarf.TagCompileUnit || want.Tag == dwarf.TagPartialUnit || first[want.Offset] ||
 			wantCode(want.Tag) && (want.AttrField(dwarf.AttrLowpc) != nil || want.AttrField(dwarf.AttrRanges) != nil)
-		if decoded && !reflect.DeepEqual(got, want) {
+		// (An entry without attributes is the same decoded or not: a
+		// fuzzed abbreviation of tag 0 is stepped over, its Field nil.)
+		if decoded && !reflect.DeepEqual(got, want) && !(len(got.Field) == 0 && len(want.Field) == 0) {
 			return skipped, fmt.Errorf("entry %d at %#x: %+v, want %+v", n, got.Offset, got, want)
 		}
 		if !decoded {
