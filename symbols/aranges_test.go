@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/unwind-dev/unwind/internal/corpus"
@@ -159,9 +160,15 @@ func FuzzAranges(f *testing.F) {
 	f.Add(b[:len(b)-3])
 	f.Add([]byte{28, 0, 0, 0, 2, 0, 0, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		x := parseAranges(data)
+		x, ref := parseAranges(data), parseArangesRef(data)
+		if (x == nil) != (ref == nil) {
+			t.Fatalf("index %v, the plain reading's %v", x != nil, ref != nil)
+		}
 		if x == nil {
 			return
+		}
+		if !slices.Equal(x.hdrs, ref.hdrs) || !slices.Equal(x.ranges, ref.ranges) {
+			t.Fatalf("units %v ranges %v; the plain reading gives %v, %v", x.hdrs, x.ranges, ref.hdrs, ref.ranges)
 		}
 		if len(x.hdrs) == 0 || len(x.units) != len(x.hdrs) {
 			t.Fatalf("%d units for %d headers", len(x.units), len(x.hdrs))
