@@ -119,17 +119,27 @@ func TestStreamedPrefixWhole(t *testing.T) {
 		t.Error("the prefix stayed beside the whole section")
 	}
 
-	// A damaged prefix is ignored.
+	// A prefix whose trailer is damaged or cut, or of the old format
+	// (UWPREFX1, with a CRC), is ignored. (Its bytes are not checked, as
+	// a whole section's are not: see prefixMagic.)
 	c.storePrefix("line", []byte("0123456789"), 100)
 	if b := c.loadPrefix("line", 100); string(b) != "0123456789" {
 		t.Fatalf("prefix read back as %q", b)
 	}
 	p := filepath.Join(string(c), "line"+prefixSuffix)
-	b, _ := os.ReadFile(p)
-	b[3] ^= 1
-	os.WriteFile(p, b, 0o600)
-	if c.loadPrefix("line", 100) != nil {
-		t.Error("a damaged prefix was used")
+	good, _ := os.ReadFile(p)
+	old := append([]byte("0123456789UWPREFX1"), 100, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4)
+	for name, b := range map[string][]byte{
+		"magic":     append(append([]byte(nil), good[:12]...), append([]byte{good[12] ^ 1}, good[13:]...)...),
+		"size":      append(append([]byte(nil), good[:len(good)-8]...), 101, 0, 0, 0, 0, 0, 0, 0),
+		"cut":       good[:len(good)-3],
+		"format 1":  old,
+		"too large": append(make([]byte, 100), good[len(good)-prefixTrailer:]...),
+	} {
+		os.WriteFile(p, b, 0o600)
+		if got := c.loadPrefix("line", 100); got != nil {
+			t.Errorf("%s: a damaged prefix was used (%q)", name, got)
+		}
 	}
 }
 
