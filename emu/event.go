@@ -3,6 +3,7 @@ package emu
 import (
 	"fmt"
 	"strconv"
+	"sync"
 )
 
 // Exception vectors.
@@ -43,7 +44,7 @@ func excClass(vec int) int {
 // exceptions, "irq:N" (decimal) for external interrupts.
 func EntryName(vec int, external bool) string {
 	if external && vec != VecNMI {
-		return irqNames[vec&0xff]
+		return irqNames()[vec&0xff]
 	}
 	switch vec {
 	case VecDE:
@@ -70,13 +71,15 @@ func EntryName(vec int, external bool) string {
 	return "exception:" + strconv.Itoa(vec)
 }
 
-var irqNames [256]string
-
-func init() {
-	for i := range irqNames {
-		irqNames[i] = "irq:" + strconv.Itoa(i)
+// irqNames gives "irq:0" to "irq:255", built on first use (not at every
+// process's start) and once, so that naming an event does not allocate.
+var irqNames = sync.OnceValue(func() *[256]string {
+	var n [256]string
+	for i := range n {
+		n[i] = "irq:" + strconv.Itoa(i)
 	}
-}
+	return &n
+})
 
 // event is one delivery request.
 type event struct {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/unwind-dev/unwind/ptregs"
 )
@@ -585,19 +586,21 @@ var exceptionNames = map[string]string{
 	"vmm_communication": "vmm_communication", "spurious_interrupt_bug": "spurious_interrupt_bug",
 }
 
-// irqNames are the entry names of the 256 vectors, "irq:0" to "irq:255",
-// built once so that naming an entry does not allocate.
-var irqNames = func() (n [256]string) {
+// irqNames gives the entry names of the 256 vectors, "irq:0" to
+// "irq:255", built on first use (not at every process's start) and once,
+// so that naming an entry does not allocate.
+var irqNames = sync.OnceValue(func() *[256]string {
+	var n [256]string
 	for v := range n {
 		n[v] = "irq:" + strconv.Itoa(v)
 	}
-	return n
-}()
+	return &n
+})
 
 // irqName returns "irq:" followed by vector v in decimal.
 func irqName(v int) string {
-	if v >= 0 && v < len(irqNames) {
-		return irqNames[v]
+	if v >= 0 && v < 256 {
+		return irqNames()[v]
 	}
 	return "irq:" + strconv.Itoa(v)
 }
