@@ -141,7 +141,13 @@ elif [ -n "$user" ]; then
 	done
 	core=$user/b_abort/O2cfi/core
 	fine "unwind bt (first run: empty debug cache)" "rm -rf $work/dcache" -- "$U" bt "$core" --sysroot "$root"
+	# Warm: the cache one first run leaves (prefixes of libc's sections),
+	# as a user's second run finds it.
+	rm -rf "$work/wcache"
+	UNWIND_DEBUG_CACHE=$work/wcache "$U" bt "$core" --sysroot "$root" >/dev/null 2>&1 || true
+	export UNWIND_DEBUG_CACHE="$work/wcache"
 	fine "unwind bt (warm debug cache)" "" -- "$U" bt "$core" --sysroot "$root"
+	unset UNWIND_DEBUG_CACHE
 	fine "unwind --help (start-up alone)" "" -- "$U" --help
 	if command -v eu-stack >/dev/null; then
 		# eu-stack has no sysroot: it reads the libraries the core names
