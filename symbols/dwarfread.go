@@ -155,11 +155,18 @@ func readDWARF(ef *elf.File, r io.ReaderAt, path string, mapped []byte) (d *dwar
 		}
 		return nil
 	}
-	d, err = newLazyDWARF(lazy("abbrev"), lazy("info"), lazy("line"), sec)
+	key = dwarfKey(keySec)
+	seed := cache.loadLazyUnitHeaders(key)
+	d, err = newLazyDWARF(lazy("abbrev"), lazy("info"), lazy("line"), sec, seed)
+	if err != nil && seed != nil {
+		seed = nil // headers that do not fit: read them again
+		d, err = newLazyDWARF(lazy("abbrev"), lazy("info"), lazy("line"), sec, nil)
+	}
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	return d, dwarfKey(keySec), st, err
+	st.d, st.key, st.cache, st.seeded = d, key, cache, seed.Len()
+	return d, key, st, err
 }
 
 // dwarfDataSections are the debug sections dwarf.Data reads (without
@@ -180,6 +187,14 @@ var streamedSections = map[string]bool{"info": true, "abbrev": true, "line": tru
 type dwarfStreams struct {
 	sec     map[string]*streamSection // by name without ".debug_"
 	aranges []byte                    // .debug_aranges, whole; nil if the file has none
+
+	// The lazy Data over the streams, its sections' key, and how many
+	// of its unit headers came from the cache ("unithdrs-lazy"): save
+	// keeps those it has read since.
+	d      *dwarf.Data
+	key    []byte
+	cache  debugCache
+	seeded int
 }
 
 // err returns why a streamed section could not be read to the end, or nil.
@@ -205,6 +220,12 @@ func (st *dwarfStreams) save() {
 	}
 	for _, s := range st.sec {
 		s.save()
+	}
+	if st.d != nil && st.key != nil {
+		if t := st.d.UnitHeadersRead(); t.Len() > st.seeded {
+			st.cache.storeLazyUnitHeaders(t, st.key)
+			st.seeded = t.Len()
+		}
 	}
 }
 
@@ -253,14 +274,15 @@ func rawSection(s *elf.Section, raw io.ReaderAt, mapped []byte) ([]byte, error) 
 
 // newLazyDWARF is newDWARF with .debug_abbrev, .debug_info and .debug_line
 // read on demand.
-func newLazyDWARF(abbrev, info, line dwarf.Lazy, sec map[string][]byte) (*dwarf.Data, error) {
+// seed is the headers of the units an earlier run read (nil for none).
+func newLazyDWARF(abbrev, info, line dwarf.Lazy, sec map[string][]byte, seed dwarf.UnitHeaderTable) (*dwarf.Data, error) {
 	if abbrev == nil {
 		abbrev = wholeSection(nil)
 	}
 	if info == nil {
 		info = wholeSection(nil)
 	}
-	d, err := dwarf.NewLazy(abbrev, info, line, sec["ranges"], sec["str"])
+	d, err := dwarf.NewLazyWithUnits(abbrev, info, line, sec["ranges"], sec["str"], seed)
 	if err != nil {
 		return nil, err
 	}

@@ -251,6 +251,40 @@ func decodeUnitHeaders(b, key []byte) dwarf.UnitHeaderTable {
 	return dwarf.UnitHeaderTable(r.p)
 }
 
+// lazyUnitHeadersEntry names the headers of the units a lazy Data (the
+// streamed sections of a compressed debug file) read: the first units of
+// .debug_info, as far as the run's lookups went. It is apart from
+// "unithdrs", which holds every unit's header for a Data over whole
+// sections, and in the same format.
+const lazyUnitHeadersEntry = "unithdrs-lazy"
+
+// loadLazyUnitHeaders returns the headers storeLazyUnitHeaders kept for
+// the sections key names, or nil.
+func (c debugCache) loadLazyUnitHeaders(key []byte) dwarf.UnitHeaderTable {
+	if c == "" || key == nil {
+		return nil
+	}
+	b, err := readCapped(filepath.Join(string(c), lazyUnitHeadersEntry), maxUnitsFile)
+	if err != nil {
+		return nil
+	}
+	return decodeUnitHeaders(b, key)
+}
+
+// storeLazyUnitHeaders keeps t, the headers a lazy Data over the sections
+// key names has read, for the next run's dwarf.NewLazyWithUnits: it then
+// finds those units without reading every header before them.
+func (c debugCache) storeLazyUnitHeaders(t dwarf.UnitHeaderTable, key []byte) {
+	if c == "" || key == nil {
+		return
+	}
+	hs := make([]dwarf.UnitHeader, t.Len())
+	for i := range hs {
+		hs[i] = t.At(i)
+	}
+	c.store(lazyUnitHeadersEntry, encodeUnitHeaders(hs, key))
+}
+
 // newDWARFUnits is newDWARF made with the unit headers cached under key
 // when the cache holds them, else caching them.
 func newDWARFUnits(sec map[string][]byte, c debugCache, key []byte) (*dwarf.Data, error) {

@@ -7,6 +7,7 @@ package dwarf
 // as a stream from their start).
 
 import (
+	"fmt"
 	"sync"
 	"sync/atomic"
 )
@@ -57,6 +58,51 @@ func NewLazy(abbrev, info, line Lazy, ranges, str []byte) (*Data, error) {
 		return nil, d.lazy.err
 	}
 	return d, nil
+}
+
+// NewLazyWithUnits is NewLazy for a caller that kept the headers a lazy
+// Data read before (UnitHeadersRead, from an earlier run over the same
+// sections): the units t describes are found by binary search over its
+// records, as for NewWithUnitTable, instead of by reading every header
+// from the start of .debug_info up to them; units past them are read on
+// demand as NewLazy reads them. t must describe the section's first units
+// in order (a lazy Data's, as read); it is checked as NewWithUnitTable
+// checks it, against as much of info as it covers, and an error returned
+// when it does not fit.
+func NewLazyWithUnits(abbrev, info, line Lazy, ranges, str []byte, t UnitHeaderTable) (*Data, error) {
+	if len(t) == 0 {
+		return NewLazy(abbrev, info, line, ranges, str)
+	}
+	if len(t)%UnitHeaderSize != 0 {
+		return nil, fmt.Errorf("unit header table of %d bytes: not whole records", len(t))
+	}
+	n := t.Len()
+	last := t.At(n - 1)
+	b, err := info.Prefix(int(min(uint64(last.End), 1<<40)))
+	if err != nil {
+		return nil, err
+	}
+	if err := checkUnitTable(t, b); err != nil {
+		return nil, err
+	}
+	d, err := newData(nil, nil, nil, b, nil, nil, ranges, str, &lazySections{info: info, abbrev: abbrev, line: line})
+	if err != nil {
+		return nil, err
+	}
+	// Clipped, so that reading further units appends to a copy, not into
+	// the caller's bytes (a mapped file).
+	d.hdrs = newHeaderUnits(t[:len(t):len(t)], b)
+	d.lazy.next = last.End
+	d.lazy.abbrevData.Store(new([]byte))
+	d.lazy.lineData.Store(new([]byte))
+	return d, nil
+}
+
+// UnitHeadersRead returns the headers of the units d has read so far,
+// without reading further (every unit's, for a Data that is not lazy):
+// what a caller keeps for NewLazyWithUnits.
+func (d *Data) UnitHeadersRead() UnitHeaderTable {
+	return d.hdrs.table()
 }
 
 // unitAt returns unit i, made from its header on first use (headerUnits),

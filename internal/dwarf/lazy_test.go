@@ -404,6 +404,19 @@ func FuzzNewLazy(f *testing.F) {
 		}
 		add(lazy)
 		got := walk(lazy, 5000)
+		// A lazy Data seeded with the first half of the headers the walk
+		// read (NewLazyWithUnits) walks the same.
+		hs := lazy.UnitHeadersRead()
+		if k := hs.Len() / 2; k > 0 {
+			seeded, serr := dwarf.NewLazyWithUnits(&prefixOnly{b: abbrev}, &prefixOnly{b: info}, &prefixOnly{b: line}, sec["ranges"], sec["str"], hs[:k*dwarf.UnitHeaderSize])
+			if serr != nil {
+				t.Fatalf("NewLazyWithUnits with %d headers a lazy Data read: %v", k, serr)
+			}
+			add(seeded)
+			if s := walk(seeded, 5000); s != got {
+				t.Fatalf("seeded:\n%s\nlazy:\n%s", s, got)
+			}
+		}
 		if err != nil {
 			return // New refuses what a lazy Data reports later
 		}

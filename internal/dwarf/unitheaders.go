@@ -134,18 +134,27 @@ func NewWithUnitTable(abbrev, aranges, frame, info, line, pubnames, ranges, str 
 	if err != nil {
 		return nil, err
 	}
+	if err := checkUnitTable(t, info); err != nil {
+		return nil, err
+	}
+	d.hdrs = newHeaderUnits(t, info)
+	return d, nil
+}
+
+// checkUnitTable checks that the records of t describe units in order
+// within info, of versions this package reads.
+func checkUnitTable(t UnitHeaderTable, info []byte) error {
 	n := t.Len()
 	end := Offset(0)
 	for i := 0; i < n; i++ {
 		p := t[i*UnitHeaderSize : (i+1)*UnitHeaderSize]
 		base, off, e, vers := Offset(binary.LittleEndian.Uint32(p)), Offset(binary.LittleEndian.Uint32(p[4:])), Offset(binary.LittleEndian.Uint32(p[8:])), p[20]
 		if base < end || off <= base || e < off || uint64(e) > uint64(len(info)) || vers < 2 || vers > 5 {
-			return nil, fmt.Errorf("unit header %d (%#x-%#x) does not fit .debug_info", i, base, e)
+			return fmt.Errorf("unit header %d (%#x-%#x) does not fit .debug_info", i, base, e)
 		}
 		end = e
 	}
-	d.hdrs = newHeaderUnits(t, info)
-	return d, nil
+	return nil
 }
 
 // headerUnits holds the units of a Data: their headers, and the units
