@@ -31,23 +31,12 @@ func fromELF(t *testing.T, path string) (*stddwarf.Data, *dwarf.Data) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sec := map[string][]byte{}
-	for _, s := range f.Sections {
-		if name, ok := strings.CutPrefix(s.Name, ".debug_"); ok && s.Type != elf.SHT_NOBITS {
-			if sec[name], err = s.Data(); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	sec := elfSections(t, f)
 	d, err := dwarf.New(sec["abbrev"], nil, nil, sec["info"], sec["line"], nil, sec["ranges"], sec["str"])
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"addr", "line_str", "str_offsets", "rnglists"} {
-		if b, ok := sec[name]; ok {
-			d.AddSection(".debug_"+name, b)
-		}
-	}
+	addSections(d, sec)
 	return std, d
 }
 
@@ -177,24 +166,13 @@ func lazyFromELF(t *testing.T, path string) (*stddwarf.Data, *dwarf.Data, [3]*pr
 	if err != nil {
 		t.Fatal(err)
 	}
-	sec := map[string][]byte{}
-	for _, s := range f.Sections {
-		if name, ok := strings.CutPrefix(s.Name, ".debug_"); ok && s.Type != elf.SHT_NOBITS {
-			if sec[name], err = s.Data(); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	sec := elfSections(t, f)
 	p := [3]*prefixOnly{{b: sec["abbrev"]}, {b: sec["info"]}, {b: sec["line"]}}
 	d, err := dwarf.NewLazy(p[0], p[1], p[2], sec["ranges"], sec["str"])
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"addr", "line_str", "str_offsets", "rnglists"} {
-		if b, ok := sec[name]; ok {
-			d.AddSection(".debug_"+name, b)
-		}
-	}
+	addSections(d, sec)
 	return std, d, p
 }
 
@@ -374,25 +352,14 @@ func FuzzNewLazy(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	sec := map[string][]byte{}
-	for _, s := range ef.Sections {
-		if name, ok := strings.CutPrefix(s.Name, ".debug_"); ok && s.Type != elf.SHT_NOBITS {
-			if sec[name], err = s.Data(); err != nil {
-				f.Fatal(err)
-			}
-		}
-	}
+	sec := elfSections(f, ef)
 	ef.Close()
 	f.Add(sec["info"], sec["abbrev"], sec["line"])
 	f.Add(sec["info"][:len(sec["info"])/2], sec["abbrev"], sec["line"][:100])
 	f.Add(sec["info"], sec["abbrev"][:len(sec["abbrev"])-10], sec["line"])
 	f.Fuzz(func(t *testing.T, info, abbrev, line []byte) {
 		add := func(d *dwarf.Data) {
-			for _, name := range []string{"addr", "line_str", "str_offsets", "rnglists"} {
-				if b, ok := sec[name]; ok {
-					d.AddSection(".debug_"+name, b)
-				}
-			}
+			addSections(d, sec)
 		}
 		lazy, lerr := dwarf.NewLazy(&prefixOnly{b: abbrev}, &prefixOnly{b: info}, &prefixOnly{b: line}, sec["ranges"], sec["str"])
 		d, err := dwarf.New(abbrev, nil, nil, info, line, nil, sec["ranges"], sec["str"])

@@ -3,7 +3,6 @@ package dwarf_test
 import (
 	"debug/elf"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/unwind-dev/unwind/internal/corpus"
@@ -49,11 +48,7 @@ func TestNewLazyWithUnits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"addr", "line_str", "str_offsets", "rnglists"} {
-		if b, ok := sec[name]; ok {
-			d.AddSection(".debug_"+name, b)
-		}
-	}
+	addSections(d, sec)
 	if dwarf.MadeUnits(d) != 0 || d.UnitHeadersRead().Len() != seed.Len() {
 		t.Fatalf("%d units made, %d headers, before any lookup", dwarf.MadeUnits(d), d.UnitHeadersRead().Len())
 	}
@@ -108,13 +103,5 @@ func sections(t *testing.T, path string) map[string][]byte {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	sec := map[string][]byte{}
-	for _, s := range f.Sections {
-		if name, ok := strings.CutPrefix(s.Name, ".debug_"); ok && s.Type != elf.SHT_NOBITS {
-			if sec[name], err = s.Data(); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	return sec
+	return elfSections(t, f)
 }

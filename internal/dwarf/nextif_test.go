@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"reflect"
-	"strings"
 	"testing"
 
 	"github.com/unwind-dev/unwind/internal/corpus"
@@ -95,14 +94,7 @@ func FuzzNextIf(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	sec := map[string][]byte{}
-	for _, s := range ef.Sections {
-		if name, ok := strings.CutPrefix(s.Name, ".debug_"); ok && s.Type != elf.SHT_NOBITS {
-			if sec[name], err = s.Data(); err != nil {
-				f.Fatal(err)
-			}
-		}
-	}
+	sec := elfSections(f, ef)
 	ef.Close()
 	f.Add(sec["info"], sec["abbrev"])
 	f.Add(sec["info"][:len(sec["info"])/2], sec["abbrev"])
@@ -111,11 +103,7 @@ func FuzzNextIf(f *testing.F) {
 		if err != nil {
 			return
 		}
-		for _, name := range []string{"addr", "line_str", "str_offsets", "rnglists"} {
-			if b, ok := sec[name]; ok {
-				d.AddSection(".debug_"+name, b)
-			}
-		}
+		addSections(d, sec)
 		if _, err := compareNextIf(d, 100000); err != nil {
 			t.Fatal(err)
 		}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"reflect"
-	"strings"
 	"sync"
 	"testing"
 
@@ -23,12 +22,7 @@ func TestNewWithUnits(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sec := map[string][]byte{}
-		for _, s := range f.Sections {
-			if name, ok := strings.CutPrefix(s.Name, ".debug_"); ok && s.Type != elf.SHT_NOBITS {
-				sec[name], _ = s.Data()
-			}
-		}
+		sec := elfSections(t, f)
 		f.Close()
 		hs := d.UnitHeaders()
 		if len(hs) == 0 {
@@ -38,11 +32,7 @@ func TestNewWithUnits(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, name := range []string{"addr", "line_str", "str_offsets", "rnglists"} {
-			if b, ok := sec[name]; ok {
-				e.AddSection(".debug_"+name, b)
-			}
-		}
+		addSections(e, sec)
 		if n, err := compareAll(std, e); err != nil || n == 0 {
 			t.Errorf("%s: %d entries: %v", path, n, err)
 		}
@@ -71,24 +61,13 @@ func withUnitsFromELF(t *testing.T, path string) (*stddwarf.Data, *dwarf.Data, [
 		t.Fatal(err)
 	}
 	defer f.Close()
-	sec := map[string][]byte{}
-	for _, s := range f.Sections {
-		if name, ok := strings.CutPrefix(s.Name, ".debug_"); ok && s.Type != elf.SHT_NOBITS {
-			if sec[name], err = s.Data(); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	sec := elfSections(t, f)
 	hs := d.UnitHeaders()
 	e, err := dwarf.NewWithUnits(sec["abbrev"], nil, nil, sec["info"], sec["line"], nil, sec["ranges"], sec["str"], hs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"addr", "line_str", "str_offsets", "rnglists"} {
-		if b, ok := sec[name]; ok {
-			e.AddSection(".debug_"+name, b)
-		}
-	}
+	addSections(e, sec)
 	return std, e, hs
 }
 

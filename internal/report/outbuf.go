@@ -39,13 +39,7 @@ func (o *outBuf) Write(p []byte) (int, error) {
 		return n, err
 	}
 	o.buf = append(o.buf, p...)
-	if len(o.buf) >= flushAt {
-		o.Flush()
-	}
-	if o.err != nil {
-		return 0, o.err
-	}
-	return len(p), nil
+	return o.added(len(p))
 }
 
 func (o *outBuf) WriteString(s string) (int, error) {
@@ -53,13 +47,19 @@ func (o *outBuf) WriteString(s string) (int, error) {
 		return 0, o.err
 	}
 	o.buf = append(o.buf, s...)
+	return o.added(len(s))
+}
+
+// added ends a write of n bytes into the buffer: the buffer goes out once
+// it holds flushAt bytes.
+func (o *outBuf) added(n int) (int, error) {
 	if len(o.buf) >= flushAt {
 		o.Flush()
 	}
 	if o.err != nil {
 		return 0, o.err
 	}
-	return len(s), nil
+	return n, nil
 }
 
 func (o *outBuf) WriteByte(c byte) error {
