@@ -194,15 +194,19 @@ func (d *Data) lineReader(cu *Entry, files bool) (*LineReader, error) {
 	}
 
 	// Read the header.
-	if err := r.readHeader(compDir, files); err != nil {
+	if err := r.readHeader(compDir, files); err != nil || d.lazy != nil && len(r.buf.data) == 0 {
 		// A malformed header can run past its table into the rest of
 		// the section, which a lazy Data has not read (lineAt reads to
-		// the table's end): read it all and try again, so that the
-		// header reads, or fails, as New's does.
+		// the table's end): where it failed, or read all that was
+		// there (a varint at the end of the bytes reads as 0 without
+		// an error), read it all and try again, so that the header
+		// reads, or fails, as New's does.
 		if all, aerr := d.lineAll(); aerr == nil && len(all) > len(line) {
 			return d.lineReader(cu, files)
 		}
-		return nil, err
+		if err != nil {
+			return nil, err
+		}
 	}
 
 	// Initialize line reader state.
