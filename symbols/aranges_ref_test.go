@@ -171,3 +171,31 @@ func TestSortRangesLarge(t *testing.T) {
 		t.Fatalf("packed sort %+v: not by start, or equal starts out of order", small)
 	}
 }
+
+// TestFindRangeLookBack: a pc past the ranges nested in a unit's range
+// that starts before them is found in the enclosing range, as long as it
+// starts at most 8 ranges back; further back it is not found (the caller
+// then reads every unit's entry).
+func TestFindRangeLookBack(t *testing.T) {
+	outer := cuRange{lo: 0x100, hi: 0x10000, unit: 0}
+	for nested := 0; nested <= 9; nested++ {
+		rs := []cuRange{outer}
+		for i := 0; i < nested; i++ {
+			lo := uint64(0x200 + 0x100*i)
+			rs = append(rs, cuRange{lo: lo, hi: lo + 0x80, unit: i + 1})
+		}
+		got := findRange(rs, 0x8000)
+		want := 0
+		if nested >= 8 {
+			want = -1
+		}
+		if got != want {
+			t.Errorf("%d ranges nested: range %d, want %d", nested, got, want)
+		}
+		if nested > 0 {
+			if i := findRange(rs, 0x210); i != 1 {
+				t.Errorf("%d ranges nested: pc in the first nested one found in range %d", nested, i)
+			}
+		}
+	}
+}
