@@ -220,15 +220,15 @@ func (c debugCache) storeUnits(x *dwarfIndex, key []byte) {
 // version 1 varints).
 const unitHdrsMagic = "UWUHDR03"
 
-// encodeUnitHeaders serializes the unit headers hs of the sections key
-// names.
-func encodeUnitHeaders(hs []dwarf.UnitHeader, key []byte) []byte {
+// encodeUnitHeaders serializes the unit headers t (a Data's records, as
+// dwarf.Data.UnitHeadersRead gives them) of the sections key names.
+func encodeUnitHeaders(t dwarf.UnitHeaderTable, key []byte) []byte {
 	b := []byte(unitHdrsMagic)
 	b = binary.AppendUvarint(b, uint64(len(key)))
 	b = append(b, key...)
 	b = binary.AppendUvarint(b, dwarf.UnitHeaderSize)
-	b = binary.AppendUvarint(b, uint64(len(hs)))
-	b = dwarf.AppendUnitHeaders(b, hs)
+	b = binary.AppendUvarint(b, uint64(t.Len()))
+	b = append(b, t...)
 	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
 }
 
@@ -278,11 +278,7 @@ func (c debugCache) storeLazyUnitHeaders(t dwarf.UnitHeaderTable, key []byte) {
 	if c == "" || key == nil {
 		return
 	}
-	hs := make([]dwarf.UnitHeader, t.Len())
-	for i := range hs {
-		hs[i] = t.At(i)
-	}
-	c.store(lazyUnitHeadersEntry, encodeUnitHeaders(hs, key))
+	c.store(lazyUnitHeadersEntry, encodeUnitHeaders(t, key))
 }
 
 // newDWARFUnits is newDWARF made with the unit headers cached under key
@@ -305,7 +301,7 @@ func newDWARFUnits(sec map[string][]byte, c debugCache, key []byte) (*dwarf.Data
 	}
 	d, err := newDWARF(sec)
 	if err == nil {
-		c.store("unithdrs", encodeUnitHeaders(d.UnitHeaders(), key))
+		c.store("unithdrs", encodeUnitHeaders(d.UnitHeadersRead(), key))
 	}
 	return d, err
 }

@@ -220,7 +220,7 @@ func TestUnitHeadersCache(t *testing.T) {
 // give: an error or entries, never a panic or a hang.
 func FuzzUnitHeaders(f *testing.F) {
 	g, key, x := progIndex(f)
-	b := encodeUnitHeaders(x.d.UnitHeaders(), key)
+	b := encodeUnitHeaders(x.d.UnitHeadersRead(), key)
 	f.Add(b[:len(b)-4])
 	e := encodeUnitHeaders(nil, key)
 	f.Add(e[:len(e)-4])
