@@ -58,24 +58,9 @@ func parseAranges(b []byte) *arIndex {
 	var unitOf map[uint64]int
 	maxInfo := uint64(0)
 	for len(b) > 0 {
-		if len(b) < 4 {
+		set, offSize, next, ok := arangesSet(b)
+		if !ok {
 			return nil
-		}
-		n, hdr := uint64(binary.LittleEndian.Uint32(b)), 4
-		if n == 0xffffffff {
-			if len(b) < 12 {
-				return nil
-			}
-			n, hdr = binary.LittleEndian.Uint64(b[4:]), 12
-		}
-		if n > uint64(len(b)-hdr) {
-			return nil
-		}
-		set := b[hdr : hdr+int(n)]
-		next := b[hdr+int(n):]
-		offSize := 4
-		if hdr == 12 {
-			offSize = 8
 		}
 		if len(set) < 2+offSize+2 {
 			return nil
@@ -92,9 +77,8 @@ func parseAranges(b []byte) *arIndex {
 		if set[2+offSize] != 8 || set[3+offSize] != 0 || info > 1<<32-1 {
 			return nil
 		}
-		// Tuples start at a multiple of 16 bytes from the set's start.
-		start := (hdr + 2 + offSize + 2 + 15) &^ 15
-		if start-hdr > len(set) {
+		start := tuplesAt(offSize)
+		if start > len(set) {
 			return nil
 		}
 		u, ok := 0, false
@@ -120,7 +104,7 @@ func parseAranges(b []byte) *arIndex {
 			x.hdrs = append(x.hdrs, dwarf.Offset(info))
 			maxInfo = max(maxInfo, info)
 		}
-		for t := set[start-hdr:]; len(t) >= 16; t = t[16:] {
+		for t := set[start:]; len(t) >= 16; t = t[16:] {
 			lo, l := binary.LittleEndian.Uint64(t), binary.LittleEndian.Uint64(t[8:])
 			if lo == 0 && l == 0 {
 				break
@@ -139,31 +123,51 @@ func parseAranges(b []byte) *arIndex {
 	return x
 }
 
+// arangesSet frames the first set of .debug_aranges b: its bytes after
+// the unit length, the size of its offsets (4, or 8 in 64-bit DWARF), and
+// the sets after it; !ok when b does not hold a whole set.
+func arangesSet(b []byte) (set []byte, offSize int, next []byte, ok bool) {
+	if len(b) < 4 {
+		return nil, 0, nil, false
+	}
+	n, hdr, offSize := uint64(binary.LittleEndian.Uint32(b)), 4, 4
+	if n == 0xffffffff {
+		if len(b) < 12 {
+			return nil, 0, nil, false
+		}
+		n, hdr, offSize = binary.LittleEndian.Uint64(b[4:]), 12, 8
+	}
+	if n > uint64(len(b)-hdr) {
+		return nil, 0, nil, false
+	}
+	return b[hdr : hdr+int(n)], offSize, b[hdr+int(n):], true
+}
+
+// tuplesAt is where a set's tuples start in the bytes arangesSet gives:
+// at a multiple of 16 bytes from the set's start (its unit length
+// included), after the version, the unit's offset and the two sizes.
+func tuplesAt(offSize int) int {
+	hdr := 4
+	if offSize == 8 {
+		hdr = 12
+	}
+	return (hdr+2+offSize+2+15)&^15 - hdr
+}
+
 // arangesTuples returns how many sets .debug_aranges b holds and about
 // how many address ranges (each set's room for tuples, less its
 // terminator), for parseAranges to make room for them at once.
 func arangesTuples(b []byte) (sets, tuples int) {
-	for len(b) >= 4 {
-		l, hdr := uint64(binary.LittleEndian.Uint32(b)), 4
-		if l == 0xffffffff {
-			if len(b) < 12 {
-				break
-			}
-			l, hdr = binary.LittleEndian.Uint64(b[4:]), 12
-		}
-		if l > uint64(len(b)-hdr) {
+	for len(b) > 0 {
+		set, offSize, next, ok := arangesSet(b)
+		if !ok {
 			break
 		}
-		// The tuples start 16 bytes (32-bit offsets) or 32 bytes in.
-		skip := 12
-		if hdr == 12 {
-			skip = 20
-		}
-		if t := (int(l) - skip) / 16; t > 1 {
+		if t := (len(set) - tuplesAt(offSize)) / 16; t > 1 {
 			tuples += t - 1
 		}
 		sets++
-		b = b[hdr+int(l):]
+		b = next
 	}
 	return sets, tuples
 }
