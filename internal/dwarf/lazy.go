@@ -41,23 +41,7 @@ type lazySections struct {
 // returned by the Reader that reaches it (New returns it).
 // Reading all of a lazy Data reads every section whole.
 func NewLazy(abbrev, info, line Lazy, ranges, str []byte) (*Data, error) {
-	head, err := info.Prefix(14)
-	if err != nil {
-		return nil, err
-	}
-	d, err := newData(nil, nil, nil, head, nil, nil, ranges, str, &lazySections{info: info, abbrev: abbrev, line: line})
-	if err != nil {
-		return nil, err
-	}
-	d.hdrs = newHeaderUnits(nil, nil)
-	d.lazy.abbrevData.Store(new([]byte))
-	d.lazy.lineData.Store(new([]byte))
-	// The first unit now, so that a header error shows here as in New.
-	d.growUnits(0)
-	if d.lazy.err != nil {
-		return nil, d.lazy.err
-	}
-	return d, nil
+	return NewLazyWithUnits(abbrev, info, line, ranges, str, nil)
 }
 
 // NewLazyWithUnits is NewLazy for a caller that kept the headers a lazy
@@ -68,33 +52,39 @@ func NewLazy(abbrev, info, line Lazy, ranges, str []byte) (*Data, error) {
 // demand as NewLazy reads them. t must describe the section's first units
 // in order (a lazy Data's, as read); it is checked as NewWithUnitTable
 // checks it, against as much of info as it covers, and an error returned
-// when it does not fit.
+// when it does not fit. With no t, it is NewLazy.
 func NewLazyWithUnits(abbrev, info, line Lazy, ranges, str []byte, t UnitHeaderTable) (*Data, error) {
-	if len(t) == 0 {
-		return NewLazy(abbrev, info, line, ranges, str)
-	}
 	if len(t)%UnitHeaderSize != 0 {
 		return nil, fmt.Errorf("unit header table of %d bytes: not whole records", len(t))
 	}
-	n := t.Len()
-	last := t.At(n - 1)
-	b, err := info.Prefix(int(min(uint64(last.End), 1<<40)))
+	need, next := 14, Offset(0) // enough for the first unit's header
+	if len(t) > 0 {
+		next = t.At(t.Len() - 1).End
+		need = int(min(uint64(next), 1<<40))
+	}
+	head, err := info.Prefix(need)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkUnitTable(t, b); err != nil {
+	if err := checkUnitTable(t, head); err != nil {
 		return nil, err
 	}
-	d, err := newData(nil, nil, nil, b, nil, nil, ranges, str, &lazySections{info: info, abbrev: abbrev, line: line})
+	d, err := newData(nil, nil, nil, head, nil, nil, ranges, str, &lazySections{info: info, abbrev: abbrev, line: line, next: next})
 	if err != nil {
 		return nil, err
 	}
 	// Clipped, so that reading further units appends to a copy, not into
 	// the caller's bytes (a mapped file).
-	d.hdrs = newHeaderUnits(t[:len(t):len(t)], b)
-	d.lazy.next = last.End
+	d.hdrs = newHeaderUnits(t[:len(t):len(t)], head)
 	d.lazy.abbrevData.Store(new([]byte))
 	d.lazy.lineData.Store(new([]byte))
+	if len(t) == 0 {
+		// The first unit now, so that a header error shows here as in New.
+		d.growUnits(0)
+		if d.lazy.err != nil {
+			return nil, d.lazy.err
+		}
+	}
 	return d, nil
 }
 
