@@ -6,7 +6,6 @@ package dwarf_test
 
 import (
 	stddwarf "debug/dwarf"
-	"debug/elf"
 	"fmt"
 	"path/filepath"
 	"reflect"
@@ -22,16 +21,7 @@ import (
 // at path (no relocations: not for ET_REL files).
 func fromELF(t *testing.T, path string) (*stddwarf.Data, *dwarf.Data) {
 	t.Helper()
-	f, err := elf.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	std, err := f.DWARF()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sec := elfSections(t, f)
+	std, sec := openELF(t, path)
 	d, err := dwarf.New(sec["abbrev"], nil, nil, sec["info"], sec["line"], nil, sec["ranges"], sec["str"])
 	if err != nil {
 		t.Fatal(err)
@@ -157,16 +147,7 @@ func (p *prefixOnly) Prefix(n int) ([]byte, error) {
 // read through prefixOnly.
 func lazyFromELF(t *testing.T, path string) (*stddwarf.Data, *dwarf.Data, [3]*prefixOnly) {
 	t.Helper()
-	f, err := elf.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	std, err := f.DWARF()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sec := elfSections(t, f)
+	std, sec := openELF(t, path)
 	p := [3]*prefixOnly{{b: sec["abbrev"]}, {b: sec["info"]}, {b: sec["line"]}}
 	d, err := dwarf.NewLazy(p[0], p[1], p[2], sec["ranges"], sec["str"])
 	if err != nil {
@@ -348,12 +329,7 @@ func walk(d *dwarf.Data, max int) string {
 // .debug_line: where New reads them, a lazy Data given a few bytes at a
 // time reads every entry and line as New's does; it never panics.
 func FuzzNewLazy(f *testing.F) {
-	ef, err := elf.Open(filepath.Join("..", "..", "symbols", "testdata", "prog"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	sec := elfSections(f, ef)
-	ef.Close()
+	_, sec := openELF(f, filepath.Join("..", "..", "symbols", "testdata", "prog"))
 	f.Add(sec["info"], sec["abbrev"], sec["line"])
 	f.Add(sec["info"][:len(sec["info"])/2], sec["abbrev"], sec["line"][:100])
 	f.Add(sec["info"], sec["abbrev"][:len(sec["abbrev"])-10], sec["line"])

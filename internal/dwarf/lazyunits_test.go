@@ -1,7 +1,6 @@
 package dwarf_test
 
 import (
-	"debug/elf"
 	"path/filepath"
 	"testing"
 
@@ -42,7 +41,7 @@ func TestNewLazyWithUnits(t *testing.T) {
 		spare[i] = 0xee
 	}
 
-	sec := sections(t, path)
+	_, sec := openELF(t, path)
 	info := &prefixOnly{b: sec["info"]}
 	d, err := dwarf.NewLazyWithUnits(&prefixOnly{b: sec["abbrev"]}, info, &prefixOnly{b: sec["line"]}, sec["ranges"], sec["str"], dwarf.UnitHeaderTable(buf))
 	if err != nil {
@@ -92,16 +91,4 @@ func TestNewLazyWithUnits(t *testing.T) {
 			t.Errorf("%s: no error", name)
 		}
 	}
-}
-
-// sections returns the file's debug sections, decompressed, by name
-// without ".debug_".
-func sections(t *testing.T, path string) map[string][]byte {
-	t.Helper()
-	f, err := elf.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	return elfSections(t, f)
 }

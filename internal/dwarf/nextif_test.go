@@ -4,7 +4,6 @@
 package dwarf_test
 
 import (
-	"debug/elf"
 	"fmt"
 	"path/filepath"
 	"reflect"
@@ -97,12 +96,7 @@ func TestNextIfSameWalk(t *testing.T) {
 // NextIf walks as Next does up to Next's first error, never panics, and
 // ends.
 func FuzzNextIf(f *testing.F) {
-	ef, err := elf.Open(filepath.Join("..", "..", "symbols", "testdata", "prog"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	sec := elfSections(f, ef)
-	ef.Close()
+	_, sec := openELF(f, filepath.Join("..", "..", "symbols", "testdata", "prog"))
 	f.Add(sec["info"], sec["abbrev"])
 	f.Add(sec["info"][:len(sec["info"])/2], sec["abbrev"])
 	f.Fuzz(func(t *testing.T, info, abbrev []byte) {

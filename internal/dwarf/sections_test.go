@@ -1,6 +1,7 @@
 package dwarf_test
 
 import (
+	stddwarf "debug/dwarf"
 	"debug/elf"
 	"strings"
 	"testing"
@@ -8,10 +9,20 @@ import (
 	"github.com/unwind-dev/unwind/internal/dwarf"
 )
 
-// elfSections returns f's debug sections, decompressed, by name without
-// ".debug_".
-func elfSections(tb testing.TB, f *elf.File) map[string][]byte {
+// openELF returns the standard library's Data of the ELF file at path
+// (an executable or shared object: no relocations) and the file's debug
+// sections, decompressed, by name without ".debug_".
+func openELF(tb testing.TB, path string) (*stddwarf.Data, map[string][]byte) {
 	tb.Helper()
+	f, err := elf.Open(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	std, err := f.DWARF()
+	if err != nil {
+		tb.Fatal(err)
+	}
 	sec := map[string][]byte{}
 	for _, s := range f.Sections {
 		if name, ok := strings.CutPrefix(s.Name, ".debug_"); ok && s.Type != elf.SHT_NOBITS {
@@ -22,7 +33,7 @@ func elfSections(tb testing.TB, f *elf.File) map[string][]byte {
 			sec[name] = b
 		}
 	}
-	return sec
+	return std, sec
 }
 
 // addSections adds to d the sections of sec that New does not take (the

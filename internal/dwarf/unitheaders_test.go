@@ -2,7 +2,6 @@ package dwarf_test
 
 import (
 	stddwarf "debug/dwarf"
-	"debug/elf"
 	"fmt"
 	"path/filepath"
 	"reflect"
@@ -18,12 +17,7 @@ import (
 func TestNewWithUnits(t *testing.T) {
 	for _, path := range []string{"../../symbols/testdata/prog", "../../symbols/testdata/prog-df"} {
 		std, d := fromELF(t, path)
-		f, err := elf.Open(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sec := elfSections(t, f)
-		f.Close()
+		_, sec := openELF(t, path)
 		hs := d.UnitHeaders()
 		if len(hs) == 0 {
 			t.Fatalf("%s: no units", path)
@@ -56,12 +50,7 @@ func TestNewWithUnits(t *testing.T) {
 func withUnitsFromELF(t *testing.T, path string) (*stddwarf.Data, *dwarf.Data, []dwarf.UnitHeader) {
 	t.Helper()
 	std, d := fromELF(t, path)
-	f, err := elf.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	sec := elfSections(t, f)
+	_, sec := openELF(t, path)
 	hs := d.UnitHeaders()
 	e, err := dwarf.NewWithUnits(sec["abbrev"], nil, nil, sec["info"], sec["line"], nil, sec["ranges"], sec["str"], hs)
 	if err != nil {
