@@ -43,6 +43,28 @@ func linesEverywhere(t *testing.T, f *File) [][]Line {
 	return all
 }
 
+// progLines opens testdata/prog afresh, through the debug cache the test
+// set (UNWIND_DEBUG_CACHE), and returns linesEverywhere of it.
+func progLines(t *testing.T) [][]Line {
+	t.Helper()
+	f, err := Open("testdata/prog", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	return linesEverywhere(t, f)
+}
+
+// noLines fails t, saying what went unused, when any pc of lines has one.
+func noLines(t *testing.T, lines [][]Line, unused string) {
+	t.Helper()
+	for _, l := range lines {
+		if len(l) > 0 {
+			t.Fatalf("%s not used: %+v", unused, l)
+		}
+	}
+}
+
 // Compressed debug sections give the same lines as plain ones, whether
 // decompressed on the spot or mapped from the debug cache, and a cached
 // section of the wrong size is not used.

@@ -77,26 +77,12 @@ func TestUnitIndexCache(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(string(dir), "units"), empty, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	g, err := Open("testdata/prog", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
-	for _, l := range linesEverywhere(t, g) {
-		if len(l) > 0 {
-			t.Fatalf("cached index not used: %+v", l)
-		}
-	}
+	noLines(t, progLines(t), "cached index")
 	// A damaged index is made again, with the same lines.
 	if err := os.WriteFile(filepath.Join(string(dir), "units"), b[:len(b)-1], 0o644); err != nil {
 		t.Fatal(err)
 	}
-	h, err := Open("testdata/prog", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	if got := linesEverywhere(t, h); !reflect.DeepEqual(got, want) {
+	if got := progLines(t); !reflect.DeepEqual(got, want) {
 		t.Error("lines differ after a damaged cached index")
 	}
 }
@@ -189,28 +175,14 @@ func TestUnitHeadersCache(t *testing.T) {
 	if err := os.WriteFile(name, encodeUnitHeaders(nil, f.dw.key), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	g, err := Open("testdata/prog", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
-	for _, l := range linesEverywhere(t, g) {
-		if len(l) > 0 {
-			t.Fatalf("cached headers not used: %+v", l)
-		}
-	}
+	noLines(t, progLines(t), "cached headers")
 	if err := os.WriteFile(name, b[:len(b)-2], 0o644); err != nil {
 		t.Fatal(err)
 	}
 	for _, n := range []string{"units", detailName(read[0])} {
 		os.Remove(filepath.Join(string(f.dw.cache), n))
 	}
-	h, err := Open("testdata/prog", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	if got := linesEverywhere(t, h); !reflect.DeepEqual(got, want) {
+	if got := progLines(t); !reflect.DeepEqual(got, want) {
 		t.Error("lines differ after damaged cached headers")
 	}
 }

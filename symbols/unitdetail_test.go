@@ -83,16 +83,7 @@ func TestUnitDetailCache(t *testing.T) {
 	if err := os.WriteFile(name, empty, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	g, err := Open("testdata/prog", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
-	for _, l := range linesEverywhere(t, g) {
-		if len(l) > 0 {
-			t.Fatalf("cached detail not used: %+v", l)
-		}
-	}
+	noLines(t, progLines(t), "cached detail")
 	// Damaged details are made again, with the same lines; the
 	// functions of a detail without sequences are used, lines read
 	// into rows.
@@ -101,12 +92,7 @@ func TestUnitDetailCache(t *testing.T) {
 		if err := os.WriteFile(name, damaged, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		h, err := Open("testdata/prog", 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer h.Close()
-		if got := linesEverywhere(t, h); !reflect.DeepEqual(got, want) {
+		if got := progLines(t); !reflect.DeepEqual(got, want) {
 			t.Errorf("lines differ with a cached detail of %d bytes", len(damaged))
 		}
 	}
