@@ -63,7 +63,11 @@ func (o *outBuf) added(n int) (int, error) {
 }
 
 func (o *outBuf) WriteByte(c byte) error {
-	_, err := o.Write([]byte{c})
+	if o.err != nil {
+		return o.err
+	}
+	o.buf = append(o.buf, c)
+	_, err := o.added(1)
 	return err
 }
 
