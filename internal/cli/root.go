@@ -17,7 +17,25 @@ import (
 // Main runs the unwind command with os.Args and returns the process exit
 // code (see the Exit constants).
 func Main() int {
+	setProcessGC()
 	return Run(System(), os.Args[1:])
+}
+
+// processGCPercent is the garbage collector's target for the command as a
+// process: heap growth of 400% of the live heap between collections, where
+// Go's default is 100%. A run's live heap is small (10-17 MB for every
+// task of a ~300-task dump with an empty debug cache, under 10 MB for a
+// 100,000-frame core, whose frames are streamed), so the peak stays a few
+// tens of MB, while a first kernel run collects twice instead of eight
+// times: 3.4 instead of 14-17 ms of collector CPU (GODEBUG=gctrace=1).
+const processGCPercent = 400
+
+// setProcessGC sets processGCPercent unless the user set GOGC. Only Main
+// does this: a program that links the packages keeps its own setting.
+func setProcessGC() {
+	if _, ok := os.LookupEnv("GOGC"); !ok {
+		debug.SetGCPercent(processGCPercent)
+	}
 }
 
 // Run runs the unwind command with args against ios and returns the exit
