@@ -18,6 +18,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -176,7 +178,39 @@ func Find(name string) (string, error) {
 	if err := os.WriteFile(filepath.Join(dest, ".done"), nil, 0o644); err != nil {
 		return "", err
 	}
+	removeStale(filepath.Dir(dest), name, filepath.Base(dest))
 	return out, nil
+}
+
+// removeStale removes the unpacked copies of the named corpus in dir other
+// than keep, with their lock files: copies of an archive that has since
+// been rewritten (a new size or time), which nothing reads any more. Each
+// is about a GB unpacked, and ../shared is rewritten from outside, so
+// without this a developer's cache grows by a copy per rewrite.
+func removeStale(dir, name, keep string) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		base := strings.TrimSuffix(strings.TrimSuffix(e.Name(), ".lock"), ".tmp")
+		if base == keep || !isCopyOf(base, name) {
+			continue
+		}
+		os.RemoveAll(filepath.Join(dir, e.Name()))
+	}
+}
+
+// isCopyOf reports whether base names an unpacked copy of the named
+// corpus: name-SIZE-TIME, as Find names them.
+func isCopyOf(base, name string) bool {
+	size, mtime, ok := strings.Cut(strings.TrimPrefix(base, name+"-"), "-")
+	if !ok || !strings.HasPrefix(base, name+"-") {
+		return false
+	}
+	_, err1 := strconv.ParseUint(size, 10, 64)
+	_, err2 := strconv.ParseInt(mtime, 10, 64)
+	return err1 == nil && err2 == nil
 }
 
 // Tool returns the path of an outside program a test compares with (gdb,

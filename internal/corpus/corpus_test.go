@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 )
 
@@ -84,5 +85,35 @@ func TestUnconfiguredSkipsUnlessCI(t *testing.T) {
 	t.Setenv("CI", "true")
 	if got := endOf(func(tb testing.TB) { Dir(tb, "user") }); got != "fail" {
 		t.Errorf("no corpus under CI=true: test ended %q, want fail", got)
+	}
+}
+
+// TestRemoveStale: once a corpus is unpacked, its copies from earlier
+// archives (another size or time) go, with their locks and unfinished
+// unpacks; the new copy, other corpora and other files stay.
+func TestRemoveStale(t *testing.T) {
+	dir := t.TempDir()
+	stale := []string{"user-10-20", "user-10-20.lock", "user-10-21.tmp", "user-11--5"}
+	kept := []string{"user-30-40", "user-30-40.lock", "kernel-10-20", "kernel-10-20.lock",
+		"userx-10-20", "user-dev", "user-10-x", "taskdump", "user-10"}
+	for _, n := range append(append([]string{}, stale...), kept...) {
+		if strings.HasSuffix(n, ".lock") {
+			if err := os.WriteFile(filepath.Join(dir, n), nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		} else if err := os.MkdirAll(filepath.Join(dir, n, "sub"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	removeStale(dir, "user", "user-30-40")
+	for _, n := range stale {
+		if _, err := os.Stat(filepath.Join(dir, n)); err == nil {
+			t.Errorf("%s: stale copy kept", n)
+		}
+	}
+	for _, n := range kept {
+		if _, err := os.Stat(filepath.Join(dir, n)); err != nil {
+			t.Errorf("%s: removed: %v", n, err)
+		}
 	}
 }
