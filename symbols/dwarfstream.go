@@ -231,10 +231,12 @@ func (c debugCache) remove(name string) {
 }
 
 // saveDebugCache keeps in the debug cache what lookups inflated of the
-// file's streamed sections (Close calls it).
+// file's streamed sections, and closes the pack of its cached entries
+// (Close calls it).
 func (f *File) saveDebugCache() {
 	if f.dw != nil {
 		f.dw.streams.save()
+		f.dw.packs.close()
 	}
 }
 

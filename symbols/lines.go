@@ -27,7 +27,8 @@ type dwarfIndex struct {
 	units unitSlots
 	vars  varState // variables, read per function on demand (vars.go)
 
-	cache debugCache // where units' details are kept (unitdetail.go), or ""
+	cache debugCache // the file's debug cache folder, or ""
+	packs *packCache // where units' details and functions' scopes are kept (packcache.go), or nil
 	key   []byte     // of the DWARF sections, for the cache; nil: no caching
 
 	ar      *arIndex      // units found by .debug_aranges (aranges.go), or nil: by ranges
@@ -692,6 +693,7 @@ func indexDWARF(d *dwarf.Data, key []byte, st *dwarfStreams, cache debugCache) (
 	}
 	if x != nil {
 		x.cache, x.key, x.streams = cache, key, st
+		x.packs = newPackCache(cache)
 	}
 	return x, err
 }

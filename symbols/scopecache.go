@@ -4,18 +4,17 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
-	"path/filepath"
 
 	"github.com/unwind-dev/unwind/internal/dwarf"
 )
 
 // A function's scopes (cuInfo.scopeOf: its name and the inlined
 // subroutines and their call sites nested in it, names resolved through
-// abstract origins) are kept in the debug cache once read, one file per
-// function named "scope-<DIE offset>", so that a later run finds the
+// abstract origins) are kept in the debug cache once read, as the entry
+// "scope-<DIE offset>" of a pack (packcache.go), so that a later run finds the
 // inlined frames of a pc without decoding the function's DIEs, the DIEs
 // their names come from, or the unit's abbreviation table. As for the
-// unit detail, a file is used only when the key of the DWARF sections
+// unit detail, an entry is used only when the key of the DWARF sections
 // and its own CRC match; anything else is ignored and the scopes read
 // from the DIEs again.
 
@@ -131,17 +130,17 @@ func decodeScopes(b, key []byte, u *cuInfo, s *scope) bool {
 
 // loadScopes reads function s's scopes from the debug cache, if there.
 func (x *dwarfIndex) loadScopes(u *cuInfo, s *scope) bool {
-	if x.cache == "" || x.key == nil {
+	if x.packs == nil || x.key == nil {
 		return false
 	}
-	b, err := readCapped(filepath.Join(string(x.cache), scopesName(s.off)), maxScopesFile)
-	return err == nil && decodeScopes(b, x.key, u, s)
+	b := x.packs.load(scopesName(s.off), maxScopesFile)
+	return b != nil && decodeScopes(b, x.key, u, s)
 }
 
 // storeScopes caches function s's scopes, just read.
 func (x *dwarfIndex) storeScopes(s *scope) {
-	if x.cache == "" || x.key == nil {
+	if x.packs == nil || x.key == nil {
 		return
 	}
-	x.cache.store(scopesName(s.off), encodeScopes(s, x.key))
+	x.packs.store(scopesName(s.off), encodeScopes(s, x.key))
 }

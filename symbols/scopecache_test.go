@@ -4,8 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
-	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/unwind-dev/unwind/internal/corpus"
@@ -58,7 +58,12 @@ func TestScopeCache(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer f.Close()
-		files, _ := filepath.Glob(filepath.Join(string(debugCacheFor(f.ef, f.Path)), "scope-*"))
+		var files []string
+		for name := range packEntries(t, debugCacheFor(f.ef, f.Path)) {
+			if strings.HasPrefix(name, "scope-") {
+				files = append(files, name)
+			}
+		}
 		if len(files) == 0 || nested == 0 {
 			t.Fatalf("%s: %d cached functions, %d pcs in nested scopes", path, len(files), nested)
 		}
@@ -83,18 +88,16 @@ func TestScopeCache(t *testing.T) {
 		t.Fatalf("leaf: lines %+v, %d scopes", want, len(chain))
 	}
 	fn := chain[0]
-	name := filepath.Join(string(f.dw.cache), scopesName(fn.off))
-	good, err := os.ReadFile(name)
-	if err != nil {
-		t.Fatal(err)
+	name := scopesName(fn.off)
+	good := packEntries(t, f.dw.cache)[name]
+	if good == nil {
+		t.Fatalf("%s not stored", name)
 	}
 	if s := (&scope{off: fn.off}); !decodeScopes(good, f.dw.key, u, s) || s.name != "leaf" {
 		t.Fatalf("stored scopes of leaf not read back: %+v", s)
 	}
 	renamed := &scope{off: fn.off, name: "cached_leaf", children: fn.children}
-	if err := os.WriteFile(name, encodeScopes(renamed, f.dw.key), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	setPackEntry(t, f.dw.cache, name, encodeScopes(renamed, f.dw.key))
 	if got := linesOf(t, leaf.Addr); got[len(got)-1].Function != "cached_leaf" {
 		t.Errorf("cached scopes not used: %+v", got)
 	}
@@ -113,9 +116,7 @@ func TestScopeCache(t *testing.T) {
 			t.Errorf("scopes cut to %d bytes used", i)
 		}
 	}
-	if err := os.WriteFile(name, good[:len(good)-1], 0o644); err != nil {
-		t.Fatal(err)
-	}
+	setPackEntry(t, f.dw.cache, name, good[:len(good)-1])
 	if got := linesOf(t, leaf.Addr); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("with damaged cached scopes: %+v, want %+v", got, want)
 	}

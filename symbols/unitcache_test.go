@@ -169,9 +169,8 @@ func TestUnitHeadersCache(t *testing.T) {
 	if len(read) == 0 {
 		t.Fatal("no unit read")
 	}
-	for _, n := range []string{"units", detailName(read[0])} {
-		os.Remove(filepath.Join(string(f.dw.cache), n))
-	}
+	os.Remove(filepath.Join(string(f.dw.cache), "units"))
+	setPackEntry(t, f.dw.cache, detailName(read[0]), nil)
 	if err := os.WriteFile(name, encodeUnitHeaders(nil, f.dw.key), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -179,9 +178,8 @@ func TestUnitHeadersCache(t *testing.T) {
 	if err := os.WriteFile(name, b[:len(b)-2], 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for _, n := range []string{"units", detailName(read[0])} {
-		os.Remove(filepath.Join(string(f.dw.cache), n))
-	}
+	os.Remove(filepath.Join(string(f.dw.cache), "units"))
+	setPackEntry(t, f.dw.cache, detailName(read[0]), nil)
 	if got := progLines(t); !reflect.DeepEqual(got, want) {
 		t.Error("lines differ after damaged cached headers")
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"os"
-	"path/filepath"
 
 	"github.com/unwind-dev/unwind/internal/dwarf"
 )
@@ -17,14 +16,14 @@ import (
 // table's header beyond where its program starts) and its
 // functions (the top-level subprograms' address ranges and DIE offsets,
 // in the order readScopes sorted them). It is kept in the debug cache
-// beside the unit index, one file per unit named "unit-<offset>", so that
-// a later run loads a unit of a kernel trace by reading one small file
-// and a few line rows instead of a unit's whole line program and every
-// top-level DIE. As for the unit index, a file is used only when the key
-// of the DWARF sections (dwarfKey) and its own CRC match; anything else is
-// ignored and the detail made again. Scopes made from the cache read their
-// name, call site and nested scopes from their DIE on first use
-// (cuInfo.scopeOf).
+// beside the unit index, as the entry "unit-<offset>" of a pack
+// (packcache.go), so that a later run loads a unit of a kernel trace by
+// reading one small entry and a few line rows instead of a unit's whole
+// line program and every top-level DIE. As for the unit index, an entry
+// is used only when the key of the DWARF sections (dwarfKey) and its own
+// CRC match; anything else is ignored and the detail made again. Scopes
+// made from the cache read their name, call site and nested scopes from
+// their DIE on first use (cuInfo.scopeOf).
 
 // detailMagic starts a cached unit detail (format version 2: with the
 // file names of an indexed table).
@@ -68,11 +67,11 @@ func detailName(u *cuInfo) string { return fmt.Sprintf("unit-%x", uint32(u.off))
 
 // loadDetail returns unit u's cached detail, or nil.
 func (x *dwarfIndex) loadDetail(u *cuInfo) *unitDetail {
-	if x.cache == "" || x.key == nil {
+	if x.packs == nil || x.key == nil {
 		return nil
 	}
-	b, err := readCapped(filepath.Join(string(x.cache), detailName(u)), maxDetailFile)
-	if err != nil {
+	b := x.packs.load(detailName(u), maxDetailFile)
+	if b == nil {
 		return nil
 	}
 	return decodeDetail(b, x.key, u)
@@ -101,7 +100,7 @@ func readCapped(path string, max int64) ([]byte, error) {
 
 // storeDetail caches the detail of unit u, just loaded.
 func (x *dwarfIndex) storeDetail(u *cuInfo) {
-	if x.cache == "" || x.key == nil {
+	if x.packs == nil || x.key == nil {
 		return
 	}
 	det := unitDetail{seqs: u.seqs}
@@ -111,7 +110,7 @@ func (x *dwarfIndex) storeDetail(u *cuInfo) {
 	for _, r := range u.top {
 		det.funcs = append(det.funcs, funcRange{lo: r.lo, hi: r.hi, off: r.s.off})
 	}
-	x.cache.store(detailName(u), encodeDetail(&det, x.key, u.off))
+	x.packs.store(detailName(u), encodeDetail(&det, x.key, u.off))
 }
 
 // encodeDetail serializes the detail of the unit at off, made from the

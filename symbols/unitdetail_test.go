@@ -3,8 +3,6 @@ package symbols
 import (
 	"encoding/binary"
 	"hash/crc32"
-	"os"
-	"path/filepath"
 	"reflect"
 	"testing"
 )
@@ -73,25 +71,21 @@ func TestUnitDetailCache(t *testing.T) {
 	defer f.Close()
 	want := linesEverywhere(t, f)
 	dir := debugCacheFor(f.ef, f.Path)
-	name := filepath.Join(string(dir), detailName(u))
-	stored, err := os.ReadFile(name)
-	if err != nil || !reflect.DeepEqual(stored, b) {
-		t.Fatalf("stored detail %d bytes, %v; want %d bytes", len(stored), err, len(b))
+	name := detailName(u)
+	stored := packEntries(t, dir)[name]
+	if !reflect.DeepEqual(stored, b) {
+		t.Fatalf("stored detail %d bytes, want %d bytes", len(stored), len(b))
 	}
 	// A valid detail without sequences or functions: no lines at all.
 	empty := encodeDetail(&unitDetail{seqs: []lineSeq{}}, x.key, u.off)
-	if err := os.WriteFile(name, empty, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	setPackEntry(t, dir, name, empty)
 	noLines(t, progLines(t), "cached detail")
 	// Damaged details are made again, with the same lines; the
 	// functions of a detail without sequences are used, lines read
 	// into rows.
 	rows := encodeDetail(&unitDetail{funcs: det.funcs}, x.key, u.off)
 	for _, damaged := range [][]byte{b[:len(b)-1], append(b[:len(b)-4:len(b)-4], 1, 2, 3, 4), rows} {
-		if err := os.WriteFile(name, damaged, 0o644); err != nil {
-			t.Fatal(err)
-		}
+		setPackEntry(t, dir, name, damaged)
 		if got := progLines(t); !reflect.DeepEqual(got, want) {
 			t.Errorf("lines differ with a cached detail of %d bytes", len(damaged))
 		}
