@@ -1,6 +1,7 @@
 package linux
 
 import (
+	"debug/elf"
 	"path/filepath"
 	"testing"
 
@@ -220,4 +221,32 @@ func benchUnwindTasks(b *testing.B, path, vmlinux string) {
 	}
 	b.ReportMetric(float64(tasks)/b.Elapsed().Seconds(), "tasks/s")
 	b.ReportMetric(float64(frames)/b.Elapsed().Seconds(), "frames/s")
+}
+
+// BenchmarkDWARFLayout answers the kernel model's layout questions for
+// tasks (recordLayout, taskOffsetsOf) from the prod vmlinux's DWARF, as a
+// first run does before the layouts are cached: each op reads the first
+// units' DWARF (the other sections are read once, outside the loop) and
+// makes a new Layout.
+func BenchmarkDWARFLayout(b *testing.B) {
+	dir, err := corpus.Find("prod")
+	if err != nil {
+		b.Skip(err)
+	}
+	f, err := elf.Open(filepath.Join(dir, "kernel", "vmlinux-"+prodRelease))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	secs := &dwarfSections{f: f}
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		dw, err := firstUnitsDWARF(secs)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n = len(recordLayout(NewDWARFLayout(dw), false).answers)
+	}
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "answers/s")
 }

@@ -21,22 +21,42 @@ type Layout interface {
 
 // dwarfLayout is a Layout read from DWARF: the structures are indexed by
 // name as far as lookups need (a scan of the top-level entries that stops
-// at the structure asked for and goes on from there for the next), their
-// types decoded on first use.
+// at the structure asked for and goes on from there for the next), and a
+// structure's members are read from its entries on first use: their
+// names, offsets and type entries, without decoding the types (a
+// task_struct's member types reach most of the kernel's).
 type dwarfLayout struct {
 	dw *dwarf.Data
 
 	mu      sync.Mutex
 	scan    *dwarf.Reader           // the index's scan, nil once it reached the end
 	offsets map[string]dwarf.Offset // structure name → its (first complete) definition, as far as scanned
-	types   map[string]*dwarf.StructType
+	types   map[string]*dieStruct   // by name, nil when it cannot be read
+	byOff   map[dwarf.Offset]*dieStruct
+	r       *dwarf.Reader // for reading structures and type chains
+}
+
+// dieStruct is a structure or union as its entries give it.
+type dieStruct struct {
+	size   int64 // DW_AT_byte_size, or 0
+	fields []dieField
+}
+
+// dieField is a member: its name ("" for an anonymous one), offset from
+// DW_AT_data_member_location (0 when absent, as in a union), and type
+// entry.
+type dieField struct {
+	name string
+	off  int64
+	typ  dwarf.Offset
 }
 
 // NewDWARFLayout indexes the complete structure definitions of dw by name
 // (the first definition of each name wins). The index is made as lookups
 // need it: the kernel's task_struct comes early in vmlinux's DWARF.
 func NewDWARFLayout(dw *dwarf.Data) Layout {
-	return &dwarfLayout{dw: dw, scan: dw.Reader(), offsets: map[string]dwarf.Offset{}, types: map[string]*dwarf.StructType{}}
+	return &dwarfLayout{dw: dw, scan: dw.Reader(), offsets: map[string]dwarf.Offset{},
+		types: map[string]*dieStruct{}, byOff: map[dwarf.Offset]*dieStruct{}, r: dw.Reader()}
 }
 
 // lookup returns the offset of the first complete definition of the
@@ -71,30 +91,122 @@ func (l *dwarfLayout) lookup(name string) (dwarf.Offset, bool) {
 	return 0, false
 }
 
-func (l *dwarfLayout) structType(name string) (*dwarf.StructType, bool) {
+func (l *dwarfLayout) structType(name string) (*dieStruct, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if t, ok := l.types[name]; ok {
 		return t, t != nil
 	}
-	off, ok := l.lookup(name)
-	var st *dwarf.StructType
-	if ok {
-		if t, err := l.dw.Type(off); err == nil {
-			st, _ = dwarfStruct(t)
-		}
+	var st *dieStruct
+	if off, ok := l.lookup(name); ok {
+		st = l.structAt(off)
 	}
 	l.types[name] = st
 	return st, st != nil
 }
 
+// maxTypeChain bounds the typedefs and qualifiers followed to a structure.
+const maxTypeChain = 8
+
+// structAt reads the structure, union or class whose entry is at off,
+// through up to maxTypeChain typedefs and qualifiers, or returns nil.
+// Called with mu held.
+func (l *dwarfLayout) structAt(off dwarf.Offset) *dieStruct {
+	if st, ok := l.byOff[off]; ok {
+		return st
+	}
+	start := off
+	var st *dieStruct
+	for range maxTypeChain {
+		l.r.Seek(off)
+		e, err := l.r.Next()
+		if err != nil || e == nil {
+			break
+		}
+		if e.Tag == dwarf.TagTypedef || e.Tag == dwarf.TagConstType ||
+			e.Tag == dwarf.TagVolatileType || e.Tag == dwarf.TagRestrictType {
+			next, ok := e.Val(dwarf.AttrType).(dwarf.Offset)
+			if !ok {
+				break
+			}
+			off = next
+			continue
+		}
+		if e.Tag == dwarf.TagStructType || e.Tag == dwarf.TagUnionType || e.Tag == dwarf.TagClassType {
+			st = l.readStruct(e)
+		}
+		break
+	}
+	l.byOff[start] = st
+	return st
+}
+
+// readStruct reads the members of the structure entry e, just read by l.r,
+// or returns nil when they cannot be read.
+func (l *dwarfLayout) readStruct(e *dwarf.Entry) *dieStruct {
+	st := &dieStruct{}
+	st.size, _ = e.Val(dwarf.AttrByteSize).(int64)
+	if !e.Children {
+		return st
+	}
+	for {
+		kid, err := l.r.Next()
+		if err != nil || kid == nil {
+			return nil
+		}
+		if kid.Tag == 0 {
+			return st
+		}
+		if kid.Children {
+			l.r.SkipChildren()
+		}
+		if kid.Tag != dwarf.TagMember {
+			continue
+		}
+		f := dieField{}
+		f.name, _ = kid.Val(dwarf.AttrName).(string)
+		f.typ, _ = kid.Val(dwarf.AttrType).(dwarf.Offset)
+		switch loc := kid.Val(dwarf.AttrDataMemberLoc).(type) {
+		case int64:
+			f.off = loc
+		case []byte:
+			// DWARF 2's DW_OP_plus_uconst ULEB128.
+			v, ok := plusUconst(loc)
+			if !ok {
+				return nil
+			}
+			f.off = v
+		}
+		st.fields = append(st.fields, f)
+	}
+}
+
+// plusUconst decodes a member location expression DW_OP_plus_uconst N.
+func plusUconst(b []byte) (int64, bool) {
+	const opPlusUconst = 0x23
+	if len(b) < 2 || b[0] != opPlusUconst {
+		return 0, false
+	}
+	var v uint64
+	for i, c := range b[1:] {
+		if i >= 9 {
+			return 0, false
+		}
+		v |= uint64(c&0x7f) << (7 * i)
+		if c < 0x80 {
+			return int64(v), true
+		}
+	}
+	return 0, false
+}
+
 // StructSize implements Layout.
 func (l *dwarfLayout) StructSize(name string) (int64, bool) {
 	st, ok := l.structType(name)
-	if !ok || st.ByteSize <= 0 {
+	if !ok || st.size <= 0 {
 		return 0, false
 	}
-	return st.ByteSize, true
+	return st.size, true
 }
 
 // MemberOffset implements Layout.
@@ -103,47 +215,44 @@ func (l *dwarfLayout) MemberOffset(structName, member string) (int64, bool) {
 	if !ok {
 		return 0, false
 	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	var sum int64
 	for _, part := range strings.Split(member, ".") {
 		if st == nil {
 			return 0, false
 		}
-		off, t, ok := findField(st, part, 0)
+		off, t, ok := l.findField(st, part, 0)
 		if !ok {
 			return 0, false
 		}
 		sum += off
-		st, _ = dwarfStructOrUnion(t)
+		st = l.structAt(t)
 	}
 	return sum, true
 }
 
 // findField finds the member name of st, looking into anonymous members
-// (structures and unions) too, and returns its offset and type.
-func findField(st *dwarf.StructType, name string, depth int) (int64, dwarf.Type, bool) {
-	for _, f := range st.Field {
-		if f.Name == name {
-			return f.ByteOffset, f.Type, true
+// (structures and unions) too, and returns its offset and type entry.
+// Called with mu held.
+func (l *dwarfLayout) findField(st *dieStruct, name string, depth int) (int64, dwarf.Offset, bool) {
+	for _, f := range st.fields {
+		if f.name == name {
+			return f.off, f.typ, true
 		}
 	}
 	if depth >= 4 {
-		return 0, nil, false
+		return 0, 0, false
 	}
-	for _, f := range st.Field {
-		if f.Name != "" {
+	for _, f := range st.fields {
+		if f.name != "" {
 			continue
 		}
-		if sub, ok := dwarfStructOrUnion(f.Type); ok {
-			if off, t, ok := findField(sub, name, depth+1); ok {
-				return f.ByteOffset + off, t, true
+		if sub := l.structAt(f.typ); sub != nil {
+			if off, t, ok := l.findField(sub, name, depth+1); ok {
+				return f.off + off, t, true
 			}
 		}
 	}
-	return 0, nil, false
-}
-
-// dwarfStructOrUnion strips typedefs and qualifiers down to a structure
-// or union type (debug/dwarf represents both as *dwarf.StructType).
-func dwarfStructOrUnion(t dwarf.Type) (*dwarf.StructType, bool) {
-	return dwarfStruct(t)
+	return 0, 0, false
 }
