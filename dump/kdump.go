@@ -30,7 +30,24 @@ const (
 	dumpIncomplete = 0x8
 	dumpZstd       = 0x20
 
-	pageCacheSize = 2048 // decompressed pages kept (direct mapped; 8 MiB of 4 KiB pages at most)
+	// Decompressed pages kept: pageCacheSets sets of pageCacheWays
+	// pages each, a page frame in the set a hash of its number picks
+	// (pageSetOf), the least recently used page of a full set replaced
+	// (2048 pages, 8 MiB of 4 KiB pages at most). The ~300-task dump's
+	// task walk reads 951 distinct pages; a direct-mapped cache of 2048
+	// slots decompressed 66 of them twice, where task_structs and stacks
+	// a multiple of 2048 frames apart took turns in a slot.
+	pageCacheSetBits = 8
+	pageCacheSets    = 1 << pageCacheSetBits
+	pageCacheWays    = 8
+
+	// Page descriptors are read descBlock at a time (4080 bytes) and the
+	// last descSlots blocks kept (direct mapped): the pages a walk reads
+	// lie close together in the file (the task walk's 951 pages have
+	// their descriptors in 71 such blocks), so most descriptors cost no
+	// read of their own.
+	descBlock = 170
+	descSlots = 64
 )
 
 // KdumpHeader is the decoded header of a diskdump file.
@@ -79,14 +96,27 @@ type kdumpMemory struct {
 	rank     []uint32 // set bits before each 512-bit chunk
 	descOff  uint64
 	maxMapNr uint64
-	level    int // makedumpfile's dump level, -1 unknown
+	level    int    // makedumpfile's dump level, -1 unknown
+	ndesc    uint64 // page descriptors: the set bits of bitmap
 
 	mu    sync.Mutex
-	cache [pageCacheSize]struct {
-		pfn  uint64 // pfn+1; 0 = empty
-		data []byte
-	}
-	zstd *zstd.Decoder
+	cache [pageCacheSets]pageSet
+	tick  uint64 // the clock of pageSet.used
+	descs [descSlots]*descBlockData
+	zstd  *zstd.Decoder
+}
+
+// pageSet is one set of the page cache.
+type pageSet struct {
+	pfn  [pageCacheWays]uint64 // pfn+1; 0 = empty
+	used [pageCacheWays]uint64 // kdumpMemory.tick at the last use
+	data [pageCacheWays][]byte
+}
+
+// descBlockData is one block of page descriptors read from the file.
+type descBlockData struct {
+	block uint64 // descriptor index / descBlock
+	b     []byte // whole descriptors only, fewer in the last block
 }
 
 // parseKdumpHeader decodes the header block and the sub-header.
@@ -172,6 +202,7 @@ func newKdump(r io.ReaderAt, size int64) (*Dump, error) {
 	if uint64(n) > (uint64(size)-min(m.descOff, uint64(size)))/pageDescSize {
 		return nil, formatErr(int64(m.descOff), nil, "%d page descriptors do not fit in the file", n)
 	}
+	m.ndesc = uint64(n)
 
 	d := &Dump{r: r, size: size, kind: KindVmcore}
 	le := binary.LittleEndian
@@ -264,14 +295,9 @@ func (m *kdumpMemory) present(pfn uint64) (uint64, bool) {
 
 // page returns the decompressed contents of page frame pfn.
 func (m *kdumpMemory) page(pfn uint64) ([]byte, error) {
-	slot := &m.cache[pfn%pageCacheSize]
-	m.mu.Lock()
-	if slot.pfn == pfn+1 {
-		p := slot.data
-		m.mu.Unlock()
+	if p := m.cached(pfn); p != nil {
 		return p, nil
 	}
-	m.mu.Unlock()
 	idx, ok := m.present(pfn)
 	if !ok {
 		if pfn < m.maxMapNr && m.ram[pfn/64]&(1<<(pfn%64)) != 0 {
@@ -281,9 +307,9 @@ func (m *kdumpMemory) page(pfn uint64) ([]byte, error) {
 		}
 		return nil, &unwind.MemoryError{Addr: pfn * m.blk, Len: int(m.blk)}
 	}
-	var db [pageDescSize]byte
 	doff := int64(m.descOff + idx*pageDescSize)
-	if _, err := m.r.ReadAt(db[:], doff); err != nil {
+	db, err := m.descriptor(idx)
+	if err != nil {
 		return nil, formatErr(doff, err, "reading page descriptor %d", idx)
 	}
 	le := binary.LittleEndian
@@ -295,22 +321,121 @@ func (m *kdumpMemory) page(pfn uint64) ([]byte, error) {
 	if codec == "" {
 		return nil, formatErr(doff, ErrUnsupported, "page descriptor for pfn %#x: unknown compression flags %#x", pfn, flags)
 	}
-	buf := make([]byte, sz)
-	if _, err := m.r.ReadAt(buf, int64(off)); err != nil {
-		return nil, formatErr(int64(off), err, "reading page %#x", pfn)
+	var buf []byte
+	var scratch *[]byte
+	if flags == 0 {
+		buf = make([]byte, sz) // a raw page is kept as read
+	} else {
+		// A compressed page's bytes are read into a buffer the
+		// decompressors do not keep, used again for the next page.
+		scratch = getScratch(int(sz))
+		buf = (*scratch)[:sz]
 	}
-	out, err := m.decompress(buf, flags)
+	_, err = m.r.ReadAt(buf, int64(off))
+	var out []byte
+	if err == nil {
+		out, err = m.decompress(buf, flags)
+		if err != nil {
+			err = formatErr(int64(off), err, "corrupt %s page: pfn %#x, %d bytes (descriptor at %#x)", codec, pfn, sz, doff)
+		}
+	} else {
+		err = formatErr(int64(off), err, "reading page %#x", pfn)
+	}
+	if scratch != nil {
+		scratchBufs.Put(scratch)
+	}
 	if err != nil {
-		return nil, formatErr(int64(off), err, "corrupt %s page: pfn %#x, %d bytes (descriptor at %#x)", codec, pfn, sz, doff)
+		return nil, err
 	}
 	if uint64(len(out)) != m.blk {
 		return nil, formatErr(int64(off), nil, "corrupt %s page: pfn %#x, %d bytes (descriptor at %#x) decompress to %d bytes, want %d",
 			codec, pfn, sz, doff, len(out), m.blk)
 	}
+	return m.keep(pfn, out), nil
+}
+
+// pageSetOf returns the page cache set of page frame pfn: a
+// multiplicative hash, so that frames a power of two apart (the same
+// slab offset, stacks of one size) spread over the sets.
+func pageSetOf(pfn uint64) uint64 {
+	return (pfn * 0x9e3779b97f4a7c15) >> (64 - pageCacheSetBits)
+}
+
+// cached returns page frame pfn from the page cache, or nil.
+func (m *kdumpMemory) cached(pfn uint64) []byte {
+	set := &m.cache[pageSetOf(pfn)]
 	m.mu.Lock()
-	slot.pfn, slot.data = pfn+1, out
+	defer m.mu.Unlock()
+	for i, p := range set.pfn {
+		if p == pfn+1 {
+			m.tick++
+			set.used[i] = m.tick
+			return set.data[i]
+		}
+	}
+	return nil
+}
+
+// keep puts page frame pfn's contents in the page cache, in place of the
+// least recently used page of its set, and returns what the cache holds
+// for pfn (another reader's copy when one came first).
+func (m *kdumpMemory) keep(pfn uint64, data []byte) []byte {
+	set := &m.cache[pageSetOf(pfn)]
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	old := 0
+	for i, p := range set.pfn {
+		if p == pfn+1 {
+			return set.data[i]
+		}
+		if set.used[i] < set.used[old] {
+			old = i
+		}
+	}
+	m.tick++
+	set.pfn[old], set.used[old], set.data[old] = pfn+1, m.tick, data
+	return data
+}
+
+// descriptor returns page descriptor idx (idx < m.ndesc), reading its
+// block of descriptors on a miss.
+func (m *kdumpMemory) descriptor(idx uint64) ([pageDescSize]byte, error) {
+	var db [pageDescSize]byte
+	blk := idx / descBlock
+	slot := &m.descs[blk%descSlots]
+	m.mu.Lock()
+	if d := *slot; d != nil && d.block == blk {
+		copy(db[:], d.b[(idx%descBlock)*pageDescSize:])
+		m.mu.Unlock()
+		return db, nil
+	}
 	m.mu.Unlock()
-	return out, nil
+	first := blk * descBlock
+	n := min(descBlock, m.ndesc-first)
+	d := &descBlockData{block: blk, b: make([]byte, n*pageDescSize)}
+	if k, _ := m.r.ReadAt(d.b, int64(m.descOff+first*pageDescSize)); uint64(k) != n*pageDescSize {
+		// Only the one descriptor, for the error a read of it gives.
+		_, err := m.r.ReadAt(db[:], int64(m.descOff+idx*pageDescSize))
+		return db, err
+	}
+	copy(db[:], d.b[(idx%descBlock)*pageDescSize:])
+	m.mu.Lock()
+	*slot = d
+	m.mu.Unlock()
+	return db, nil
+}
+
+// scratchBufs holds buffers for pages' stored bytes (*[]byte).
+var scratchBufs sync.Pool
+
+// getScratch returns a buffer of at least n bytes from scratchBufs.
+func getScratch(n int) *[]byte {
+	p, _ := scratchBufs.Get().(*[]byte)
+	if p == nil || cap(*p) < n {
+		b := make([]byte, max(n, 8192))
+		p = &b
+	}
+	return p
 }
 
 // pageCodec names the compression of a page from its descriptor's flags:
