@@ -7,6 +7,7 @@ import (
 
 	"github.com/unwind-dev/unwind/dump"
 	"github.com/unwind-dev/unwind/internal/corpus"
+	"github.com/unwind-dev/unwind/symbols"
 	"github.com/unwind-dev/unwind/unwind"
 )
 
@@ -249,4 +250,39 @@ func BenchmarkDWARFLayout(b *testing.B) {
 		n = len(recordLayout(NewDWARFLayout(dw), false).answers)
 	}
 	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "answers/s")
+}
+
+// BenchmarkBTFFromFile reads the structure layouts modules are read with
+// from the prod vmlinux's .BTF (5 MB): "read" reads the section into a
+// new buffer, "mapped" takes it from the read-only mapping of the
+// symbols.File Open made (opened once, outside the loop: its pages are
+// mapped after the first op, where a first run faults them in).
+func BenchmarkBTFFromFile(b *testing.B) {
+	dir, err := corpus.Find("prod")
+	if err != nil {
+		b.Skip(err)
+	}
+	path := filepath.Join(dir, "kernel", "vmlinux-"+prodRelease)
+	sf, err := symbols.Open(path, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sf.Close()
+	for _, c := range []struct {
+		name string
+		sf   *symbols.File
+	}{{"read", nil}, {"mapped", sf}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				l, err := btfFromFile(path, c.sf)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, ok := l.MemberOffset("module", "list"); !ok {
+					b.Fatal("no module.list")
+				}
+			}
+		})
+	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cilium/ebpf/btf"
 	"github.com/unwind-dev/unwind/internal/fileio"
+	"github.com/unwind-dev/unwind/symbols"
 	"github.com/unwind-dev/unwind/unwind"
 )
 
@@ -30,18 +31,35 @@ const maxBTF = 64 << 20
 // btfFromFile reads the .BTF section of a vmlinux. The section's bytes
 // are parsed as raw BTF: cilium/ebpf's ELF loader would also read every
 // symbol of vmlinux (100k+, a string each) for the offsets of data
-// sections, which struct layouts do not use. A file that is not an ELF
-// file with an uncompressed .BTF inside it goes through that loader, for
-// its error.
-func btfFromFile(path string) (*btfLayouts, error) {
+// sections, which struct layouts do not use. sf, when not nil, is path
+// opened by symbols: its read-only mapping of the file gives the bytes
+// without a copy of the 5 MB (and the faults of a new buffer) that
+// reading the section costs. A file that is not an ELF file with a .BTF
+// inside it that parses goes through that loader, for its error.
+func btfFromFile(path string, sf *symbols.File) (*btfLayouts, error) {
+	fromRaw := func(raw []byte) *btfLayouts {
+		if raw == nil {
+			return nil
+		}
+		spec, err := btf.LoadSpecFromReader(bytes.NewReader(raw))
+		if err != nil {
+			return nil
+		}
+		return &btfLayouts{spec: spec, from: path + " .BTF"}
+	}
+	if sf != nil {
+		if l := fromRaw(sf.SectionBytes(".BTF", maxBTF)); l != nil {
+			return l, nil
+		}
+	}
 	f, err := fileio.OpenRegular(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	if raw := rawBTFSection(f); raw != nil {
-		if spec, err := btf.LoadSpecFromReader(bytes.NewReader(raw)); err == nil {
-			return &btfLayouts{spec: spec, from: path + " .BTF"}, nil
+	if sf == nil {
+		if l := fromRaw(rawBTFSection(f)); l != nil {
+			return l, nil
 		}
 	}
 	spec, err := btf.LoadSpecFromReader(f)

@@ -50,6 +50,9 @@ type Kernel struct {
 	tasksErr  error
 
 	lc *layoutCache // the debug cache of vmlinux's layouts, nil when unused
+	// symFiles are the symbol files (vmlinux) Open opened, by path, while
+	// Open runs: moduleLayouts reads the .BTF from their mapping.
+	symFiles map[string]*symbols.File
 
 	modules []Module // loadable modules (modules.go)
 	modErr  error    // why the modules list could not be read
@@ -114,6 +117,10 @@ func Open(d *dump.Dump, opts dump.SymbolOptions) (*Kernel, error) {
 		}
 		files[i] = sf
 		opened++
+		if k.symFiles == nil {
+			k.symFiles = map[string]*symbols.File{}
+		}
+		k.symFiles[f] = sf
 	}
 	k.warns = append(k.warns, k.loadKernelSyms(opts, files, bias)...)
 	k.fillCurrentTasks()
@@ -163,6 +170,7 @@ func Open(d *dump.Dump, opts dump.SymbolOptions) (*Kernel, error) {
 	}
 	k.lc.store()
 	k.lc = nil
+	k.symFiles = nil
 	k.detectCrash(k.set)
 	return k, nil
 }

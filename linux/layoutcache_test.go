@@ -11,6 +11,7 @@ import (
 
 	"github.com/unwind-dev/unwind/dump"
 	"github.com/unwind-dev/unwind/internal/corpus"
+	"github.com/unwind-dev/unwind/symbols"
 )
 
 // testEntry is a cache entry made from the synthetic fuzzLayout (as the
@@ -271,4 +272,46 @@ func FuzzLayoutEntry(f *testing.F) {
 			t.Fatalf("accepted %x, encodes as %x", b, got)
 		}
 	})
+}
+
+// btfFromFile gives the same layouts from the mapping of a symbols.File
+// as from the file, and the same error for a file without .BTF.
+func TestBTFFromFileMapped(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sf, err := symbols.Open(exe, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sf.Close()
+	_, err1 := btfFromFile(exe, nil)
+	_, err2 := btfFromFile(exe, sf)
+	if err1 == nil || err2 == nil || err1.Error() != err2.Error() {
+		t.Errorf("no .BTF: %v, mapped: %v", err1, err2)
+	}
+
+	dir, err := corpus.Find("prod")
+	if err != nil {
+		corpus.Unavailable(t, "prod", err)
+	}
+	path := filepath.Join(dir, "kernel", "vmlinux-"+prodRelease)
+	if sf, err = symbols.Open(path, 0); err != nil {
+		t.Fatal(err)
+	}
+	defer sf.Close()
+	read, err := btfFromFile(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mapped, err := btfFromFile(path, sf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err1 := readModuleLayout(read)
+	got, err2 := readModuleLayout(mapped)
+	if err1 != nil || err2 != nil || *got != *want {
+		t.Errorf("mapped: %+v, %v; read: %+v, %v", got, err2, want, err1)
+	}
 }

@@ -586,10 +586,11 @@ func (k *Kernel) moduleLayouts(opts dump.SymbolOptions) (Layout, error) {
 		if isModuleFile(f) {
 			continue
 		}
+		sf := k.symFiles[f]
 		if c := k.lc; c != nil && f == c.path {
 			if c.hit != nil && c.hit.btf.present {
 				return &answerLayout{answers: c.hit.btf.answers, load: func() Layout {
-					if l, err := btfFromFile(f); err == nil {
+					if l, err := btfFromFile(f, sf); err == nil {
 						return l
 					}
 					return nil
@@ -599,7 +600,7 @@ func (k *Kernel) moduleLayouts(opts dump.SymbolOptions) (Layout, error) {
 				return c.btf, nil
 			}
 		}
-		l, err := btfFromFile(f)
+		l, err := btfFromFile(f, sf)
 		if err == nil {
 			if c := k.lc; c != nil && f == c.path {
 				c.btf, c.madeBTF = l, true
