@@ -158,11 +158,15 @@ func FuzzSymtab(f *testing.F) {
 			}
 		}
 	}
+	old := minCachedSyms
+	minCachedSyms = 0 // every table cached (from a mapped file)
+	f.Cleanup(func() { minCachedSyms = old })
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ef, err := elf.NewFile(bytes.NewReader(data))
 		if err != nil {
 			return
 		}
+		checkFileTables(t, data)
 		want, werr := ef.Symbols()
 		src, gerr := symtabSource(ef, bytes.NewReader(data), nil)
 		if (werr == nil) != (gerr == nil) {
@@ -238,6 +242,59 @@ func FuzzSymtab(f *testing.F) {
 			checkDefinesName(t, &src, i, w)
 		}
 	})
+}
+
+// checkFileTables holds the symbol table of the ELF file data, read from
+// bytes and (padded to be mapped) from a file, built into a new debug
+// cache entry and then loaded from it, to the old implementation's
+// (refReadSymbols).
+func checkFileTables(t *testing.T, data []byte) {
+	t.Helper()
+	file, err := NewFile(bytes.NewReader(data), "fuzz", 0x1000)
+	if err != nil {
+		return
+	}
+	sameSyms(t, "from bytes", file.Syms, refReadSymbols(file))
+	if file.Syms.Len() == 0 {
+		return // nothing to cache
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "elf")
+	if err := os.WriteFile(path, append(data, make([]byte, max(0, 1<<16-len(data)))...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("UNWIND_DEBUG_CACHE", filepath.Join(dir, "cache"))
+	for _, what := range []string{"built", "from the cache"} {
+		file, err := Open(path, 0x1000)
+		if err != nil {
+			return
+		}
+		sameSyms(t, what, file.Syms, refReadSymbols(file))
+		file.Close()
+	}
+}
+
+// sameSyms checks that tab holds the symbols want, in order, and that
+// ByName finds the first of each name.
+func sameSyms(t *testing.T, what string, tab *Table, want []Sym) {
+	t.Helper()
+	if tab.Len() != len(want) {
+		t.Fatalf("%s: %d symbols, want %d", what, tab.Len(), len(want))
+	}
+	first := map[string]Sym{}
+	for i, w := range want {
+		if got := tab.At(i); got != w {
+			t.Fatalf("%s: symbol %d = %+v, want %+v", what, i, got, w)
+		}
+		if _, ok := first[w.Name]; !ok {
+			first[w.Name] = w
+		}
+	}
+	for name, w := range first {
+		if got, ok := tab.ByName(name); !ok || got != w {
+			t.Fatalf("%s: ByName(%q) = %+v %v, want %+v", what, name, got, ok, w)
+		}
+	}
 }
 
 // checkDefinesName holds definesName to symbol w's name and section.
