@@ -2,6 +2,7 @@ package symbols
 
 import (
 	"debug/elf"
+	"encoding/binary"
 	"errors"
 	"io"
 	"iter"
@@ -30,6 +31,7 @@ type symSource struct {
 	ef   *elf.File
 	raw  []byte // Elf64_Sym entries after the null one; the caller must not modify it
 	strs string // the linked string table
+	le   bool   // raw is little-endian (read without ByteOrder's indirect calls)
 	syms []elf.Symbol
 }
 
@@ -45,17 +47,30 @@ func (s *symSource) At(i int) elfSym {
 		e := &s.syms[i]
 		return elfSym{Name: e.Name, Info: e.Info, Other: e.Other, Section: e.Section, Value: e.Value, Size: e.Size}
 	}
-	b := s.raw[i*elf.Sym64Size : (i+1)*elf.Sym64Size]
-	bo := s.ef.ByteOrder
-	off := bo.Uint32(b[0:4])
+	return s.rawAt(i)
+}
+
+// rawAt is At for a raw source.
+func (s *symSource) rawAt(i int) elfSym {
+	b := s.raw[i*elf.Sym64Size : (i+1)*elf.Sym64Size : (i+1)*elf.Sym64Size]
+	var off uint32
+	var sec uint16
+	var value, size uint64
+	if s.le {
+		off, sec = binary.LittleEndian.Uint32(b[0:4]), binary.LittleEndian.Uint16(b[6:8])
+		value, size = binary.LittleEndian.Uint64(b[8:16]), binary.LittleEndian.Uint64(b[16:24])
+	} else {
+		bo := s.ef.ByteOrder
+		off, sec, value, size = bo.Uint32(b[0:4]), bo.Uint16(b[6:8]), bo.Uint64(b[8:16]), bo.Uint64(b[16:24])
+	}
 	return elfSym{
 		Name:    stringAt(s.strs, off),
 		NameOff: off,
 		Info:    b[4],
 		Other:   b[5],
-		Section: elf.SectionIndex(bo.Uint16(b[6:8])),
-		Value:   bo.Uint64(b[8:16]),
-		Size:    bo.Uint64(b[16:24]),
+		Section: elf.SectionIndex(sec),
+		Value:   value,
+		Size:    size,
 	}
 }
 
@@ -123,7 +138,8 @@ func symtabSource(ef *elf.File, r io.ReaderAt, mapped []byte) (symSource, error)
 	}
 	// The names stay in strs: sectionBytes gives a slice of the file's
 	// read-only mapping, which is never unmapped, or a fresh read.
-	return symSource{ef: ef, raw: data[elf.Sym64Size:], strs: unsafe.String(unsafe.SliceData(strs), len(strs))}, nil
+	return symSource{ef: ef, raw: data[elf.Sym64Size:], strs: unsafe.String(unsafe.SliceData(strs), len(strs)),
+		le: ef.ByteOrder == binary.LittleEndian}, nil
 }
 
 // dynsymSource reads ef's .dynsym through debug/elf (it is small, and

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"slices"
 	"strings"
@@ -232,7 +233,9 @@ func (f *File) readSymbols() *Table {
 	find:
 		for i := range srcs {
 			sr := &srcs[i]
-			for j := range sr.Len() {
+			// From the end: both are global symbols, which come after
+			// the local ones.
+			for j := sr.Len() - 1; j >= 0; j-- {
 				if sr.definesName(j, "linux_banner") || sr.definesName(j, "_stext") {
 					kernel = true
 					break find
@@ -241,13 +244,27 @@ func (f *File) readSymbols() *Table {
 		}
 	}
 	f.kernel = kernel
-	rel, abs := f.symbolRuns(srcs)
-	t := rel.build(true)
-	f.capTextSizes(t)
+	// To be cached, the table is built in the entry, which is written
+	// as it is, with its name index, whose hashes symbolRuns takes.
+	cached := key != nil && littleEndianHost
+	rel, abs := f.symbolRuns(srcs, cached)
 	xs := abs.build(false).syms()
-	if key != nil {
-		t.hashNames() // stored with the table
-		cache.storeSymtab(entry, key, cachedSymtab{t: t, extras: xs, kernel: kernel})
+	var w *symtabWriter
+	var place func(n int) *tableColumns
+	if cached && len(rel.nb.long) == 0 {
+		place = func(n int) *tableColumns {
+			if w = newSymtabWriter(key, kernel, n, rel.nb.strs2, xs); w == nil {
+				return nil
+			}
+			return &w.cols
+		}
+	}
+	t := rel.buildIn(true, place)
+	f.capTextSizes(t)
+	if w != nil {
+		if b := w.finish(t); b != nil {
+			cache.store(entry, b)
+		}
 	}
 	return t.withExtras(xs)
 }
@@ -310,8 +327,10 @@ func (f *File) symtabCacheable() bool {
 // the bias moves, to be sorted by their run-time address, and apart from
 // them the absolute ones (SHN_ABS), which build the table's extras (see
 // Table.withExtras), so that the first can be cached once for every
-// bias.
-func (f *File) symbolRuns(srcs []symSource) (rel, abs *tableBuilder) {
+// bias. With hash, rel also takes the hash of each name for the table's
+// name index, under a new seed (tableBuilder.hash), while the name is at
+// hand.
+func (f *File) symbolRuns(srcs []symSource, hash bool) (rel, abs *tableBuilder) {
 	kernel := f.kernel
 	module := f.module
 	if kernel && f.secAddr == nil {
@@ -323,6 +342,9 @@ func (f *File) symbolRuns(srcs []symSource) (rel, abs *tableBuilder) {
 		n += srcs[i].Len()
 	}
 	rel.grow(n)
+	if hash {
+		rel.seed, rel.hash = rand.Uint64(), make([]uint32, 0, n)
+	}
 	rel.module(module)
 	abs.module(module)
 	if f.secAddr == nil {
@@ -336,8 +358,35 @@ func (f *File) symbolRuns(srcs []symSource) (rel, abs *tableBuilder) {
 	for i := range srcs {
 		sr := &srcs[i]
 		inStrs := i == 0 && sr.raw != nil
+		// Which sections hold code, by index.
+		exec := make([]bool, len(sr.ef.Sections))
+		for k, sec := range sr.ef.Sections {
+			exec[k] = sec.Flags&elf.SHF_EXECINSTR != 0
+		}
+		// Whether any name has a version suffix to cut (a vmlinux's have
+		// none): one scan of the string table instead of one per name.
+		versioned := strings.IndexByte(sr.strs, '@') >= 0
 		for j := range sr.Len() {
-			s := sr.At(j)
+			// The fields readSymbols looks at, read in place from a
+			// little-endian .symtab (a vmlinux's 100k+ entries), the name
+			// found only for a symbol of a kept type in a section.
+			var s elfSym
+			at := -1 // where the name's first '@' is
+			if sr.le {
+				e := sr.raw[j*elf.Sym64Size : (j+1)*elf.Sym64Size : (j+1)*elf.Sym64Size]
+				s.Info, s.Section = e[4], elf.SectionIndex(binary.LittleEndian.Uint16(e[6:8]))
+				s.Value, s.Size = binary.LittleEndian.Uint64(e[8:16]), binary.LittleEndian.Uint64(e[16:24])
+				if t := elf.ST_TYPE(s.Info); t > elf.STT_FUNC && t != elf.STT_GNU_IFUNC || s.Section == elf.SHN_UNDEF {
+					continue
+				}
+				s.NameOff = binary.LittleEndian.Uint32(e[0:4])
+				if s.Name = stringAt(sr.strs, s.NameOff); versioned {
+					at = strings.IndexByte(s.Name, '@')
+				}
+			} else {
+				s = sr.At(j)
+				at = strings.IndexByte(s.Name, '@')
+			}
 			typ := elf.ST_TYPE(s.Info)
 			switch typ {
 			case elf.STT_FUNC, elf.STT_GNU_IFUNC, elf.STT_OBJECT, elf.STT_NOTYPE:
@@ -360,8 +409,8 @@ func (f *File) symbolRuns(srcs []symSource) (rel, abs *tableBuilder) {
 				b = abs
 			}
 			name := s.Name
-			if i := strings.IndexByte(name, '@'); i > 0 {
-				name = name[:i] // dynsym version suffix, as in "memcpy@@GLIBC_2.14"
+			if at > 0 {
+				name = name[:at] // dynsym version suffix, as in "memcpy@@GLIBC_2.14"
 			}
 			size := s.Size
 			rank := 0
@@ -379,8 +428,7 @@ func (f *File) symbolRuns(srcs []symSource) (rel, abs *tableBuilder) {
 				rank = j
 			case kernel && kallsymsIgnored(name):
 				continue
-			case kernel && s.Section < elf.SHN_LORESERVE && int(s.Section) < len(sr.ef.Sections) &&
-				sr.ef.Sections[s.Section].Flags&elf.SHF_EXECINSTR != 0:
+			case kernel && s.Section < elf.SHN_LORESERVE && int(s.Section) < len(exec) && exec[s.Section]:
 				// A text symbol: its size is the distance to the next
 				// symbol, as kallsyms computes it (filled by build).
 				size = 0
@@ -410,6 +458,9 @@ func (f *File) symbolRuns(srcs []symSource) (rel, abs *tableBuilder) {
 				ref = b.nb.ref(name)
 			}
 			b.add(addr, size, s.Size, ref, rank, 0, 0)
+			if b.hash != nil {
+				b.hash = append(b.hash, uint32(strHash(b.seed, name)))
+			}
 		}
 	}
 	return rel, abs

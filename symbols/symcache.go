@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"hash/crc32"
 	"io"
+	"math/rand/v2"
 	"path/filepath"
 	"sync/atomic"
 	"unsafe"
@@ -116,74 +117,105 @@ type symtabHeader struct {
 }
 
 // cachedSymtab is a table and the absolute symbols to merge into it, as
-// encodeSymtab stores them.
+// an entry holds them.
 type cachedSymtab struct {
 	t      *Table // the relocated symbols, with their name index
 	extras []Sym  // the absolute ones, sorted and deduplicated, sizes not filled
 	kernel bool
 }
 
-func pad8(b []byte) []byte {
-	for len(b)%8 != 0 {
-		b = append(b, 0)
-	}
-	return b
+// symtabWriter is a cache entry being made, in place: the table's
+// columns and name index are arrays in the entry (buildIn builds the
+// table there, indexNames hashes its names there), so that the first
+// run neither copies nor encodes them.
+type symtabWriter struct {
+	b    []byte // the entry, 8-aligned
+	hdr  int    // offset of the fixed header
+	cols tableColumns
 }
 
-// encodeSymtab serializes c for the file whose key is key; it returns nil
-// when c cannot be stored (a name outside .strtab and blob 1, an extra
-// name too long, addresses that the bias wrapped around 2^64).
-func encodeSymtab(c cachedSymtab, key []byte) []byte {
-	t := c.t
-	n := len(t.addr)
-	if n == 0 || n > maxCachedSyms || len(c.extras) > maxExtras || len(t.names.long) > 0 ||
-		t.addr[0] > t.addr[n-1] || len(t.x) > 0 || len(t.fix) > 0 || t.types != nil || t.mod != nil ||
-		len(t.zero) != (n+63)/64 || len(t.byName) == 0 {
+// newSymtabWriter lays out the entry of a table of n symbols for the file
+// whose key is key, with blob 1 strs2 and the absolute symbols extras
+// written; nil when such a table cannot be stored (too many symbols or
+// extras, an extra's name too long).
+func newSymtabWriter(key []byte, kernel bool, n int, strs2 []byte, extras []Sym) *symtabWriter {
+	if n == 0 || n > maxCachedSyms || len(extras) > maxExtras {
 		return nil
 	}
-	var xnames []byte
-	for _, s := range c.extras {
+	xnames := 0
+	for _, s := range extras {
 		if len(s.Name) > 1<<20 {
 			return nil
 		}
-		xnames = append(xnames, s.Name...)
+		xnames += len(s.Name)
 	}
-	b := make([]byte, 0, 64+len(key)+n*(8*4+1)+4*len(t.byName)+32*len(c.extras)+len(t.names.strs2)+len(xnames)+32)
-	b = append(b, symtabMagic...)
-	b = binary.LittleEndian.AppendUint32(b, uint32(len(key)))
-	flags := uint32(0)
-	if c.kernel {
-		flags |= symtabFlagKernel
+	slots := nameSlots(n)
+	hdr := (16 + len(key) + 7) &^ 7
+	cols := hdr + 48
+	size := cols + 8*(4*n+(n+63)/64) + (4*slots+7)&^7 + 32*len(extras) + (len(strs2)+7)&^7 + (xnames+7)&^7 + 4
+	if uint64(size) > maxSymtabFile {
+		return nil
 	}
-	b = binary.LittleEndian.AppendUint32(b, flags)
-	b = pad8(append(b, key...))
-	for _, v := range []uint64{uint64(n), uint64(len(c.extras)), uint64(len(t.byName)), t.seed, uint64(len(t.names.strs2)), uint64(len(xnames))} {
-		b = binary.LittleEndian.AppendUint64(b, v)
+	words := make([]uint64, (size+7)/8)
+	b := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(words))), size)
+	copy(b, symtabMagic)
+	binary.LittleEndian.PutUint32(b[8:], uint32(len(key)))
+	if kernel {
+		binary.LittleEndian.PutUint32(b[12:], symtabFlagKernel)
 	}
-	for _, col := range [][]uint64{t.addr, t.size, t.elfSize, t.name, t.zero} {
-		if col == nil {
-			b = append(b, make([]byte, 8*n)...) // every ELFSize 0
-			continue
-		}
-		for _, v := range col {
-			b = binary.LittleEndian.AppendUint64(b, v)
-		}
+	copy(b[16:], key)
+	for i, v := range []int{n, len(extras), slots, 0, len(strs2), xnames} { // the seed when finished
+		binary.LittleEndian.PutUint64(b[hdr+8*i:], uint64(v))
 	}
-	for _, v := range t.byName {
-		b = binary.LittleEndian.AppendUint32(b, v)
+	w := &symtabWriter{b: b, hdr: hdr}
+	off := cols
+	take := func(m int) []byte {
+		p := b[off : off+m : off+m]
+		off += (m + 7) &^ 7
+		return p
 	}
-	b = pad8(b)
-	off := uint64(0)
-	for _, s := range c.extras {
-		b = binary.LittleEndian.AppendUint64(b, s.Addr)
-		b = binary.LittleEndian.AppendUint64(b, s.Size)
-		b = binary.LittleEndian.AppendUint64(b, s.ELFSize)
-		b = binary.LittleEndian.AppendUint64(b, off<<32|uint64(len(s.Name)))
-		off += uint64(len(s.Name))
+	w.cols = tableColumns{addr: u64s(take(8 * n)), size: u64s(take(8 * n)), elfSize: u64s(take(8 * n)),
+		name: u64s(take(8 * n)), zero: u64s(take(8 * ((n + 63) / 64)))}
+	w.cols.byName = unsafe.Slice((*uint32)(unsafe.Pointer(unsafe.SliceData(take(4*slots)))), slots)
+	xs, xo := take(32*len(extras)), 0
+	for i, s := range extras {
+		x := xs[32*i:]
+		binary.LittleEndian.PutUint64(x, s.Addr)
+		binary.LittleEndian.PutUint64(x[8:], s.Size)
+		binary.LittleEndian.PutUint64(x[16:], s.ELFSize)
+		binary.LittleEndian.PutUint64(x[24:], uint64(xo)<<32|uint64(len(s.Name)))
+		xo += len(s.Name)
 	}
-	b = pad8(append(b, t.names.strs2...))
-	b = pad8(append(b, xnames...))
-	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+	copy(take(len(strs2)), strs2)
+	xn := take(xnames)
+	for _, s := range extras {
+		xn = xn[copy(xn, s.Name):]
+	}
+	return w
+}
+
+// finish returns the entry of t (built in w's columns by buildIn), its
+// names indexed there unless buildIn did, or nil when t cannot be stored
+// (its names are not all in .strtab and blob 1, or the bias wrapped its
+// addresses around 2^64, so that link-time order is not run-time order).
+func (w *symtabWriter) finish(t *Table) []byte {
+	n := len(t.addr)
+	if n == 0 || &t.addr[0] != &w.cols.addr[0] || len(t.names.long) > 0 || len(t.x) > 0 || len(t.fix) > 0 ||
+		t.addr[0] > t.addr[n-1] {
+		return nil
+	}
+	if t.byName == nil {
+		t.indexNames(w.cols.byName, rand.Uint64())
+	}
+	return w.seal(t.seed)
+}
+
+// seal writes the name index's seed and the CRC, and returns the entry.
+func (w *symtabWriter) seal(seed uint64) []byte {
+	binary.LittleEndian.PutUint64(w.b[w.hdr+24:], seed)
+	body := w.b[:len(w.b)-4]
+	binary.LittleEndian.PutUint32(w.b[len(w.b)-4:], crc32.Checksum(body, castagnoli))
+	return w.b
 }
 
 // symtabPrefix checks the magic and key at the start of a cached table
@@ -341,13 +373,3 @@ func (c debugCache) loadSymtab(entry string, key []byte, strs string, bias uint6
 
 // symtabHits counts the tables loaded from the cache (for tests).
 var symtabHits atomic.Int64
-
-// storeSymtab caches in entry the table of the file whose key is key.
-func (c debugCache) storeSymtab(entry string, key []byte, ct cachedSymtab) {
-	if c == "" || key == nil || !littleEndianHost {
-		return
-	}
-	if b := encodeSymtab(ct, key); b != nil {
-		c.store(entry, b)
-	}
-}

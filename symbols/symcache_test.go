@@ -1,6 +1,7 @@
 package symbols
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
@@ -132,6 +133,70 @@ func aligned(b []byte) []byte {
 	return a
 }
 
+// encodeSymtab is the entry readSymbols stores for c's table (built with
+// fill, its names indexed), made by copying the table into a
+// symtabWriter instead of building it there; nil when the table cannot
+// be stored.
+func encodeSymtab(c cachedSymtab, key []byte) []byte {
+	t := c.t
+	n := len(t.addr)
+	if len(t.names.long) > 0 || t.types != nil || t.mod != nil || len(t.x) > 0 || n == 0 || t.addr[0] > t.addr[n-1] {
+		return nil
+	}
+	w := newSymtabWriter(key, c.kernel, n, []byte(t.names.strs2), c.extras)
+	if w == nil || len(t.byName) != len(w.cols.byName) || len(t.zero) != len(w.cols.zero) {
+		return nil
+	}
+	copy(w.cols.addr, t.addr)
+	copy(w.cols.size, t.size)
+	copy(w.cols.elfSize, t.elfSize) // none: every ELFSize 0
+	copy(w.cols.name, t.name)
+	copy(w.cols.zero, t.zero)
+	copy(w.cols.byName, t.byName)
+	return w.seal(t.seed)
+}
+
+// TestSymtabEntryInPlace checks the entry a first run stores, its table
+// built in place, against the table built apart and copied in
+// (encodeSymtab), with the stored entry's name seed.
+func TestSymtabEntryInPlace(t *testing.T) {
+	paths := []string{cachedFile(t)}
+	if dir, err := corpus.Find("prod"); err == nil && !testing.Short() {
+		paths = append(paths, filepath.Join(dir, "kernel", "vmlinux-6.1.0-47-cloud-amd64"))
+	}
+	for _, path := range paths {
+		t.Setenv("UNWIND_DEBUG_CACHE", t.TempDir())
+		f, err := Open(path, 0x1e000000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored, err := os.ReadFile(filepath.Join(string(debugCacheFor(f.ef, path)), "symtab"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := symtabKey(f.ef, f.r, f.mapped)
+		h, _, _, _, ok := symtabPrefix(stored, key)
+		if !ok {
+			t.Fatalf("%s: the stored entry has another key", path)
+		}
+		rel, abs := f.symbolRuns(f.ownSources(), false)
+		tab := rel.build(true)
+		tab.indexNames(make([]uint32, nameSlots(len(tab.addr))), h.seed)
+		want := encodeSymtab(cachedSymtab{t: tab, extras: abs.build(false).syms(), kernel: f.kernel}, key)
+		if want == nil {
+			t.Fatalf("%s: the table cannot be stored", path)
+		}
+		if !bytes.Equal(stored, want) {
+			at := 0
+			for at < min(len(stored), len(want)) && stored[at] == want[at] {
+				at++
+			}
+			t.Errorf("%s: the stored entry (%d bytes) differs from the table copied in (%d bytes) at byte %d", path, len(stored), len(want), at)
+		}
+		f.Close()
+	}
+}
+
 // progSymtab returns the test program's table as the cache stores it, its
 // key and its .strtab.
 func progSymtab(t testing.TB) ([]byte, []byte, string) {
@@ -140,11 +205,11 @@ func progSymtab(t testing.TB) ([]byte, []byte, string) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	rel, abs := f.symbolRuns(f.ownSources())
+	rel, abs := f.symbolRuns(f.ownSources(), false)
+	abs.add(0x1000, 0, 0, abs.nb.ref("absolute"), 0, 0, 0) // an extra to merge
 	tab := rel.build(true)
 	tab.hashNames()
 	key := symtabKey(f.ef, f.r, f.mapped)
-	abs.add(0x1000, 0, 0, abs.nb.ref("absolute"), 0, 0, 0) // an extra to merge
 	b := encodeSymtab(cachedSymtab{t: tab, extras: abs.build(false).syms()}, key)
 	if b == nil {
 		t.Fatal("the test program's table cannot be stored")

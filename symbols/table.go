@@ -171,6 +171,12 @@ type tableBuilder struct {
 	modIx                     map[string]uint32
 	nb                        nameBuilder
 	bias                      uint64 // the run-time address is addr+bias
+
+	// The low 32 bits of strHash(seed, name) of each symbol, when its
+	// adder took them (nil otherwise): buildIn then makes the name index
+	// of a table it places.
+	hash []uint32
+	seed uint64
 }
 
 // grow makes room for n more symbols.
@@ -264,65 +270,106 @@ func (b *tableBuilder) aliasOrder(ai, bi int, names *tableNames) int {
 // sorted by run-time address, then rank, then aliasOrder; exact
 // duplicates (name, module and address) dropped; and, when fill is set,
 // every size of 0 filled from the next higher address (up to maxFill).
-func (b *tableBuilder) build(fill bool) *Table {
+func (b *tableBuilder) build(fill bool) *Table { return b.buildIn(fill, nil) }
+
+// tableColumns are arrays of a table built in place (buildIn): its
+// addresses, sizes, ELF sizes, nameRefs and zero bits, and its name
+// index (nameSlots of its size), zeroed.
+type tableColumns struct {
+	addr, size, elfSize, name, zero []uint64
+	byName                          []uint32
+}
+
+// buildIn is build with the table's columns in the arrays place gives
+// for its n symbols (a debug cache entry being made: symtabWriter), or
+// fresh ones when place is nil or returns nil. place is used only with
+// fill, and only for a table without type letters and modules (an ELF
+// file's).
+func (b *tableBuilder) buildIn(fill bool, place func(n int) *tableColumns) *Table {
 	names := b.nb.names()
-	keys := make([]tableKey, len(b.addr))
-	for i, a := range b.addr {
-		keys[i] = tableKey{a + b.bias, i}
-	}
-	sortKeys(keys, func(x, y int) int {
+	order := b.sortedOrder(func(x, y int) int {
 		if c := cmp.Compare(b.rank[x], b.rank[y]); c != 0 {
 			return c
 		}
 		return b.aliasOrder(x, y, &names)
 	})
-	n := len(keys)
-	t := &Table{
-		addr: make([]uint64, 0, n), size: make([]uint64, 0, n), name: make([]uint64, 0, n),
-		bias: b.bias, names: names, mods: b.mods,
-	}
-	if b.elfSize != nil {
-		t.elfSize = make([]uint64, 0, n)
-	}
-	if b.typ != nil {
-		t.types = make([]byte, 0, n)
-	}
-	if b.mod != nil {
-		t.mod = make([]uint32, 0, n)
-	}
-	// Drop duplicates: the same name and module at one address.
+	// Drop duplicates: the same name and module at one address (one
+	// link-time address is one run-time address). order is compacted in
+	// place.
+	kept := order[:0]
 	groupStart := 0
-	for k, key := range keys {
-		i := key.i
-		if k > 0 && key.addr != keys[k-1].addr {
-			groupStart = len(t.addr)
+	prev := uint64(0)
+	for k, v := range order {
+		i := int(v)
+		if a := b.addr[i]; k == 0 || a != prev {
+			groupStart, prev = len(kept), a
 		}
 		ref, mod := b.name[i], b.modAt(i)
 		dup := false
-		for j := len(t.addr) - 1; j >= groupStart; j-- {
-			if (t.name[j] == ref || t.names.at(t.name[j]) == t.names.at(ref)) && t.modIndex(j) == mod {
+		for j := len(kept) - 1; j >= groupStart; j-- {
+			r := b.name[kept[j]]
+			if (r == ref || names.at(r) == names.at(ref)) && b.modAt(int(kept[j])) == mod {
 				dup = true
 				break
 			}
 		}
-		if dup {
-			continue
+		if !dup {
+			kept = append(kept, v)
 		}
-		t.addr = append(t.addr, b.addr[i])
-		t.size = append(t.size, b.size[i])
-		t.name = append(t.name, ref)
-		if t.elfSize != nil {
-			t.elfSize = append(t.elfSize, b.elfSize[i])
+	}
+	n := len(kept)
+	t := &Table{bias: b.bias, names: names, mods: b.mods}
+	var cols *tableColumns
+	if place != nil && fill && b.typ == nil && b.mod == nil {
+		cols = place(n)
+	}
+	if cols != nil {
+		t.addr, t.size, t.elfSize, t.name, t.zero = cols.addr[:n], cols.size[:n], cols.elfSize[:n], cols.name[:n], cols.zero
+	} else {
+		t.addr, t.size, t.name = make([]uint64, n), make([]uint64, n), make([]uint64, n)
+		if b.elfSize != nil {
+			t.elfSize = make([]uint64, n)
+		}
+		if b.typ != nil {
+			t.types = make([]byte, n)
+		}
+		if b.mod != nil {
+			t.mod = make([]uint32, n)
+		}
+	}
+	for k, v := range kept {
+		i := int(v)
+		t.addr[k], t.size[k], t.name[k] = b.addr[i], b.size[i], b.name[i]
+		if b.elfSize != nil {
+			t.elfSize[k] = b.elfSize[i]
 		}
 		if t.types != nil {
-			t.types = append(t.types, b.typ[i])
+			t.types[k] = b.typ[i]
 		}
 		if t.mod != nil {
-			t.mod = append(t.mod, mod)
+			t.mod[k] = b.mod[i]
 		}
 	}
 	if fill {
 		t.fillSizes()
+	}
+	if cols != nil && b.hash != nil && len(cols.byName) == nameSlots(n) {
+		// indexNames with the hashes the builder took.
+		t.seed, t.byName = b.seed, cols.byName
+		mask := uint64(len(t.byName) - 1)
+		for k, v := range kept {
+			h := b.hash[v]
+			for s := uint64(h) & mask; ; s = (s + 1) & mask {
+				j := t.byName[s]
+				if j == 0 {
+					t.byName[s] = uint32(k + 1)
+					break
+				}
+				if b.hash[kept[j-1]] == h && t.nameAt(int(j-1)) == t.nameAt(k) {
+					break
+				}
+			}
+		}
 	}
 	return t
 }
@@ -335,10 +382,13 @@ func (b *tableBuilder) modAt(i int) uint32 {
 }
 
 // fillSizes gives every symbol whose size is 0 the distance to the next
-// higher address when that is at most maxFill, and marks them in t.zero.
+// higher address when that is at most maxFill, and marks them in t.zero
+// (made here unless buildIn placed it, zeroed).
 func (t *Table) fillSizes() {
 	n := len(t.addr)
-	t.zero = make([]uint64, (n+63)/64)
+	if t.zero == nil {
+		t.zero = make([]uint64, (n+63)/64)
+	}
 	next := n
 	for i := n - 1; i >= 0; i-- {
 		if i+1 < n && t.addr[i+1] != t.addr[i] {
@@ -353,6 +403,135 @@ func (t *Table) fillSizes() {
 				t.size[i] = gap
 			}
 		}
+	}
+}
+
+// sortedOrder returns the indices of b's symbols sorted by run-time
+// address, then by tie (which compares builder indices). A table has
+// 100k+ symbols and few aliases: the addresses are sorted packed with
+// their indices into single words (packedOrder), or, when they do not
+// pack, with sortKeys; then each run of one address with tie.
+func (b *tableBuilder) sortedOrder(tie func(x, y int) int) []uint64 {
+	n := len(b.addr)
+	keys, idxBits := b.packedOrder()
+	if keys == nil {
+		tk := make([]tableKey, n)
+		for i, a := range b.addr {
+			tk[i] = tableKey{a + b.bias, i}
+		}
+		sortKeys(tk, tie)
+		order := make([]uint64, n)
+		for k := range tk {
+			order[k] = uint64(tk[k].i)
+		}
+		return order
+	}
+	mask := uint64(1)<<idxBits - 1
+	for i := 0; i < n; {
+		j := i + 1
+		for j < n && keys[j]>>idxBits == keys[i]>>idxBits {
+			j++
+		}
+		if j-i > 1 {
+			slices.SortFunc(keys[i:j], func(x, y uint64) int { return tie(int(x&mask), int(y&mask)) })
+		}
+		i = j
+	}
+	for k := range keys {
+		keys[k] &= mask
+	}
+	return keys
+}
+
+// granuleBits is the size of the address granules packedOrder ranks: 16
+// MiB, so that a vmlinux's symbols (per-cpu ones near 0, the kernel's
+// from 0xffffffff81000000) lie in a handful.
+const granuleBits = 24
+
+// maxGranules bounds how many granules packedOrder ranks.
+const maxGranules = 1 << 12
+
+// packedOrder sorts b's symbols by run-time address, equal addresses in
+// index order, as words that hold, from the top, the rank of the
+// address's granule among those the symbols lie in, the address's offset
+// in its granule, and the symbol's index (the low idxBits). It returns
+// nil when they do not fit in 64 bits (more than maxGranules granules,
+// or too many symbols).
+func (b *tableBuilder) packedOrder() (keys []uint64, idxBits int) {
+	n := len(b.addr)
+	idxBits = bits.Len(uint(max(n-1, 1)))
+	room := 64 - granuleBits - idxBits
+	if room <= 0 {
+		return nil, 0
+	}
+	// The granules, sorted; symbols in a row mostly share one.
+	var gs []uint64
+	last := uint64(0)
+	for i, a := range b.addr {
+		g := (a + b.bias) >> granuleBits
+		if i > 0 && g == last {
+			continue
+		}
+		last = g
+		if j, found := slices.BinarySearch(gs, g); !found {
+			if len(gs) == min(maxGranules, 1<<room) {
+				return nil, 0
+			}
+			gs = slices.Insert(gs, j, g)
+		}
+	}
+	keys = make([]uint64, n)
+	rank := 0
+	for i, a := range b.addr {
+		a += b.bias
+		if g := a >> granuleBits; i == 0 || g != last {
+			last = g
+			rank, _ = slices.BinarySearch(gs, g)
+		}
+		keys[i] = uint64(rank)<<(granuleBits+idxBits) | (a&(1<<granuleBits-1))<<idxBits | uint64(i)
+	}
+	radixSort(keys, idxBits, granuleBits+bits.Len(uint(len(gs)-1)))
+	return keys, idxBits
+}
+
+// radixSort sorts keys by their bits [lo, lo+width) (those above are 0),
+// stably: least significant digit first, digits of up to 11 bits,
+// skipping a digit every key shares.
+func radixSort(keys []uint64, lo, width int) {
+	n := len(keys)
+	if n < 2 || width <= 0 {
+		return
+	}
+	passes := (width + 10) / 11
+	w := (width + passes - 1) / passes
+	size := 1 << w
+	counts := make([]int, passes*size)
+	for _, k := range keys {
+		k >>= lo
+		for p := range passes {
+			counts[p*size+int(k>>(p*w))&(size-1)]++
+		}
+	}
+	src, dst := keys, make([]uint64, n)
+	for p := range passes {
+		c := counts[p*size : (p+1)*size]
+		shift := lo + p*w
+		if c[int(keys[0]>>shift)&(size-1)] == n {
+			continue // every key has this digit
+		}
+		sum := 0
+		for d := range c {
+			c[d], sum = sum, sum+c[d]
+		}
+		for _, k := range src {
+			d := int(k>>shift) & (size - 1)
+			dst[c[d]] = k
+			c[d]++
+		}
+		src, dst = dst, src
+	}
+	if &src[0] != &keys[0] {
+		copy(keys, src)
 	}
 }
 
@@ -800,14 +979,23 @@ func (t *Table) extrasBefore(b int) int {
 // hashNames makes the name index ByName probes, on first use when the
 // table has none: most tables (a vmlinux's 100k+ symbols) are looked up by
 // name a few times at most, so the index is a hash of each name, not a
-// sorted list. Symbols are inserted in address order, so each name's slot
-// holds its lowest-addressed symbol.
+// sorted list.
 func (t *Table) hashNames() {
 	if t.byName != nil || len(t.addr) == 0 {
 		return
 	}
-	t.seed = rand.Uint64()
-	t.byName = make([]uint32, 1<<bits.Len(uint(2*len(t.addr)-1))) // at most half full
+	t.indexNames(make([]uint32, nameSlots(len(t.addr))), rand.Uint64())
+}
+
+// nameSlots is the size of the name index of n > 0 symbols: at most half
+// full.
+func nameSlots(n int) int { return 1 << bits.Len(uint(2*n-1)) }
+
+// indexNames makes the name index in slots (nameSlots of the table's
+// size, zeroed) with hash seed seed. Symbols are inserted in address
+// order, so each name's slot holds its lowest-addressed symbol.
+func (t *Table) indexNames(slots []uint32, seed uint64) {
+	t.seed, t.byName = seed, slots
 	mask := uint64(len(t.byName) - 1)
 	for i := range t.addr {
 		name := t.nameAt(i)
