@@ -5,6 +5,8 @@ import (
 	"debug/elf"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/unwind-dev/unwind/internal/corpus"
@@ -367,4 +369,92 @@ func BenchmarkReadSymbolsVmlinuxFirst(b *testing.B) {
 		b.Fatalf("no cache entry: %v", err)
 	}
 	b.ReportMetric(float64(entries)*float64(b.N)/b.Elapsed().Seconds(), "symbols/s")
+}
+
+// taskdumpPCs returns the distinct lookup pcs (return address - 1) of
+// the stacks the kernel printed for sysrq t in the task dump's console log
+// (the frames it was sure of, not those marked "?"), as link-time
+// addresses of vmlinux: about the pcs `unwind bt --tasks` looks up in it.
+func taskdumpPCs(b *testing.B, f *File) []uint64 {
+	log, err := os.ReadFile(filepath.Join(corpus.TaskDumpDir(), "serial.log"))
+	if err != nil {
+		b.Skip(err)
+	}
+	_, after, ok := strings.Cut(string(log), "TASKDUMP-SYSRQ-T")
+	if !ok {
+		b.Skip("no sysrq t print in serial.log")
+	}
+	seen := map[uint64]bool{}
+	var pcs []uint64
+	for _, ln := range strings.Split(after, "\n") {
+		_, fr, ok := strings.Cut(ln, "]  ")
+		if !ok || strings.HasPrefix(fr, "?") {
+			continue
+		}
+		name, rest, ok := strings.Cut(fr, "+0x")
+		off, _, ok2 := strings.Cut(rest, "/")
+		if !ok || !ok2 {
+			continue
+		}
+		o, err := strconv.ParseUint(off, 16, 64)
+		s, found := f.Syms.ByName(name)
+		if err != nil || !found || o == 0 {
+			continue
+		}
+		if pc := s.Addr + o - 1 - f.Bias; !seen[pc] {
+			seen[pc] = true
+			pcs = append(pcs, pc)
+		}
+	}
+	if len(pcs) == 0 {
+		b.Skip("no frames in serial.log")
+	}
+	return pcs
+}
+
+// BenchmarkDWARFColdLinesTasks300 times the source lines of the task
+// dump's stacks (taskdumpPCs) on a first run: each op starts with an
+// empty debug cache, reads the DWARF sections of the mapped vmlinux,
+// makes the unit index from .debug_aranges and loads every unit the pcs
+// land in (line table index, functions, inlined scopes), caching them as
+// `unwind bt --tasks` does. units/op is the units loaded.
+func BenchmarkDWARFColdLinesTasks300(b *testing.B) {
+	_, vmlinux := corpus.TaskDump(b)
+	b.Setenv("UNWIND_DEBUG_CACHE", b.TempDir())
+	f, err := Open(vmlinux, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	pcs := taskdumpPCs(b, f)
+	ef, r, path, mapped := f.ef, f.r, f.Path, f.mapped
+	cache := debugCacheFor(ef, path)
+	var buf []Line
+	units := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		os.RemoveAll(string(cache))
+		b.StartTimer()
+		d, key, st, err := readDWARF(ef, r, path, mapped)
+		if err != nil {
+			b.Fatal(err)
+		}
+		x, err := indexDWARF(d, key, st, cache)
+		if err != nil || x.ar == nil {
+			b.Fatalf("no aranges index: %v", err)
+		}
+		for _, pc := range pcs {
+			buf = x.lines(pc, buf[:0])
+		}
+		units = 0
+		for _, au := range x.ar.units {
+			if au != nil && au.u != nil {
+				units++
+			}
+		}
+	}
+	b.ReportMetric(float64(units), "units/op")
+	b.ReportMetric(float64(len(pcs)), "pcs")
+	b.ReportMetric(float64(units)*float64(b.N)/b.Elapsed().Seconds(), "units/s")
 }
