@@ -15,6 +15,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -25,6 +26,14 @@ type abbrev struct {
 	tag      Tag
 	children bool
 	field    []afield
+	// For NextIf's stepping over an entry: the bytes of its attributes
+	// when every form has a fixed size in a unit of 8-byte addresses and
+	// 32-bit DWARF (fixedSize, -1 if any has not), and where its
+	// DW_AT_sibling is among them (sibAt, sibSize; sibSize 0: none).
+	fixed   int32
+	sibAt   int32
+	sibSize int8
+	ok      bool // an abbreviation of the table (abbrevTable.dense)
 }
 
 type afield struct {
@@ -34,8 +43,89 @@ type afield struct {
 	val   int64 // for formImplicitConst
 }
 
-// a map from entry format ids to their descriptions
-type abbrevTable map[uint32]abbrev
+// abbrevTable maps entry format ids to their descriptions: ids up to
+// len(dense) (a producer numbers them 1, 2, ...) by dense[id-1], others
+// by more.
+type abbrevTable struct {
+	dense []abbrev
+	more  map[uint32]*abbrev
+}
+
+// get returns the abbreviation id, or nil.
+func (t *abbrevTable) get(id uint32) *abbrev {
+	if id-1 < uint32(len(t.dense)) {
+		if a := &t.dense[id-1]; a.ok {
+			return a
+		}
+		return nil
+	}
+	return t.more[id]
+}
+
+// add makes a the abbreviation id (the last of an id given twice wins).
+func (t *abbrevTable) add(id uint32, a abbrev) {
+	a.ok = true
+	switch {
+	case id-1 < uint32(len(t.dense)):
+		t.dense[id-1] = a
+	case id-1 == uint32(len(t.dense)) && t.more[id] == nil:
+		t.dense = append(t.dense, a)
+	default:
+		if t.more == nil {
+			t.more = make(map[uint32]*abbrev)
+		}
+		t.more[id] = &a
+	}
+}
+
+// setFixed sets a.fixed, a.sibAt and a.sibSize (see abbrev).
+func (a *abbrev) setFixed() {
+	a.fixed, a.sibAt, a.sibSize = 0, 0, 0
+	for i := range a.field {
+		f := &a.field[i]
+		n := fixedFormSize(f.fmt)
+		if n < 0 {
+			a.fixed, a.sibSize = -1, 0
+			return
+		}
+		if f.attr == AttrSibling {
+			switch f.fmt {
+			case formRef1, formRef2, formRef4, formRef8:
+				a.sibAt, a.sibSize = a.fixed, int8(n)
+			default:
+				a.fixed, a.sibSize = -1, 0 // left to the loop of skipAttrs
+				return
+			}
+		}
+		a.fixed += int32(n)
+	}
+}
+
+// fixedFormSize returns the size of an attribute of form f in a unit of
+// 8-byte addresses and 32-bit DWARF, or -1 when it varies (or skipAttrs
+// does not step over the form).
+func fixedFormSize(f format) int {
+	switch f {
+	case formAddr:
+		return 8
+	case formFlagPresent, formImplicitConst:
+		return 0
+	case formData1, formFlag, formStrx1, formAddrx1, formRef1:
+		return 1
+	case formData2, formStrx2, formAddrx2, formRef2:
+		return 2
+	case formStrx3, formAddrx3:
+		return 3
+	case formData4, formStrx4, formAddrx4, formRefSup4, formRef4,
+		formStrp, formLineStrp, formSecOffset, formGnuRefAlt, formGnuStrpAlt, formStrpSup:
+		return 4
+	case formData8, formRefSig8, formRefSup8, formRef8:
+		return 8
+	case formData16:
+		return 16
+	}
+	return -1
+}
 
 // abbrevs is the abbreviation table of one or more units, parsed on first
 // use; a unit's first entry is decoded without parsing the whole table.
@@ -77,19 +167,22 @@ func (a *abbrevs) table() (abbrevTable, error) {
 // before the table has been parsed, it parses the table only as far as id:
 // reading every unit's first entry (its ranges, its line table) then costs
 // one abbreviation per unit.
-func (a *abbrevs) lookup(id uint32, first bool) (abbrev, bool, error) {
+func (a *abbrevs) lookup(id uint32, first bool) (*abbrev, bool, error) {
 	if first && !a.done.Load() {
 		m, err := a.d.parseAbbrev(a.off, a.vers, id)
-		if ab, ok := m[id]; ok || err != nil {
-			return ab, ok, err
+		if err != nil {
+			return nil, false, err
+		}
+		if ab := m.get(id); ab != nil {
+			return ab, true, nil
 		}
 	}
 	m, err := a.table()
 	if err != nil {
-		return abbrev{}, false, err
+		return nil, false, err
 	}
-	ab, ok := m[id]
-	return ab, ok, nil
+	ab := m.get(id)
+	return ab, ab != nil, nil
 }
 
 // parseAbbrev returns the abbreviation table that starts at byte off
@@ -120,7 +213,8 @@ func (d *Data) parseAbbrevIn(data []byte, off uint64, vers int, stop uint32) (_ 
 
 	// Error handling is simplified by the buf getters
 	// returning an endless stream of 0s after an error.
-	m := make(abbrevTable)
+	var m abbrevTable
+	var fields []afield
 	for {
 		// Table ends with id == 0.
 		id := uint32(b.uint())
@@ -144,49 +238,39 @@ func (d *Data) parseAbbrevIn(data []byte, off uint64, vers int, stop uint32) (_ 
 			continue
 		}
 
-		// Walk over attributes, counting.
-		n := 0
-		b1 := b // Read from copy of b.
-		b1.uint()
-		b1.uint8()
-		for {
-			tag := b1.uint()
-			fmt := b1.uint()
-			if tag == 0 && fmt == 0 {
-				break
-			}
-			if format(fmt) == formImplicitConst {
-				b1.int()
-			}
-			n++
-		}
-		if b1.err != nil {
-			return nil, len(b1.data) == 0, b1.err
-		}
-
-		// Walk over attributes again, this time writing them down.
+		// The attributes, in the table's one array of them (an
+		// abbreviation's field keeps its part of it, even after the
+		// array moves on growing).
 		var a abbrev
 		a.tag = Tag(b.uint())
 		a.children = b.uint8() != 0
-		a.field = make([]afield, n)
-		for i := range a.field {
-			a.field[i].attr = Attr(b.uint())
-			a.field[i].fmt = format(b.uint())
-			a.field[i].class = formToClass(a.field[i].fmt, a.field[i].attr, vers, &b)
-			if a.field[i].fmt == formImplicitConst {
-				a.field[i].val = b.int()
+		start := len(fields)
+		for {
+			attr := b.uint()
+			fmt := b.uint()
+			if attr == 0 && fmt == 0 {
+				break
 			}
+			f := afield{attr: Attr(attr), fmt: format(fmt)}
+			f.class = formToClass(f.fmt, f.attr, vers, &b)
+			if f.fmt == formImplicitConst {
+				f.val = b.int()
+			}
+			fields = append(fields, f)
 		}
-		b.uint()
-		b.uint()
+		if b.err != nil {
+			return abbrevTable{}, len(b.data) == 0, b.err
+		}
+		a.field = fields[start:len(fields):len(fields)]
 
-		m[id] = a
+		a.setFixed()
+		m.add(id, a)
 		if id == stop {
 			break
 		}
 	}
 	if b.err != nil {
-		return nil, len(b.data) == 0, b.err
+		return abbrevTable{}, len(b.data) == 0, b.err
 	}
 	return m, len(b.data) == 0, nil
 }
@@ -273,8 +357,10 @@ func formToClass(form format, attr Attr, vers int, b *buf) Class {
 		// DWARF 4 attributes need to distinguish Class*Ptr
 		// from ClassConstant, so we only do this promotion
 		// for versions 2 and 3.
-		if class, ok := attrPtrClass[attr]; vers < 4 && ok {
-			return class
+		if vers < 4 {
+			if class, ok := attrPtrClass[attr]; ok {
+				return class
+			}
 		}
 		return ClassConstant
 
@@ -495,7 +581,6 @@ type Offset uint32
 // Entry reads a single entry from buf, decoding
 // according to the given abbreviation table.
 func (b *buf) entry(cu *Entry, u *unit) *Entry {
-	ubase, vers := u.base, u.vers
 	off := b.off
 	id := uint32(b.uint())
 	if id == 0 {
@@ -518,302 +603,316 @@ func (b *buf) entry(cu *Entry, u *unit) *Entry {
 		Children: a.children,
 		Field:    make([]Field, len(a.field)),
 	}
-
-	resolveStrx := func(strBase, off uint64) string {
-		off += strBase
-		if uint64(int(off)) != off {
-			b.error("DW_FORM_strx offset out of range")
-		}
-
-		b1 := makeBuf(b.dwarf, b.format, "str_offsets", 0, b.dwarf.strOffsets)
-		b1.skip(int(off))
-		is64, _ := b.format.dwarf64()
-		if is64 {
-			off = b1.uint64()
-		} else {
-			off = uint64(b1.uint32())
-		}
-		if b1.err != nil {
-			b.err = b1.err
-			return ""
-		}
-		if uint64(int(off)) != off {
-			b.error("DW_FORM_strx indirect offset out of range")
-		}
-		b1 = makeBuf(b.dwarf, b.format, "str", 0, b.dwarf.str)
-		b1.skip(int(off))
-		val := b1.string()
-		if b1.err != nil {
-			b.err = b1.err
-		}
-		return val
-	}
-
-	resolveRnglistx := func(rnglistsBase, off uint64) uint64 {
-		is64, _ := b.format.dwarf64()
-		if is64 {
-			off *= 8
-		} else {
-			off *= 4
-		}
-		off += rnglistsBase
-		if uint64(int(off)) != off {
-			b.error("DW_FORM_rnglistx offset out of range")
-		}
-
-		b1 := makeBuf(b.dwarf, b.format, "rnglists", 0, b.dwarf.rngLists)
-		b1.skip(int(off))
-		if is64 {
-			off = b1.uint64()
-		} else {
-			off = uint64(b1.uint32())
-		}
-		if b1.err != nil {
-			b.err = b1.err
-			return 0
-		}
-		if uint64(int(off)) != off {
-			b.error("DW_FORM_rnglistx indirect offset out of range")
-		}
-		return rnglistsBase + off
-	}
-
 	for i := range e.Field {
-		e.Field[i].Attr = a.field[i].attr
-		e.Field[i].Class = a.field[i].class
-		fmt := a.field[i].fmt
-		if fmt == formIndirect {
-			fmt = format(b.uint())
-			e.Field[i].Class = formToClass(fmt, a.field[i].attr, vers, b)
+		if !b.attr(u, &a.field[i], &e.Field[i]) {
+			return nil
 		}
-		var val any
-		switch fmt {
-		default:
-			b.error("unknown entry attr format 0x" + strconv.FormatInt(int64(fmt), 16))
-
-		// address
-		case formAddr:
-			val = b.addr()
-		case formAddrx, formAddrx1, formAddrx2, formAddrx3, formAddrx4:
-			var off uint64
-			switch fmt {
-			case formAddrx:
-				off = b.uint()
-			case formAddrx1:
-				off = uint64(b.uint8())
-			case formAddrx2:
-				off = uint64(b.uint16())
-			case formAddrx3:
-				off = uint64(b.uint24())
-			case formAddrx4:
-				off = uint64(b.uint32())
-			}
-			if b.dwarf.addr == nil {
-				b.error("DW_FORM_addrx with no .debug_addr section")
-			}
-			if b.err != nil {
-				return nil
-			}
-
-			addrBase := int64(u.addrBase())
-			var err error
-			val, err = b.dwarf.debugAddr(b.format, uint64(addrBase), off)
-			if err != nil {
-				if b.err == nil {
-					b.err = err
-				}
-				return nil
-			}
-
-		// block
-		case formDwarfBlock1:
-			val = b.bytes(int(b.uint8()))
-		case formDwarfBlock2:
-			val = b.bytes(int(b.uint16()))
-		case formDwarfBlock4:
-			val = b.bytes(int(b.uint32()))
-		case formDwarfBlock:
-			val = b.bytes(int(b.uint()))
-
-		// constant
-		case formData1:
-			val = int64(b.uint8())
-		case formData2:
-			val = int64(b.uint16())
-		case formData4:
-			val = int64(b.uint32())
-		case formData8:
-			val = int64(b.uint64())
-		case formData16:
-			val = b.bytes(16)
-		case formSdata:
-			val = b.int()
-		case formUdata:
-			val = int64(b.uint())
-		case formImplicitConst:
-			val = a.field[i].val
-
-		// flag
-		case formFlag:
-			val = b.uint8() == 1
-		// New in DWARF 4.
-		case formFlagPresent:
-			// The attribute is implicitly indicated as present, and no value is
-			// encoded in the debugging information entry itself.
-			val = true
-
-		// reference to other entry
-		case formRefAddr:
-			vers := b.format.version()
-			if vers == 0 {
-				b.error("unknown version for DW_FORM_ref_addr")
-			} else if vers == 2 {
-				val = Offset(b.addr())
-			} else {
-				is64, known := b.format.dwarf64()
-				if !known {
-					b.error("unknown size for DW_FORM_ref_addr")
-				} else if is64 {
-					val = Offset(b.uint64())
-				} else {
-					val = Offset(b.uint32())
-				}
-			}
-		case formRef1:
-			val = Offset(b.uint8()) + ubase
-		case formRef2:
-			val = Offset(b.uint16()) + ubase
-		case formRef4:
-			val = Offset(b.uint32()) + ubase
-		case formRef8:
-			val = Offset(b.uint64()) + ubase
-		case formRefUdata:
-			val = Offset(b.uint()) + ubase
-
-		// string
-		case formString:
-			val = b.string()
-		case formStrp, formLineStrp:
-			var off uint64 // offset into .debug_str
-			is64, known := b.format.dwarf64()
-			if !known {
-				b.error("unknown size for DW_FORM_strp/line_strp")
-			} else if is64 {
-				off = b.uint64()
-			} else {
-				off = uint64(b.uint32())
-			}
-			if uint64(int(off)) != off {
-				b.error("DW_FORM_strp/line_strp offset out of range")
-			}
-			if b.err != nil {
-				return nil
-			}
-			var b1 buf
-			if fmt == formStrp {
-				b1 = makeBuf(b.dwarf, b.format, "str", 0, b.dwarf.str)
-			} else {
-				if len(b.dwarf.lineStr) == 0 {
-					b.error("DW_FORM_line_strp with no .debug_line_str section")
-					return nil
-				}
-				b1 = makeBuf(b.dwarf, b.format, "line_str", 0, b.dwarf.lineStr)
-			}
-			b1.skip(int(off))
-			val = b1.string()
-			if b1.err != nil {
-				b.err = b1.err
-				return nil
-			}
-		case formStrx, formStrx1, formStrx2, formStrx3, formStrx4:
-			var off uint64
-			switch fmt {
-			case formStrx:
-				off = b.uint()
-			case formStrx1:
-				off = uint64(b.uint8())
-			case formStrx2:
-				off = uint64(b.uint16())
-			case formStrx3:
-				off = uint64(b.uint24())
-			case formStrx4:
-				off = uint64(b.uint32())
-			}
-			if len(b.dwarf.strOffsets) == 0 {
-				b.error("DW_FORM_strx with no .debug_str_offsets section")
-			}
-			is64, known := b.format.dwarf64()
-			if !known {
-				b.error("unknown offset size for DW_FORM_strx")
-			}
-			if b.err != nil {
-				return nil
-			}
-			if is64 {
-				off *= 8
-			} else {
-				off *= 4
-			}
-
-			strBase := int64(u.strOffsetsBase())
-			val = resolveStrx(uint64(strBase), off)
-
-		case formStrpSup:
-			is64, known := b.format.dwarf64()
-			if !known {
-				b.error("unknown size for DW_FORM_strp_sup")
-			} else if is64 {
-				val = b.uint64()
-			} else {
-				val = b.uint32()
-			}
-
-		// lineptr, loclistptr, macptr, rangelistptr
-		// New in DWARF 4, but clang can generate them with -gdwarf-2.
-		// Section reference, replacing use of formData4 and formData8.
-		case formSecOffset, formGnuRefAlt, formGnuStrpAlt:
-			is64, known := b.format.dwarf64()
-			if !known {
-				b.error("unknown size for form 0x" + strconv.FormatInt(int64(fmt), 16))
-			} else if is64 {
-				val = int64(b.uint64())
-			} else {
-				val = int64(b.uint32())
-			}
-
-		// exprloc
-		// New in DWARF 4.
-		case formExprloc:
-			val = b.bytes(int(b.uint()))
-
-		// reference
-		// New in DWARF 4.
-		case formRefSig8:
-			// 64-bit type signature.
-			val = b.uint64()
-		case formRefSup4:
-			val = b.uint32()
-		case formRefSup8:
-			val = b.uint64()
-
-		// loclist
-		case formLoclistx:
-			val = b.uint()
-
-		// rnglist
-		case formRnglistx:
-			off := b.uint()
-
-			rnglistsBase := int64(u.rngListsBase())
-			val = resolveRnglistx(uint64(rnglistsBase), off)
-		}
-
-		e.Field[i].Val = val
 	}
 	if b.err != nil {
 		return nil
 	}
 	return e
+}
+
+// resolveStrx returns the string at index off of the string offsets at
+// strBase (DW_FORM_strx*).
+func (b *buf) resolveStrx(strBase, off uint64) string {
+	off += strBase
+	if uint64(int(off)) != off {
+		b.error("DW_FORM_strx offset out of range")
+	}
+
+	b1 := makeBuf(b.dwarf, b.format, "str_offsets", 0, b.dwarf.strOffsets)
+	b1.skip(int(off))
+	is64, _ := b.format.dwarf64()
+	if is64 {
+		off = b1.uint64()
+	} else {
+		off = uint64(b1.uint32())
+	}
+	if b1.err != nil {
+		b.err = b1.err
+		return ""
+	}
+	if uint64(int(off)) != off {
+		b.error("DW_FORM_strx indirect offset out of range")
+	}
+	b1 = makeBuf(b.dwarf, b.format, "str", 0, b.dwarf.str)
+	b1.skip(int(off))
+	val := b1.string()
+	if b1.err != nil {
+		b.err = b1.err
+	}
+	return val
+}
+
+// resolveRnglistx returns the offset of range list off of the range
+// lists at rnglistsBase (DW_FORM_rnglistx).
+func (b *buf) resolveRnglistx(rnglistsBase, off uint64) uint64 {
+	is64, _ := b.format.dwarf64()
+	if is64 {
+		off *= 8
+	} else {
+		off *= 4
+	}
+	off += rnglistsBase
+	if uint64(int(off)) != off {
+		b.error("DW_FORM_rnglistx offset out of range")
+	}
+
+	b1 := makeBuf(b.dwarf, b.format, "rnglists", 0, b.dwarf.rngLists)
+	b1.skip(int(off))
+	if is64 {
+		off = b1.uint64()
+	} else {
+		off = uint64(b1.uint32())
+	}
+	if b1.err != nil {
+		b.err = b1.err
+		return 0
+	}
+	if uint64(int(off)) != off {
+		b.error("DW_FORM_rnglistx indirect offset out of range")
+	}
+	return rnglistsBase + off
+}
+
+// attr decodes into f the attribute af of an entry of unit u, false when
+// the entry cannot be decoded (b.err then says why, or the entry is to be
+// dropped as entry drops it).
+func (b *buf) attr(u *unit, af *afield, f *Field) bool {
+	ubase, vers := u.base, u.vers
+	f.Attr = af.attr
+	f.Class = af.class
+	fmt := af.fmt
+	if fmt == formIndirect {
+		fmt = format(b.uint())
+		f.Class = formToClass(fmt, af.attr, vers, b)
+	}
+	var val any
+	switch fmt {
+	default:
+		b.error("unknown entry attr format 0x" + strconv.FormatInt(int64(fmt), 16))
+
+	// address
+	case formAddr:
+		val = b.addr()
+	case formAddrx, formAddrx1, formAddrx2, formAddrx3, formAddrx4:
+		var off uint64
+		switch fmt {
+		case formAddrx:
+			off = b.uint()
+		case formAddrx1:
+			off = uint64(b.uint8())
+		case formAddrx2:
+			off = uint64(b.uint16())
+		case formAddrx3:
+			off = uint64(b.uint24())
+		case formAddrx4:
+			off = uint64(b.uint32())
+		}
+		if b.dwarf.addr == nil {
+			b.error("DW_FORM_addrx with no .debug_addr section")
+		}
+		if b.err != nil {
+			return false
+		}
+
+		addrBase := int64(u.addrBase())
+		var err error
+		val, err = b.dwarf.debugAddr(b.format, uint64(addrBase), off)
+		if err != nil {
+			if b.err == nil {
+				b.err = err
+			}
+			return false
+		}
+
+	// block
+	case formDwarfBlock1:
+		val = b.bytes(int(b.uint8()))
+	case formDwarfBlock2:
+		val = b.bytes(int(b.uint16()))
+	case formDwarfBlock4:
+		val = b.bytes(int(b.uint32()))
+	case formDwarfBlock:
+		val = b.bytes(int(b.uint()))
+
+	// constant
+	case formData1:
+		val = int64(b.uint8())
+	case formData2:
+		val = int64(b.uint16())
+	case formData4:
+		val = int64(b.uint32())
+	case formData8:
+		val = int64(b.uint64())
+	case formData16:
+		val = b.bytes(16)
+	case formSdata:
+		val = b.int()
+	case formUdata:
+		val = int64(b.uint())
+	case formImplicitConst:
+		val = af.val
+
+	// flag
+	case formFlag:
+		val = b.uint8() == 1
+	// New in DWARF 4.
+	case formFlagPresent:
+		// The attribute is implicitly indicated as present, and no value is
+		// encoded in the debugging information entry itself.
+		val = true
+
+	// reference to other entry
+	case formRefAddr:
+		vers := b.format.version()
+		if vers == 0 {
+			b.error("unknown version for DW_FORM_ref_addr")
+		} else if vers == 2 {
+			val = Offset(b.addr())
+		} else {
+			is64, known := b.format.dwarf64()
+			if !known {
+				b.error("unknown size for DW_FORM_ref_addr")
+			} else if is64 {
+				val = Offset(b.uint64())
+			} else {
+				val = Offset(b.uint32())
+			}
+		}
+	case formRef1:
+		val = Offset(b.uint8()) + ubase
+	case formRef2:
+		val = Offset(b.uint16()) + ubase
+	case formRef4:
+		val = Offset(b.uint32()) + ubase
+	case formRef8:
+		val = Offset(b.uint64()) + ubase
+	case formRefUdata:
+		val = Offset(b.uint()) + ubase
+
+	// string
+	case formString:
+		val = b.string()
+	case formStrp, formLineStrp:
+		var off uint64 // offset into .debug_str
+		is64, known := b.format.dwarf64()
+		if !known {
+			b.error("unknown size for DW_FORM_strp/line_strp")
+		} else if is64 {
+			off = b.uint64()
+		} else {
+			off = uint64(b.uint32())
+		}
+		if uint64(int(off)) != off {
+			b.error("DW_FORM_strp/line_strp offset out of range")
+		}
+		if b.err != nil {
+			return false
+		}
+		var b1 buf
+		if fmt == formStrp {
+			b1 = makeBuf(b.dwarf, b.format, "str", 0, b.dwarf.str)
+		} else {
+			if len(b.dwarf.lineStr) == 0 {
+				b.error("DW_FORM_line_strp with no .debug_line_str section")
+				return false
+			}
+			b1 = makeBuf(b.dwarf, b.format, "line_str", 0, b.dwarf.lineStr)
+		}
+		b1.skip(int(off))
+		val = b1.string()
+		if b1.err != nil {
+			b.err = b1.err
+			return false
+		}
+	case formStrx, formStrx1, formStrx2, formStrx3, formStrx4:
+		var off uint64
+		switch fmt {
+		case formStrx:
+			off = b.uint()
+		case formStrx1:
+			off = uint64(b.uint8())
+		case formStrx2:
+			off = uint64(b.uint16())
+		case formStrx3:
+			off = uint64(b.uint24())
+		case formStrx4:
+			off = uint64(b.uint32())
+		}
+		if len(b.dwarf.strOffsets) == 0 {
+			b.error("DW_FORM_strx with no .debug_str_offsets section")
+		}
+		is64, known := b.format.dwarf64()
+		if !known {
+			b.error("unknown offset size for DW_FORM_strx")
+		}
+		if b.err != nil {
+			return false
+		}
+		if is64 {
+			off *= 8
+		} else {
+			off *= 4
+		}
+
+		strBase := int64(u.strOffsetsBase())
+		val = b.resolveStrx(uint64(strBase), off)
+
+	case formStrpSup:
+		is64, known := b.format.dwarf64()
+		if !known {
+			b.error("unknown size for DW_FORM_strp_sup")
+		} else if is64 {
+			val = b.uint64()
+		} else {
+			val = b.uint32()
+		}
+
+	// lineptr, loclistptr, macptr, rangelistptr
+	// New in DWARF 4, but clang can generate them with -gdwarf-2.
+	// Section reference, replacing use of formData4 and formData8.
+	case formSecOffset, formGnuRefAlt, formGnuStrpAlt:
+		is64, known := b.format.dwarf64()
+		if !known {
+			b.error("unknown size for form 0x" + strconv.FormatInt(int64(fmt), 16))
+		} else if is64 {
+			val = int64(b.uint64())
+		} else {
+			val = int64(b.uint32())
+		}
+
+	// exprloc
+	// New in DWARF 4.
+	case formExprloc:
+		val = b.bytes(int(b.uint()))
+
+	// reference
+	// New in DWARF 4.
+	case formRefSig8:
+		// 64-bit type signature.
+		val = b.uint64()
+	case formRefSup4:
+		val = b.uint32()
+	case formRefSup8:
+		val = b.uint64()
+
+	// loclist
+	case formLoclistx:
+		val = b.uint()
+
+	// rnglist
+	case formRnglistx:
+		off := b.uint()
+
+		rnglistsBase := int64(u.rngListsBase())
+		val = b.resolveRnglistx(uint64(rnglistsBase), off)
+	}
+
+	f.Val = val
+	return true
 }
 
 // A Reader allows reading [Entry] structures from a DWARF “info” section.
@@ -826,11 +925,12 @@ type Reader struct {
 	d            *Data
 	err          error
 	unit         int
-	lastUnit     bool   // set if last entry returned by Next is TagCompileUnit/TagPartialUnit
-	lastChildren bool   // .Children of last entry returned by Next
-	lastSibling  Offset // .Val(AttrSibling) of last entry returned by Next
-	cu           *Entry // current compilation unit
-	stub         Entry  // the entry NextIf returns for one it steps over
+	lastUnit     bool    // set if last entry returned by Next is TagCompileUnit/TagPartialUnit
+	lastChildren bool    // .Children of last entry returned by Next
+	lastSibling  Offset  // .Val(AttrSibling) of last entry returned by Next
+	cu           *Entry  // current compilation unit
+	stub         Entry   // the entry NextIf returns for one it steps over
+	fields       []Field // the attributes NextIfOnly returns in stub
 }
 
 // Reader returns a new Reader for [Data].
@@ -962,6 +1062,20 @@ func (r *Reader) Next() (*Entry, error) {
 // returned as Next returns them, and so is an entry with an attribute
 // form NextIf cannot step over.
 func (r *Reader) NextIf(want func(Tag) bool, need ...Attr) (*Entry, error) {
+	return r.nextIf(want, need, false)
+}
+
+// NextIfOnly is NextIf for a caller that needs no more than the attributes
+// in need of the entries it wants: such an entry is returned with only
+// those of them it has in Field (in its order), the others stepped over,
+// in an Entry the Reader reuses on its next NextIf or NextIfOnly, Field
+// included. An entry with an attribute form it cannot step over is
+// returned as Next returns it, with all its attributes.
+func (r *Reader) NextIfOnly(want func(Tag) bool, need ...Attr) (*Entry, error) {
+	return r.nextIf(want, need, true)
+}
+
+func (r *Reader) nextIf(want func(Tag) bool, need []Attr, only bool) (*Entry, error) {
 	if r.err != nil {
 		return nil, r.err
 	}
@@ -975,18 +1089,65 @@ func (r *Reader) NextIf(want func(Tag) bool, need ...Attr) (*Entry, error) {
 	id := uint32(r.b.uint())
 	if id != 0 && off != u.off && r.b.err == nil {
 		a, ok, err := u.atable.lookup(id, false)
-		if err == nil && ok && a.tag != TagCompileUnit && a.tag != TagPartialUnit && !(want(a.tag) && a.holds(need)) {
-			if sib, ok := r.b.skipAttrs(&a, u.base); ok {
-				r.lastUnit = false
-				r.lastChildren = a.children
-				r.lastSibling = sib
-				r.stub = Entry{Offset: off, Tag: a.tag, Children: a.children}
-				return &r.stub, nil
+		if err == nil && ok && a.tag != TagCompileUnit && a.tag != TagPartialUnit {
+			switch {
+			case !(want(a.tag) && a.holds(need)):
+				if sib, ok := r.b.skipAttrs(a, u); ok {
+					return r.stepped(off, a, sib, nil), nil
+				}
+			case only:
+				if e := r.decodeOnly(off, a, u, need); e != nil {
+					return e, nil
+				}
 			}
 		}
 	}
 	r.b = save
 	return r.Next()
+}
+
+// stepped records the entry at off with abbreviation a just read (its
+// sibling sib, its attributes fields) as the last one returned, and
+// returns it in r.stub.
+func (r *Reader) stepped(off Offset, a *abbrev, sib Offset, fields []Field) *Entry {
+	r.lastUnit = false
+	r.lastChildren = a.children
+	r.lastSibling = sib
+	r.stub = Entry{Offset: off, Tag: a.tag, Children: a.children, Field: fields}
+	return &r.stub
+}
+
+// decodeOnly reads the attributes of an entry of u with abbreviation a,
+// decoding those in need into r.fields and stepping over the others, and
+// returns it as stepped does; nil for a form it cannot step over or an
+// attribute it cannot decode.
+func (r *Reader) decodeOnly(off Offset, a *abbrev, u *unit, need []Attr) *Entry {
+	fields := r.fields[:0]
+	var sib Offset
+	offSize := r.b.offSize()
+	for i := range a.field {
+		af := &a.field[i]
+		if slices.Contains(need, af.attr) {
+			var f Field
+			if !r.b.attr(u, af, &f) || r.b.err != nil {
+				return nil
+			}
+			fields = append(fields, f)
+			if af.attr == AttrSibling {
+				sib, _ = f.Val.(Offset)
+			}
+			continue
+		}
+		ref, isRef, ok := r.b.skipField(af.fmt, offSize)
+		if !ok {
+			return nil
+		}
+		if isRef && af.attr == AttrSibling {
+			sib = Offset(ref) + u.base
+		}
+	}
+	r.fields = fields
+	return r.stepped(off, a, sib, fields)
 }
 
 // holds reports whether the abbreviation has one of the attributes in
@@ -1008,85 +1169,38 @@ func (a *abbrev) holds(need []Attr) bool {
 // skipAttrs steps over the attributes of an entry with abbreviation a,
 // returning its DW_AT_sibling (0 if none); false (b's position then
 // undefined) for a form it does not step over or data that ends early.
-func (b *buf) skipAttrs(a *abbrev, ubase Offset) (Offset, bool) {
-	var sib Offset
-	offSize := 4
-	if is64, known := b.format.dwarf64(); !known {
-		offSize = -1
-	} else if is64 {
-		offSize = 8
+func (b *buf) skipAttrs(a *abbrev, u *unit) (Offset, bool) {
+	ubase := u.base
+	if a.fixed >= 0 && u.asize == 8 && !u.is64 {
+		// Every form of a fixed size: one step over them all.
+		if int(a.fixed) > len(b.data) {
+			return 0, false
+		}
+		var sib Offset
+		if a.sibSize > 0 {
+			p := b.data[a.sibAt:]
+			var ref uint64
+			switch a.sibSize {
+			case 1:
+				ref = uint64(p[0])
+			case 2:
+				ref = uint64(b.order.Uint16(p))
+			case 4:
+				ref = uint64(b.order.Uint32(p))
+			default:
+				ref = b.order.Uint64(p)
+			}
+			sib = Offset(ref) + ubase
+		}
+		b.skip(int(a.fixed))
+		return sib, true
 	}
+	var sib Offset
+	offSize := b.offSize()
 	for i := range a.field {
 		f := &a.field[i]
-		n := 0 // fixed size to skip
-		var ref uint64
-		isRef := false
-		switch f.fmt {
-		default:
-			return 0, false
-		case formAddr:
-			n = b.format.addrsize()
-			if n != 1 && n != 2 && n != 4 && n != 8 {
-				return 0, false
-			}
-		case formFlagPresent, formImplicitConst:
-		case formData1, formFlag, formStrx1, formAddrx1:
-			n = 1
-		case formData2, formStrx2, formAddrx2:
-			n = 2
-		case formStrx3, formAddrx3:
-			n = 3
-		case formData4, formStrx4, formAddrx4, formRefSup4:
-			n = 4
-		case formData8, formRefSig8, formRefSup8:
-			n = 8
-		case formData16:
-			n = 16
-		case formSdata, formUdata, formStrx, formAddrx, formLoclistx, formRnglistx:
-			b.uint()
-		case formStrp, formLineStrp, formSecOffset, formGnuRefAlt, formGnuStrpAlt, formStrpSup:
-			if offSize < 0 {
-				return 0, false
-			}
-			n = offSize
-		case formString:
-			z := bytes.IndexByte(b.data, 0)
-			if z < 0 {
-				return 0, false
-			}
-			n = z + 1
-		case formDwarfBlock1:
-			n = int(b.uint8())
-		case formDwarfBlock2:
-			n = int(b.uint16())
-		case formDwarfBlock4:
-			n = int(b.uint32())
-		case formDwarfBlock, formExprloc:
-			l := b.uint()
-			if l > uint64(len(b.data)) {
-				return 0, false
-			}
-			n = int(l)
-		case formRef1:
-			ref, isRef = uint64(b.uint8()), true
-		case formRef2:
-			ref, isRef = uint64(b.uint16()), true
-		case formRef4:
-			ref, isRef = uint64(b.uint32()), true
-		case formRef8:
-			ref, isRef = b.uint64(), true
-		case formRefUdata:
-			ref, isRef = b.uint(), true
-		case formRefAddr:
-			return 0, false // rare; decoded in full
-		}
-		if n > len(b.data) {
-			return 0, false
-		}
-		if n > 0 {
-			b.skip(n)
-		}
-		if b.err != nil {
+		ref, isRef, ok := b.skipField(f.fmt, offSize)
+		if !ok {
 			return 0, false
 		}
 		if isRef && f.attr == AttrSibling {
@@ -1094,6 +1208,93 @@ func (b *buf) skipAttrs(a *abbrev, ubase Offset) (Offset, bool) {
 		}
 	}
 	return sib, true
+}
+
+// offSize returns the size of a section offset in b's unit, -1 if unknown.
+func (b *buf) offSize() int {
+	if is64, known := b.format.dwarf64(); !known {
+		return -1
+	} else if is64 {
+		return 8
+	}
+	return 4
+}
+
+// skipField steps over an attribute of form fmt, returning its value if
+// it is a reference within the unit (isRef); false (b's position then
+// undefined) for a form it does not step over or data that ends early.
+// offSize is b.offSize().
+func (b *buf) skipField(fmt format, offSize int) (ref uint64, isRef, ok bool) {
+	n := 0 // fixed size to skip
+	switch fmt {
+	default:
+		return 0, false, false
+	case formAddr:
+		n = b.format.addrsize()
+		if n != 1 && n != 2 && n != 4 && n != 8 {
+			return 0, false, false
+		}
+	case formFlagPresent, formImplicitConst:
+	case formData1, formFlag, formStrx1, formAddrx1:
+		n = 1
+	case formData2, formStrx2, formAddrx2:
+		n = 2
+	case formStrx3, formAddrx3:
+		n = 3
+	case formData4, formStrx4, formAddrx4, formRefSup4:
+		n = 4
+	case formData8, formRefSig8, formRefSup8:
+		n = 8
+	case formData16:
+		n = 16
+	case formSdata, formUdata, formStrx, formAddrx, formLoclistx, formRnglistx:
+		b.uint()
+	case formStrp, formLineStrp, formSecOffset, formGnuRefAlt, formGnuStrpAlt, formStrpSup:
+		if offSize < 0 {
+			return 0, false, false
+		}
+		n = offSize
+	case formString:
+		z := bytes.IndexByte(b.data, 0)
+		if z < 0 {
+			return 0, false, false
+		}
+		n = z + 1
+	case formDwarfBlock1:
+		n = int(b.uint8())
+	case formDwarfBlock2:
+		n = int(b.uint16())
+	case formDwarfBlock4:
+		n = int(b.uint32())
+	case formDwarfBlock, formExprloc:
+		l := b.uint()
+		if l > uint64(len(b.data)) {
+			return 0, false, false
+		}
+		n = int(l)
+	case formRef1:
+		ref, isRef = uint64(b.uint8()), true
+	case formRef2:
+		ref, isRef = uint64(b.uint16()), true
+	case formRef4:
+		ref, isRef = uint64(b.uint32()), true
+	case formRef8:
+		ref, isRef = b.uint64(), true
+	case formRefUdata:
+		ref, isRef = b.uint(), true
+	case formRefAddr:
+		return 0, false, false // rare; decoded in full
+	}
+	if n > len(b.data) {
+		return 0, false, false
+	}
+	if n > 0 {
+		b.skip(n)
+	}
+	if b.err != nil {
+		return 0, false, false
+	}
+	return ref, isRef, true
 }
 
 // SkipChildren skips over the child entries associated with
@@ -1109,6 +1310,11 @@ func (r *Reader) SkipChildren() {
 	// sibling, so we can avoid decoding the
 	// child subtrees.
 	if r.lastSibling >= r.b.off {
+		if n := int(r.lastSibling - r.b.off); n < len(r.b.data) {
+			r.b.skip(n) // in this unit: where Seek would put r.b
+			r.lastChildren = false
+			return
+		}
 		r.Seek(r.lastSibling)
 		return
 	}

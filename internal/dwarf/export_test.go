@@ -12,3 +12,6 @@ func MadeUnits(d *Data) int {
 	defer h.mu.Unlock()
 	return h.made
 }
+
+// ReaderOffset returns where r reads its next entry.
+func ReaderOffset(r *Reader) Offset { return r.offset() }
