@@ -375,7 +375,7 @@ func BenchmarkReadSymbolsVmlinuxFirst(b *testing.B) {
 // the stacks the kernel printed for sysrq t in the task dump's console log
 // (the frames it was sure of, not those marked "?"), as link-time
 // addresses of vmlinux: about the pcs `unwind bt --tasks` looks up in it.
-func taskdumpPCs(b *testing.B, f *File) []uint64 {
+func taskdumpPCs(b testing.TB, f *File) []uint64 {
 	log, err := os.ReadFile(filepath.Join(corpus.TaskDumpDir(), "serial.log"))
 	if err != nil {
 		b.Skip(err)

@@ -348,7 +348,8 @@ func (u *cuInfo) readRows(lr *dwarf.LineReader) {
 // readScopes reads the subprograms and inlined subroutines below the entry
 // r has just returned (the unit's, or the function in's), returning their
 // sorted level and every scope read. With in nil (the unit) it reads only
-// the functions, each with its children left for scopeOf; else it reads
+// the functions' DIE offsets and ranges, the rest (name, call site,
+// children) left for scopeOf to read from the DIE; else it reads
 // the whole tree below in, resolving names. Entries that cannot hold code
 // (types, variables) are skipped with their children.
 func (u *cuInfo) readScopes(d *dwarf.Data, r *dwarf.Reader, in *scope) (scopeLevel, []*scope) {
@@ -357,7 +358,15 @@ func (u *cuInfo) readScopes(d *dwarf.Data, r *dwarf.Reader, in *scope) (scopeLev
 	scopeAtDepth := []*scope{in} // innermost enclosing scope at each depth (nil: the unit)
 	var all []*scope
 	for {
-		e, err := r.NextIf(codeTag, dwarf.AttrLowpc, dwarf.AttrRanges)
+		var e *dwarf.Entry
+		var err error
+		if in == nil {
+			// The functions' ranges only: the rest is read from their
+			// DIE by scopeOf, as for functions from the debug cache.
+			e, err = r.NextIfOnly(codeTag, dwarf.AttrLowpc, dwarf.AttrHighpc, dwarf.AttrRanges)
+		} else {
+			e, err = r.NextIf(codeTag, dwarf.AttrLowpc, dwarf.AttrRanges)
+		}
 		if err != nil || e == nil {
 			break
 		}
@@ -379,7 +388,11 @@ func (u *cuInfo) readScopes(d *dwarf.Data, r *dwarf.Reader, in *scope) (scopeLev
 			if len(rs) > 0 {
 				cur = &scope{off: e.Offset}
 				all = append(all, cur)
-				cur.setFrom(e)
+				if in == nil {
+					cur.die = true
+				} else {
+					cur.setFrom(e)
+				}
 				level := &top
 				if parent != nil {
 					level = &parent.children
@@ -390,8 +403,7 @@ func (u *cuInfo) readScopes(d *dwarf.Data, r *dwarf.Reader, in *scope) (scopeLev
 					}
 				}
 				if parent == nil && e.Children {
-					cur.kids = true // a function: its scopes are read on first use
-					r.SkipChildren()
+					r.SkipChildren() // a function: its scopes are read on first use
 					continue
 				}
 			}
