@@ -89,13 +89,19 @@ func kallsymsIgnored(name string) bool {
 	case 'L':
 		return name == "L0"
 	case '_':
-		if name[1] != '_' {
+		// By the third byte, each prefix a constant the compiler
+		// compares inline.
+		if name[1] != '_' || len(name) < 3 {
 			return false
 		}
-		for _, p := range [...]string{"__crc_", "__kstrtab_", "__kstrtabns_", "__kcfi_typeid_", "__efistub_"} {
-			if strings.HasPrefix(name, p) {
-				return true
-			}
+		switch name[2] {
+		case 'c':
+			return strings.HasPrefix(name, "__crc_")
+		case 'k':
+			return strings.HasPrefix(name, "__kstrtab_") || strings.HasPrefix(name, "__kstrtabns_") ||
+				strings.HasPrefix(name, "__kcfi_typeid_")
+		case 'e':
+			return strings.HasPrefix(name, "__efistub_")
 		}
 	}
 	return false

@@ -353,19 +353,21 @@ func (b *tableBuilder) buildIn(fill bool, place func(n int) *tableColumns) *Tabl
 	if fill {
 		t.fillSizes()
 	}
-	if cols != nil && b.hash != nil && len(cols.byName) == nameSlots(n) {
-		// indexNames with the hashes the builder took.
+	if cols != nil && b.hash != nil && len(cols.byName) == nameSlots(n) && len(b.addr) <= 1<<32 {
+		// indexNames with the hashes the builder took, each kept beside
+		// its symbol's index (in kept) for the names met in the index.
 		t.seed, t.byName = b.seed, cols.byName
 		mask := uint64(len(t.byName) - 1)
 		for k, v := range kept {
 			h := b.hash[v]
+			kept[k] = uint64(h)<<32 | v
 			for s := uint64(h) & mask; ; s = (s + 1) & mask {
 				j := t.byName[s]
 				if j == 0 {
 					t.byName[s] = uint32(k + 1)
 					break
 				}
-				if b.hash[kept[j-1]] == h && t.nameAt(int(j-1)) == t.nameAt(k) {
+				if uint32(kept[j-1]>>32) == h && t.nameAt(int(j-1)) == t.nameAt(k) {
 					break
 				}
 			}
@@ -473,7 +475,7 @@ func (b *tableBuilder) packedOrder() (keys []uint64, idxBits int) {
 			continue
 		}
 		last = g
-		if j, found := slices.BinarySearch(gs, g); !found {
+		if j, found := granuleRank(gs, g); !found {
 			if len(gs) == min(maxGranules, 1<<room) {
 				return nil, 0
 			}
@@ -486,12 +488,25 @@ func (b *tableBuilder) packedOrder() (keys []uint64, idxBits int) {
 		a += b.bias
 		if g := a >> granuleBits; i == 0 || g != last {
 			last = g
-			rank, _ = slices.BinarySearch(gs, g)
+			rank, _ = granuleRank(gs, g)
 		}
 		keys[i] = uint64(rank)<<(granuleBits+idxBits) | (a&(1<<granuleBits-1))<<idxBits | uint64(i)
 	}
 	radixSort(keys, idxBits, granuleBits+bits.Len(uint(len(gs)-1)))
 	return keys, idxBits
+}
+
+// granuleRank is slices.BinarySearch(gs, g), by a plain scan when gs
+// holds a few granules (a vmlinux's symbols lie in a handful).
+func granuleRank(gs []uint64, g uint64) (int, bool) {
+	if len(gs) > 16 {
+		return slices.BinarySearch(gs, g)
+	}
+	i := 0
+	for i < len(gs) && gs[i] < g {
+		i++
+	}
+	return i, i < len(gs) && gs[i] == g
 }
 
 // radixSort sorts keys by their bits [lo, lo+width) (those above are 0),
@@ -1018,17 +1033,29 @@ func (t *Table) indexNames(slots []uint32, seed uint64) {
 func strHash(seed uint64, s string) uint64 {
 	const k0, k1, k2 = 0xa0761d6478bd642f, 0xe7037ed1a0b428db, 0x8ebc6af09c88c6e3
 	h := mix(seed^k0, uint64(len(s))^k1)
-	for len(s) >= 8 {
-		w := uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
-			uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
-		h = mix(h^w, k1)
-		s = s[8:]
-	}
 	var w uint64
-	for i := len(s) - 1; i >= 0; i-- {
-		w = w<<8 | uint64(s[i])
+	if n := len(s); n >= 8 {
+		// The last len%8 bytes: the top of the last eight, shifted
+		// down (0 when there are none).
+		w = le64(s[n-8:]) >> (64 - 8*(n%8))
+		for len(s) >= 8 {
+			h = mix(h^le64(s), k1)
+			s = s[8:]
+		}
+	} else {
+		for i := len(s) - 1; i >= 0; i-- {
+			w = w<<8 | uint64(s[i])
+		}
 	}
 	return mix(h^w^k2, k0)
+}
+
+// le64 is the little-endian word at the start of s (at least 8 bytes),
+// which the compiler loads at once.
+func le64(s string) uint64 {
+	_ = s[7]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
 }
 
 func mix(a, b uint64) uint64 {

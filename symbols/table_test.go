@@ -248,3 +248,44 @@ func TestParseSystemMapLongLine(t *testing.T) {
 		t.Errorf("err %v, want a ParseError at line 2", err)
 	}
 }
+
+// strHashRef is strHash as the debug cache's name index was first made
+// (entries made then must still be found): a word at a time, the last
+// len%8 bytes one by one.
+func strHashRef(seed uint64, s string) uint64 {
+	const k0, k1, k2 = 0xa0761d6478bd642f, 0xe7037ed1a0b428db, 0x8ebc6af09c88c6e3
+	h := mix(seed^k0, uint64(len(s))^k1)
+	for len(s) >= 8 {
+		w := uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+			uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+		h = mix(h^w, k1)
+		s = s[8:]
+	}
+	var w uint64
+	for i := len(s) - 1; i >= 0; i-- {
+		w = w<<8 | uint64(s[i])
+	}
+	return mix(h^w^k2, k0)
+}
+
+func TestStrHash(t *testing.T) {
+	s := "0123456789abcdefghijklmnopqrstuvwxyz\x00\xff"
+	for i := range len(s) + 1 {
+		for j := i; j <= len(s); j++ {
+			for _, seed := range []uint64{0, 1, 0x9e3779b97f4a7c15} {
+				if got, want := strHash(seed, s[i:j]), strHashRef(seed, s[i:j]); got != want {
+					t.Fatalf("strHash(%#x, %q) = %#x, want %#x", seed, s[i:j], got, want)
+				}
+			}
+		}
+	}
+}
+
+func FuzzStrHash(f *testing.F) {
+	f.Add(uint64(1), "schedule")
+	f.Fuzz(func(t *testing.T, seed uint64, s string) {
+		if got, want := strHash(seed, s), strHashRef(seed, s); got != want {
+			t.Fatalf("strHash(%#x, %q) = %#x, want %#x", seed, s, got, want)
+		}
+	})
+}
