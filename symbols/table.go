@@ -510,28 +510,40 @@ func granuleRank(gs []uint64, g uint64) (int, bool) {
 }
 
 // radixSort sorts keys by their bits [lo, lo+width) (those above are 0),
-// stably: least significant digit first, digits of up to 11 bits,
-// skipping a digit every key shares.
+// stably: least significant digit first, 11-bit digits (a vmlinux's
+// addresses take three), skipping a digit every key shares.
 func radixSort(keys []uint64, lo, width int) {
+	const digit = 11
+	const size = 1 << digit
 	n := len(keys)
 	if n < 2 || width <= 0 {
 		return
 	}
-	passes := (width + 10) / 11
-	w := (width + passes - 1) / passes
-	size := 1 << w
-	counts := make([]int, passes*size)
-	for _, k := range keys {
-		k >>= lo
-		for p := range passes {
-			counts[p*size+int(k>>(p*w))&(size-1)]++
+	passes := (width + digit - 1) / digit
+	counts := make([][size]int, passes)
+	if passes <= 3 {
+		// Every digit's histogram in one pass, the shifts constant.
+		var c [3][size]int
+		for _, k := range keys {
+			k >>= lo
+			c[0][k&(size-1)]++
+			c[1][k>>digit&(size-1)]++
+			c[2][k>>(2*digit)&(size-1)]++
+		}
+		copy(counts, c[:passes])
+	} else {
+		for _, k := range keys {
+			k >>= lo
+			for p := range counts {
+				counts[p][k>>(p*digit)&(size-1)]++
+			}
 		}
 	}
 	src, dst := keys, make([]uint64, n)
-	for p := range passes {
-		c := counts[p*size : (p+1)*size]
-		shift := lo + p*w
-		if c[int(keys[0]>>shift)&(size-1)] == n {
+	for p := range counts {
+		c := &counts[p]
+		shift := lo + p*digit
+		if c[keys[0]>>shift&(size-1)] == n {
 			continue // every key has this digit
 		}
 		sum := 0
@@ -539,7 +551,7 @@ func radixSort(keys []uint64, lo, width int) {
 			c[d], sum = sum, sum+c[d]
 		}
 		for _, k := range src {
-			d := int(k>>shift) & (size - 1)
+			d := k >> shift & (size - 1)
 			dst[c[d]] = k
 			c[d]++
 		}
