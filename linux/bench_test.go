@@ -252,12 +252,15 @@ func BenchmarkDWARFLayout(b *testing.B) {
 	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "answers/s")
 }
 
-// BenchmarkBTFFromFile reads the structure layouts modules are read with
-// from the prod vmlinux's .BTF (5 MB): "read" reads the section into a
-// new buffer, "mapped" takes it from the read-only mapping of the
-// symbols.File Open made (opened once, outside the loop: its pages are
-// mapped after the first op, where a first run faults them in).
-func BenchmarkBTFFromFile(b *testing.B) {
+// BenchmarkModuleLayouts reads the structure layouts modules are read
+// with from the prod vmlinux, as a first run does, and the offsets
+// readModuleLayout asks of them: "read" from its .BTF (5 MB) read into a
+// new buffer, "mapped" from the .BTF in the read-only mapping of the
+// symbols.File Open made, "unit" from the one DWARF unit that defines
+// struct module_sect_attrs (moduleUnitLayout). The symbols.File is
+// opened once, outside the loop: its pages are mapped after the first
+// op, where a first run faults them in.
+func BenchmarkModuleLayouts(b *testing.B) {
 	dir, err := corpus.Find("prod")
 	if err != nil {
 		b.Skip(err)
@@ -270,17 +273,21 @@ func BenchmarkBTFFromFile(b *testing.B) {
 	defer sf.Close()
 	for _, c := range []struct {
 		name string
-		sf   *symbols.File
-	}{{"read", nil}, {"mapped", sf}} {
+		load func() (Layout, error)
+	}{
+		{"read", func() (Layout, error) { return btfFromFile(path, nil) }},
+		{"mapped", func() (Layout, error) { return btfFromFile(path, sf) }},
+		{"unit", func() (Layout, error) { return moduleUnitLayout(path, sf) }},
+	} {
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				l, err := btfFromFile(path, c.sf)
+				l, err := c.load()
 				if err != nil {
 					b.Fatal(err)
 				}
-				if _, ok := l.MemberOffset("module", "list"); !ok {
-					b.Fatal("no module.list")
+				if _, err := readModuleLayout(l); err != nil {
+					b.Fatal(err)
 				}
 			}
 		})

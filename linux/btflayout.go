@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync/atomic"
 
 	"github.com/cilium/ebpf/btf"
 	"github.com/unwind-dev/unwind/internal/fileio"
@@ -37,6 +38,7 @@ const maxBTF = 64 << 20
 // reading the section costs. A file that is not an ELF file with a .BTF
 // inside it that parses goes through that loader, for its error.
 func btfFromFile(path string, sf *symbols.File) (*btfLayouts, error) {
+	btfLoads.Add(1)
 	fromRaw := func(raw []byte) *btfLayouts {
 		if raw == nil {
 			return nil
@@ -68,6 +70,9 @@ func btfFromFile(path string, sf *symbols.File) (*btfLayouts, error) {
 	}
 	return &btfLayouts{spec: spec, from: path + " .BTF"}, nil
 }
+
+// btfLoads counts the calls of btfFromFile, for tests.
+var btfLoads atomic.Int64
 
 // rawBTFSection returns the bytes of the uncompressed .BTF section of the
 // ELF file f, or nil (no ELF file, no such section, a section that does

@@ -69,7 +69,7 @@ const (
 )
 
 // moduleLayout holds the member offsets of struct module and its parts
-// this package reads, from BTF.
+// this package reads (from moduleLayouts).
 type moduleLayout struct {
 	list, name, nameLen, state, taints int64
 	// Linux ≤ 6.3: struct module_layout core_layout, init_layout.
@@ -84,8 +84,9 @@ type moduleLayout struct {
 // moduleNameLen is MODULE_NAME_LEN on 64-bit kernels (64 - sizeof(long)).
 const moduleNameLen = 56
 
-// readModuleLayout reads the offsets from a Layout (the kernel's BTF: it
-// has struct module_sect_attrs, which only kernel/module/sysfs.c defines).
+// readModuleLayout reads the offsets from a Layout (the kernel's BTF, or
+// vmlinux's DWARF unit of kernel/module/sysfs.c: they have struct
+// module_sect_attrs, which only that file defines).
 func readModuleLayout(l Layout) (*moduleLayout, error) {
 	var missing []string
 	get := func(st, path string) int64 {
@@ -575,7 +576,9 @@ func (k *Kernel) modulesHead() (uint64, bool) {
 	return k.kernelSym("modules")
 }
 
-// moduleLayouts returns the structure layouts modules are read with: the
+// moduleLayouts returns the structure layouts modules are read with:
+// the DWARF unit of vmlinux that defines struct module_sect_attrs when
+// the kernel model reads vmlinux's DWARF (moduleUnitLayout), else the
 // kernel's BTF, from a vmlinux given or else from the dump's memory
 // (vmlinux's DWARF as the kernel model reads it lacks struct
 // module_sect_attrs). A kernel model without layouts (System.map only)
@@ -598,6 +601,19 @@ func (k *Kernel) moduleLayouts(opts dump.SymbolOptions) (Layout, error) {
 			}
 			if c.btf != nil {
 				return c.btf, nil
+			}
+		}
+		if k.layout != nil && sf != nil {
+			// The kernel model has vmlinux's DWARF: the one unit that
+			// defines struct module_sect_attrs gives the rest, where the
+			// BTF would be parsed whole. (Its answers are cached as the
+			// BTF's: only modules ask them, the kernel model asking its
+			// DWARF's, from the cache too.)
+			if l, err := moduleUnitLayout(f, sf); err == nil {
+				if c := k.lc; c != nil && f == c.path {
+					c.btf, c.madeBTF = l, true
+				}
+				return l, nil
 			}
 		}
 		l, err := btfFromFile(f, sf)
