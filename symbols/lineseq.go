@@ -71,15 +71,15 @@ type blockRow struct {
 // as the sorted rows do (see above).
 func lineIndex(lr *dwarf.LineReader) ([]lineSeq, bool) {
 	var seqs []lineSeq
-	var le dwarf.LineEntry
 	start := lr.Mark()
 	var cur *lineSeq
-	var prev uint64         // the previous row's address
-	var last dwarf.LineMark // the mark after the previous non-end row
-	n := 0                  // rows of cur
+	var prev uint64   // the previous row's address
+	last := uint64(0) // the previous non-end row's address
+	n := 0            // rows of cur
 	hdr := lr.HeaderFiles()
 	for {
-		if err := lr.Next(&le); err != nil {
+		addr, end, err := lr.NextAddress()
+		if err != nil {
 			if !errors.Is(err, io.EOF) || cur != nil {
 				return nil, false // an error, or a sequence cut short
 			}
@@ -89,26 +89,31 @@ func lineIndex(lr *dwarf.LineReader) ([]lineSeq, bool) {
 			return nil, false // DW_LNE_define_file
 		}
 		if cur == nil {
-			seqs = append(seqs, lineSeq{lo: le.Address, ord: len(seqs), marks: []dwarf.LineMark{start}})
-			cur, prev, n = &seqs[len(seqs)-1], le.Address, 0
+			seqs = append(seqs, lineSeq{lo: addr, ord: len(seqs), marks: []dwarf.LineMark{start}})
+			cur, prev, n = &seqs[len(seqs)-1], addr, 0
 		}
-		if le.Address < prev {
+		if addr < prev {
 			return nil, false
 		}
-		prev = le.Address
-		if le.EndSequence {
-			if n == 0 || le.Address == cur.lo {
+		prev = addr
+		if end {
+			if n == 0 || addr == cur.lo {
 				return nil, false
 			}
-			if last.Address == le.Address {
-				cur.stray, cur.after = true, last
+			start = lr.Mark()
+			if last == addr {
+				after, ok := lastRowMark(lr, cur.marks[len(cur.marks)-1], start)
+				if !ok {
+					return nil, false
+				}
+				cur.stray, cur.after = true, after
 			}
-			cur.end, cur, start = le.Address, nil, lr.Mark()
+			cur.end, cur = addr, nil
 			continue
 		}
-		last = lr.Mark()
+		last = addr
 		if n++; n%lineMarkEvery == 0 {
-			cur.marks = append(cur.marks, last)
+			cur.marks = append(cur.marks, lr.Mark())
 		}
 	}
 	slices.SortFunc(seqs, func(a, b lineSeq) int { return cmp.Compare(a.lo, b.lo) })
@@ -118,6 +123,24 @@ func lineIndex(lr *dwarf.LineReader) ([]lineSeq, bool) {
 		}
 	}
 	return seqs, true
+}
+
+// lastRowMark returns the mark after the last row of a sequence before its
+// end row, reading from m, a mark in the sequence, and leaves lr at next,
+// the mark after the end row: lineIndex takes a mark after every row only
+// for the rows it keeps, and this for a sequence with a stray row.
+func lastRowMark(lr *dwarf.LineReader, m, next dwarf.LineMark) (dwarf.LineMark, bool) {
+	last, ok := m, lr.SeekMark(m) == nil // m: a mark after a row, if the end row follows it
+	for ok {
+		_, end, err := lr.NextAddress()
+		if err != nil {
+			ok = false
+		} else if end {
+			break
+		}
+		last = lr.Mark()
+	}
+	return last, lr.SeekMark(next) == nil && ok
 }
 
 // seqLine is line for a unit whose table lineIndex indexed.

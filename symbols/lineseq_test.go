@@ -268,3 +268,38 @@ func TestSeqLinesRandom(t *testing.T) {
 		t.Errorf("%d tables indexed, %d ties: not enough tested", indexed, ties)
 	}
 }
+
+// TestSeqLinesStrayAtMark: a sequence whose row at its end address is the
+// row a mark was taken after (its 64th, 128th, ...) or the one after it,
+// with different lines at and before its end: the lines past the end are
+// that row's, as readRows has them.
+func TestSeqLinesStrayAtMark(t *testing.T) {
+	for _, n := range []int{lineMarkEvery - 1, lineMarkEvery, lineMarkEvery + 1, 2 * lineMarkEvery, 2*lineMarkEvery + 1} {
+		var s testSeq
+		for i := range n - 1 {
+			s.rows = append(s.rows, testRow{uint64(i), 1, 1 + i%40})
+		}
+		s.end = uint64(n + 3)
+		s.rows = append(s.rows, testRow{s.end, 2, 45}) // the stray row, row n
+		d := lineProgram(t, []testSeq{s, {rows: []testRow{{s.end + 8, 1, 7}}, end: s.end + 12}})
+		got, ok := lineIndex(unitLineReader(t, d, 0xb))
+		if !ok || !got[0].stray {
+			t.Fatalf("%d rows: indexed %v, %+v", n, ok, got)
+		}
+		fast := &cuInfo{}
+		lr := unitLineReader(t, d, 0xb)
+		fast.useSeqs(unitLineProgram(t, d, 0xb), got, fileNames(lr.Files()))
+		slow := &cuInfo{}
+		slow.readRows(unitLineReader(t, d, 0xb))
+		for pc := uint64(0); pc < s.end+16; pc++ {
+			gf, gl, gok := fast.line(pc)
+			wf, wl, wok := slow.line(pc)
+			if gf != wf || gl != wl || gok != wok {
+				t.Fatalf("%d rows: at %#x: %s:%d %v, want %s:%d %v", n, pc, gf, gl, gok, wf, wl, wok)
+			}
+		}
+		if _, l, _ := fast.line(s.end + 1); l != 45 {
+			t.Fatalf("%d rows: line %d past the end, want the stray row's 45", n, l)
+		}
+	}
+}

@@ -48,6 +48,20 @@ type LineReader struct {
 	// Current line number program state machine registers
 	state     LineEntry // public state
 	fileIndex int       // private state
+
+	rowAddr uint64 // the address of the last row step emitted
+	rowEnd  bool   // whether it ended a sequence
+
+	// special[op] is the address and line advance of special opcode op,
+	// made by NextAddress on first use (nil: not made, or the table
+	// has more than one operation per instruction).
+	special []specialOp
+}
+
+// specialOp is what a special opcode adds to the address and line.
+type specialOp struct {
+	addr uint32
+	line int32
 }
 
 // A LineEntry is a row in a DWARF line table.
@@ -537,6 +551,46 @@ func (r *LineReader) Next(entry *LineEntry) error {
 	}
 }
 
+// NextAddress is Next for a caller that needs only where each row is:
+// it moves to the next row and returns its address and whether it ends a
+// sequence, without making the row (Mark gives the reader's state after
+// a row that does not end a sequence). It returns [io.EOF] at the end of
+// a properly terminated table, as Next does.
+func (r *LineReader) NextAddress() (addr uint64, end bool, err error) {
+	if r.buf.err != nil {
+		return 0, false, r.buf.err
+	}
+	if r.special == nil && r.maxOpsPerInstruction == 1 && r.opcodeBase > 0 && r.opcodeBase <= 256 {
+		r.special = make([]specialOp, 256-r.opcodeBase)
+		for i := range r.special {
+			r.special[i] = specialOp{addr: uint32(r.minInstructionLength * (i / r.lineRange)), line: int32(r.lineBase + i%r.lineRange)}
+		}
+	}
+	for len(r.buf.data) > 0 {
+		// A special opcode (most rows): as step runs it.
+		if op := int(r.buf.data[0]) - r.opcodeBase; op >= 0 && op < len(r.special) && r.state.OpIndex == 0 {
+			r.buf.data = r.buf.data[1:]
+			r.buf.off++
+			sp := r.special[op]
+			r.state.Address += uint64(sp.addr)
+			r.state.Line += int(sp.line)
+			r.state.BasicBlock = false
+			r.state.PrologueEnd = false
+			r.state.EpilogueBegin = false
+			r.state.Discriminator = 0
+			return r.state.Address, false, nil
+		}
+		emit := r.step(nil)
+		if r.buf.err != nil {
+			return 0, false, r.buf.err
+		}
+		if emit {
+			return r.rowAddr, r.rowEnd, nil
+		}
+	}
+	return 0, false, io.EOF
+}
+
 // knownOpcodeLengths gives the opcode lengths (in varint arguments)
 // of known standard opcodes.
 var knownOpcodeLengths = map[int]int{
@@ -580,7 +634,10 @@ func (r *LineReader) step(entry *LineEntry) bool {
 		switch opcode {
 		case lneEndSequence:
 			r.state.EndSequence = true
-			*entry = r.state
+			r.rowAddr, r.rowEnd = r.state.Address, true
+			if entry != nil {
+				*entry = r.state
+			}
 			r.resetState()
 
 		case lneSetAddress:
@@ -667,7 +724,10 @@ func (r *LineReader) step(entry *LineEntry) bool {
 	return false
 
 emit:
-	*entry = r.state
+	r.rowAddr, r.rowEnd = r.state.Address, false
+	if entry != nil {
+		*entry = r.state
+	}
 	r.state.BasicBlock = false
 	r.state.PrologueEnd = false
 	r.state.EpilogueBegin = false

@@ -1,8 +1,11 @@
 package dwarf_test
 
 import (
+	"fmt"
+	"path/filepath"
 	"testing"
 
+	"github.com/unwind-dev/unwind/internal/corpus"
 	"github.com/unwind-dev/unwind/internal/dwarf"
 )
 
@@ -88,4 +91,77 @@ func TestLineProgram(t *testing.T) {
 	if n < 10 || lp.Next(&got) == nil {
 		t.Errorf("%d rows, then more", n)
 	}
+}
+
+// compareNextAddress reads every line table of d with Next and with
+// NextAddress and returns the rows read, or the first difference: the
+// rows' addresses and ends, the marks after them, the errors.
+func compareNextAddress(d *dwarf.Data) (int, error) {
+	rows := 0
+	r := d.Reader()
+	for {
+		cu, err := r.Next()
+		if err != nil || cu == nil {
+			return rows, nil
+		}
+		r.SkipChildren()
+		lr, err := d.LineReader(cu)
+		la, err2 := d.LineReader(cu)
+		if err != nil || lr == nil || err2 != nil || la == nil {
+			continue
+		}
+		var le dwarf.LineEntry
+		for {
+			werr := lr.Next(&le)
+			addr, end, gerr := la.NextAddress()
+			if (werr == nil) != (gerr == nil) || werr != nil && werr.Error() != gerr.Error() {
+				return rows, fmt.Errorf("row %d: error %v, Next's %v", rows, gerr, werr)
+			}
+			if werr != nil {
+				break
+			}
+			if addr != le.Address || end != le.EndSequence || la.Mark() != lr.Mark() {
+				return rows, fmt.Errorf("row %d: %#x end %v mark %+v, Next's %+v mark %+v", rows, addr, end, la.Mark(), le, lr.Mark())
+			}
+			rows++
+		}
+	}
+}
+
+// NextAddress reads the rows Next reads (their addresses and ends, the
+// state after them).
+func TestNextAddress(t *testing.T) {
+	paths := []string{"../../symbols/testdata/prog"}
+	if dir, err := corpus.Find("user"); err == nil {
+		paths = append(paths, filepath.Join(dir, "lib", "libc.so.6.debug"))
+	}
+	for _, p := range paths {
+		_, d := fromELF(t, p)
+		n, err := compareNextAddress(d)
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		if n < 50 {
+			t.Fatalf("%s: %d rows", p, n)
+		}
+		t.Logf("%s: %d rows", p, n)
+	}
+}
+
+// FuzzNextAddress mutates the test program's .debug_line: NextAddress
+// reads what Next reads, never panics, and ends.
+func FuzzNextAddress(f *testing.F) {
+	_, sec := openELF(f, "../../symbols/testdata/prog")
+	f.Add(sec["line"])
+	f.Add(sec["line"][:len(sec["line"])/2])
+	f.Fuzz(func(t *testing.T, line []byte) {
+		d, err := dwarf.New(sec["abbrev"], nil, nil, sec["info"], line, nil, sec["ranges"], sec["str"])
+		if err != nil {
+			return
+		}
+		addSections(d, sec)
+		if _, err := compareNextAddress(d); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
