@@ -1489,10 +1489,14 @@ func (d *Data) baseAddressForEntry(e *Entry) (*Entry, uint64, error) {
 			return nil, 0, errors.New("no unit for entry")
 		}
 		u := d.unitAt(i)
-		b := makeBuf(d, u, "info", u.off, u.data)
-		cu = b.entry(nil, u)
-		if b.err != nil {
-			return nil, 0, b.err
+		if cu = u.entry.Load(); cu == nil {
+			b := makeBuf(d, u, "info", u.off, u.data)
+			cu = b.entry(nil, u)
+			if b.err != nil {
+				return nil, 0, b.err
+			}
+			u.entry.Store(cu) // read-only: one decoding for every entry's ranges
+
 		}
 	}
 

@@ -7,6 +7,7 @@ package dwarf
 import (
 	"strconv"
 	"sync"
+	"sync/atomic"
 )
 
 // DWARF debug info is split into a sequence of compilation units.
@@ -24,6 +25,8 @@ type unit struct {
 	vers   int
 	is64   bool  // True for 64-bit DWARF format
 	utype  uint8 // DWARF 5 unit type
+
+	entry atomic.Pointer[Entry] // the unit's entry, as baseAddressForEntry read it, or nil
 }
 
 type unit5 struct {
