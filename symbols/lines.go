@@ -358,15 +358,13 @@ func (u *cuInfo) readScopes(d *dwarf.Data, r *dwarf.Reader, in *scope) (scopeLev
 	scopeAtDepth := []*scope{in} // innermost enclosing scope at each depth (nil: the unit)
 	var all []*scope
 	for {
-		var e *dwarf.Entry
-		var err error
+		need := scopeAttrs
 		if in == nil {
 			// The functions' ranges only: the rest is read from their
 			// DIE by scopeOf, as for functions from the debug cache.
-			e, err = r.NextIfOnly(codeTag, dwarf.AttrLowpc, dwarf.AttrHighpc, dwarf.AttrRanges)
-		} else {
-			e, err = r.NextIf(codeTag, dwarf.AttrLowpc, dwarf.AttrRanges)
+			need = rangeAttrs
 		}
+		e, err := r.NextIfOnly(codeTag, need...)
 		if err != nil || e == nil {
 			break
 		}
@@ -732,9 +730,17 @@ func (f *File) Lines(pc uint64, buf []Line) []Line {
 	return buf
 }
 
-// codeTag reports whether readScopes reads a DIE's attributes (if it may
-// have an address range: DW_AT_low_pc or DW_AT_ranges); the others' tags
-// and children are all it needs.
+// The attributes readScopes reads of a unit's functions (rangeAttrs) and
+// of the scopes in a function (scopeAttrs, what setFrom reads too).
+var (
+	rangeAttrs = []dwarf.Attr{dwarf.AttrLowpc, dwarf.AttrHighpc, dwarf.AttrRanges}
+	scopeAttrs = []dwarf.Attr{dwarf.AttrLowpc, dwarf.AttrHighpc, dwarf.AttrRanges,
+		dwarf.AttrName, dwarf.AttrAbstractOrigin, dwarf.AttrSpecification, dwarf.AttrCallFile, dwarf.AttrCallLine}
+)
+
+// codeTag reports whether readScopes reads a DIE's attributes (those of
+// rangeAttrs or scopeAttrs it has); the others' tags and children are all
+// it needs.
 func codeTag(tag dwarf.Tag) bool {
 	return tag == dwarf.TagSubprogram || tag == dwarf.TagInlinedSubroutine
 }
