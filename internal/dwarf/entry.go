@@ -215,6 +215,12 @@ func (d *Data) parseAbbrevIn(data []byte, off uint64, vers int, stop uint32) (_ 
 	// returning an endless stream of 0s after an error.
 	var m abbrevTable
 	var fields []afield
+	if stop == 0 {
+		// The whole table: sized first, so that its arrays are made once.
+		n, nf := countAbbrevs(b)
+		m.dense = make([]abbrev, 0, n)
+		fields = make([]afield, 0, nf)
+	}
 	for {
 		// Table ends with id == 0.
 		id := uint32(b.uint())
@@ -273,6 +279,28 @@ func (d *Data) parseAbbrevIn(data []byte, off uint64, vers int, stop uint32) (_ 
 		return abbrevTable{}, len(b.data) == 0, b.err
 	}
 	return m, len(b.data) == 0, nil
+}
+
+// countAbbrevs returns how many abbreviations the table b starts with
+// has, and how many attributes (bounded by b's length: what a damaged
+// table claims is not allocated).
+func countAbbrevs(b buf) (n, fields int) {
+	for b.uint() != 0 && b.err == nil {
+		b.uint()
+		b.uint8()
+		for b.err == nil {
+			attr, fmt := b.uint(), b.uint()
+			if attr == 0 && fmt == 0 {
+				break
+			}
+			if format(fmt) == formImplicitConst {
+				b.int()
+			}
+			fields++
+		}
+		n++
+	}
+	return n, fields
 }
 
 // attrIsExprloc indicates attributes that allow exprloc values that
