@@ -493,7 +493,7 @@ func (u *cuInfo) scopeOf(x *dwarfIndex, s *scope) {
 		// A function from the debug cache: read as readScopes reads it.
 		s.die = false
 		r.Seek(s.off)
-		e, err := r.Next()
+		e, err := r.NextIfOnly(anyTag, scopeAttrs...)
 		if err != nil || e == nil || e.Offset != s.off {
 			return
 		}
@@ -533,7 +533,7 @@ func (u *cuInfo) nameAt(d *dwarf.Data, off dwarf.Offset, depth int) string {
 	}
 	r := d.Reader()
 	r.Seek(off)
-	e, err := r.Next()
+	e, err := r.NextIfOnly(anyTag, nameAttrs...)
 	if err != nil || e == nil {
 		return ""
 	}
@@ -737,6 +737,12 @@ var (
 	scopeAttrs = []dwarf.Attr{dwarf.AttrLowpc, dwarf.AttrHighpc, dwarf.AttrRanges,
 		dwarf.AttrName, dwarf.AttrAbstractOrigin, dwarf.AttrSpecification, dwarf.AttrCallFile, dwarf.AttrCallLine}
 )
+
+// nameAttrs are the attributes nameAt reads.
+var nameAttrs = []dwarf.Attr{dwarf.AttrName, dwarf.AttrLinkageName, dwarf.AttrAbstractOrigin, dwarf.AttrSpecification}
+
+// anyTag accepts every tag (the one entry read at an offset).
+func anyTag(dwarf.Tag) bool { return true }
 
 // codeTag reports whether readScopes reads a DIE's attributes (those of
 // rangeAttrs or scopeAttrs it has); the others' tags and children are all
