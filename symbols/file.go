@@ -246,14 +246,21 @@ func (f *File) readSymbols() *Table {
 	f.kernel = kernel
 	// To be cached, the table is built in the entry, which is written
 	// as it is, with its name index, whose hashes symbolRuns takes.
+	// The symbols are collected in the entry's memory too, and sorted
+	// into their place there.
 	cached := key != nil && littleEndianHost
-	rel, abs := f.symbolRuns(srcs, cached)
+	var buf []byte
+	var in *tableColumns
+	if cached {
+		buf, in = newSymtabBuffer(len(key), symbolCount(srcs))
+	}
+	rel, abs := f.symbolRuns(srcs, cached, in)
 	xs := abs.build(false).syms()
 	var w *symtabWriter
 	var place func(n int) *tableColumns
 	if cached && len(rel.nb.long) == 0 {
 		place = func(n int) *tableColumns {
-			if w = newSymtabWriter(key, kernel, n, rel.nb.strs2, xs); w == nil {
+			if w = layoutSymtab(buf, key, kernel, n, rel.nb.strs2, xs); w == nil {
 				return nil
 			}
 			return &w.cols
@@ -329,17 +336,18 @@ func (f *File) symtabCacheable() bool {
 // Table.withExtras), so that the first can be cached once for every
 // bias. With hash, rel also takes the hash of each name for the table's
 // name index, under a new seed (tableBuilder.hash), while the name is at
-// hand.
-func (f *File) symbolRuns(srcs []symSource, hash bool) (rel, abs *tableBuilder) {
+// hand. in, when not nil, holds empty columns for rel with room for
+// symbolCount(srcs) symbols (newSymtabBuffer's).
+func (f *File) symbolRuns(srcs []symSource, hash bool, in *tableColumns) (rel, abs *tableBuilder) {
 	kernel := f.kernel
 	module := f.module
 	if kernel && f.secAddr == nil {
 		module = ""
 	}
 	rel, abs = &tableBuilder{}, &tableBuilder{}
-	n := 0
-	for i := range srcs {
-		n += srcs[i].Len()
+	n := symbolCount(srcs)
+	if in != nil && cap(in.addr) >= n && cap(in.size) >= n && cap(in.elfSize) >= n && cap(in.name) >= n {
+		rel.addr, rel.size, rel.elfSize, rel.name = in.addr[:0], in.size[:0], in.elfSize[:0], in.name[:0]
 	}
 	rel.grow(n)
 	if hash {
@@ -464,6 +472,15 @@ func (f *File) symbolRuns(srcs []symSource, hash bool) (rel, abs *tableBuilder) 
 		}
 	}
 	return rel, abs
+}
+
+// symbolCount is the number of symbols in srcs.
+func symbolCount(srcs []symSource) int {
+	n := 0
+	for i := range srcs {
+		n += srcs[i].Len()
+	}
+	return n
 }
 
 // BuildIDOf returns the NT_GNU_BUILD_ID descriptor of an ELF file opened

@@ -129,16 +129,54 @@ type cachedSymtab struct {
 // table there, indexNames hashes its names there), so that the first
 // run neither copies nor encodes them.
 type symtabWriter struct {
-	b    []byte // the entry, 8-aligned
-	hdr  int    // offset of the fixed header
-	cols tableColumns
+	b      []byte // the entry, 8-aligned
+	hdr    int    // offset of the fixed header
+	cols   tableColumns
+	tail   int // offset of the extras, after the name index
+	extras []Sym
+	strs2  []byte
+	reused bool // b was newSymtabBuffer's, the builder's columns in it
+}
+
+// symtabSize is the size of an entry for a key of keyLen bytes and a
+// table of n symbols, with nx extras, blob 1 of strs2 bytes and extra
+// names of xnames bytes; it also returns where the columns start.
+func symtabSize(keyLen, n, nx, strs2, xnames int) (size, cols int) {
+	cols = (16+keyLen+7)&^7 + 48
+	return cols + 8*(4*n+(n+63)/64) + (4*nameSlots(max(n, 1))+7)&^7 + 32*nx + (strs2+7)&^7 + (xnames+7)&^7 + 4, cols
+}
+
+// newSymtabBuffer returns zeroed 8-aligned memory for the entry of a
+// table of at most n symbols (a key of keyLen bytes, up to maxExtras
+// extras and a few KiB of names besides), and the builder columns that
+// lie in it: symbolRuns collects the symbols there, and buildIn sorts
+// them into their place (symtabWriter.reuse), so that a first run makes
+// one large array instead of two. nil when n is out of bounds.
+func newSymtabBuffer(keyLen, n int) ([]byte, *tableColumns) {
+	if n == 0 || n > maxCachedSyms {
+		return nil, nil
+	}
+	size, cols := symtabSize(keyLen, n, maxExtras, 4096, 4096)
+	words := make([]uint64, (size+7)/8)
+	b := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(words))), size)
+	col := func(i int) []uint64 { return u64s(b[cols+8*n*i : cols+8*n*(i+1)])[:0] }
+	return b, &tableColumns{addr: col(0), size: col(1), elfSize: col(2), name: col(3)}
 }
 
 // newSymtabWriter lays out the entry of a table of n symbols for the file
 // whose key is key, with blob 1 strs2 and the absolute symbols extras
-// written; nil when such a table cannot be stored (too many symbols or
-// extras, an extra's name too long).
+// written, in new memory; nil when such a table cannot be stored (too
+// many symbols or extras, an extra's name too long).
 func newSymtabWriter(key []byte, kernel bool, n int, strs2 []byte, extras []Sym) *symtabWriter {
+	return layoutSymtab(nil, key, kernel, n, strs2, extras)
+}
+
+// layoutSymtab is newSymtabWriter in buf (from newSymtabBuffer, its
+// columns holding what buildIn sorts into the entry's) when it is large
+// enough: the columns are then marked to be filled through scratch
+// memory and what follows them cleared after (tableColumns.overlap), and
+// the extras and names are written when the entry is sealed.
+func layoutSymtab(buf []byte, key []byte, kernel bool, n int, strs2 []byte, extras []Sym) *symtabWriter {
 	if n == 0 || n > maxCachedSyms || len(extras) > maxExtras {
 		return nil
 	}
@@ -150,14 +188,20 @@ func newSymtabWriter(key []byte, kernel bool, n int, strs2 []byte, extras []Sym)
 		xnames += len(s.Name)
 	}
 	slots := nameSlots(n)
-	hdr := (16 + len(key) + 7) &^ 7
-	cols := hdr + 48
-	size := cols + 8*(4*n+(n+63)/64) + (4*slots+7)&^7 + 32*len(extras) + (len(strs2)+7)&^7 + (xnames+7)&^7 + 4
+	size, cols := symtabSize(len(key), n, len(extras), len(strs2), xnames)
 	if uint64(size) > maxSymtabFile {
 		return nil
 	}
-	words := make([]uint64, (size+7)/8)
-	b := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(words))), size)
+	var b []byte
+	if size <= len(buf) {
+		b = buf[:size:size]
+		clear(b[:cols]) // the header's padding
+	} else {
+		buf = nil
+		words := make([]uint64, (size+7)/8)
+		b = unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(words))), size)
+	}
+	hdr := cols - 48
 	copy(b, symtabMagic)
 	binary.LittleEndian.PutUint32(b[8:], uint32(len(key)))
 	if kernel {
@@ -167,7 +211,7 @@ func newSymtabWriter(key []byte, kernel bool, n int, strs2 []byte, extras []Sym)
 	for i, v := range []int{n, len(extras), slots, 0, len(strs2), xnames} { // the seed when finished
 		binary.LittleEndian.PutUint64(b[hdr+8*i:], uint64(v))
 	}
-	w := &symtabWriter{b: b, hdr: hdr}
+	w := &symtabWriter{b: b, hdr: hdr, extras: extras, strs2: strs2, reused: buf != nil}
 	off := cols
 	take := func(m int) []byte {
 		p := b[off : off+m : off+m]
@@ -175,10 +219,21 @@ func newSymtabWriter(key []byte, kernel bool, n int, strs2 []byte, extras []Sym)
 		return p
 	}
 	w.cols = tableColumns{addr: u64s(take(8 * n)), size: u64s(take(8 * n)), elfSize: u64s(take(8 * n)),
-		name: u64s(take(8 * n)), zero: u64s(take(8 * ((n + 63) / 64)))}
+		name: u64s(take(8 * n)), zero: u64s(take(8 * ((n + 63) / 64))), overlap: buf != nil}
 	w.cols.byName = unsafe.Slice((*uint32)(unsafe.Pointer(unsafe.SliceData(take(4*slots)))), slots)
-	xs, xo := take(32*len(extras)), 0
-	for i, s := range extras {
+	w.tail = off
+	return w
+}
+
+// writeTail writes the extras, blob 1 and the extras' names after the
+// name index, clearing that part first when the memory was reused.
+func (w *symtabWriter) writeTail() {
+	b := w.b[w.tail : len(w.b)-4]
+	if w.reused {
+		clear(b)
+	}
+	xs, xo := b[:32*len(w.extras)], 0
+	for i, s := range w.extras {
 		x := xs[32*i:]
 		binary.LittleEndian.PutUint64(x, s.Addr)
 		binary.LittleEndian.PutUint64(x[8:], s.Size)
@@ -186,12 +241,11 @@ func newSymtabWriter(key []byte, kernel bool, n int, strs2 []byte, extras []Sym)
 		binary.LittleEndian.PutUint64(x[24:], uint64(xo)<<32|uint64(len(s.Name)))
 		xo += len(s.Name)
 	}
-	copy(take(len(strs2)), strs2)
-	xn := take(xnames)
-	for _, s := range extras {
-		xn = xn[copy(xn, s.Name):]
+	b = b[len(xs):]
+	b = b[(copy(b, w.strs2)+7)&^7:]
+	for _, s := range w.extras {
+		b = b[copy(b, s.Name):]
 	}
-	return w
 }
 
 // finish returns the entry of t (built in w's columns by buildIn), its
@@ -210,8 +264,10 @@ func (w *symtabWriter) finish(t *Table) []byte {
 	return w.seal(t.seed)
 }
 
-// seal writes the name index's seed and the CRC, and returns the entry.
+// seal writes what follows the name index, the index's seed and the
+// CRC, and returns the entry.
 func (w *symtabWriter) seal(seed uint64) []byte {
+	w.writeTail()
 	binary.LittleEndian.PutUint64(w.b[w.hdr+24:], seed)
 	body := w.b[:len(w.b)-4]
 	binary.LittleEndian.PutUint32(w.b[len(w.b)-4:], crc32.Checksum(body, castagnoli))

@@ -179,7 +179,7 @@ func TestSymtabEntryInPlace(t *testing.T) {
 		if !ok {
 			t.Fatalf("%s: the stored entry has another key", path)
 		}
-		rel, abs := f.symbolRuns(f.ownSources(), false)
+		rel, abs := f.symbolRuns(f.ownSources(), false, nil)
 		tab := rel.build(true)
 		tab.indexNames(make([]uint32, nameSlots(len(tab.addr))), h.seed)
 		want := encodeSymtab(cachedSymtab{t: tab, extras: abs.build(false).syms(), kernel: f.kernel}, key)
@@ -197,6 +197,49 @@ func TestSymtabEntryInPlace(t *testing.T) {
 	}
 }
 
+// TestSymtabEntryReused builds the test program's entry as readSymbols
+// does, its symbols collected in memory left dirty (as a larger table's
+// could leave it) with room for many more than it has, so that every part
+// of the entry lies over the builder's columns: the entry must be the
+// table built apart and copied in, byte for byte.
+func TestSymtabEntryReused(t *testing.T) {
+	f, err := Open("testdata/prog", 0x1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	key := symtabKey(f.ef, f.r, f.mapped)
+	srcs := f.ownSources()
+	for _, room := range []int{0, 7, 300, 5000} {
+		buf, in := newSymtabBuffer(len(key), symbolCount(srcs)+room)
+		for i := range buf {
+			buf[i] = 0xa5
+		}
+		rel, abs := f.symbolRuns(srcs, true, in)
+		if &rel.addr[0] != &in.addr[:1][0] {
+			t.Fatal("symbolRuns did not collect the symbols in the columns given")
+		}
+		abs.add(0x1000, 0, 0, abs.nb.ref("abs"), 0, 0, 0) // an extra, its name padded
+		xs := abs.build(false).syms()
+		var w *symtabWriter
+		tab := rel.buildIn(true, func(n int) *tableColumns {
+			w = layoutSymtab(buf, key, f.kernel, n, rel.nb.strs2, xs)
+			return &w.cols
+		})
+		if !w.reused || !w.cols.overlap {
+			t.Fatalf("room %d: the entry was not laid out in the buffer", room)
+		}
+		got := w.finish(tab)
+		ref, rabs := f.symbolRuns(srcs, false, nil)
+		want := ref.build(true)
+		want.indexNames(make([]uint32, nameSlots(len(want.addr))), tab.seed)
+		rabs.add(0x1000, 0, 0, rabs.nb.ref("abs"), 0, 0, 0)
+		if b := encodeSymtab(cachedSymtab{t: want, extras: rabs.build(false).syms(), kernel: f.kernel}, key); !bytes.Equal(got, b) {
+			t.Errorf("room %d: the entry (%d bytes) differs from the table copied in (%d bytes)", room, len(got), len(b))
+		}
+	}
+}
+
 // progSymtab returns the test program's table as the cache stores it, its
 // key and its .strtab.
 func progSymtab(t testing.TB) ([]byte, []byte, string) {
@@ -205,7 +248,7 @@ func progSymtab(t testing.TB) ([]byte, []byte, string) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	rel, abs := f.symbolRuns(f.ownSources(), false)
+	rel, abs := f.symbolRuns(f.ownSources(), false, nil)
 	abs.add(0x1000, 0, 0, abs.nb.ref("absolute"), 0, 0, 0) // an extra to merge
 	tab := rel.build(true)
 	tab.hashNames()

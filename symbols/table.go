@@ -278,6 +278,11 @@ func (b *tableBuilder) build(fill bool) *Table { return b.buildIn(fill, nil) }
 type tableColumns struct {
 	addr, size, elfSize, name, zero []uint64
 	byName                          []uint32
+
+	// The builder's columns lie in the same memory, each starting no
+	// later than the table's (newSymtabBuffer, layoutSymtab): buildIn
+	// gathers them through scratch memory, then clears zero and byName.
+	overlap bool
 }
 
 // buildIn is build with the table's columns in the arrays place gives
@@ -287,7 +292,7 @@ type tableColumns struct {
 // file's).
 func (b *tableBuilder) buildIn(fill bool, place func(n int) *tableColumns) *Table {
 	names := b.nb.names()
-	order := b.sortedOrder(func(x, y int) int {
+	order, spare := b.sortedOrder(func(x, y int) int {
 		if c := cmp.Compare(b.rank[x], b.rank[y]); c != 0 {
 			return c
 		}
@@ -323,9 +328,33 @@ func (b *tableBuilder) buildIn(fill bool, place func(n int) *tableColumns) *Tabl
 	if place != nil && fill && b.typ == nil && b.mod == nil {
 		cols = place(n)
 	}
-	if cols != nil {
+	if cols != nil && cols.overlap {
+		// The builder's columns lie in the entry under the table's:
+		// each gathered into scratch memory first, in the order in
+		// which each one's place is past those gathered before.
+		if len(spare) < n {
+			spare = make([]uint64, n)
+		}
+		tmp := spare[:n]
+		for _, c := range [...]struct{ dst, src []uint64 }{
+			{cols.addr, b.addr}, {cols.size, b.size}, {cols.elfSize, b.elfSize}, {cols.name, b.name},
+		} {
+			if c.src == nil {
+				clear(c.dst[:n]) // every ELFSize 0
+				continue
+			}
+			for k, v := range kept {
+				tmp[k] = c.src[v]
+			}
+			copy(c.dst[:n], tmp)
+		}
+		clear(cols.zero)
+		clear(cols.byName)
 		t.addr, t.size, t.elfSize, t.name, t.zero = cols.addr[:n], cols.size[:n], cols.elfSize[:n], cols.name[:n], cols.zero
-	} else {
+	} else if cols != nil {
+		t.addr, t.size, t.elfSize, t.name, t.zero = cols.addr[:n], cols.size[:n], cols.elfSize[:n], cols.name[:n], cols.zero
+	}
+	if cols == nil {
 		t.addr, t.size, t.name = make([]uint64, n), make([]uint64, n), make([]uint64, n)
 		if b.elfSize != nil {
 			t.elfSize = make([]uint64, n)
@@ -338,6 +367,9 @@ func (b *tableBuilder) buildIn(fill bool, place func(n int) *tableColumns) *Tabl
 		}
 	}
 	for k, v := range kept {
+		if cols != nil && cols.overlap {
+			break // gathered above
+		}
 		i := int(v)
 		t.addr[k], t.size[k], t.name[k] = b.addr[i], b.size[i], b.name[i]
 		if b.elfSize != nil {
@@ -413,9 +445,9 @@ func (t *Table) fillSizes() {
 // 100k+ symbols and few aliases: the addresses are sorted packed with
 // their indices into single words (packedOrder), or, when they do not
 // pack, with sortKeys; then each run of one address with tie.
-func (b *tableBuilder) sortedOrder(tie func(x, y int) int) []uint64 {
+func (b *tableBuilder) sortedOrder(tie func(x, y int) int) (order, spare []uint64) {
 	n := len(b.addr)
-	keys, idxBits := b.packedOrder()
+	keys, idxBits, spare := b.packedOrder()
 	if keys == nil {
 		tk := make([]tableKey, n)
 		for i, a := range b.addr {
@@ -426,7 +458,7 @@ func (b *tableBuilder) sortedOrder(tie func(x, y int) int) []uint64 {
 		for k := range tk {
 			order[k] = uint64(tk[k].i)
 		}
-		return order
+		return order, nil
 	}
 	mask := uint64(1)<<idxBits - 1
 	for i := 0; i < n; {
@@ -442,7 +474,7 @@ func (b *tableBuilder) sortedOrder(tie func(x, y int) int) []uint64 {
 	for k := range keys {
 		keys[k] &= mask
 	}
-	return keys
+	return keys, spare
 }
 
 // granuleBits is the size of the address granules packedOrder ranks: 16
@@ -459,12 +491,12 @@ const maxGranules = 1 << 12
 // in its granule, and the symbol's index (the low idxBits). It returns
 // nil when they do not fit in 64 bits (more than maxGranules granules,
 // or too many symbols).
-func (b *tableBuilder) packedOrder() (keys []uint64, idxBits int) {
+func (b *tableBuilder) packedOrder() (keys []uint64, idxBits int, spare []uint64) {
 	n := len(b.addr)
 	idxBits = bits.Len(uint(max(n-1, 1)))
 	room := 64 - granuleBits - idxBits
 	if room <= 0 {
-		return nil, 0
+		return nil, 0, nil
 	}
 	// The granules, sorted; symbols in a row mostly share one.
 	var gs []uint64
@@ -477,7 +509,7 @@ func (b *tableBuilder) packedOrder() (keys []uint64, idxBits int) {
 		last = g
 		if j, found := granuleRank(gs, g); !found {
 			if len(gs) == min(maxGranules, 1<<room) {
-				return nil, 0
+				return nil, 0, nil
 			}
 			gs = slices.Insert(gs, j, g)
 		}
@@ -492,8 +524,8 @@ func (b *tableBuilder) packedOrder() (keys []uint64, idxBits int) {
 		}
 		keys[i] = uint64(rank)<<(granuleBits+idxBits) | (a&(1<<granuleBits-1))<<idxBits | uint64(i)
 	}
-	radixSort(keys, idxBits, granuleBits+bits.Len(uint(len(gs)-1)))
-	return keys, idxBits
+	spare = radixSort(keys, idxBits, granuleBits+bits.Len(uint(len(gs)-1)))
+	return keys, idxBits, spare
 }
 
 // granuleRank is slices.BinarySearch(gs, g), by a plain scan when gs
@@ -511,13 +543,14 @@ func granuleRank(gs []uint64, g uint64) (int, bool) {
 
 // radixSort sorts keys by their bits [lo, lo+width) (those above are 0),
 // stably: least significant digit first, 11-bit digits (a vmlinux's
-// addresses take three), skipping a digit every key shares.
-func radixSort(keys []uint64, lo, width int) {
+// addresses take three), skipping a digit every key shares. It returns
+// the scratch memory it used (as long as keys), or nil.
+func radixSort(keys []uint64, lo, width int) (spare []uint64) {
 	const digit = 11
 	const size = 1 << digit
 	n := len(keys)
 	if n < 2 || width <= 0 {
-		return
+		return nil
 	}
 	passes := (width + digit - 1) / digit
 	counts := make([][size]int, passes)
@@ -559,7 +592,9 @@ func radixSort(keys []uint64, lo, width int) {
 	}
 	if &src[0] != &keys[0] {
 		copy(keys, src)
+		return src
 	}
+	return dst
 }
 
 // sortKeys sorts keys by address, then by tie (which compares builder

@@ -50,7 +50,7 @@ func TestSortedOrder(t *testing.T) {
 						}
 						return tie(int(x), int(y))
 					})
-					if got := b.sortedOrder(tie); !slices.Equal(got, want) {
+					if got, _ := b.sortedOrder(tie); !slices.Equal(got, want) {
 						t.Fatalf("%s, bias %#x, %d symbols, reversed ties %v: order differs", what, bias, n, rev)
 					}
 				}
