@@ -1,7 +1,6 @@
 package dump
 
 import (
-	"bytes"
 	"cmp"
 	"encoding/binary"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"sync"
 
 	"github.com/klauspost/compress/snappy"
-	"github.com/klauspost/compress/zlib"
 	"github.com/klauspost/compress/zstd"
 	"github.com/unwind-dev/unwind/unwind"
 )
@@ -459,7 +457,11 @@ func pageCodec(flags uint32) string {
 func (m *kdumpMemory) decompress(b []byte, flags uint32) ([]byte, error) {
 	switch {
 	case flags&dumpZlib != 0:
-		return m.inflate(b)
+		out := make([]byte, m.blk)
+		if err := inflatePage(b, out); err != nil {
+			return nil, err
+		}
+		return out, nil
 	case flags&dumpSnappy != 0:
 		n, err := snappy.DecodedLen(b)
 		if err != nil {
@@ -486,44 +488,6 @@ func (m *kdumpMemory) decompress(b []byte, flags uint32) ([]byte, error) {
 		return lzo1xDecompress(b, int(m.blk))
 	}
 	return b, nil
-}
-
-// zlibPage is a zlib reader kept for the next page: a new one allocates
-// its 32 KiB window and tables (most of the bytes a run over a zlib
-// kdump allocated, one per page read).
-type zlibPage struct {
-	src bytes.Reader
-	zr  io.ReadCloser // zlib.Resetter
-}
-
-var zlibPages sync.Pool // of *zlibPage
-
-// inflate decompresses one zlib page of at most m.blk bytes.
-func (m *kdumpMemory) inflate(b []byte) ([]byte, error) {
-	zp, _ := zlibPages.Get().(*zlibPage)
-	if zp == nil {
-		zp = new(zlibPage)
-	}
-	zp.src.Reset(b)
-	var err error
-	if zp.zr == nil {
-		zp.zr, err = zlib.NewReader(&zp.src)
-	} else {
-		err = zp.zr.(zlib.Resetter).Reset(&zp.src, nil)
-	}
-	if err != nil {
-		zp.zr = nil // a reader whose reset failed is not reused
-		zlibPages.Put(zp)
-		return nil, err
-	}
-	out := make([]byte, m.blk)
-	n, err := io.ReadFull(zp.zr, out)
-	zp.src.Reset(nil) // the pool keeps no page's bytes
-	zlibPages.Put(zp)
-	if err != nil {
-		return nil, err
-	}
-	return out[:n], nil
 }
 
 // ReadAt implements unwind.Memory over physical addresses.

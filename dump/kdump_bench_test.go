@@ -60,20 +60,7 @@ func benchKdumpPages(b *testing.B, r io.ReaderAt, size int64) {
 	if !ok {
 		b.Fatalf("not a kdump file: %T", d.PhysMemory())
 	}
-	var present []uint64
-	for pfn := uint64(0); pfn < m.maxMapNr; pfn++ {
-		if _, ok := m.present(pfn); ok {
-			present = append(present, pfn)
-		}
-	}
-	// 64 runs of 16 consecutive present frames (a slab of task_structs,
-	// a kernel stack), the runs spread evenly over the dump.
-	var pfns []uint64
-	const runs, run = 64, 16
-	for i := range runs {
-		start := i * max(len(present)-run, 0) / runs
-		pfns = append(pfns, present[start:min(start+run, len(present))]...)
-	}
+	pfns := benchPFNs(m)
 	buf := make([]byte, 64)
 	b.ReportAllocs()
 	for b.Loop() {
@@ -91,4 +78,23 @@ func benchKdumpPages(b *testing.B, r io.ReaderAt, size int64) {
 		}
 	}
 	b.ReportMetric(float64(b.N*len(pfns))/b.Elapsed().Seconds(), "pages/s")
+}
+
+// benchPFNs returns 64 runs of 16 consecutive present page frames of m
+// (a slab of task_structs, a kernel stack), the runs spread evenly over
+// the dump.
+func benchPFNs(m *kdumpMemory) []uint64 {
+	var present []uint64
+	for pfn := uint64(0); pfn < m.maxMapNr; pfn++ {
+		if _, ok := m.present(pfn); ok {
+			present = append(present, pfn)
+		}
+	}
+	var pfns []uint64
+	const runs, run = 64, 16
+	for i := range runs {
+		start := i * max(len(present)-run, 0) / runs
+		pfns = append(pfns, present[start:min(start+run, len(present))]...)
+	}
+	return pfns
 }
