@@ -348,6 +348,7 @@ func (f *File) symbolRuns(srcs []symSource, hash bool, in *tableColumns) (rel, a
 	n := symbolCount(srcs)
 	if in != nil && cap(in.addr) >= n && cap(in.size) >= n && cap(in.elfSize) >= n && cap(in.name) >= n {
 		rel.addr, rel.size, rel.elfSize, rel.name = in.addr[:0], in.size[:0], in.elfSize[:0], in.name[:0]
+		rel.scratch = in.scratch
 	}
 	rel.grow(n)
 	if hash {

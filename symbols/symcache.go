@@ -159,8 +159,12 @@ func newSymtabBuffer(keyLen, n int) ([]byte, *tableColumns) {
 	size, cols := symtabSize(keyLen, n, maxExtras, 4096, 4096)
 	words := make([]uint64, (size+7)/8)
 	b := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(words))), size)
-	col := func(i int) []uint64 { return u64s(b[cols+8*n*i : cols+8*n*(i+1)])[:0] }
-	return b, &tableColumns{addr: col(0), size: col(1), elfSize: col(2), name: col(3)}
+	col := func(i int) []uint64 { return u64s(b[cols+8*n*i : cols+8*n*(i+1)]) }
+	// The name index's place (8n bytes at least) is the sort's scratch:
+	// it is laid out and cleared after the columns are filled.
+	index := cols + 8*(4*n+(n+63)/64)
+	return b, &tableColumns{addr: col(0)[:0], size: col(1)[:0], elfSize: col(2)[:0], name: col(3)[:0],
+		scratch: u64s(b[index : index+8*n])}
 }
 
 // newSymtabWriter lays out the entry of a table of n symbols for the file

@@ -177,6 +177,10 @@ type tableBuilder struct {
 	// of a table it places.
 	hash []uint32
 	seed uint64
+
+	// Memory build may use as scratch, for as many uint64s as symbols
+	// (nil: it makes its own).
+	scratch []uint64
 }
 
 // grow makes room for n more symbols.
@@ -283,6 +287,10 @@ type tableColumns struct {
 	// later than the table's (newSymtabBuffer, layoutSymtab): buildIn
 	// gathers them through scratch memory, then clears zero and byName.
 	overlap bool
+
+	// Memory in the entry that nothing uses until the columns are
+	// filled, for the builder's scratch (newSymtabBuffer).
+	scratch []uint64
 }
 
 // buildIn is build with the table's columns in the arrays place gives
@@ -524,7 +532,7 @@ func (b *tableBuilder) packedOrder() (keys []uint64, idxBits int, spare []uint64
 		}
 		keys[i] = uint64(rank)<<(granuleBits+idxBits) | (a&(1<<granuleBits-1))<<idxBits | uint64(i)
 	}
-	spare = radixSort(keys, idxBits, granuleBits+bits.Len(uint(len(gs)-1)))
+	spare = radixSort(keys, idxBits, granuleBits+bits.Len(uint(len(gs)-1)), b.scratch)
 	return keys, idxBits, spare
 }
 
@@ -544,8 +552,9 @@ func granuleRank(gs []uint64, g uint64) (int, bool) {
 // radixSort sorts keys by their bits [lo, lo+width) (those above are 0),
 // stably: least significant digit first, 11-bit digits (a vmlinux's
 // addresses take three), skipping a digit every key shares. It returns
-// the scratch memory it used (as long as keys), or nil.
-func radixSort(keys []uint64, lo, width int) (spare []uint64) {
+// the scratch memory it used (as long as keys: scratch's when that is
+// long enough), or nil.
+func radixSort(keys []uint64, lo, width int, scratch []uint64) (spare []uint64) {
 	const digit = 11
 	const size = 1 << digit
 	n := len(keys)
@@ -572,7 +581,10 @@ func radixSort(keys []uint64, lo, width int) (spare []uint64) {
 			}
 		}
 	}
-	src, dst := keys, make([]uint64, n)
+	if len(scratch) < n {
+		scratch = make([]uint64, n)
+	}
+	src, dst := keys, scratch[:n]
 	for p := range counts {
 		c := &counts[p]
 		shift := lo + p*digit
