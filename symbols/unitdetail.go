@@ -116,7 +116,18 @@ func (x *dwarfIndex) storeDetail(u *cuInfo) {
 // encodeDetail serializes the detail of the unit at off, made from the
 // sections key names.
 func encodeDetail(det *unitDetail, key []byte, off dwarf.Offset) []byte {
-	b := []byte(detailMagic)
+	// About its size (a mark of a 64-bit address takes some 24 bytes, a
+	// function's range 25), so that a large unit's detail is not copied
+	// as it grows.
+	size := len(detailMagic) + 2*binary.MaxVarintLen64 + len(key) + 1 + 4
+	for _, s := range det.seqs {
+		size += 3*binary.MaxVarintLen64 + (len(s.marks)+1)*24
+	}
+	for _, f := range det.files {
+		size += 2 + len(f)
+	}
+	size += (len(det.funcs) + 1) * 25
+	b := append(make([]byte, 0, size), detailMagic...)
 	b = binary.AppendUvarint(b, uint64(len(key)))
 	b = append(b, key...)
 	b = binary.AppendUvarint(b, uint64(off))
