@@ -57,10 +57,14 @@ func inflatePage(in, out []byte) error {
 var errInflate = errors.New("zlib: invalid or truncated stream")
 
 // Huffman tables: an entry of table, indexed by the next tableBits bits
-// of input (least significant first; fewer for the small codes), is
+// of input (least significant first; distBits for distances, 7 for the
+// code lengths' code), is
 // sym<<4 | length for a code of at most that many bits, 0 for a longer
 // code, which the canonical decoder (count, symbols) decodes bit by bit.
-const tableBits = 10
+const (
+	tableBits = 10 // literal/length codes (and the first table's size)
+	distBits  = 8  // distance codes
+)
 
 type huffman struct {
 	table   [1 << tableBits]uint16
@@ -106,7 +110,7 @@ func init() {
 	for i := range dl {
 		dl[i] = 5
 	}
-	if !fixedLit.build(l[:], 9) || !fixedDist.build(dl[:], 5) {
+	if !fixedLit.build(l[:], tableBits) || !fixedDist.build(dl[:], distBits) {
 		panic("dump: fixed Huffman codes")
 	}
 }
@@ -385,7 +389,7 @@ func (d *inflater) dynamic() error {
 			i++
 		}
 	}
-	if lens[256] == 0 || !d.lit.build(lens[:nlit], tableBits) || !d.dist.build(lens[nlit:], 8) {
+	if lens[256] == 0 || !d.lit.build(lens[:nlit], tableBits) || !d.dist.build(lens[nlit:], distBits) {
 		return errInflate
 	}
 	return nil
@@ -413,7 +417,7 @@ func (d *inflater) codes(lit, dist *huffman, out []byte, op int) (int, error) {
 			nb |= 56
 		}
 		var sym int
-		if e := lit.table[b&lit.mask]; e != 0 {
+		if e := lit.table[b&(1<<tableBits-1)]; e != 0 {
 			l := uint(e & 15)
 			b >>= l
 			nb -= l
@@ -440,29 +444,29 @@ func (d *inflater) codes(lit, dist *huffman, out []byte, op int) (int, error) {
 			d.pos, d.bits, d.nbits = pos, b, nb
 			return op, nil
 		}
-		sym -= 257
-		if sym >= 29 || dist == nil {
+		ls := uint(sym - 257)
+		if ls >= 29 || dist == nil {
 			return op, errInflate
 		}
-		eb := uint(lengthExtra[sym])
-		n := int(lengthBase[sym]) + int(b&(1<<eb-1))
+		eb := uint(lengthExtra[ls])
+		n := int(lengthBase[ls]) + int(b&(1<<eb-1))
 		b >>= eb
 		nb -= eb
-		var ds int
-		if e := dist.table[b&dist.mask]; e != 0 {
+		var ds uint
+		if e := dist.table[b&(1<<distBits-1)]; e != 0 {
 			l := uint(e & 15)
 			b >>= l
 			nb -= l
-			ds = int(e >> 4)
+			ds = uint(e >> 4)
 		} else {
 			// A long distance code: the canonical decoder too (the
 			// length took at most 20 of the 48 bits).
 			d.pos, d.bits, d.nbits = pos, b, nb
-			var ok bool
-			if ds, ok = d.decode(dist); !ok {
+			s, ok := d.decode(dist)
+			if !ok {
 				return op, errInflate
 			}
-			b, nb = d.bits, d.nbits
+			b, nb, ds = d.bits, d.nbits, uint(s)
 		}
 		if ds >= 30 {
 			return op, errInflate
