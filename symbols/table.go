@@ -336,7 +336,9 @@ func (b *tableBuilder) buildIn(fill bool, place func(n int) *tableColumns) *Tabl
 	if place != nil && fill && b.typ == nil && b.mod == nil {
 		cols = place(n)
 	}
-	if cols != nil && cols.overlap {
+	gather := kept // what the loop below gathers into t's columns
+	switch {
+	case cols != nil && cols.overlap:
 		// The builder's columns lie in the entry under the table's:
 		// each gathered into scratch memory first, in the order in
 		// which each one's place is past those gathered before.
@@ -359,10 +361,10 @@ func (b *tableBuilder) buildIn(fill bool, place func(n int) *tableColumns) *Tabl
 		clear(cols.zero)
 		clear(cols.byName)
 		t.addr, t.size, t.elfSize, t.name, t.zero = cols.addr[:n], cols.size[:n], cols.elfSize[:n], cols.name[:n], cols.zero
-	} else if cols != nil {
+		gather = nil
+	case cols != nil:
 		t.addr, t.size, t.elfSize, t.name, t.zero = cols.addr[:n], cols.size[:n], cols.elfSize[:n], cols.name[:n], cols.zero
-	}
-	if cols == nil {
+	default:
 		t.addr, t.size, t.name = make([]uint64, n), make([]uint64, n), make([]uint64, n)
 		if b.elfSize != nil {
 			t.elfSize = make([]uint64, n)
@@ -374,10 +376,7 @@ func (b *tableBuilder) buildIn(fill bool, place func(n int) *tableColumns) *Tabl
 			t.mod = make([]uint32, n)
 		}
 	}
-	for k, v := range kept {
-		if cols != nil && cols.overlap {
-			break // gathered above
-		}
+	for k, v := range gather {
 		i := int(v)
 		t.addr[k], t.size[k], t.name[k] = b.addr[i], b.size[i], b.name[i]
 		if b.elfSize != nil {
