@@ -53,6 +53,7 @@ func readDWARF(ef *elf.File, r io.ReaderAt, path string, mapped []byte) (d *dwar
 		raw = bytes.NewReader(mapped)
 	}
 	sec := map[string][]byte{}
+	var infoAt io.ReaderAt        // .debug_info in the file, when sec["info"] is mapped
 	keySec := map[string][]byte{} // what dwarfKey reads: a streamed section's compressed bytes
 	var packed []packedSection
 	for _, s := range ef.Sections {
@@ -83,6 +84,10 @@ func readDWARF(ef *elf.File, r io.ReaderAt, path string, mapped []byte) (d *dwar
 			return nil, nil, nil, fmt.Errorf("section %s: %w", s.Name, err)
 		}
 		sec[name] = b
+		if name == "info" && mapped != nil && r != nil && s.Offset+s.Size <= uint64(len(mapped)) {
+			// Mapped: its unit headers are read from the file (newDWARFUnits).
+			infoAt = io.NewSectionReader(r, int64(s.Offset), int64(s.Size))
+		}
 	}
 	cache := debugCacheFor(ef, path)
 	var whole []packedSection
@@ -133,7 +138,7 @@ func readDWARF(ef *elf.File, r io.ReaderAt, path string, mapped []byte) (d *dwar
 	}
 	if st == nil {
 		key = dwarfKey(keySec)
-		d, err = newDWARFUnits(sec, cache, key)
+		d, err = newDWARFUnits(sec, cache, key, infoAt)
 		if err != nil {
 			return nil, nil, nil, err
 		}

@@ -3,6 +3,7 @@ package symbols
 import (
 	"encoding/binary"
 	"hash/crc32"
+	"io"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -282,10 +283,13 @@ func (c debugCache) storeLazyUnitHeaders(t dwarf.UnitHeaderTable, key []byte) {
 }
 
 // newDWARFUnits is newDWARF made with the unit headers cached under key
-// when the cache holds them, else caching them.
-func newDWARFUnits(sec map[string][]byte, c debugCache, key []byte) (*dwarf.Data, error) {
+// when the cache holds them, else caching them. infoAt, if not nil, reads
+// .debug_info (sec["info"] mapped from it): the headers are read from it
+// (dwarf.NewReadingUnits) rather than from the mapping, whose pages each
+// header would fault in.
+func newDWARFUnits(sec map[string][]byte, c debugCache, key []byte, infoAt io.ReaderAt) (*dwarf.Data, error) {
 	if c == "" || key == nil {
-		return newDWARF(sec)
+		return newDWARFReading(sec, infoAt)
 	}
 	name := filepath.Join(string(c), "unithdrs")
 	if b, err := readCapped(name, maxUnitsFile); err == nil {
@@ -299,9 +303,25 @@ func newDWARFUnits(sec map[string][]byte, c debugCache, key []byte) (*dwarf.Data
 			}
 		}
 	}
-	d, err := newDWARF(sec)
+	d, err := newDWARFReading(sec, infoAt)
 	if err == nil {
 		c.store("unithdrs", encodeUnitHeaders(d.UnitHeadersRead(), key))
 	}
 	return d, err
+}
+
+// newDWARFReading is newDWARF reading the unit headers from infoAt, if
+// not nil (see newDWARFUnits).
+func newDWARFReading(sec map[string][]byte, infoAt io.ReaderAt) (*dwarf.Data, error) {
+	if infoAt == nil {
+		return newDWARF(sec)
+	}
+	d, err := dwarf.NewReadingUnits(sec["abbrev"], sec["aranges"], sec["frame"], sec["info"], sec["line"], sec["pubnames"], sec["ranges"], sec["str"], infoAt)
+	if err != nil {
+		return nil, err
+	}
+	if err := addDWARF5(d, sec); err != nil {
+		return nil, err
+	}
+	return d, nil
 }

@@ -7,6 +7,7 @@ package dwarf
 import (
 	"encoding/binary"
 	"errors"
+	"io"
 	"sync"
 )
 
@@ -85,6 +86,60 @@ func New(abbrev, aranges, frame, info, line, pubnames, ranges, str []byte) (*Dat
 	}
 	d.hdrs = newHeaderUnits(t, d.info)
 	return d, nil
+}
+
+// NewReadingUnits is New for a .debug_info mapped from a file and not yet
+// read: it reads each unit's header from infoAt (where infoAt.ReadAt(p,
+// off) reads info[off:off+len(p)], such as the file), a few bytes a unit,
+// so that making the Data touches none of info's pages but its first; New
+// touches every page a header is in, thousands in a kernel's .debug_info,
+// each a page fault. Sections New would refuse, or a read that fails, are
+// read by New, which says why.
+func NewReadingUnits(abbrev, aranges, frame, info, line, pubnames, ranges, str []byte, infoAt io.ReaderAt) (*Data, error) {
+	d, err := newData(abbrev, aranges, frame, info, line, pubnames, ranges, str, nil)
+	if err != nil {
+		return nil, err
+	}
+	t, ok := d.readUnits(infoAt)
+	if !ok {
+		return New(abbrev, aranges, frame, info, line, pubnames, ranges, str)
+	}
+	d.hdrs = newHeaderUnits(t, d.info)
+	return d, nil
+}
+
+// readUnits reads the unit headers parseUnits reads, each from r; false
+// where parseUnits would fail or a read does.
+func (d *Data) readUnits(r io.ReaderAt) (UnitHeaderTable, bool) {
+	size := int64(len(d.info))
+	var t UnitHeaderTable
+	var hdr [48]byte // a unit length and the longest header (a type unit's)
+	for off := int64(0); off < size; {
+		n := min(int64(len(hdr)), size-off)
+		if m, _ := r.ReadAt(hdr[:n], off); int64(m) != n {
+			return nil, false
+		}
+		b := makeBuf(d, unknownFormat{}, "info", Offset(off), hdr[:n])
+		length, is64 := b.unitLength()
+		if b.err != nil || length != Offset(uint32(length)) {
+			return nil, false
+		}
+		dataOff := b.off
+		next := int64(dataOff) + int64(length)
+		if next > size {
+			return nil, false
+		}
+		if length > 0 {
+			h, ok := unitHeaderFields(&b, Offset(off), is64)
+			if !ok || b.err != nil || b.off-dataOff > length {
+				return nil, false
+			}
+			h.End = Offset(next)
+			t = appendUnitHeader(t, h)
+		}
+		off = next
+	}
+	return t, true
 }
 
 // sniffOrder sets the byte order from the first unit's version in d.info.

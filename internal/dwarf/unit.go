@@ -130,8 +130,20 @@ func (d *Data) parseUnits() (UnitHeaderTable, error) {
 // the unit; it returns false (b's error set) for a version it does not
 // read. (The standard library's sets a unit's fields, and its data.)
 func (d *Data) unitHeader(b *buf, base Offset, is64 bool, n Offset) (UnitHeader, bool) {
-	h := UnitHeader{Base: base, Is64: is64}
 	dataOff := b.off
+	h, ok := unitHeaderFields(b, base, is64)
+	if !ok {
+		return h, false
+	}
+	b.skip(int(n - (b.off - dataOff)))
+	h.End = b.off
+	return h, true
+}
+
+// unitHeaderFields reads the header of the unit at base from b, which is
+// past its unit length; Off is where b is left, End is not set.
+func unitHeaderFields(b *buf, base Offset, is64 bool) (UnitHeader, bool) {
+	h := UnitHeader{Base: base, Is64: is64}
 	vers := b.uint16()
 	if vers < 2 || vers > 5 {
 		b.error("unsupported DWARF version " + strconv.Itoa(int(vers)))
@@ -164,8 +176,6 @@ func (d *Data) unitHeader(b *buf, base Offset, is64 bool, n Offset) (UnitHeader,
 	}
 
 	h.Off = b.off
-	b.skip(int(n - (b.off - dataOff)))
-	h.End = b.off
 	return h, true
 }
 

@@ -1,10 +1,12 @@
 package dwarf_test
 
 import (
+	"bytes"
 	stddwarf "debug/dwarf"
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 
@@ -243,4 +245,66 @@ func TestUnitHeaderTable(t *testing.T) {
 			t.Errorf("header %+v accepted", b[0])
 		}
 	}
+}
+
+// compareReadingUnits makes a Data of sec with info replaced by info, with
+// New and with NewReadingUnits (reading the headers from a copy of info),
+// and returns an error if they differ: in their errors, or their headers.
+func compareReadingUnits(sec map[string][]byte, info []byte) (int, error) {
+	want, werr := dwarf.New(sec["abbrev"], nil, nil, info, sec["line"], nil, sec["ranges"], sec["str"])
+	got, gerr := dwarf.NewReadingUnits(sec["abbrev"], nil, nil, info, sec["line"], nil, sec["ranges"], sec["str"], bytes.NewReader(slices.Clone(info)))
+	if (werr == nil) != (gerr == nil) || werr != nil && werr.Error() != gerr.Error() {
+		return 0, fmt.Errorf("error %v, New's %v", gerr, werr)
+	}
+	if werr != nil {
+		return 0, nil
+	}
+	if w, g := want.UnitHeaders(), got.UnitHeaders(); !reflect.DeepEqual(w, g) {
+		return 0, fmt.Errorf("%d headers %+v, New's %d %+v", len(g), g, len(w), w)
+	}
+	return len(want.UnitHeaders()), nil
+}
+
+// NewReadingUnits reads the unit headers New reads, from the file.
+func TestNewReadingUnits(t *testing.T) {
+	paths := []string{filepath.Join("..", "..", "symbols", "testdata", "prog")}
+	if dir, err := corpus.Find("user"); err == nil {
+		paths = append(paths, filepath.Join(dir, "lib", "libc.so.6.debug"))
+	}
+	if _, vmlinux, err := corpus.FindTaskDump(); err == nil {
+		paths = append(paths, vmlinux)
+	}
+	for _, p := range paths {
+		_, sec := openELF(t, p)
+		n, err := compareReadingUnits(sec, sec["info"])
+		if err != nil || n == 0 {
+			t.Fatalf("%s: %d units, %v", p, n, err)
+		}
+		t.Logf("%s: %d units", p, n)
+	}
+	_, sec := openELF(t, filepath.Join("..", "..", "symbols", "testdata", "prog"))
+	info := sec["info"]
+	for _, cut := range []int{len(info) - 1, len(info) / 2, 13, 5} {
+		if _, err := compareReadingUnits(sec, info[:cut]); err != nil {
+			t.Errorf("info cut to %d bytes: %v", cut, err)
+		}
+	}
+	// A read that fails: New's headers all the same.
+	d, err := dwarf.NewReadingUnits(sec["abbrev"], nil, nil, info, sec["line"], nil, sec["ranges"], sec["str"], bytes.NewReader(nil))
+	if err != nil || len(d.UnitHeaders()) == 0 {
+		t.Errorf("with failing reads: %v, %d units", err, len(d.UnitHeaders()))
+	}
+}
+
+// FuzzNewReadingUnits mutates the test program's .debug_info:
+// NewReadingUnits gives New's headers, or New's error.
+func FuzzNewReadingUnits(f *testing.F) {
+	_, sec := openELF(f, filepath.Join("..", "..", "symbols", "testdata", "prog"))
+	f.Add(sec["info"])
+	f.Add(sec["info"][:len(sec["info"])/2])
+	f.Fuzz(func(t *testing.T, info []byte) {
+		if _, err := compareReadingUnits(sec, info); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
