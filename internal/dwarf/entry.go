@@ -43,18 +43,20 @@ type afield struct {
 	val   int64 // for formImplicitConst
 }
 
-// abbrevTable maps entry format ids to their descriptions: ids up to
-// len(dense) (a producer numbers them 1, 2, ...) by dense[id-1], others
-// by more.
+// abbrevTable maps entry format ids to their descriptions: ids from
+// base on by dense[id-base] (a producer numbers them 1, 2, ...; a table
+// parsed only as far as one id holds it alone, base that id), others by
+// more.
 type abbrevTable struct {
+	base  uint32
 	dense []abbrev
 	more  map[uint32]*abbrev
 }
 
 // get returns the abbreviation id, or nil.
 func (t *abbrevTable) get(id uint32) *abbrev {
-	if id-1 < uint32(len(t.dense)) {
-		if a := &t.dense[id-1]; a.ok {
+	if i := id - t.base; i < uint32(len(t.dense)) {
+		if a := &t.dense[i]; a.ok {
 			return a
 		}
 		return nil
@@ -65,10 +67,13 @@ func (t *abbrevTable) get(id uint32) *abbrev {
 // add makes a the abbreviation id (the last of an id given twice wins).
 func (t *abbrevTable) add(id uint32, a abbrev) {
 	a.ok = true
-	switch {
-	case id-1 < uint32(len(t.dense)):
-		t.dense[id-1] = a
-	case id-1 == uint32(len(t.dense)) && t.more[id] == nil:
+	if len(t.dense) == 0 && t.more == nil {
+		t.base = id
+	}
+	switch i := id - t.base; {
+	case i < uint32(len(t.dense)):
+		t.dense[i] = a
+	case i == uint32(len(t.dense)) && t.more[id] == nil:
 		t.dense = append(t.dense, a)
 	default:
 		if t.more == nil {
@@ -220,6 +225,9 @@ func (d *Data) parseAbbrevIn(data []byte, off uint64, vers int, stop uint32) (_ 
 		n, nf := countAbbrevs(b)
 		m.dense = make([]abbrev, 0, n)
 		fields = make([]afield, 0, nf)
+	} else {
+		m.dense = make([]abbrev, 0, 1) // stop alone
+		fields = make([]afield, 0, 16)
 	}
 	for {
 		// Table ends with id == 0.
