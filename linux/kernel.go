@@ -58,7 +58,8 @@ type Kernel struct {
 	modErr  error    // why the modules list could not be read
 
 	codeCache unwind.CodeCache // shared by every walk of this kernel's code
-	modFiles  []*symbols.File  // accepted .ko files, closed by nobody: the Set uses them
+	vmFiles   []*symbols.File  // the vmlinux files Open opened, closed by Close
+	modFiles  []*symbols.File  // accepted .ko files, closed by Close
 }
 
 // Open builds the kernel model of the vmcore d from the binaries opts
@@ -116,6 +117,7 @@ func Open(d *dump.Dump, opts dump.SymbolOptions) (*Kernel, error) {
 			continue
 		}
 		files[i] = sf
+		k.vmFiles = append(k.vmFiles, sf)
 		opened++
 		if k.symFiles == nil {
 			k.symFiles = map[string]*symbols.File{}
@@ -177,6 +179,22 @@ func Open(d *dump.Dump, opts dump.SymbolOptions) (*Kernel, error) {
 
 // Dump returns the dump the kernel was read from.
 func (k *Kernel) Dump() *dump.Dump { return k.d }
+
+// Close closes the symbol files Open opened (vmlinux, the modules' .ko
+// files), which keeps in the debug cache what their lookups learned (the
+// inflated part of a compressed vmlinux's DWARF sections; units and
+// functions first read by this Kernel's walks are kept as they are read).
+// Call it when done with the Kernel: afterwards neither it nor its Symbols
+// may be used, though traces already made stay valid. The Dump stays open,
+// the caller's to close.
+func (k *Kernel) Close() error {
+	var errs []error
+	for _, f := range append(k.vmFiles, k.modFiles...) {
+		errs = append(errs, f.Close())
+	}
+	k.vmFiles, k.modFiles = nil, nil
+	return errors.Join(errs...)
+}
 
 // Symbols returns the kernel's symbols (vmlinux, System.map), relocated
 // to where they ran.

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -154,6 +155,15 @@ type openedDump struct {
 	*dump.Dump
 	set *symbols.Set
 	k   *linux.Kernel // nil unless the dump is a kernel vmcore
+}
+
+// Close closes the kernel model's symbol files, then the dump.
+func (o *openedDump) Close() error {
+	var err error
+	if o.k != nil {
+		err = o.k.Close()
+	}
+	return errors.Join(err, o.Dump.Close())
 }
 
 // Info is the dump's summary, the kernel model's for a vmcore.
