@@ -11,6 +11,7 @@
 //	defer d.Close()
 //	k, err := linux.Open(d, dump.SymbolOptions{Files: []string{"vmlinux"}})
 //	if err != nil { ... }
+//	defer k.Close()
 //	for i, cpu := range k.CPUs() {
 //		tr, _ := k.UnwindCPU(i, unwind.Options{})
 //		fmt.Println(cpu.CPU, cpu.Comm, len(tr.Frames), tr.Reliable)

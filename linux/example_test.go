@@ -63,6 +63,7 @@ func ExampleKernel_UnwindCPU() {
 		fmt.Println(err)
 		return
 	}
+	defer k.Close()
 	for i, cpu := range k.CPUs() {
 		tr, err := k.UnwindCPU(i, unwind.Options{})
 		if err != nil {

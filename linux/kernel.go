@@ -67,10 +67,12 @@ type Kernel struct {
 // offset (VMCOREINFO's KERNELOFFSET, else the difference between the
 // run-time and link-time _stext). Missing or unusable symbol files are
 // warnings (Warnings), not errors: without them the model knows what
-// VMCOREINFO says. The Kernel reads d until d is closed.
+// VMCOREINFO says. The Kernel reads d until d is closed; Close closes the
+// symbol files it opened.
 //
 //	d, _ := dump.Open("vmcore")
 //	k, err := linux.Open(d, dump.SymbolOptions{Files: []string{"vmlinux"}})
+//	defer k.Close()
 //	for i := range k.CPUs() {
 //		tr, _ := k.UnwindCPU(i, unwind.Options{})
 //		...
