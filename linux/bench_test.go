@@ -293,3 +293,37 @@ func BenchmarkModuleLayouts(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkTkCoreXtimeSec finds tk_core.timekeeper.xtime_sec in the prod
+// vmlinux's DWARF as a first run does (the unit of timekeeping.c found by
+// .debug_aranges, read and searched): the other DWARF sections are read
+// once, outside the loop.
+func BenchmarkTkCoreXtimeSec(b *testing.B) {
+	dir, err := corpus.Find("prod")
+	if err != nil {
+		b.Skip(err)
+	}
+	f, err := elf.Open(filepath.Join(dir, "kernel", "vmlinux-"+prodRelease))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	syms, err := f.Symbols()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var tk uint64
+	for _, s := range syms {
+		if s.Name == "ktime_get_real_seconds" {
+			tk = s.Value
+		}
+	}
+	secs := &dwarfSections{f: f}
+	var off int64
+	for b.Loop() {
+		if off, err = tkCoreXtimeSec(secs, tk); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(off), "offset")
+}

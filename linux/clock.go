@@ -61,29 +61,19 @@ func tkCoreXtimeSec(secs *dwarfSections, textAddr uint64) (int64, error) {
 		if !ok {
 			return 0, errors.New("tk_core has no type")
 		}
-		t, err := dw.Type(toff)
-		if err != nil {
-			return 0, err
+		// Its members read from their entries, as a dwarfLayout reads a
+		// structure's: decoding the type with dw.Type decoded every
+		// type it reaches.
+		l := newStructReader(dw)
+		st := l.structAt(toff)
+		if st == nil {
+			return 0, errors.New("tk_core: not a structure")
 		}
-		sum := int64(0)
-		for _, m := range []string{"timekeeper", "xtime_sec"} {
-			st, ok := dwarfStruct(t)
-			if !ok {
-				return 0, errors.New("tk_core: not a structure")
-			}
-			var fld *dwarf.StructField
-			for _, fl := range st.Field {
-				if fl.Name == m {
-					fld = fl
-				}
-			}
-			if fld == nil {
-				return 0, errors.New("tk_core: no member " + m)
-			}
-			sum += fld.ByteOffset
-			t = fld.Type
+		off, ok := l.pathOffset(st, "timekeeper.xtime_sec")
+		if !ok {
+			return 0, errors.New("tk_core: no member timekeeper.xtime_sec")
 		}
-		return sum, nil
+		return off, nil
 	}
 }
 

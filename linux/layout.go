@@ -55,8 +55,15 @@ type dieField struct {
 // (the first definition of each name wins). The index is made as lookups
 // need it: the kernel's task_struct comes early in vmlinux's DWARF.
 func NewDWARFLayout(dw *dwarf.Data) Layout {
-	return &dwarfLayout{dw: dw, scan: dw.Reader(), offsets: map[string]dwarf.Offset{},
-		types: map[string]*dieStruct{}, byOff: map[dwarf.Offset]*dieStruct{}, r: dw.Reader()}
+	l := newStructReader(dw)
+	l.scan, l.offsets, l.types = dw.Reader(), map[string]dwarf.Offset{}, map[string]*dieStruct{}
+	return l
+}
+
+// newStructReader returns a dwarfLayout that reads structures by offset
+// (structAt, pathOffset) but has no index by name.
+func newStructReader(dw *dwarf.Data) *dwarfLayout {
+	return &dwarfLayout{dw: dw, byOff: map[dwarf.Offset]*dieStruct{}, r: dw.Reader()}
 }
 
 // lookup returns the offset of the first complete definition of the
@@ -217,6 +224,12 @@ func (l *dwarfLayout) MemberOffset(structName, member string) (int64, bool) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.pathOffset(st, member)
+}
+
+// pathOffset returns the offset in st of member, a path of member names
+// through nested structures ("thread.sp"). Called with mu held.
+func (l *dwarfLayout) pathOffset(st *dieStruct, member string) (int64, bool) {
 	var sum int64
 	for _, part := range strings.Split(member, ".") {
 		if st == nil {

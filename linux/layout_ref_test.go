@@ -2,6 +2,8 @@ package linux
 
 import (
 	"debug/dwarf"
+	"encoding/binary"
+	"errors"
 	"debug/elf"
 	"path/filepath"
 	"strings"
@@ -137,5 +139,77 @@ func TestDWARFLayoutRef(t *testing.T) {
 			t.Errorf("%s: %d structures asked about", path, structs)
 		}
 		t.Logf("%s: %d structures, %d members asked", path, structs, questions)
+	}
+}
+
+// TestTkCoreXtimeSecRef: tkCoreXtimeSec, which reads members from their
+// entries, gives the offset debug/dwarf's decoded type of tk_core gives,
+// for the lab and prod vmlinux.
+func TestTkCoreXtimeSecRef(t *testing.T) {
+	var paths []string
+	if dir, err := corpus.Find("kernel"); err == nil {
+		paths = append(paths, filepath.Join(dir, "fp", "vmlinux"))
+	}
+	if dir, err := corpus.Find("prod"); err == nil {
+		paths = append(paths, filepath.Join(dir, "kernel", "vmlinux-"+prodRelease))
+	}
+	if len(paths) == 0 {
+		corpus.Unavailable(t, "kernel and prod corpora", errors.New("neither found"))
+	}
+	for _, path := range paths {
+		f, err := elf.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		syms, err := f.Symbols()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var tk uint64
+		for _, s := range syms {
+			if s.Name == "ktime_get_real_seconds" {
+				tk = s.Value
+			}
+		}
+		secs := &dwarfSections{f: f}
+		got, err := tkCoreXtimeSec(secs, tk)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		// The reference: tk_core's type decoded by debug/dwarf.
+		off, err := unitAt(f, tk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info := f.Section(".debug_info")
+		var hdr [4]byte
+		if _, err := info.ReadAt(hdr[:], int64(off)); err != nil {
+			t.Fatal(err)
+		}
+		unit := make([]byte, 4+uint64(binary.LittleEndian.Uint32(hdr[:])))
+		if _, err := info.ReadAt(unit, int64(off)); err != nil {
+			t.Fatal(err)
+		}
+		dw, err := dwarfFromUnits(secs, unit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, ok := int64(-1), false
+		for r := dw.Reader(); ; {
+			e, err := r.Next()
+			if err != nil || e == nil {
+				break
+			}
+			if name, _ := e.Val(dwarf.AttrName).(string); e.Tag == dwarf.TagVariable && name == "tk_core" {
+				toff, _ := e.Val(dwarf.AttrType).(dwarf.Offset)
+				want, ok = refMemberOffset(dw, toff, "timekeeper.xtime_sec")
+				break
+			}
+		}
+		if !ok || got != want {
+			t.Errorf("%s: tk_core.timekeeper.xtime_sec at %d, debug/dwarf's type says %d (%v)", path, got, want, ok)
+		}
+		t.Logf("%s: tk_core.timekeeper.xtime_sec at %d", path, got)
 	}
 }
