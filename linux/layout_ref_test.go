@@ -2,9 +2,9 @@ package linux
 
 import (
 	"debug/dwarf"
+	"debug/elf"
 	"encoding/binary"
 	"errors"
-	"debug/elf"
 	"path/filepath"
 	"strings"
 	"testing"
