@@ -28,7 +28,7 @@ func TestSortedOrder(t *testing.T) {
 	}
 	for what, addr := range spreads {
 		for _, bias := range []uint64{0, 0x1e000000, 1 << 63, ^uint64(0) - 0xfff} {
-			for _, n := range []int{1, 2, 255, 256, 5000} {
+			for _, n := range []int{1, 2, 255, 256, minRadixKeys - 1, minRadixKeys, 5000} {
 				b := &tableBuilder{bias: bias}
 				for range n {
 					b.add(addr(), 0, 0, 0, 0, 0, 0)
