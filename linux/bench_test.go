@@ -230,15 +230,7 @@ func benchUnwindTasks(b *testing.B, path, vmlinux string) {
 // units' DWARF (the other sections are read once, outside the loop) and
 // makes a new Layout.
 func BenchmarkDWARFLayout(b *testing.B) {
-	dir, err := corpus.Find("prod")
-	if err != nil {
-		b.Skip(err)
-	}
-	f, err := elf.Open(filepath.Join(dir, "kernel", "vmlinux-"+prodRelease))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
+	f := prodVmlinuxELF(b)
 	secs := &dwarfSections{f: f}
 	b.ReportAllocs()
 	n := 0
@@ -299,31 +291,45 @@ func BenchmarkModuleLayouts(b *testing.B) {
 // .debug_aranges, read and searched): the other DWARF sections are read
 // once, outside the loop.
 func BenchmarkTkCoreXtimeSec(b *testing.B) {
-	dir, err := corpus.Find("prod")
-	if err != nil {
-		b.Skip(err)
-	}
-	f, err := elf.Open(filepath.Join(dir, "kernel", "vmlinux-"+prodRelease))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
-	syms, err := f.Symbols()
-	if err != nil {
-		b.Fatal(err)
-	}
-	var tk uint64
-	for _, s := range syms {
-		if s.Name == "ktime_get_real_seconds" {
-			tk = s.Value
-		}
-	}
+	f := prodVmlinuxELF(b)
+	tk := elfSymbolValue(b, f, "ktime_get_real_seconds")
 	secs := &dwarfSections{f: f}
 	var off int64
+	var err error
 	for b.Loop() {
 		if off, err = tkCoreXtimeSec(secs, tk); err != nil {
 			b.Fatal(err)
 		}
 	}
 	b.ReportMetric(float64(off), "offset")
+}
+
+// prodVmlinuxELF opens the prod corpus's vmlinux for the rest of tb, or
+// skips tb without the corpus.
+func prodVmlinuxELF(tb testing.TB) *elf.File {
+	dir, err := corpus.Find("prod")
+	if err != nil {
+		tb.Skip(err)
+	}
+	f, err := elf.Open(filepath.Join(dir, "kernel", "vmlinux-"+prodRelease))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { f.Close() })
+	return f
+}
+
+// elfSymbolValue returns the value of the .symtab symbol name of f.
+func elfSymbolValue(tb testing.TB, f *elf.File, name string) uint64 {
+	syms, err := f.Symbols()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, s := range syms {
+		if s.Name == name {
+			return s.Value
+		}
+	}
+	tb.Fatalf("no symbol %s", name)
+	return 0
 }

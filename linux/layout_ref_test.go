@@ -162,16 +162,7 @@ func TestTkCoreXtimeSecRef(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer f.Close()
-		syms, err := f.Symbols()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var tk uint64
-		for _, s := range syms {
-			if s.Name == "ktime_get_real_seconds" {
-				tk = s.Value
-			}
-		}
+		tk := elfSymbolValue(t, f, "ktime_get_real_seconds")
 		secs := &dwarfSections{f: f}
 		got, err := tkCoreXtimeSec(secs, tk)
 		if err != nil {
