@@ -105,28 +105,8 @@ func unitAt(f *elf.File, addr uint64) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	le := binary.LittleEndian
-	for p := uint64(0); p+12 <= uint64(len(b)); {
-		n := uint64(le.Uint32(b[p:]))
-		if n >= 0xfffffff0 || n > uint64(len(b))-p-4 {
-			break
-		}
-		set := b[p+4 : p+4+n]
-		p += 4 + n
-		if len(set) < 8 || set[6] != 8 {
-			continue // 64-bit addresses only
-		}
-		cu := uint64(le.Uint32(set[2:]))
-		q := uint64(16 - 4) // header (12 bytes from the set start incl. length) padded to 16
-		for ; q+16 <= uint64(len(set)); q += 16 {
-			a, l := le.Uint64(set[q:]), le.Uint64(set[q+8:])
-			if a == 0 && l == 0 {
-				break
-			}
-			if addr >= a && addr-a < l {
-				return cu, nil
-			}
-		}
+	if off, ok := arangesUnit(b, addr); ok {
+		return off, nil
 	}
 	return 0, errors.New("address not in .debug_aranges")
 }
