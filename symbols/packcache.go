@@ -158,7 +158,9 @@ func (p *packCache) read() {
 	}
 }
 
-// packFiles returns the names of the packs in dir.
+// packFiles returns the names of the packs in dir, and removes the files
+// that held one entry each before packs ("unit-…", "scope-…", and their
+// unfinished ".tmp…" copies), which nothing reads any more.
 func packFiles(dir string) []string {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -166,8 +168,13 @@ func packFiles(dir string) []string {
 	}
 	var names []string
 	for _, e := range ents {
-		if n := e.Name(); strings.HasPrefix(n, packPrefix) && !strings.HasSuffix(n, ".tmp") && e.Type().IsRegular() {
+		n := e.Name()
+		switch {
+		case !e.Type().IsRegular():
+		case strings.HasPrefix(n, packPrefix) && !strings.HasSuffix(n, ".tmp"):
 			names = append(names, n)
+		case strings.HasPrefix(n, "unit-") || strings.HasPrefix(n, "scope-"):
+			os.Remove(filepath.Join(dir, n))
 		}
 	}
 	return names

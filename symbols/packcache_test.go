@@ -109,6 +109,30 @@ func TestPackCache(t *testing.T) {
 	}
 }
 
+// The files that held one entry each before packs are removed by the
+// next reader; other entries stay.
+func TestPackCacheRemovesOldEntries(t *testing.T) {
+	dir := debugCache(t.TempDir())
+	old := []string{"unit-c", "scope-2d60b21", "unit-1b9293a.tmp123"}
+	keep := []string{"symtab", "unithdrs", "units", "info.prefix", "pack-x.tmp"}
+	for _, n := range append(append([]string{}, old...), keep...) {
+		if err := os.WriteFile(filepath.Join(string(dir), n), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	newPackCache(dir).load("unit-c", 100)
+	for _, n := range old {
+		if _, err := os.Stat(filepath.Join(string(dir), n)); err == nil {
+			t.Errorf("%s: kept", n)
+		}
+	}
+	for _, n := range keep {
+		if _, err := os.Stat(filepath.Join(string(dir), n)); err != nil {
+			t.Errorf("%s: %v", n, err)
+		}
+	}
+}
+
 // More than packsAtMost packs are packed into one by the next reader,
 // with every entry kept.
 func TestPackCacheCompacts(t *testing.T) {
