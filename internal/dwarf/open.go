@@ -114,6 +114,9 @@ func (d *Data) readUnits(r io.ReaderAt) (UnitHeaderTable, bool) {
 	size := int64(len(d.info))
 	var t UnitHeaderTable
 	var hdr [48]byte // a unit length and the longest header (a type unit's)
+	// A unit after units of length 0 starts, as parseUnits (and the
+	// standard library) take it, where the first of them does.
+	base := int64(-1)
 	for off := int64(0); off < size; {
 		n := min(int64(len(hdr)), size-off)
 		if m, _ := r.ReadAt(hdr[:n], off); int64(m) != n {
@@ -129,8 +132,15 @@ func (d *Data) readUnits(r io.ReaderAt) (UnitHeaderTable, bool) {
 		if next > size {
 			return nil, false
 		}
+		if length == 0 && base < 0 {
+			base = off
+		}
 		if length > 0 {
-			h, ok := unitHeaderFields(&b, Offset(off), is64)
+			start := off
+			if base >= 0 {
+				start, base = base, -1
+			}
+			h, ok := unitHeaderFields(&b, Offset(start), is64)
 			if !ok || b.err != nil || b.off-dataOff > length {
 				return nil, false
 			}
