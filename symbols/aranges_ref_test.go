@@ -199,3 +199,36 @@ func TestFindRangeLookBack(t *testing.T) {
 		}
 	}
 }
+
+// TestUnitForLookBack holds dwarfIndex.unitFor, the unit index's copy of
+// findRange's loop, to the same look-back: a pc in a unit's range is found
+// past up to 7 later-starting nested ranges, not past 8, and a pc in a
+// nested range is found in it.
+func TestUnitForLookBack(t *testing.T) {
+	for nested := 0; nested <= 9; nested++ {
+		starts := []dwarf.Offset{0x10}
+		rs := []cuRange{{lo: 0x100, hi: 0x10000, unit: 0}}
+		for i := 0; i < nested; i++ {
+			lo := uint64(0x200 + 0x100*i)
+			starts = append(starts, dwarf.Offset(0x100*(i+1)))
+			rs = append(rs, cuRange{lo: lo, hi: lo + 0x80, unit: i + 1})
+		}
+		x := &dwarfIndex{tab: makeUnitTable(starts, rs), units: newUnitSlots(len(starts))}
+		u := x.unitFor(0x8000)
+		if nested >= 8 {
+			if u != nil {
+				t.Errorf("%d ranges nested: unit at %#x found past 8 ranges", nested, u.off)
+			}
+		} else if u == nil || u.off != 0x10 {
+			t.Errorf("%d ranges nested: pc in the outer unit found in %+v", nested, u)
+		}
+		if nested > 0 {
+			if u := x.unitFor(0x210); u == nil || u.off != 0x100 {
+				t.Errorf("%d ranges nested: pc in the first nested unit found in %+v", nested, u)
+			}
+		}
+		if u := x.unitFor(0x20000); u != nil {
+			t.Errorf("%d ranges nested: a pc past every range found in unit at %#x", nested, u.off)
+		}
+	}
+}
