@@ -77,23 +77,6 @@ func tkCoreXtimeSec(secs *dwarfSections, textAddr uint64) (int64, error) {
 	}
 }
 
-// dwarfStruct strips typedefs and qualifiers down to a structure type.
-func dwarfStruct(t dwarf.Type) (*dwarf.StructType, bool) {
-	for i := 0; i < 8; i++ {
-		switch v := t.(type) {
-		case *dwarf.StructType:
-			return v, true
-		case *dwarf.TypedefType:
-			t = v.Type
-		case *dwarf.QualType:
-			t = v.Type
-		default:
-			return nil, false
-		}
-	}
-	return nil, false
-}
-
 // unitAt returns the .debug_info offset of the compilation unit whose
 // .debug_aranges entry covers addr.
 func unitAt(f *elf.File, addr uint64) (uint64, error) {

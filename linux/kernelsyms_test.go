@@ -12,17 +12,7 @@ import (
 // reads from the symbol table (File.SymbolValue) are the ones a scan of
 // .symtab finds, in every corpus vmlinux: value and size of each name.
 func TestKernelSymsFromTable(t *testing.T) {
-	var paths []string
-	if dir, err := corpus.Find("kernel"); err == nil {
-		paths = append(paths, filepath.Join(dir, "fp", "vmlinux"))
-	}
-	if dir, err := corpus.Find("prod"); err == nil {
-		paths = append(paths, filepath.Join(dir, "kernel", "vmlinux-"+prodRelease))
-	}
-	if len(paths) == 0 {
-		corpus.Unavailable(t, "vmlinux", nil)
-	}
-	for _, path := range paths {
+	for _, path := range needVmlinuxes(t) {
 		for _, bias := range []uint64{0, 0x1e000000} {
 			f, err := symbols.Open(path, bias)
 			if err != nil {
@@ -49,4 +39,27 @@ func TestKernelSymsFromTable(t *testing.T) {
 			f.Close()
 		}
 	}
+}
+
+// corpusVmlinuxes returns the lab (kernel corpus, fp build) and prod
+// vmlinux files there are.
+func corpusVmlinuxes() []string {
+	var paths []string
+	if dir, err := corpus.Find("kernel"); err == nil {
+		paths = append(paths, filepath.Join(dir, "fp", "vmlinux"))
+	}
+	if dir, err := corpus.Find("prod"); err == nil {
+		paths = append(paths, filepath.Join(dir, "kernel", "vmlinux-"+prodRelease))
+	}
+	return paths
+}
+
+// needVmlinuxes is corpusVmlinuxes for a test that has nothing to check
+// without them: with none, it ends t as corpus.Unavailable does.
+func needVmlinuxes(t testing.TB) []string {
+	paths := corpusVmlinuxes()
+	if len(paths) == 0 {
+		corpus.Unavailable(t, "the kernel and prod corpora's vmlinux", nil)
+	}
+	return paths
 }

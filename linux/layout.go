@@ -29,11 +29,10 @@ type dwarfLayout struct {
 	dw *dwarf.Data
 
 	mu      sync.Mutex
-	scan    *dwarf.Reader           // the index's scan, nil once it reached the end
-	offsets map[string]dwarf.Offset // structure name → its (first complete) definition, as far as scanned
-	types   map[string]*dieStruct   // by name, nil when it cannot be read
-	byOff   map[dwarf.Offset]*dieStruct
-	r       *dwarf.Reader // for reading structures and type chains
+	scan    *dwarf.Reader               // the index's scan, nil once it reached the end
+	offsets map[string]dwarf.Offset     // structure name → its (first complete) definition, as far as scanned
+	byOff   map[dwarf.Offset]*dieStruct // structures read, by entry (nil: not one, or unreadable)
+	r       *dwarf.Reader               // for reading structures and type chains
 }
 
 // dieStruct is a structure or union as its entries give it.
@@ -56,7 +55,7 @@ type dieField struct {
 // need it: the kernel's task_struct comes early in vmlinux's DWARF.
 func NewDWARFLayout(dw *dwarf.Data) Layout {
 	l := newStructReader(dw)
-	l.scan, l.offsets, l.types = dw.Reader(), map[string]dwarf.Offset{}, map[string]*dieStruct{}
+	l.scan, l.offsets = dw.Reader(), map[string]dwarf.Offset{}
 	return l
 }
 
@@ -98,17 +97,16 @@ func (l *dwarfLayout) lookup(name string) (dwarf.Offset, bool) {
 	return 0, false
 }
 
+// structType returns the structure name, found by lookup and read by
+// structAt (both remember what they found).
 func (l *dwarfLayout) structType(name string) (*dieStruct, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if t, ok := l.types[name]; ok {
-		return t, t != nil
+	off, ok := l.lookup(name)
+	if !ok {
+		return nil, false
 	}
-	var st *dieStruct
-	if off, ok := l.lookup(name); ok {
-		st = l.structAt(off)
-	}
-	l.types[name] = st
+	st := l.structAt(off)
 	return st, st != nil
 }
 

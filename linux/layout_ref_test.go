@@ -4,12 +4,9 @@ import (
 	"debug/dwarf"
 	"debug/elf"
 	"encoding/binary"
-	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/unwind-dev/unwind/internal/corpus"
 )
 
 // refMemberOffset is the layout as debug/dwarf's decoded types give it
@@ -61,6 +58,23 @@ func refFindField(st *dwarf.StructType, name string, depth int) (int64, dwarf.Ty
 	return 0, nil, false
 }
 
+// dwarfStruct strips typedefs and qualifiers down to a structure type.
+func dwarfStruct(t dwarf.Type) (*dwarf.StructType, bool) {
+	for i := 0; i < 8; i++ {
+		switch v := t.(type) {
+		case *dwarf.StructType:
+			return v, true
+		case *dwarf.TypedefType:
+			t = v.Type
+		case *dwarf.QualType:
+			t = v.Type
+		default:
+			return nil, false
+		}
+	}
+	return nil, false
+}
+
 // TestDWARFLayoutRef asks dwarfLayout, and debug/dwarf's decoded types,
 // the size of every complete structure in the first units of the fixture
 // kernel and of the corpus vmlinux files, and the offset of each member,
@@ -68,13 +82,7 @@ func refFindField(st *dwarf.StructType, name string, depth int) (int64, dwarf.Ty
 // through anonymous ones), and of names no structure has: the answers must
 // be the same.
 func TestDWARFLayoutRef(t *testing.T) {
-	paths := []string{filepath.Join("..", "fixtures", "kernel", "build", "kernel-fp.elf")}
-	if dir, err := corpus.Find("kernel"); err == nil {
-		paths = append(paths, filepath.Join(dir, "fp", "vmlinux"))
-	}
-	if dir, err := corpus.Find("prod"); err == nil {
-		paths = append(paths, filepath.Join(dir, "kernel", "vmlinux-"+prodRelease))
-	}
+	paths := append([]string{filepath.Join("..", "fixtures", "kernel", "build", "kernel-fp.elf")}, corpusVmlinuxes()...)
 	for _, path := range paths {
 		f, err := elf.Open(path)
 		if err != nil {
@@ -146,16 +154,7 @@ func TestDWARFLayoutRef(t *testing.T) {
 // entries, gives the offset debug/dwarf's decoded type of tk_core gives,
 // for the lab and prod vmlinux.
 func TestTkCoreXtimeSecRef(t *testing.T) {
-	var paths []string
-	if dir, err := corpus.Find("kernel"); err == nil {
-		paths = append(paths, filepath.Join(dir, "fp", "vmlinux"))
-	}
-	if dir, err := corpus.Find("prod"); err == nil {
-		paths = append(paths, filepath.Join(dir, "kernel", "vmlinux-"+prodRelease))
-	}
-	if len(paths) == 0 {
-		corpus.Unavailable(t, "kernel and prod corpora", errors.New("neither found"))
-	}
+	paths := needVmlinuxes(t)
 	for _, path := range paths {
 		f, err := elf.Open(path)
 		if err != nil {
